@@ -1,0 +1,89 @@
+"""Every setting, from environment variables with the JQ_ prefix, validated once at start."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+from jobq.core.durations import parse_duration
+from jobq.core.errors import InvalidArgument
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JQ_", extra="ignore", frozen=True)
+
+    log_level: str = "INFO"
+    log_format: str = Field("json", pattern="^(json|text)$")
+
+
+class ServerSettings(_Base):
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    database_url: str = "sqlite:///.jq/jobq.db"
+    migrations_dir: Path | None = None
+    migrate_on_start: bool = True
+    max_payload_bytes: int = Field(1024 * 1024, ge=1)
+    max_batch: int = Field(1000, ge=1, le=10000)
+    auto_create_queues: bool = True
+    scheduler_interval: Duration = dt.timedelta(milliseconds=250)
+    scheduler_batch: int = Field(500, ge=1)
+    retention_interval: Duration = dt.timedelta(minutes=1)
+    max_lease_wait: Duration = dt.timedelta(seconds=30)
+    shutdown_grace: Duration = dt.timedelta(seconds=10)
+    # Queue defaults for queues created on first submit.
+    default_max_attempts: int = Field(3, ge=1, le=1000)
+    default_lease_timeout: Duration = dt.timedelta(seconds=30)
+    default_backoff_base: Duration = dt.timedelta(seconds=1)
+    default_backoff_max: Duration = dt.timedelta(hours=1)
+    default_retention: Duration = dt.timedelta(days=7)
+
+
+class WorkerSettings(_Base):
+    server_address: str = "127.0.0.1:50051"
+    token: str = ""
+    worker_id: str = ""
+    queues: str = "default"
+    concurrency: int = Field(10, ge=1, le=10000)
+    grace_period: Duration = dt.timedelta(seconds=30)
+    lease_wait: Duration = dt.timedelta(seconds=5)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8081, ge=0, le=65535, validation_alias="JQ_WORKER_HTTP_PORT")
+    report_interval: Duration = dt.timedelta(milliseconds=20)
+
+
+class ClientSettings(_Base):
+    server_address: str = "127.0.0.1:50051"
+    token: str = ""
+
+
+T = TypeVar("T", bound=BaseSettings)
+
+
+def load(cls: type[T], **overrides: object) -> T:
+    """Build settings from the environment; raise ConfigError naming the variable at fault."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            problems.append(f"JQ_{field.upper()}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def sqlite_path(url: str) -> Path:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise InvalidArgument("JQ_DATABASE_URL", f"{url!r} is not a sqlite:/// URL")
+    return Path(url[len(prefix) :])

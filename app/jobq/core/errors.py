@@ -1,0 +1,61 @@
+"""The domain's exception tree. Adapters translate driver errors into these at their edge.
+
+JobqError
+├── InvalidArgument        bad input; nothing was changed
+├── NotFound
+├── AlreadyExists          a queue that exists; an idempotency key with another payload
+├── FailedPrecondition     the request is valid but the job's state forbids it
+│   ├── StaleLease         fencing: the attempt named is not the job's current lease
+│   └── IllegalTransition  the lifecycle table has no such edge
+├── ResourceExhausted      a limit was hit
+└── StoreUnavailable       the store cannot be reached; retrying may succeed
+"""
+
+from __future__ import annotations
+
+
+class JobqError(Exception):
+    """Base of every error jobq raises on purpose."""
+
+
+class InvalidArgument(JobqError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(JobqError):
+    pass
+
+
+class AlreadyExists(JobqError):
+    pass
+
+
+class FailedPrecondition(JobqError):
+    pass
+
+
+class StaleLease(FailedPrecondition):
+    """One or more job leases named by a worker are no longer its own.
+
+    `stale` maps each job id to a sentence saying why.
+    """
+
+    def __init__(self, stale: dict[str, str]) -> None:
+        detail = "; ".join(f"{job_id}: {why}" for job_id, why in stale.items())
+        super().__init__(f"stale lease, nothing changed: {detail}")
+        self.stale = stale
+
+
+class IllegalTransition(FailedPrecondition):
+    pass
+
+
+class ResourceExhausted(JobqError):
+    pass
+
+
+class StoreUnavailable(JobqError):
+    pass

@@ -1,0 +1,174 @@
+"""Plain data: jobs, queues and workers as the core and the stores see them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from typing import Any
+
+from jobq.core.states import EventKind, JobState
+
+DEFAULT_QUEUE = "default"
+DEFAULT_TENANT = "default"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueConfig:
+    name: str
+    tenant: str = DEFAULT_TENANT
+    paused: bool = False
+    weight: int = 1
+    max_attempts: int = 3
+    backoff_base: dt.timedelta = dt.timedelta(seconds=1)
+    backoff_max: dt.timedelta = dt.timedelta(hours=1)
+    lease_timeout: dt.timedelta = dt.timedelta(seconds=30)
+    default_ttl: dt.timedelta | None = None
+    concurrency_limit: int = 0  # 0: unlimited
+    retention: dt.timedelta = dt.timedelta(days=7)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated submission, ready to store. `run_at` and `expires_at` are absolute."""
+
+    id: str
+    queue: str
+    type: str
+    payload: str
+    priority: int
+    max_attempts: int | None  # None: the queue's default, fixed at insert
+    run_at: dt.datetime
+    timeout: dt.timedelta | None
+    expires_at: dt.datetime | None
+    ttl: dt.timedelta | None  # None: the queue's default TTL applies at insert
+    idempotency_key: str | None
+    tenant: str
+    correlation_id: str
+    trace_context: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    queue: str
+    type: str
+    payload: str
+    state: JobState
+    priority: int
+    attempt: int
+    attempt_base: int  # attempts before this value don't count against max_attempts
+    max_attempts: int
+    run_at: dt.datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    tenant: str = DEFAULT_TENANT
+    timeout: dt.timedelta | None = None
+    expires_at: dt.datetime | None = None
+    lease_expires_at: dt.datetime | None = None
+    worker_id: str | None = None
+    idempotency_key: str | None = None
+    result: str | None = None
+    last_error: str | None = None
+    progress: float = 0.0
+    progress_message: str = ""
+    cancel_requested: bool = False
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    correlation_id: str = ""
+    trace_context: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def attempts_used(self) -> int:
+        return self.attempt - self.attempt_base
+
+
+class WorkerState(enum.StrEnum):
+    ACTIVE = "active"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    LOST = "lost"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    queues: tuple[str, ...]
+    capacity: int
+    state: WorkerState
+    started_at: dt.datetime
+    last_heartbeat: dt.datetime
+    task_types: tuple[str, ...] = ()
+    in_flight: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseRef:
+    job_id: str
+    attempt: int
+
+
+class OutcomeKind(enum.StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a worker reports about one lease."""
+
+    lease: LeaseRef
+    kind: OutcomeKind
+    result: str | None = None
+    error: str | None = None
+    retryable: bool = True
+    retry_after: dt.timedelta | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One row of job_events: the audit log and the outbox."""
+
+    id: str
+    job_id: str
+    kind: EventKind
+    from_state: JobState | None
+    to_state: JobState | None
+    attempt: int
+    at: dt.datetime
+    details: dict[str, Any]
+    queue: str = ""
+    published_at: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobFilter:
+    queue: str | None = None
+    states: tuple[JobState, ...] = ()
+    type: str | None = None
+    tenant: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitResult:
+    job: Job
+    created: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeartbeatResult:
+    cancel_job_ids: tuple[str, ...]
+    drain: bool
+    lease_expires_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    paused: bool
+    by_state: dict[str, int]
+    oldest_queued_age_seconds: float

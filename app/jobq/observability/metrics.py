@@ -1,0 +1,109 @@
+"""Prometheus metrics. Each process builds its own registry; nothing is global."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jobq.core.model import Job, QueueStats
+from jobq.core.states import JobState
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+JOB_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+
+_FINISHED_STATUS = {
+    JobState.SUCCEEDED: "succeeded",
+    JobState.DEAD: "dead",
+    JobState.CANCELLED: "cancelled",
+    JobState.SCHEDULED: "retried",
+}
+
+
+class ServerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.grpc_duration = Histogram(
+            "jq_grpc_request_duration_seconds",
+            "gRPC request duration by method and status code",
+            ["method", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.job_total = Counter(
+            "jq_job_total", "Job transitions by queue and outcome", ["queue", "status"], registry=r
+        )
+        self.submit_to_start = Histogram(
+            "jq_job_submit_to_start_seconds",
+            "Time from a job becoming due to its lease",
+            ["queue"],
+            buckets=JOB_BUCKETS,
+            registry=r,
+        )
+        self.lease_expired_total = Counter(
+            "jq_lease_expired_total",
+            "Leases that expired without a heartbeat",
+            ["queue"],
+            registry=r,
+        )
+        self.retries_total = Counter(
+            "jq_job_retries_total", "Failed attempts scheduled for retry", ["queue"], registry=r
+        )
+        self.dead_letters_total = Counter(
+            "jq_dead_letters_total", "Jobs dead-lettered", ["queue"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "jq_job_queue_depth", "Jobs per queue and state", ["queue", "state"], registry=r
+        )
+        self.worker_active = Gauge(
+            "jq_worker_active_count", "Workers with a fresh heartbeat", registry=r
+        )
+        self.outbox_backlog = Gauge("jq_outbox_backlog", "Job events not yet published", registry=r)
+        self.outbox_oldest_age = Gauge(
+            "jq_outbox_oldest_age_seconds", "Age of the oldest unpublished job event", registry=r
+        )
+        self.db_duration = Histogram(
+            "jq_db_query_duration_seconds",
+            "Store operation duration",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "jq_store_errors_total", "Store operations that failed", ["operation"], registry=r
+        )
+
+    def job_transition(self, queue: str, status: str) -> None:
+        self.job_total.labels(queue, status).inc()
+
+    def job_started(self, job: Job, now: dt.datetime) -> None:
+        self.job_transition(job.queue, "started")
+        self.submit_to_start.labels(job.queue).observe(max(0.0, (now - job.run_at).total_seconds()))
+
+    def job_finished(self, job: Job) -> None:
+        status = _FINISHED_STATUS.get(job.state)
+        if status is None:
+            return
+        self.job_transition(job.queue, status)
+        if job.state in (JobState.SCHEDULED, JobState.DEAD):
+            self.job_transition(job.queue, "failed")
+        if job.state is JobState.SCHEDULED:
+            self.retries_total.labels(job.queue).inc()
+        if job.state is JobState.DEAD:
+            self.dead_letters_total.labels(job.queue).inc()
+
+    def lease_expired(self, job: Job) -> None:
+        self.lease_expired_total.labels(job.queue).inc()
+        self.job_finished(job)
+
+    def expired(self, queue: str) -> None:
+        self.job_transition(queue, "expired")
+
+    def observe_queues(self, stats: list[QueueStats]) -> None:
+        for queue in stats:
+            for state, count in queue.by_state.items():
+                self.queue_depth.labels(queue.queue, state).set(count)
+
+    def observe_outbox(self, backlog: int, oldest: dt.datetime | None, now: dt.datetime) -> None:
+        self.outbox_backlog.set(backlog)
+        self.outbox_oldest_age.set(0.0 if oldest is None else (now - oldest).total_seconds())

@@ -1,0 +1,153 @@
+"""The composition root: settings in, a running jq-server out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from jobq.config import ServerSettings, sqlite_path
+from jobq.core.clock import Clock, SystemClock
+from jobq.core.errors import JobqError
+from jobq.observability.metrics import ServerMetrics
+from jobq.server.admin_service import AdminServicer
+from jobq.server.http import HttpSidePort, build_http_app
+from jobq.server.interceptors import RpcInterceptor
+from jobq.server.job_service import JobServicer
+from jobq.server.scheduler import Scheduler
+from jobq.server.service import JobqService, queue_defaults
+from jobq.server.worker_service import WorkerServicer
+from jobq.store.base import Store
+from jobq.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+)
+
+log = logging.getLogger("jobq.server")
+
+SERVICE_NAMES = (
+    job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+
+def build_store(settings: ServerSettings) -> Store:
+    """The store named by JQ_DATABASE_URL; its driver is imported only when chosen."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        from jobq.store.sqlite import SqliteStore
+
+        return SqliteStore(
+            sqlite_path(url), queue_defaults(settings), migrations_root=settings.migrations_dir
+        )
+    scheme = url.split(":", 1)[0]
+    raise JobqError(f"JQ_DATABASE_URL: unsupported scheme {scheme!r} (supported: sqlite:///)")
+
+
+class ServerApp:
+    """A jq-server: gRPC services, health, reflection, the HTTP side port and the scheduler."""
+
+    def __init__(
+        self, settings: ServerSettings, store: Store | None = None, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store or build_store(settings)
+        self.metrics = ServerMetrics()
+        self.service = JobqService(self.store, clock or SystemClock(), settings, self.metrics)
+        self.scheduler = Scheduler(self.service)
+        self.health = health.aio.HealthServicer()
+        self.grpc_port = 0
+        self.http_port = 0
+        self._draining = False
+        self._migrated = False
+        self._server: grpc.aio.Server | None = None
+        self._http: HttpSidePort | None = None
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start:
+            await self.store.migrate()
+        await self.store.open()
+        server = grpc.aio.server(
+            interceptors=[RpcInterceptor(self.metrics)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 << 20)],
+        )
+        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.service), server)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
+            WorkerServicer(self.service), server
+        )
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(self.service), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        self.grpc_port = server.add_insecure_port(address)
+        if self.grpc_port == 0:
+            raise OSError(f"cannot listen on {address} for gRPC")
+        await server.start()
+        self._server = server
+        self._http = HttpSidePort(
+            build_http_app(self.metrics.registry, self.readiness),
+            self.settings.http_host,
+            self.settings.http_port,
+        )
+        self.http_port = await self._http.start()
+        self.scheduler.start()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "jq-server listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port}
+        )
+
+    async def readiness(self) -> str | None:
+        """None when ready to serve; otherwise the reason, for /readyz and gRPC health."""
+        if self._draining:
+            return "draining"
+        try:
+            await self.store.ping()
+            if not self._migrated:
+                pending = await self.store.migrations_pending()
+                if pending:
+                    return f"{pending} migrations not applied (run jq-server migrate)"
+                self._migrated = True
+        except (JobqError, OSError) as exc:
+            return f"store unavailable: {exc}"
+        return None
+
+    async def _set_health(self, status: Any) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def stop(self) -> None:
+        """Graceful: stop taking calls, let in-flight ones finish, then close the store."""
+        self._draining = True
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace.total_seconds())
+        await self.scheduler.stop()
+        if self._http is not None:
+            await self._http.stop()
+        await self.store.close()
+        log.info("jq-server stopped")
+
+
+async def serve(settings: ServerSettings) -> None:
+    app = ServerApp(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await app.stop()

@@ -1,0 +1,256 @@
+"""Protobuf messages to domain objects and back. No logic beyond the mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from jobq.core.errors import InvalidArgument
+from jobq.core.model import (
+    Job,
+    JobFilter,
+    LeaseRef,
+    Outcome,
+    OutcomeKind,
+    QueueConfig,
+    QueueStats,
+    WorkerInfo,
+    WorkerState,
+)
+from jobq.core.states import JobState
+from jobq.core.validation import JobSpec
+from jobq.v1 import job_pb2, queue_pb2, worker_pb2, worker_service_pb2
+
+STATE_TO_PB = {
+    JobState.SCHEDULED: job_pb2.JOB_STATE_SCHEDULED,
+    JobState.QUEUED: job_pb2.JOB_STATE_QUEUED,
+    JobState.RUNNING: job_pb2.JOB_STATE_RUNNING,
+    JobState.SUCCEEDED: job_pb2.JOB_STATE_SUCCEEDED,
+    JobState.DEAD: job_pb2.JOB_STATE_DEAD,
+    JobState.CANCELLED: job_pb2.JOB_STATE_CANCELLED,
+    JobState.EXPIRED: job_pb2.JOB_STATE_EXPIRED,
+}
+STATE_FROM_PB = {v: k for k, v in STATE_TO_PB.items()}
+
+WORKER_STATE_TO_PB = {
+    WorkerState.ACTIVE: worker_pb2.WORKER_STATE_ACTIVE,
+    WorkerState.DRAINING: worker_pb2.WORKER_STATE_DRAINING,
+    WorkerState.STOPPED: worker_pb2.WORKER_STATE_STOPPED,
+    WorkerState.LOST: worker_pb2.WORKER_STATE_LOST,
+}
+
+# Job fields only the server sets; a client that sends one is told so.
+OUTPUT_ONLY_JOB_FIELDS = (
+    "id",
+    "state",
+    "attempt",
+    "lease_expires_at",
+    "worker_id",
+    "result",
+    "last_error",
+    "progress",
+    "progress_message",
+    "cancel_requested",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "expires_at",
+)
+
+
+def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def from_ts(value: timestamp_pb2.Timestamp) -> dt.datetime:
+    return value.ToDatetime(tzinfo=dt.UTC)
+
+
+def dur(value: dt.timedelta | None) -> duration_pb2.Duration | None:
+    if value is None:
+        return None
+    out = duration_pb2.Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+def from_dur(value: duration_pb2.Duration, field: str) -> dt.timedelta:
+    if value.seconds < 0 or value.nanos < 0:
+        raise InvalidArgument(field, "must not be negative")
+    return value.ToTimedelta()
+
+
+def job_to_pb(job: Job) -> job_pb2.Job:
+    fields: dict[str, Any] = {
+        "id": job.id,
+        "queue": job.queue,
+        "type": job.type,
+        "payload": job.payload,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "run_at": ts(job.run_at),
+        "timeout": dur(job.timeout),
+        "idempotency_key": job.idempotency_key or "",
+        "tenant": job.tenant,
+        "correlation_id": job.correlation_id,
+        "trace_context": job.trace_context,
+        "state": STATE_TO_PB[job.state],
+        "attempt": job.attempt,
+        "lease_expires_at": ts(job.lease_expires_at),
+        "worker_id": job.worker_id or "",
+        "result": job.result or "",
+        "last_error": job.last_error or "",
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "cancel_requested": job.cancel_requested,
+        "created_at": ts(job.created_at),
+        "updated_at": ts(job.updated_at),
+        "started_at": ts(job.started_at),
+        "finished_at": ts(job.finished_at),
+        "expires_at": ts(job.expires_at),
+    }
+    return job_pb2.Job(**{k: v for k, v in fields.items() if v is not None})
+
+
+def spec_from_pb(job: job_pb2.Job, field: str = "job") -> JobSpec:
+    for name in OUTPUT_ONLY_JOB_FIELDS:
+        if _is_set(job, name):
+            raise InvalidArgument(f"{field}.{name}", "is set by the server and must be left empty")
+    return JobSpec(
+        type=job.type,
+        payload=job.payload or "null",
+        queue=job.queue,
+        priority=job.priority,
+        max_attempts=job.max_attempts,
+        run_at=from_ts(job.run_at) if job.HasField("run_at") else None,
+        delay=from_dur(job.delay, f"{field}.delay") if job.HasField("delay") else None,
+        timeout=from_dur(job.timeout, f"{field}.timeout") if job.HasField("timeout") else None,
+        ttl=from_dur(job.ttl, f"{field}.ttl") if job.HasField("ttl") else None,
+        idempotency_key=job.idempotency_key,
+        tenant=job.tenant,
+        correlation_id=job.correlation_id,
+        trace_context=dict(job.trace_context),
+    )
+
+
+def _is_set(message: Any, name: str) -> bool:
+    value = getattr(message, name)
+    if hasattr(value, "ByteSize"):
+        return bool(message.HasField(name))
+    return bool(value)
+
+
+def queue_to_pb(queue: QueueConfig) -> queue_pb2.Queue:
+    return queue_pb2.Queue(
+        name=queue.name,
+        tenant=queue.tenant,
+        paused=queue.paused,
+        weight=queue.weight,
+        max_attempts=queue.max_attempts,
+        backoff_base=dur(queue.backoff_base),
+        backoff_max=dur(queue.backoff_max),
+        lease_timeout=dur(queue.lease_timeout),
+        default_ttl=dur(queue.default_ttl),
+        concurrency_limit=queue.concurrency_limit,
+        retention=dur(queue.retention),
+    )
+
+
+QUEUE_DURATIONS = ("backoff_base", "backoff_max", "lease_timeout", "default_ttl", "retention")
+QUEUE_SCALARS = ("tenant", "paused", "weight", "max_attempts", "concurrency_limit")
+
+
+def queue_fields_from_pb(queue: queue_pb2.Queue, names: Iterable[str]) -> dict[str, Any]:
+    """The named Queue fields as QueueConfig keyword arguments."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in QUEUE_DURATIONS:
+            if queue.HasField(name):
+                value = from_dur(getattr(queue, name), f"queue.{name}")
+                out[name] = None if name == "default_ttl" and not value else value
+            elif name == "default_ttl":
+                out[name] = None
+        elif name in QUEUE_SCALARS:
+            out[name] = getattr(queue, name)
+        else:
+            raise InvalidArgument("update_mask", f"{name!r} is not a Queue field that can change")
+    return out
+
+
+def queue_stats_to_pb(stats: QueueStats) -> queue_pb2.QueueStats:
+    return queue_pb2.QueueStats(
+        queue=stats.queue,
+        paused=stats.paused,
+        by_state=stats.by_state,
+        oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
+    )
+
+
+def worker_to_pb(worker: WorkerInfo) -> worker_pb2.Worker:
+    return worker_pb2.Worker(
+        id=worker.id,
+        hostname=worker.hostname,
+        queues=list(worker.queues),
+        capacity=worker.capacity,
+        state=WORKER_STATE_TO_PB[worker.state],
+        started_at=ts(worker.started_at),
+        last_heartbeat=ts(worker.last_heartbeat),
+        in_flight=worker.in_flight,
+        task_types=list(worker.task_types),
+    )
+
+
+def lease_from_pb(lease: worker_service_pb2.LeaseRef, field: str = "lease") -> LeaseRef:
+    if not lease.job_id:
+        raise InvalidArgument(f"{field}.job_id", "must not be empty")
+    if lease.attempt < 1:
+        raise InvalidArgument(f"{field}.attempt", "must be the attempt from the lease (>= 1)")
+    return LeaseRef(lease.job_id, lease.attempt)
+
+
+def outcome_from_pb(outcome: worker_service_pb2.Outcome, field: str) -> Outcome:
+    lease = lease_from_pb(outcome.lease, f"{field}.lease")
+    kind = outcome.WhichOneof("kind")
+    if kind == "completed":
+        return Outcome(lease, OutcomeKind.COMPLETED, result=outcome.completed.result or "null")
+    if kind == "failed":
+        failed = outcome.failed
+        return Outcome(
+            lease,
+            OutcomeKind.FAILED,
+            error=failed.error,
+            retryable=failed.retryable,
+            retry_after=(
+                from_dur(failed.retry_after, f"{field}.failed.retry_after")
+                if failed.HasField("retry_after")
+                else None
+            ),
+        )
+    if kind == "cancelled":
+        return Outcome(lease, OutcomeKind.CANCELLED, error="cancelled")
+    raise InvalidArgument(f"{field}.kind", "set one of completed, failed, cancelled")
+
+
+def filter_from_pb(request: Any) -> JobFilter:
+    states = []
+    for value in request.states:
+        if value not in STATE_FROM_PB:
+            raise InvalidArgument("states", f"unknown state {value}")
+        states.append(STATE_FROM_PB[value])
+    return JobFilter(
+        queue=request.queue or None,
+        states=tuple(states),
+        type=request.type or None,
+        tenant=request.tenant or None,
+        created_after=from_ts(request.created_after) if request.HasField("created_after") else None,
+        created_before=(
+            from_ts(request.created_before) if request.HasField("created_before") else None
+        ),
+    )

@@ -1,0 +1,69 @@
+"""The one table from domain errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from jobq.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    JobqError,
+    NotFound,
+    ResourceExhausted,
+    StaleLease,
+    StoreUnavailable,
+)
+
+STATUS_BY_ERROR: dict[type[JobqError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+STALE_LEASE_VIOLATION = "STALE_LEASE"
+
+
+def status_code_for(error: JobqError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def rich_status(error: JobqError) -> grpc.Status:
+    """The status for `error`, with google.rpc details a client can act on."""
+    code = status_code_for(error)
+    message = str(error)
+    details: list[any_pb2.Any] = []
+    if isinstance(error, StaleLease):
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=STALE_LEASE_VIOLATION, subject=job_id, description=why
+                )
+                for job_id, why in error.stale.items()
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(failure)
+        details.append(packed)
+    elif isinstance(error, InvalidArgument):
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=error.field, description=error.problem
+                )
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        details.append(packed)
+    return rpc_status.to_status(
+        status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+    )

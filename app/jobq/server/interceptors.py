@@ -1,0 +1,109 @@
+"""Cross-cutting RPC concerns: correlation ids, domain errors as status codes, metrics, logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+from grpc.aio import AbortError
+from jobq.core.errors import JobqError
+from jobq.ids import new_id
+from jobq.observability.context import CORRELATION_HEADER, correlation_id
+from jobq.observability.metrics import ServerMetrics
+from jobq.server.errors import rich_status, status_code_for
+
+log = logging.getLogger("jobq.rpc")
+
+Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+class RpcInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler: sets the correlation id, maps JobqError to a status, times the call."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method
+        incoming = dict(details.invocation_metadata or ())
+        cid = str(incoming.get(CORRELATION_HEADER) or new_id())
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, cid, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, cid, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, method: str, cid: str, behaviour: Handler) -> Handler:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            correlation_id.set(cid)
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await behaviour(request, context)
+            except Exception as exc:
+                code = _code_for(exc, context)
+                await _end_call(method, exc, code, context)
+            finally:
+                self._observe(method, code, start)
+
+        return call
+
+    def _stream(self, method: str, cid: str, behaviour: Handler) -> Handler:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            correlation_id.set(cid)
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except Exception as exc:
+                code = _code_for(exc, context)
+                await _end_call(method, exc, code, context)
+            finally:
+                self._observe(method, code, start)
+
+        return call
+
+    def _observe(self, method: str, code: grpc.StatusCode, start: float) -> None:
+        self._metrics.grpc_duration.labels(method, code.name).observe(time.perf_counter() - start)
+
+
+def _code_for(exc: Exception, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    if isinstance(exc, AbortError):
+        return context.code() or grpc.StatusCode.UNKNOWN
+    if isinstance(exc, JobqError):
+        return status_code_for(exc)
+    return grpc.StatusCode.INTERNAL
+
+
+async def _end_call(
+    method: str, exc: Exception, code: grpc.StatusCode, context: grpc.aio.ServicerContext
+) -> NoReturn:
+    """Ends the call with the status for `exc`: a domain error's code, else INTERNAL."""
+    if isinstance(exc, AbortError):
+        raise exc
+    if isinstance(exc, JobqError):
+        log.info("rpc rejected", extra={"method": method, "code": code.name, "error": str(exc)})
+        await context.abort_with_status(rich_status(exc))
+    log.error("rpc failed", exc_info=exc, extra={"method": method})
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error (correlation id {correlation_id.get()})"
+    )

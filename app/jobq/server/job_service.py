@@ -1,0 +1,75 @@
+"""jobq.v1.JobService: decode, call the service, encode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from jobq.core.validation import JobSpec
+from jobq.observability.context import correlation_id
+from jobq.server import convert
+from jobq.server.service import JobqService
+from jobq.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+
+
+def _with_correlation(spec: JobSpec) -> JobSpec:
+    if spec.correlation_id:
+        return spec
+    from dataclasses import replace
+
+    return replace(spec, correlation_id=correlation_id.get())
+
+
+class JobServicer(job_service_pb2_grpc.JobServiceServicer):
+    def __init__(self, service: JobqService) -> None:
+        self._service = service
+
+    async def Submit(
+        self, request: job_service_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> job_service_pb2.SubmitResponse:
+        spec = _with_correlation(convert.spec_from_pb(request.job, "job"))
+        (result,) = await self._service.submit([spec], field="job")
+        return job_service_pb2.SubmitResponse(
+            job=convert.job_to_pb(result.job), created=result.created
+        )
+
+    async def SubmitBatch(
+        self, request: job_service_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> job_service_pb2.SubmitBatchResponse:
+        specs = [
+            _with_correlation(convert.spec_from_pb(job, f"jobs[{i}]"))
+            for i, job in enumerate(request.jobs)
+        ]
+        results = await self._service.submit(specs, field="jobs")
+        return job_service_pb2.SubmitBatchResponse(
+            results=[
+                job_service_pb2.SubmitResponse(job=convert.job_to_pb(r.job), created=r.created)
+                for r in results
+            ]
+        )
+
+    async def GetJob(
+        self, request: job_service_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> job_pb2.Job:
+        return convert.job_to_pb(await self._service.get(request.id))
+
+    async def ListJobs(
+        self, request: job_service_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> job_service_pb2.ListJobsResponse:
+        page = await self._service.list(
+            convert.filter_from_pb(request), request.page_size, request.page_token
+        )
+        return job_service_pb2.ListJobsResponse(
+            jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=page.next_after or ""
+        )
+
+    async def CancelJob(
+        self, request: job_service_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> job_pb2.Job:
+        return convert.job_to_pb(await self._service.cancel(request.id, request.reason))
+
+    async def WatchJob(
+        self, request: job_service_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[job_pb2.Job]:
+        async for job in self._service.watch(request.id):
+            yield convert.job_to_pb(job)

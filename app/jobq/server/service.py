@@ -1,0 +1,370 @@
+"""What the gRPC servicers call: validation, the store, wake-ups and time in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from jobq.config import ServerSettings
+from jobq.core.clock import Clock
+from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from jobq.core.model import (
+    Job,
+    JobFilter,
+    LeaseRef,
+    Outcome,
+    OutcomeKind,
+    QueueConfig,
+    QueueStats,
+    SubmitResult,
+    WorkerInfo,
+    WorkerState,
+)
+from jobq.core.states import TERMINAL_STATES, JobState
+from jobq.core.validation import (
+    JobSpec,
+    Limits,
+    validate_job,
+    validate_json,
+    validate_queue,
+    validate_queue_name,
+)
+from jobq.ids import new_id
+from jobq.observability.metrics import ServerMetrics
+from jobq.server.notify import Notifier
+from jobq.store.base import DeadLetterSelector, Page, Store
+
+MAX_PAGE = 1000
+MIN_HEARTBEAT_INTERVAL = dt.timedelta(milliseconds=200)
+
+
+def queue_defaults(settings: ServerSettings) -> QueueConfig:
+    return QueueConfig(
+        name="default",
+        max_attempts=settings.default_max_attempts,
+        lease_timeout=settings.default_lease_timeout,
+        backoff_base=settings.default_backoff_base,
+        backoff_max=settings.default_backoff_max,
+        retention=settings.default_retention,
+    )
+
+
+def _prefixed(exc: InvalidArgument, prefix: str) -> InvalidArgument:
+    return InvalidArgument(f"{prefix}.{exc.field}", exc.problem)
+
+
+class JobqService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: ServerSettings,
+        metrics: ServerMetrics,
+        notifier: Notifier | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.metrics = metrics
+        self.notifier = notifier or Notifier()
+        self._rng = rng or random.Random()
+        self._limits = Limits(settings.max_payload_bytes, settings.max_batch)
+        self._defaults = queue_defaults(settings)
+
+    # --- jobs -------------------------------------------------------------------------
+
+    async def submit(self, specs: Sequence[JobSpec], field: str = "jobs") -> list[SubmitResult]:
+        if not specs:
+            raise InvalidArgument(field, "must hold at least one job")
+        if len(specs) > self._limits.max_batch:
+            raise InvalidArgument(
+                field, f"{len(specs)} jobs is over the batch limit of {self._limits.max_batch}"
+            )
+        now = self.clock.now()
+        new_jobs = []
+        for index, spec in enumerate(specs):
+            prefix = field if len(specs) == 1 and field == "job" else f"{field}[{index}]"
+            try:
+                new_jobs.append(validate_job(spec, now=now, limits=self._limits, new_id=new_id))
+            except InvalidArgument as exc:
+                raise _prefixed(exc, prefix) from None
+        if not self.settings.auto_create_queues:
+            for name in {j.queue for j in new_jobs}:
+                if await self.store.queues.get(name) is None:
+                    raise NotFound(f"queue {name!r} not found (JQ_AUTO_CREATE_QUEUES is off)")
+        results = await self.store.jobs.submit(new_jobs, now)
+        created = [r.job for r in results if r.created]
+        for job in created:
+            self.metrics.job_transition(job.queue, "submitted")
+        if any(j.state is JobState.QUEUED for j in created):
+            self.notifier.work_available()
+        return results
+
+    async def get(self, job_id: str) -> Job:
+        if not job_id:
+            raise InvalidArgument("id", "must not be empty")
+        job = await self.store.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    async def list(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
+        if page_size < 0 or page_size > MAX_PAGE:
+            raise InvalidArgument("page_size", f"must be in 0..{MAX_PAGE} (0: 50)")
+        return await self.store.jobs.list(flt, page_size or 50, page_token or None)
+
+    async def cancel(self, job_id: str, reason: str) -> Job:
+        await self.get(job_id)
+        job = await self.store.jobs.cancel(job_id, self.clock.now(), reason)
+        if job.state is JobState.CANCELLED:
+            self.metrics.job_transition(job.queue, "cancelled")
+        self.notifier.jobs_changed([job_id])
+        return job
+
+    async def watch(self, job_id: str, poll: float = 1.0) -> AsyncIterator[Job]:
+        """The job now, then each time it changes, ending after a terminal state."""
+        job = await self.get(job_id)
+        last: tuple[Any, ...] | None = None
+        while True:
+            view = (
+                job.state,
+                job.attempt,
+                job.progress,
+                job.progress_message,
+                job.cancel_requested,
+            )
+            if view != last:
+                last = view
+                yield job
+            if job.state in TERMINAL_STATES:
+                return
+            await self.notifier.wait_for_job(job_id, poll)
+            job = await self.get(job_id)
+
+    # --- workers ----------------------------------------------------------------------
+
+    async def register_worker(
+        self,
+        worker_id: str,
+        hostname: str,
+        queues: Sequence[str],
+        capacity: int,
+        task_types: Sequence[str],
+    ) -> tuple[WorkerInfo, dt.timedelta]:
+        if capacity < 1:
+            raise InvalidArgument("capacity", "must be at least 1")
+        if not queues:
+            raise InvalidArgument("queues", "name at least one queue")
+        for name in queues:
+            validate_queue_name(name, "queues")
+        now = self.clock.now()
+        worker = await self.store.workers.register(
+            WorkerInfo(
+                id=worker_id or new_id(),
+                hostname=hostname or "unknown",
+                queues=tuple(queues),
+                capacity=capacity,
+                state=WorkerState.ACTIVE,
+                started_at=now,
+                last_heartbeat=now,
+                task_types=tuple(task_types),
+            )
+        )
+        return worker, await self._heartbeat_interval(queues)
+
+    async def _heartbeat_interval(self, queues: Sequence[str]) -> dt.timedelta:
+        timeouts = [self._defaults.lease_timeout]
+        for name in queues:
+            queue = await self.store.queues.get(name)
+            if queue is not None:
+                timeouts.append(queue.lease_timeout)
+        return max(MIN_HEARTBEAT_INTERVAL, min(timeouts) / 3)
+
+    async def heartbeat(self, worker_id: str, leases: Sequence[LeaseRef]) -> Any:
+        self._need_worker_id(worker_id)
+        return await self.store.jobs.heartbeat(worker_id, leases, self.clock.now())
+
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        wait: dt.timedelta,
+        task_types: Sequence[str],
+    ) -> list[Job]:
+        self._need_worker_id(worker_id)
+        if not 1 <= max_jobs <= self._limits.max_batch:
+            raise InvalidArgument("max_jobs", f"must be in 1..{self._limits.max_batch}")
+        if wait > self.settings.max_lease_wait:
+            raise InvalidArgument("wait", f"must be at most {self.settings.max_lease_wait}")
+        worker = await self.store.workers.get(worker_id)
+        if worker is None:
+            raise FailedPrecondition(f"worker {worker_id} is not registered")
+        if worker.state is not WorkerState.ACTIVE:
+            return []
+        queues = list(queues or worker.queues)
+        deadline = self.clock.now() + wait
+        while True:
+            now = self.clock.now()
+            jobs = await self.store.jobs.lease(worker_id, queues, max_jobs, now, task_types)
+            if jobs:
+                for job in jobs:
+                    self.metrics.job_started(job, now)
+                self.notifier.jobs_changed(j.id for j in jobs)
+                return jobs
+            remaining = (deadline - now).total_seconds()
+            if remaining <= 0:
+                return []
+            await self.notifier.wait_for_work(min(remaining, 1.0))
+
+    async def report_progress(
+        self, worker_id: str, lease: LeaseRef, progress: float, message: str
+    ) -> Job:
+        self._need_worker_id(worker_id)
+        if not 0.0 <= progress <= 1.0:
+            raise InvalidArgument("progress", "must be in 0..1")
+        if len(message) > 1000:
+            raise InvalidArgument("message", "must be at most 1000 characters")
+        job = await self.store.jobs.report_progress(
+            worker_id, lease, progress, message, self.clock.now()
+        )
+        self.notifier.jobs_changed([job.id])
+        return job
+
+    async def report(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Job]:
+        self._need_worker_id(worker_id)
+        if not outcomes:
+            return []
+        if len(outcomes) > self._limits.max_batch:
+            raise InvalidArgument("outcomes", f"at most {self._limits.max_batch} per call")
+        for index, outcome in enumerate(outcomes):
+            if outcome.kind is OutcomeKind.COMPLETED:
+                validate_json(
+                    outcome.result or "null",
+                    f"outcomes[{index}].completed.result",
+                    self._limits.max_payload_bytes,
+                )
+        jobs = await self.store.jobs.report(worker_id, outcomes, self.clock.now())
+        for job in jobs:
+            self.metrics.job_finished(job)
+        self.notifier.jobs_changed(j.id for j in jobs)
+        return jobs
+
+    async def release(self, worker_id: str, leases: Sequence[LeaseRef]) -> int:
+        self._need_worker_id(worker_id)
+        released = await self.store.jobs.release(worker_id, leases, self.clock.now())
+        if released:
+            self.notifier.jobs_changed(lease.job_id for lease in leases)
+            self.notifier.work_available()
+        return released
+
+    async def deregister(self, worker_id: str) -> None:
+        self._need_worker_id(worker_id)
+        await self.store.workers.set_state(worker_id, WorkerState.STOPPED)
+
+    @staticmethod
+    def _need_worker_id(worker_id: str) -> None:
+        if not worker_id:
+            raise InvalidArgument("worker_id", "must not be empty; call RegisterWorker first")
+
+    # --- queues, workers, dead letters (operators) ---------------------------------------
+
+    async def create_queue(self, fields: dict[str, Any]) -> QueueConfig:
+        base = dataclasses.replace(self._defaults, name=fields.get("name", ""))
+        non_zero = {k: v for k, v in fields.items() if v or isinstance(v, bool)}
+        queue = validate_queue(dataclasses.replace(base, **non_zero))
+        return await self.store.queues.create(queue, self.clock.now())
+
+    async def update_queue(self, name: str, changes: dict[str, Any]) -> QueueConfig:
+        if "name" in changes:
+            raise InvalidArgument("update_mask", "a queue's name cannot change")
+        queue = await self.store.queues.update(name, changes, self.clock.now())
+        self.notifier.work_available()
+        return queue
+
+    async def get_queue(self, name: str) -> QueueConfig:
+        queue = await self.store.queues.get(name)
+        if queue is None:
+            raise NotFound(f"queue {name!r} not found")
+        return queue
+
+    async def list_queues(self) -> list[QueueConfig]:
+        return await self.store.queues.list()
+
+    async def purge_queue(self, name: str) -> int:
+        return await self.store.queues.purge(name, self.clock.now())
+
+    async def queue_stats(self, name: str | None) -> list[QueueStats]:
+        return await self.store.queues.stats(name, self.clock.now())
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return await self.store.workers.list(self.clock.now(), self._defaults.lease_timeout)
+
+    async def drain_worker(self, worker_id: str) -> WorkerInfo:
+        self._need_worker_id(worker_id)
+        return await self.store.workers.set_state(worker_id, WorkerState.DRAINING)
+
+    async def list_dead(self, queue: str, page_size: int, page_token: str) -> Page:
+        flt = JobFilter(queue=queue or None, states=(JobState.DEAD,))
+        return await self.list(flt, page_size, page_token)
+
+    async def replay_dead(self, selector: DeadLetterSelector) -> int:
+        self._need_selector(selector)
+        count = await self.store.jobs.replay_dead(selector, self.clock.now())
+        if count:
+            self.notifier.work_available()
+        return count
+
+    async def discard_dead(self, selector: DeadLetterSelector) -> int:
+        self._need_selector(selector)
+        return await self.store.jobs.discard_dead(selector, self.clock.now())
+
+    @staticmethod
+    def _need_selector(selector: DeadLetterSelector) -> None:
+        if not selector.ids and not selector.queue:
+            raise InvalidArgument("selector", "name a queue or job ids")
+
+    async def cluster_stats(self) -> dict[str, Any]:
+        stats = await self.queue_stats(None)
+        by_state: dict[str, int] = {s.value: 0 for s in JobState}
+        for queue in stats:
+            for state, count in queue.by_state.items():
+                by_state[state] = by_state.get(state, 0) + count
+        workers = await self.list_workers()
+        backlog, _ = await self.store.events.backlog()
+        return {
+            "jobs_by_state": by_state,
+            "queues": len(stats),
+            "active_workers": sum(w.state is WorkerState.ACTIVE for w in workers),
+            "outbox_backlog": backlog,
+        }
+
+    # --- singleton work, run by the scheduler loop -----------------------------------------
+
+    async def tick(self) -> None:
+        now = self.clock.now()
+        batch = self.settings.scheduler_batch
+        expired = await self.store.jobs.expire_unstarted(now, batch)
+        promoted = await self.store.jobs.promote_due(now, batch)
+        reaped = await self.store.jobs.reap_expired_leases(now, batch)
+        for job in reaped:
+            self.metrics.lease_expired(job)
+        if reaped:
+            self.notifier.jobs_changed(j.id for j in reaped)
+        if promoted:
+            self.notifier.work_available()
+        for queue in expired:
+            self.metrics.expired(queue)
+
+    async def observe(self) -> None:
+        """Refresh the gauges that come from the store (queue depth, workers, outbox)."""
+        now = self.clock.now()
+        self.metrics.observe_queues(await self.queue_stats(None))
+        workers = await self.list_workers()
+        self.metrics.worker_active.set(sum(w.state is WorkerState.ACTIVE for w in workers))
+        backlog, oldest = await self.store.events.backlog()
+        self.metrics.observe_outbox(backlog, oldest, now)

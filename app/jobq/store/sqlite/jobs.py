@@ -1,0 +1,746 @@
+"""The SQLite job repository: every state change is one transaction with its events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+from jobq.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StaleLease,
+)
+from jobq.core.lifecycle import decide_failure, initial_state
+from jobq.core.model import (
+    HeartbeatResult,
+    Job,
+    JobEvent,
+    JobFilter,
+    LeaseRef,
+    NewJob,
+    Outcome,
+    OutcomeKind,
+    QueueConfig,
+    SubmitResult,
+    WorkerState,
+)
+from jobq.core.scheduling import weighted_order
+from jobq.core.states import PENDING_STATES, EventKind, JobState
+from jobq.store.base import DeadLetterSelector, Page
+from jobq.store.sqlite.db import SqliteDb, opt_span_us, opt_to_us, to_us
+from jobq.store.sqlite.rows import (
+    event_from_row,
+    event_params,
+    job_from_row,
+    queue_from_row,
+    queue_params,
+)
+from jobq.store.transitions import transition_event
+
+S = JobState
+E = EventKind
+
+INSERT_EVENT = """
+INSERT INTO job_events (id, job_id, queue, kind, from_state, to_state, attempt, at, details)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+INSERT_JOB = """
+INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
+                  timeout_us, expires_at, idempotency_key, correlation_id, trace_context,
+                  created_at, updated_at)
+VALUES (:id, :queue, :tenant, :type, :payload, :state, :priority, :max_attempts, :run_at,
+        :timeout_us, :expires_at, :idempotency_key, :correlation_id, :trace_context,
+        :now, :now)
+"""
+
+INSERT_QUEUE_IF_MISSING = """
+INSERT OR IGNORE INTO queues (name, tenant, paused, weight, max_attempts, backoff_base_us,
+                              backoff_max_us, lease_timeout_us, default_ttl_us,
+                              concurrency_limit, retention_us, created_at, updated_at)
+VALUES (:name, :tenant, :paused, :weight, :max_attempts, :backoff_base_us, :backoff_max_us,
+        :lease_timeout_us, :default_ttl_us, :concurrency_limit, :retention_us, :now, :now)
+"""
+
+SELECT_LEASABLE = """
+SELECT * FROM jobs
+WHERE queue = ? AND state = 'queued' AND (expires_at IS NULL OR expires_at > ?) {type_filter}
+ORDER BY priority DESC, run_at, id
+LIMIT ?
+"""
+
+START_JOB = """
+UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, lease_expires_at = ?,
+                started_at = ?, updated_at = ?, cancel_requested = 0, progress = 0,
+                progress_message = ''
+WHERE id = ?
+"""
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+async def insert_events(conn: aiosqlite.Connection, events: Iterable[JobEvent]) -> None:
+    await conn.executemany(INSERT_EVENT, [event_params(e) for e in events])
+
+
+async def load_queues(conn: aiosqlite.Connection, names: Iterable[str]) -> dict[str, QueueConfig]:
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    cursor = await conn.execute(
+        f"SELECT * FROM queues WHERE name IN ({_placeholders(wanted)})", wanted
+    )
+    return {row["name"]: queue_from_row(row) for row in await cursor.fetchall()}
+
+
+async def fetch_jobs(conn: aiosqlite.Connection, ids: Sequence[str]) -> dict[str, Job]:
+    if not ids:
+        return {}
+    found: dict[str, Job] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        cursor = await conn.execute(
+            f"SELECT * FROM jobs WHERE id IN ({_placeholders(chunk)})", chunk
+        )
+        found.update((row["id"], job_from_row(row)) for row in await cursor.fetchall())
+    return found
+
+
+def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:
+    """Why `worker_id` does not hold `lease` (the fencing check), or None when it does."""
+    if job is None:
+        return "no such job"
+    if job.state is not S.RUNNING:
+        return f"job is {job.state.value}, not running"
+    if job.attempt != lease.attempt:
+        return f"attempt {lease.attempt} is stale, the current attempt is {job.attempt}"
+    if job.worker_id != worker_id:
+        return f"leased by another worker ({job.worker_id})"
+    return None
+
+
+class SqliteJobs:
+    def __init__(self, db: SqliteDb, queue_defaults: QueueConfig, rng: random.Random) -> None:
+        self._db = db
+        self._defaults = queue_defaults
+        self._rng = rng
+
+    async def submit(self, jobs: Sequence[NewJob], now: dt.datetime) -> list[SubmitResult]:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            for name in sorted({j.queue for j in jobs}):
+                params = queue_params(self._defaults) | {"name": name, "now": now_us}
+                await conn.execute(INSERT_QUEUE_IF_MISSING, params)
+            queues = await load_queues(conn, (j.queue for j in jobs))
+            results: list[SubmitResult | None] = []
+            fresh: list[tuple[NewJob, QueueConfig]] = []
+            seen_keys: dict[tuple[str, str], NewJob] = {}
+            for index, new in enumerate(jobs):
+                existing = await self._match_idempotent(conn, new, index, seen_keys)
+                if existing is not None:
+                    results.append(SubmitResult(existing, created=False))
+                    continue
+                if new.idempotency_key:
+                    seen_keys[(new.queue, new.idempotency_key)] = new
+                fresh.append((new, queues[new.queue]))
+                results.append(None)
+            rows, events = [], []
+            for new, queue in fresh:
+                state = initial_state(new.run_at, now)
+                ttl = new.ttl if new.ttl is not None else queue.default_ttl
+                rows.append(
+                    {
+                        "id": new.id,
+                        "queue": new.queue,
+                        "tenant": new.tenant,
+                        "type": new.type,
+                        "payload": new.payload,
+                        "state": state.value,
+                        "priority": new.priority,
+                        "max_attempts": new.max_attempts or queue.max_attempts,
+                        "run_at": to_us(new.run_at),
+                        "timeout_us": opt_span_us(new.timeout),
+                        "expires_at": opt_to_us(new.run_at + ttl if ttl else None),
+                        "idempotency_key": new.idempotency_key,
+                        "correlation_id": new.correlation_id,
+                        "trace_context": json.dumps(new.trace_context),
+                        "now": now_us,
+                    }
+                )
+                events.append(
+                    transition_event(
+                        job_id=new.id,
+                        queue=new.queue,
+                        kind=E.SUBMITTED,
+                        from_state=None,
+                        to_state=state,
+                        attempt=0,
+                        at=now,
+                        type=new.type,
+                        correlation_id=new.correlation_id or None,
+                    )
+                )
+            await conn.executemany(INSERT_JOB, rows)
+            await insert_events(conn, events)
+            stored = await fetch_jobs(conn, [new.id for new, _ in fresh])
+        fresh_iter = iter(fresh)
+        return [
+            r if r is not None else SubmitResult(stored[next(fresh_iter)[0].id], created=True)
+            for r in results
+        ]
+
+    async def _match_idempotent(
+        self,
+        conn: aiosqlite.Connection,
+        new: NewJob,
+        index: int,
+        seen: dict[tuple[str, str], NewJob],
+    ) -> Job | None:
+        if not new.idempotency_key:
+            return None
+        key = (new.queue, new.idempotency_key)
+        if key in seen:
+            earlier = seen[key]
+            if (earlier.type, earlier.payload) != (new.type, new.payload):
+                raise AlreadyExists(
+                    f"jobs[{index}]: idempotency key {new.idempotency_key!r} is used twice in "
+                    "this batch with different payloads"
+                )
+            raise InvalidArgument(
+                f"jobs[{index}].idempotency_key", "repeats an earlier job of this batch"
+            )
+        cursor = await conn.execute(
+            "SELECT * FROM jobs WHERE queue = ? AND idempotency_key = ?", key
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        job = job_from_row(row)
+        if (job.type, job.payload) != (new.type, new.payload):
+            raise AlreadyExists(
+                f"idempotency key {new.idempotency_key!r} in queue {new.queue!r} belongs to "
+                f"job {job.id} with a different type or payload"
+            )
+        return job
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self._db.read() as conn:
+            return (await fetch_jobs(conn, [job_id])).get(job_id)
+
+    async def list(self, flt: JobFilter, limit: int, after: str | None) -> Page:
+        clauses, params = _filter_sql(flt)
+        if after:
+            clauses.append("id < ?")
+            params.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._db.read() as conn:
+            cursor = await conn.execute(
+                f"SELECT * FROM jobs {where} ORDER BY id DESC LIMIT ?", [*params, limit + 1]
+            )
+            rows = await cursor.fetchall()
+        jobs = [job_from_row(r) for r in rows[:limit]]
+        return Page(jobs, jobs[-1].id if len(rows) > limit else None)
+
+    async def events(self, job_id: str) -> list[JobEvent]:
+        async with self._db.read() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,)
+            )
+            return [event_from_row(r) for r in await cursor.fetchall()]
+
+    async def cancel(self, job_id: str, now: dt.datetime, reason: str) -> Job:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            job = (await fetch_jobs(conn, [job_id])).get(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            if job.state in PENDING_STATES:
+                event = transition_event(
+                    job_id=job.id,
+                    queue=job.queue,
+                    kind=E.CANCELLED,
+                    from_state=job.state,
+                    to_state=S.CANCELLED,
+                    attempt=job.attempt,
+                    at=now,
+                    reason=reason or None,
+                )
+                await conn.execute(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (now_us, now_us, job_id),
+                )
+                await insert_events(conn, [event])
+            elif job.state is S.RUNNING:
+                if not job.cancel_requested:
+                    event = transition_event(
+                        job_id=job.id,
+                        queue=job.queue,
+                        kind=E.CANCEL_REQUESTED,
+                        from_state=S.RUNNING,
+                        to_state=S.RUNNING,
+                        attempt=job.attempt,
+                        at=now,
+                        reason=reason or None,
+                    )
+                    await conn.execute(
+                        "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
+                        (now_us, job_id),
+                    )
+                    await insert_events(conn, [event])
+            else:
+                raise FailedPrecondition(f"job {job_id} is already {job.state.value}")
+            return (await fetch_jobs(conn, [job_id]))[job_id]
+
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+    ) -> list[Job]:
+        now_us = to_us(now)
+        type_filter = f"AND type IN ({_placeholders(task_types)})" if task_types else ""
+        async with self._db.tx() as conn:
+            configs = await load_queues(conn, queues)
+            open_queues = [(q, q.weight) for q in configs.values() if not q.paused]
+            leased: list[Job] = []
+            for queue in weighted_order(open_queues, self._rng):
+                room = max_jobs - len(leased)
+                if room <= 0:
+                    break
+                if queue.concurrency_limit:
+                    cursor = await conn.execute(
+                        "SELECT count(*) FROM jobs WHERE queue = ? AND state = 'running'",
+                        (queue.name,),
+                    )
+                    running = (await cursor.fetchone())[0]
+                    room = min(room, queue.concurrency_limit - running)
+                    if room <= 0:
+                        continue
+                cursor = await conn.execute(
+                    SELECT_LEASABLE.format(type_filter=type_filter),
+                    [queue.name, now_us, *task_types, room],
+                )
+                candidates = [job_from_row(r) for r in await cursor.fetchall()]
+                if not candidates:
+                    continue
+                lease_until = to_us(now + queue.lease_timeout)
+                await conn.executemany(
+                    START_JOB, [(worker_id, lease_until, now_us, now_us, j.id) for j in candidates]
+                )
+                await insert_events(
+                    conn,
+                    (
+                        transition_event(
+                            job_id=j.id,
+                            queue=j.queue,
+                            kind=E.STARTED,
+                            from_state=S.QUEUED,
+                            to_state=S.RUNNING,
+                            attempt=j.attempt + 1,
+                            at=now,
+                            worker_id=worker_id,
+                        )
+                        for j in candidates
+                    ),
+                )
+                started = await fetch_jobs(conn, [j.id for j in candidates])
+                leased.extend(started[j.id] for j in candidates)
+            return leased
+
+    async def _held(
+        self, conn: aiosqlite.Connection, worker_id: str, leases: Sequence[LeaseRef]
+    ) -> dict[str, Job]:
+        """The jobs behind `leases`, or StaleLease naming every lease the worker does not hold."""
+        ids = [lease.job_id for lease in leases]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument("leases", "names the same job more than once")
+        jobs = await fetch_jobs(conn, ids)
+        stale = {
+            lease.job_id: why
+            for lease in leases
+            if (why := stale_reason(jobs.get(lease.job_id), worker_id, lease)) is not None
+        }
+        if stale:
+            raise StaleLease(stale)
+        return jobs
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+    ) -> HeartbeatResult:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            cursor = await conn.execute(
+                "UPDATE workers SET last_heartbeat = ?, "
+                "state = CASE WHEN state = 'lost' THEN 'active' ELSE state END "
+                "WHERE id = ? RETURNING state",
+                (now_us, worker_id),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise FailedPrecondition(f"worker {worker_id} is not registered")
+            jobs = await self._held(conn, worker_id, leases)
+            queues = await load_queues(conn, (j.queue for j in jobs.values()))
+            expiries = {j.id: now + queues[j.queue].lease_timeout for j in jobs.values()}
+            await conn.executemany(
+                "UPDATE jobs SET lease_expires_at = ? WHERE id = ?",
+                [(to_us(until), job_id) for job_id, until in expiries.items()],
+            )
+        return HeartbeatResult(
+            cancel_job_ids=tuple(j.id for j in jobs.values() if j.cancel_requested),
+            drain=row["state"] == WorkerState.DRAINING.value,
+            lease_expires_at=min(expiries.values(), default=None),
+        )
+
+    async def report_progress(
+        self, worker_id: str, lease: LeaseRef, progress: float, message: str, now: dt.datetime
+    ) -> Job:
+        async with self._db.tx() as conn:
+            await self._held(conn, worker_id, [lease])
+            await conn.execute(
+                "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ?",
+                (progress, message, to_us(now), lease.job_id),
+            )
+            return (await fetch_jobs(conn, [lease.job_id]))[lease.job_id]
+
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
+    ) -> list[Job]:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
+            queues = await load_queues(conn, (j.queue for j in jobs.values()))
+            events: list[JobEvent] = []
+            for outcome in outcomes:
+                job = jobs[outcome.lease.job_id]
+                event, update = self._apply_outcome(job, queues[job.queue], outcome, now)
+                events.append(event)
+                sets = ", ".join(f"{column} = :{column}" for column in update)
+                await conn.execute(
+                    f"UPDATE jobs SET {sets}, worker_id = NULL, lease_expires_at = NULL, "
+                    "updated_at = :now WHERE id = :id",
+                    update | {"now": now_us, "id": job.id},
+                )
+            await insert_events(conn, events)
+            after = await fetch_jobs(conn, list(jobs))
+        return [after[o.lease.job_id] for o in outcomes]
+
+    def _apply_outcome(
+        self, job: Job, queue: QueueConfig, outcome: Outcome, now: dt.datetime
+    ) -> tuple[JobEvent, dict[str, Any]]:
+        now_us = to_us(now)
+        base = {
+            "job_id": job.id,
+            "queue": job.queue,
+            "from_state": S.RUNNING,
+            "attempt": job.attempt,
+            "at": now,
+        }
+        if outcome.kind is OutcomeKind.COMPLETED:
+            event = transition_event(**base, kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
+            return event, {
+                "state": S.SUCCEEDED.value,
+                "result": outcome.result,
+                "finished_at": now_us,
+                "progress": 1.0,
+            }
+        if outcome.kind is OutcomeKind.CANCELLED or job.cancel_requested:
+            event = transition_event(
+                **base, kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error
+            )
+            return event, {
+                "state": S.CANCELLED.value,
+                "finished_at": now_us,
+                "last_error": outcome.error or job.last_error,
+            }
+        decision = decide_failure(
+            job,
+            queue,
+            now,
+            retryable=outcome.retryable,
+            retry_after=outcome.retry_after,
+            rng=self._rng,
+        )
+        event = transition_event(
+            **base,
+            kind=decision.kind,
+            to_state=decision.to_state,
+            error=outcome.error,
+            retryable=outcome.retryable,
+        )
+        if decision.to_state is S.DEAD:
+            return event, {
+                "state": S.DEAD.value,
+                "last_error": outcome.error,
+                "finished_at": now_us,
+            }
+        assert decision.run_at is not None
+        return event, {
+            "state": S.SCHEDULED.value,
+            "last_error": outcome.error,
+            "run_at": to_us(decision.run_at),
+        }
+
+    async def release(self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime) -> int:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+            held = [
+                jobs[lease.job_id]
+                for lease in leases
+                if stale_reason(jobs.get(lease.job_id), worker_id, lease) is None
+            ]
+            # A released attempt does not count against max_attempts.
+            await conn.executemany(
+                "UPDATE jobs SET state = 'queued', attempt_base = attempt_base + 1, "
+                "worker_id = NULL, lease_expires_at = NULL, run_at = ?, updated_at = ? "
+                "WHERE id = ?",
+                [(now_us, now_us, j.id) for j in held],
+            )
+            await insert_events(
+                conn,
+                (
+                    transition_event(
+                        job_id=j.id,
+                        queue=j.queue,
+                        kind=E.RELEASED,
+                        from_state=S.RUNNING,
+                        to_state=S.QUEUED,
+                        attempt=j.attempt,
+                        at=now,
+                        worker_id=worker_id,
+                    )
+                    for j in held
+                ),
+            )
+            return len(held)
+
+    async def promote_due(self, now: dt.datetime, limit: int) -> int:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            cursor = await conn.execute(
+                "SELECT id, queue, attempt FROM jobs WHERE state = 'scheduled' AND run_at <= ? "
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY run_at LIMIT ?",
+                (now_us, now_us, limit),
+            )
+            due = await cursor.fetchall()
+            await conn.executemany(
+                "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?",
+                [(now_us, r["id"]) for r in due],
+            )
+            await insert_events(
+                conn,
+                (
+                    transition_event(
+                        job_id=r["id"],
+                        queue=r["queue"],
+                        kind=E.PROMOTED,
+                        from_state=S.SCHEDULED,
+                        to_state=S.QUEUED,
+                        attempt=r["attempt"],
+                        at=now,
+                    )
+                    for r in due
+                ),
+            )
+            return len(due)
+
+    async def reap_expired_leases(self, now: dt.datetime, limit: int) -> list[Job]:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= ? "
+                "ORDER BY lease_expires_at LIMIT ?",
+                (now_us, limit),
+            )
+            expired = [job_from_row(r) for r in await cursor.fetchall()]
+            queues = await load_queues(conn, (j.queue for j in expired))
+            events = []
+            for job in expired:
+                error = f"lease expired: worker {job.worker_id} stopped heartbeating"
+                if job.cancel_requested:
+                    to_state, kind, run_at = S.CANCELLED, E.CANCELLED, None
+                else:
+                    decision = decide_failure(
+                        job,
+                        queues[job.queue],
+                        now,
+                        retryable=True,
+                        lease_expired=True,
+                        rng=self._rng,
+                    )
+                    to_state, kind, run_at = decision.to_state, decision.kind, decision.run_at
+                events.append(
+                    transition_event(
+                        job_id=job.id,
+                        queue=job.queue,
+                        kind=kind,
+                        from_state=S.RUNNING,
+                        to_state=to_state,
+                        attempt=job.attempt,
+                        at=now,
+                        error=error,
+                        worker_id=job.worker_id,
+                    )
+                )
+                await conn.execute(
+                    "UPDATE jobs SET state = ?, last_error = ?, worker_id = NULL, "
+                    "lease_expires_at = NULL, run_at = COALESCE(?, run_at), "
+                    "finished_at = CASE WHEN ? IS NULL THEN ? ELSE NULL END, updated_at = ? "
+                    "WHERE id = ?",
+                    (
+                        to_state.value,
+                        error,
+                        opt_to_us(run_at),
+                        opt_to_us(run_at),
+                        now_us,
+                        now_us,
+                        job.id,
+                    ),
+                )
+            await insert_events(conn, events)
+            after = await fetch_jobs(conn, [j.id for j in expired])
+        return [after[j.id] for j in expired]
+
+    async def expire_unstarted(self, now: dt.datetime, limit: int) -> list[str]:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            cursor = await conn.execute(
+                "SELECT id, queue, state, attempt FROM jobs WHERE state IN ('scheduled', 'queued') "
+                "AND expires_at <= ? LIMIT ?",
+                (now_us, limit),
+            )
+            rows = await cursor.fetchall()
+            await conn.executemany(
+                "UPDATE jobs SET state = 'expired', finished_at = ?, updated_at = ? WHERE id = ?",
+                [(now_us, now_us, r["id"]) for r in rows],
+            )
+            await insert_events(
+                conn,
+                (
+                    transition_event(
+                        job_id=r["id"],
+                        queue=r["queue"],
+                        kind=E.EXPIRED,
+                        from_state=S(r["state"]),
+                        to_state=S.EXPIRED,
+                        attempt=r["attempt"],
+                        at=now,
+                    )
+                    for r in rows
+                ),
+            )
+            return [r["queue"] for r in rows]
+
+    async def delete_finished(self, now: dt.datetime, limit: int) -> int:
+        async with self._db.tx() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM jobs WHERE id IN ("
+                " SELECT j.id FROM jobs j JOIN queues q ON q.name = j.queue"
+                " WHERE j.finished_at IS NOT NULL AND j.finished_at < ? - q.retention_us"
+                " LIMIT ?)",
+                (to_us(now), limit),
+            )
+            return cursor.rowcount
+
+    async def _select_dead(
+        self, conn: aiosqlite.Connection, selector: DeadLetterSelector
+    ) -> list[Job]:
+        if selector.ids:
+            jobs = await fetch_jobs(conn, list(selector.ids))
+            missing = [i for i in selector.ids if i not in jobs]
+            if missing:
+                raise NotFound(f"no such job: {', '.join(missing)}")
+            not_dead = [j.id for j in jobs.values() if j.state is not S.DEAD]
+            if not_dead:
+                raise FailedPrecondition(f"not dead-lettered: {', '.join(not_dead)}")
+            if selector.queue and any(j.queue != selector.queue for j in jobs.values()):
+                raise InvalidArgument("selector.ids", f"not all in queue {selector.queue!r}")
+            return list(jobs.values())
+        cursor = await conn.execute(
+            "SELECT * FROM jobs WHERE state = 'dead' AND queue = ?", (selector.queue,)
+        )
+        return [job_from_row(r) for r in await cursor.fetchall()]
+
+    async def replay_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int:
+        now_us = to_us(now)
+        async with self._db.tx() as conn:
+            dead = await self._select_dead(conn, selector)
+            # A replayed job gets its full attempt budget again; attempt stays monotonic
+            # so that fencing tokens never repeat.
+            await conn.executemany(
+                "UPDATE jobs SET state = 'queued', attempt_base = attempt, run_at = ?, "
+                "finished_at = NULL, result = NULL, updated_at = ? WHERE id = ?",
+                [(now_us, now_us, j.id) for j in dead],
+            )
+            await insert_events(
+                conn,
+                (
+                    transition_event(
+                        job_id=j.id,
+                        queue=j.queue,
+                        kind=E.REPLAYED,
+                        from_state=S.DEAD,
+                        to_state=S.QUEUED,
+                        attempt=j.attempt,
+                        at=now,
+                    )
+                    for j in dead
+                ),
+            )
+            return len(dead)
+
+    async def discard_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int:
+        async with self._db.tx() as conn:
+            dead = await self._select_dead(conn, selector)
+            await insert_events(
+                conn,
+                (
+                    transition_event(
+                        job_id=j.id,
+                        queue=j.queue,
+                        kind=E.DISCARDED,
+                        from_state=S.DEAD,
+                        to_state=None,
+                        attempt=j.attempt,
+                        at=now,
+                    )
+                    for j in dead
+                ),
+            )
+            await conn.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in dead])
+            return len(dead)
+
+
+def _filter_sql(flt: JobFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if flt.queue:
+        clauses.append("queue = ?")
+        params.append(flt.queue)
+    if flt.states:
+        clauses.append(f"state IN ({_placeholders(flt.states)})")
+        params.extend(s.value for s in flt.states)
+    if flt.type:
+        clauses.append("type = ?")
+        params.append(flt.type)
+    if flt.tenant:
+        clauses.append("tenant = ?")
+        params.append(flt.tenant)
+    if flt.created_after:
+        clauses.append("created_at > ?")
+        params.append(to_us(flt.created_after))
+    if flt.created_before:
+        clauses.append("created_at < ?")
+        params.append(to_us(flt.created_before))
+    return clauses, params

@@ -1,0 +1,131 @@
+"""SQLite rows to domain objects and back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from typing import Any
+
+from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo, WorkerState
+from jobq.core.states import EventKind, JobState
+from jobq.store.sqlite.db import (
+    MICRO,
+    from_us,
+    opt_from_us,
+    opt_span,
+    opt_span_us,
+    span_us,
+    to_us,
+)
+
+
+def job_from_row(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        tenant=row["tenant"],
+        type=row["type"],
+        payload=row["payload"],
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempt=row["attempt"],
+        attempt_base=row["attempt_base"],
+        max_attempts=row["max_attempts"],
+        run_at=from_us(row["run_at"]),
+        timeout=opt_span(row["timeout_us"]),
+        expires_at=opt_from_us(row["expires_at"]),
+        lease_expires_at=opt_from_us(row["lease_expires_at"]),
+        worker_id=row["worker_id"],
+        idempotency_key=row["idempotency_key"],
+        result=row["result"],
+        last_error=row["last_error"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        cancel_requested=bool(row["cancel_requested"]),
+        correlation_id=row["correlation_id"],
+        trace_context=json.loads(row["trace_context"]),
+        created_at=from_us(row["created_at"]),
+        updated_at=from_us(row["updated_at"]),
+        started_at=opt_from_us(row["started_at"]),
+        finished_at=opt_from_us(row["finished_at"]),
+    )
+
+
+def queue_from_row(row: sqlite3.Row) -> QueueConfig:
+    return QueueConfig(
+        name=row["name"],
+        tenant=row["tenant"],
+        paused=bool(row["paused"]),
+        weight=row["weight"],
+        max_attempts=row["max_attempts"],
+        backoff_base=from_span(row["backoff_base_us"]),
+        backoff_max=from_span(row["backoff_max_us"]),
+        lease_timeout=from_span(row["lease_timeout_us"]),
+        default_ttl=opt_span(row["default_ttl_us"]),
+        concurrency_limit=row["concurrency_limit"],
+        retention=from_span(row["retention_us"]),
+    )
+
+
+def from_span(value: int) -> dt.timedelta:
+    return value * MICRO
+
+
+def queue_params(queue: QueueConfig) -> dict[str, Any]:
+    return {
+        "name": queue.name,
+        "tenant": queue.tenant,
+        "paused": int(queue.paused),
+        "weight": queue.weight,
+        "max_attempts": queue.max_attempts,
+        "backoff_base_us": span_us(queue.backoff_base),
+        "backoff_max_us": span_us(queue.backoff_max),
+        "lease_timeout_us": span_us(queue.lease_timeout),
+        "default_ttl_us": opt_span_us(queue.default_ttl),
+        "concurrency_limit": queue.concurrency_limit,
+        "retention_us": span_us(queue.retention),
+    }
+
+
+def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
+    return WorkerInfo(
+        id=row["id"],
+        hostname=row["hostname"],
+        queues=tuple(json.loads(row["queues"])),
+        task_types=tuple(json.loads(row["task_types"])),
+        capacity=row["capacity"],
+        state=WorkerState(row["state"]),
+        started_at=from_us(row["started_at"]),
+        last_heartbeat=from_us(row["last_heartbeat"]),
+        in_flight=row["in_flight"] if "in_flight" in row.keys() else 0,  # noqa: SIM118
+    )
+
+
+def event_from_row(row: sqlite3.Row) -> JobEvent:
+    return JobEvent(
+        id=row["id"],
+        job_id=row["job_id"],
+        queue=row["queue"],
+        kind=EventKind(row["kind"]),
+        from_state=JobState(row["from_state"]) if row["from_state"] else None,
+        to_state=JobState(row["to_state"]) if row["to_state"] else None,
+        attempt=row["attempt"],
+        at=from_us(row["at"]),
+        details=json.loads(row["details"]),
+        published_at=opt_from_us(row["published_at"]),
+    )
+
+
+def event_params(event: JobEvent) -> tuple[Any, ...]:
+    return (
+        event.id,
+        event.job_id,
+        event.queue,
+        event.kind.value,
+        event.from_state.value if event.from_state else None,
+        event.to_state.value if event.to_state else None,
+        event.attempt,
+        to_us(event.at),
+        json.dumps(event.details, separators=(",", ":")),
+    )

@@ -1,0 +1,79 @@
+"""The SQLite worker repository."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+from jobq.core.errors import NotFound
+from jobq.core.model import WorkerInfo, WorkerState
+from jobq.store.sqlite.db import SqliteDb, to_us
+from jobq.store.sqlite.rows import worker_from_row
+
+UPSERT_WORKER = """
+INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at, last_heartbeat)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
+    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    last_heartbeat = excluded.last_heartbeat
+"""
+
+SELECT_WORKERS = """
+SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.state = 'running')
+       AS in_flight
+FROM workers w
+"""
+
+
+class SqliteWorkers:
+    def __init__(self, db: SqliteDb) -> None:
+        self._db = db
+
+    async def register(self, worker: WorkerInfo) -> WorkerInfo:
+        async with self._db.tx() as conn:
+            await conn.execute(
+                UPSERT_WORKER,
+                (
+                    worker.id,
+                    worker.hostname,
+                    json.dumps(list(worker.queues)),
+                    json.dumps(list(worker.task_types)),
+                    worker.capacity,
+                    worker.state.value,
+                    to_us(worker.started_at),
+                    to_us(worker.last_heartbeat),
+                ),
+            )
+        return worker
+
+    async def get(self, worker_id: str) -> WorkerInfo | None:
+        async with self._db.read() as conn:
+            cursor = await conn.execute(SELECT_WORKERS + " WHERE w.id = ?", (worker_id,))
+            row = await cursor.fetchone()
+        return None if row is None else worker_from_row(row)
+
+    async def list(self, now: dt.datetime, lost_after: dt.timedelta) -> list[WorkerInfo]:
+        async with self._db.read() as conn:
+            cursor = await conn.execute(SELECT_WORKERS + " ORDER BY w.started_at")
+            workers = [worker_from_row(r) for r in await cursor.fetchall()]
+        return [_with_liveness(w, now, lost_after) for w in workers]
+
+    async def set_state(self, worker_id: str, state: WorkerState) -> WorkerInfo:
+        async with self._db.tx() as conn:
+            cursor = await conn.execute(
+                "UPDATE workers SET state = ? WHERE id = ?", (state.value, worker_id)
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"worker {worker_id} not found")
+        worker = await self.get(worker_id)
+        assert worker is not None
+        return worker
+
+
+def _with_liveness(worker: WorkerInfo, now: dt.datetime, lost_after: dt.timedelta) -> WorkerInfo:
+    """A worker that stopped heartbeating without saying goodbye is reported as lost."""
+    alive = worker.state in (WorkerState.ACTIVE, WorkerState.DRAINING)
+    if alive and now - worker.last_heartbeat > lost_after:
+        return dataclasses.replace(worker, state=WorkerState.LOST)
+    return worker

@@ -1,0 +1,36 @@
+"""The one way adapters record a state change: checked against the lifecycle table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from jobq.core.model import JobEvent
+from jobq.core.states import EventKind, JobState, check_transition
+from jobq.ids import new_id
+
+
+def transition_event(
+    *,
+    job_id: str,
+    queue: str,
+    kind: EventKind,
+    from_state: JobState | None,
+    to_state: JobState | None,
+    attempt: int,
+    at: dt.datetime,
+    **details: Any,
+) -> JobEvent:
+    """The job_events row for one transition; raises IllegalTransition if the table forbids it."""
+    check_transition(from_state, to_state, kind)
+    return JobEvent(
+        id=new_id(),
+        job_id=job_id,
+        queue=queue,
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        attempt=attempt,
+        at=at,
+        details={k: v for k, v in details.items() if v is not None},
+    )
