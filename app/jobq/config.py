@@ -53,7 +53,7 @@ class WorkerSettings(_Base):
     server_address: str = "127.0.0.1:50051"
     token: str = ""
     worker_id: str = ""
-    queues: str = "default"
+    queues: str = ""
     concurrency: int = Field(10, ge=1, le=10000)
     grace_period: Duration = dt.timedelta(seconds=30)
     lease_wait: Duration = dt.timedelta(seconds=5)

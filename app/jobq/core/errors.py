@@ -40,8 +40,11 @@ class FailedPrecondition(JobqError):
 class StaleLease(FailedPrecondition):
     """One or more job leases named by a worker are no longer its own.
 
-    `stale` maps each job id to a sentence saying why.
+    `stale` maps each job id to a sentence saying why. On the wire each is a
+    google.rpc.PreconditionFailure violation of type VIOLATION_TYPE.
     """
+
+    VIOLATION_TYPE = "STALE_LEASE"
 
     def __init__(self, stale: dict[str, str]) -> None:
         detail = "; ".join(f"{job_id}: {why}" for job_id, why in stale.items())
@@ -57,5 +60,21 @@ class ResourceExhausted(JobqError):
     pass
 
 
-class StoreUnavailable(JobqError):
+class Unauthenticated(JobqError):
+    pass
+
+
+class PermissionDenied(JobqError):
+    pass
+
+
+class Unavailable(JobqError):
+    pass
+
+
+class StoreUnavailable(Unavailable):
+    pass
+
+
+class InternalError(JobqError):
     pass

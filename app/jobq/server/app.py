@@ -15,7 +15,7 @@ from jobq.core.clock import Clock, SystemClock
 from jobq.core.errors import JobqError
 from jobq.observability.metrics import ServerMetrics
 from jobq.server.admin_service import AdminServicer
-from jobq.server.http import HttpSidePort, build_http_app
+from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
 from jobq.server.scheduler import Scheduler

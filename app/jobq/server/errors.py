@@ -14,7 +14,9 @@ from jobq.core.errors import (
     NotFound,
     ResourceExhausted,
     StaleLease,
-    StoreUnavailable,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
 )
 
 STATUS_BY_ERROR: dict[type[JobqError], grpc.StatusCode] = {
@@ -23,10 +25,11 @@ STATUS_BY_ERROR: dict[type[JobqError], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
-STALE_LEASE_VIOLATION = "STALE_LEASE"
 
 
 def status_code_for(error: JobqError) -> grpc.StatusCode:
@@ -45,7 +48,7 @@ def rich_status(error: JobqError) -> grpc.Status:
         failure = error_details_pb2.PreconditionFailure(
             violations=[
                 error_details_pb2.PreconditionFailure.Violation(
-                    type=STALE_LEASE_VIOLATION, subject=job_id, description=why
+                    type=StaleLease.VIOLATION_TYPE, subject=job_id, description=why
                 )
                 for job_id, why in error.stale.items()
             ]

@@ -1,0 +1,283 @@
+"""The asyncio SDK: submit and follow jobs, and the operator calls jq-ctl makes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from jobq.client import _convert as cv
+from jobq.client._errors import from_rpc_error
+from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
+from jobq.core.states import TERMINAL_STATES, JobState
+from jobq.ids import new_id
+from jobq.observability.context import CORRELATION_HEADER
+from jobq.v1 import (
+    admin_service_pb2 as admin_pb,
+)
+from jobq.v1 import (
+    admin_service_pb2_grpc,
+    job_service_pb2_grpc,
+    queue_pb2,
+)
+from jobq.v1 import (
+    job_service_pb2 as job_pb,
+)
+
+T = TypeVar("T")
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+SUBMIT_CHUNK = 500
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    next_page_token: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submitted:
+    job: Job
+    created: bool  # False: an idempotency key matched an existing job
+
+
+def channel_options() -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", 64 << 20),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.enable_retries", 1),
+    ]
+
+
+class AsyncClient:
+    """`async with AsyncClient("host:50051") as client: await client.submit("echo", {...})`.
+
+    Every failed call raises a jobq.errors exception (InvalidArgument, NotFound, ...).
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        token: str = "",
+        timeout: float = 30.0,
+        correlation_id: str = "",
+    ) -> None:
+        self.address = address
+        self._token = token
+        self._timeout = timeout
+        self._correlation_id = correlation_id
+        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._channel.close()
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        metadata = [(CORRELATION_HEADER, self._correlation_id or new_id())]
+        if self._token:
+            metadata.append(("authorization", f"Bearer {self._token}"))
+        return metadata
+
+    async def _call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await method(request, timeout=self._timeout, metadata=self._metadata())
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    # --- jobs -------------------------------------------------------------------------
+
+    async def submit(self, type: str, payload: Any = None, **options: Any) -> Job:
+        """Submit one job. Options: queue, priority, max_attempts, delay ("10m"), run_at,
+        timeout, ttl, idempotency_key, tenant."""
+        return (await self.submit_ex(type, payload, **options)).job
+
+    async def submit_ex(self, type: str, payload: Any = None, **options: Any) -> Submitted:
+        """Like submit, and also says whether the job is new or matched an idempotency key."""
+        request = job_pb.SubmitRequest(job=cv.job_request(type, payload, **options))
+        response = await self._call(self._jobs.Submit, request)
+        return Submitted(cv.job_from_pb(response.job), response.created)
+
+    async def submit_many(
+        self,
+        jobs: Iterable[dict[str, Any]],
+        *,
+        chunk: int = SUBMIT_CHUNK,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[Submitted]:
+        """Submit in batches of `chunk`; each dict takes submit's arguments ("type", "payload",
+        "queue", ...). Each batch is all or nothing."""
+        results: list[Submitted] = []
+        batch: list[Any] = []
+
+        async def flush() -> None:
+            response = await self._call(
+                self._jobs.SubmitBatch, job_pb.SubmitBatchRequest(jobs=batch)
+            )
+            results.extend(Submitted(cv.job_from_pb(r.job), r.created) for r in response.results)
+            if on_progress:
+                on_progress(len(batch))
+            batch.clear()
+
+        for spec in jobs:
+            spec = dict(spec)
+            batch.append(cv.job_request(spec.pop("type", ""), spec.pop("payload", None), **spec))
+            if len(batch) >= chunk:
+                await flush()
+        if batch:
+            await flush()
+        return results
+
+    async def get(self, job_id: str) -> Job:
+        return cv.job_from_pb(await self._call(self._jobs.GetJob, job_pb.GetJobRequest(id=job_id)))
+
+    async def list(
+        self,
+        *,
+        queue: str = "",
+        states: Sequence[JobState | str] = (),
+        type: str = "",
+        tenant: str = "",
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> JobPage:
+        request = job_pb.ListJobsRequest(
+            queue=queue,
+            states=[cv.STATE_TO_PB[JobState(s)] for s in states],
+            type=type,
+            tenant=tenant,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._call(self._jobs.ListJobs, request)
+        return JobPage([cv.job_from_pb(j) for j in response.jobs], response.next_page_token)
+
+    async def cancel(self, job_id: str, reason: str = "") -> Job:
+        request = job_pb.CancelJobRequest(id=job_id, reason=reason)
+        return cv.job_from_pb(await self._call(self._jobs.CancelJob, request))
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now, then at each change of state or progress, until it finishes."""
+        call = self._jobs.WatchJob(job_pb.WatchJobRequest(id=job_id), metadata=self._metadata())
+        try:
+            async for message in call:
+                yield cv.job_from_pb(message)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    async def wait(self, job_id: str) -> Job:
+        """Block until the job reaches a terminal state and return it."""
+        last: Job | None = None
+        async for job in self.watch(job_id):
+            last = job
+            if job.state in TERMINAL_STATES:
+                return job
+        assert last is not None
+        return last
+
+    # --- queues -------------------------------------------------------------------------
+
+    async def create_queue(self, name: str, **settings: Any) -> QueueConfig:
+        request = admin_pb.CreateQueueRequest(queue=_queue_message(name, settings))
+        return cv.queue_from_pb(await self._call(self._admin.CreateQueue, request))
+
+    async def update_queue(self, name: str, **changes: Any) -> QueueConfig:
+        request = admin_pb.UpdateQueueRequest(
+            queue=_queue_message(name, changes),
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
+        )
+        return cv.queue_from_pb(await self._call(self._admin.UpdateQueue, request))
+
+    async def get_queue(self, name: str) -> QueueConfig:
+        request = admin_pb.GetQueueRequest(name=name)
+        return cv.queue_from_pb(await self._call(self._admin.GetQueue, request))
+
+    async def list_queues(self) -> list[QueueConfig]:
+        response = await self._call(self._admin.ListQueues, admin_pb.ListQueuesRequest())
+        return [cv.queue_from_pb(q) for q in response.queues]
+
+    async def pause_queue(self, name: str) -> QueueConfig:
+        request = admin_pb.PauseQueueRequest(name=name)
+        return cv.queue_from_pb(await self._call(self._admin.PauseQueue, request))
+
+    async def resume_queue(self, name: str) -> QueueConfig:
+        request = admin_pb.ResumeQueueRequest(name=name)
+        return cv.queue_from_pb(await self._call(self._admin.ResumeQueue, request))
+
+    async def purge_queue(self, name: str) -> int:
+        request = admin_pb.PurgeQueueRequest(name=name)
+        return (await self._call(self._admin.PurgeQueue, request)).cancelled
+
+    async def queue_stats(self, name: str = "") -> list[QueueStats]:
+        request = admin_pb.GetQueueStatsRequest(name=name)
+        response = await self._call(self._admin.GetQueueStats, request)
+        return [cv.queue_stats_from_pb(s) for s in response.stats]
+
+    # --- workers, dead letters, cluster ---------------------------------------------------
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        response = await self._call(self._admin.ListWorkers, admin_pb.ListWorkersRequest())
+        return [cv.worker_from_pb(w) for w in response.workers]
+
+    async def drain_worker(self, worker_id: str) -> WorkerInfo:
+        request = admin_pb.DrainWorkerRequest(worker_id=worker_id)
+        return cv.worker_from_pb(await self._call(self._admin.DrainWorker, request))
+
+    async def list_dead(self, queue: str = "", *, page_size: int = 50,
+                        page_token: str = "") -> JobPage:
+        request = admin_pb.ListDeadLettersRequest(
+            queue=queue, page_size=page_size, page_token=page_token
+        )
+        response = await self._call(self._admin.ListDeadLetters, request)
+        return JobPage([cv.job_from_pb(j) for j in response.jobs], response.next_page_token)
+
+    async def replay_dead(self, queue: str = "", ids: Sequence[str] = ()) -> int:
+        request = admin_pb.ReplayDeadLettersRequest(
+            selector=admin_pb.DeadLetterSelector(queue=queue, ids=list(ids))
+        )
+        return (await self._call(self._admin.ReplayDeadLetters, request)).replayed
+
+    async def discard_dead(self, queue: str = "", ids: Sequence[str] = ()) -> int:
+        request = admin_pb.DiscardDeadLettersRequest(
+            selector=admin_pb.DeadLetterSelector(queue=queue, ids=list(ids))
+        )
+        return (await self._call(self._admin.DiscardDeadLetters, request)).discarded
+
+    async def cluster_stats(self) -> dict[str, Any]:
+        response = await self._call(self._admin.GetClusterStats, admin_pb.GetClusterStatsRequest())
+        return {
+            "jobs_by_state": dict(response.jobs_by_state),
+            "queues": response.queues,
+            "active_workers": response.active_workers,
+            "outbox_backlog": response.outbox_backlog,
+        }
+
+
+_QUEUE_DURATIONS = {"backoff_base", "backoff_max", "lease_timeout", "default_ttl", "retention"}
+
+
+def _queue_message(name: str, settings: dict[str, Any]) -> queue_pb2.Queue:
+    fields: dict[str, Any] = {"name": name}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        fields[key] = cv.dur(value) if key in _QUEUE_DURATIONS else value
+    return queue_pb2.Queue(**fields)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,169 @@
+"""Protobuf messages to the SDK's plain objects (the core model) and back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from jobq.core.durations import parse_duration
+from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo, WorkerState
+from jobq.core.states import JobState
+from jobq.v1 import job_pb2, queue_pb2, worker_pb2
+
+STATE_FROM_PB = {
+    job_pb2.JOB_STATE_SCHEDULED: JobState.SCHEDULED,
+    job_pb2.JOB_STATE_QUEUED: JobState.QUEUED,
+    job_pb2.JOB_STATE_RUNNING: JobState.RUNNING,
+    job_pb2.JOB_STATE_SUCCEEDED: JobState.SUCCEEDED,
+    job_pb2.JOB_STATE_DEAD: JobState.DEAD,
+    job_pb2.JOB_STATE_CANCELLED: JobState.CANCELLED,
+    job_pb2.JOB_STATE_EXPIRED: JobState.EXPIRED,
+}
+STATE_TO_PB = {v: k for k, v in STATE_FROM_PB.items()}
+
+WORKER_STATE_FROM_PB = {
+    worker_pb2.WORKER_STATE_ACTIVE: WorkerState.ACTIVE,
+    worker_pb2.WORKER_STATE_DRAINING: WorkerState.DRAINING,
+    worker_pb2.WORKER_STATE_STOPPED: WorkerState.STOPPED,
+    worker_pb2.WORKER_STATE_LOST: WorkerState.LOST,
+}
+
+DurationLike = str | float | int | dt.timedelta
+
+
+def ts(value: dt.datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def opt_dt(message: Any, field: str) -> dt.datetime | None:
+    if not message.HasField(field):
+        return None
+    value: timestamp_pb2.Timestamp = getattr(message, field)
+    return value.ToDatetime(tzinfo=dt.UTC)
+
+
+def dur(value: DurationLike) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromTimedelta(parse_duration(value))
+    return out
+
+
+def opt_td(message: Any, field: str) -> dt.timedelta | None:
+    if not message.HasField(field):
+        return None
+    value: duration_pb2.Duration = getattr(message, field)
+    return value.ToTimedelta()
+
+
+def job_from_pb(job: job_pb2.Job) -> Job:
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return Job(
+        id=job.id,
+        queue=job.queue,
+        type=job.type,
+        payload=job.payload,
+        state=STATE_FROM_PB.get(job.state, JobState.QUEUED),
+        priority=job.priority,
+        attempt=job.attempt,
+        attempt_base=0,
+        max_attempts=job.max_attempts,
+        run_at=opt_dt(job, "run_at") or epoch,
+        created_at=opt_dt(job, "created_at") or epoch,
+        updated_at=opt_dt(job, "updated_at") or epoch,
+        tenant=job.tenant,
+        timeout=opt_td(job, "timeout"),
+        expires_at=opt_dt(job, "expires_at"),
+        lease_expires_at=opt_dt(job, "lease_expires_at"),
+        worker_id=job.worker_id or None,
+        idempotency_key=job.idempotency_key or None,
+        result=job.result or None,
+        last_error=job.last_error or None,
+        progress=job.progress,
+        progress_message=job.progress_message,
+        cancel_requested=job.cancel_requested,
+        started_at=opt_dt(job, "started_at"),
+        finished_at=opt_dt(job, "finished_at"),
+        correlation_id=job.correlation_id,
+        trace_context=dict(job.trace_context),
+    )
+
+
+def job_request(
+    type: str,
+    payload: Any = None,
+    *,
+    queue: str = "",
+    priority: int = 0,
+    max_attempts: int = 0,
+    delay: DurationLike | None = None,
+    run_at: dt.datetime | None = None,
+    timeout: DurationLike | None = None,
+    ttl: DurationLike | None = None,
+    idempotency_key: str = "",
+    tenant: str = "",
+    payload_json: str | None = None,
+) -> job_pb2.Job:
+    """A Job message for Submit; `payload` is any JSON-serialisable value."""
+    fields: dict[str, Any] = {
+        "type": type,
+        "payload": payload_json if payload_json is not None else json.dumps(payload),
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "idempotency_key": idempotency_key,
+        "tenant": tenant,
+    }
+    if delay is not None:
+        fields["delay"] = dur(delay)
+    if run_at is not None:
+        fields["run_at"] = ts(run_at)
+    if timeout is not None:
+        fields["timeout"] = dur(timeout)
+    if ttl is not None:
+        fields["ttl"] = dur(ttl)
+    return job_pb2.Job(**fields)
+
+
+def queue_from_pb(queue: queue_pb2.Queue) -> QueueConfig:
+    return QueueConfig(
+        name=queue.name,
+        tenant=queue.tenant,
+        paused=queue.paused,
+        weight=queue.weight,
+        max_attempts=queue.max_attempts,
+        backoff_base=opt_td(queue, "backoff_base") or dt.timedelta(0),
+        backoff_max=opt_td(queue, "backoff_max") or dt.timedelta(0),
+        lease_timeout=opt_td(queue, "lease_timeout") or dt.timedelta(0),
+        default_ttl=opt_td(queue, "default_ttl"),
+        concurrency_limit=queue.concurrency_limit,
+        retention=opt_td(queue, "retention") or dt.timedelta(0),
+    )
+
+
+def queue_stats_from_pb(stats: queue_pb2.QueueStats) -> QueueStats:
+    return QueueStats(
+        queue=stats.queue,
+        paused=stats.paused,
+        by_state=dict(stats.by_state),
+        oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
+    )
+
+
+def worker_from_pb(worker: worker_pb2.Worker) -> WorkerInfo:
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return WorkerInfo(
+        id=worker.id,
+        hostname=worker.hostname,
+        queues=tuple(worker.queues),
+        capacity=worker.capacity,
+        state=WORKER_STATE_FROM_PB.get(worker.state, WorkerState.LOST),
+        started_at=opt_dt(worker, "started_at") or epoch,
+        last_heartbeat=opt_dt(worker, "last_heartbeat") or epoch,
+        task_types=tuple(worker.task_types),
+        in_flight=worker.in_flight,
+    )

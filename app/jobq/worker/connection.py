@@ -1,0 +1,110 @@
+"""The worker's side of WorkerService: typed calls, errors mapped to jobq's tree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from jobq.client._async import channel_options
+from jobq.client._convert import dur, job_from_pb
+from jobq.client._errors import from_rpc_error
+from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
+from jobq.observability.context import CORRELATION_HEADER
+from jobq.v1 import worker_service_pb2 as pb
+from jobq.v1 import worker_service_pb2_grpc
+
+
+def _lease(ref: LeaseRef) -> pb.LeaseRef:
+    return pb.LeaseRef(job_id=ref.job_id, attempt=ref.attempt)
+
+
+def _outcome(outcome: Outcome) -> pb.Outcome:
+    lease = _lease(outcome.lease)
+    if outcome.kind is OutcomeKind.COMPLETED:
+        return pb.Outcome(lease=lease, completed=pb.Outcome.Completed(result=outcome.result or ""))
+    if outcome.kind is OutcomeKind.CANCELLED:
+        return pb.Outcome(lease=lease, cancelled=pb.Outcome.Cancelled())
+    failed = pb.Outcome.Failed(error=outcome.error or "", retryable=outcome.retryable)
+    if outcome.retry_after is not None:
+        failed.retry_after.CopyFrom(dur(outcome.retry_after))
+    return pb.Outcome(lease=lease, failed=failed)
+
+
+class WorkerConnection:
+    def __init__(self, address: str, token: str = "", timeout: float = 30.0) -> None:
+        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._stub = worker_service_pb2_grpc.WorkerServiceStub(self._channel)
+        self._metadata = [("authorization", f"Bearer {token}")] if token else []
+        self._timeout = timeout
+        self.worker_id = ""
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None,
+                    correlation_id: str = "") -> Any:
+        metadata = list(self._metadata)
+        if correlation_id:
+            metadata.append((CORRELATION_HEADER, correlation_id))
+        try:
+            return await method(request, timeout=timeout or self._timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def register(
+        self, worker_id: str, queues: Sequence[str], capacity: int, task_types: Sequence[str]
+    ) -> dt.timedelta:
+        response = await self._call(
+            self._stub.RegisterWorker,
+            pb.RegisterWorkerRequest(
+                worker_id=worker_id, hostname=socket.gethostname(), queues=list(queues),
+                capacity=capacity, task_types=list(task_types),
+            ),
+        )
+        self.worker_id = response.worker_id
+        interval: dt.timedelta = response.heartbeat_interval.ToTimedelta()
+        return interval
+
+    async def lease(
+        self, queues: Sequence[str], max_jobs: int, wait: dt.timedelta, task_types: Sequence[str]
+    ) -> list[Job]:
+        request = pb.LeaseJobsRequest(
+            worker_id=self.worker_id, queues=list(queues), max_jobs=max_jobs, wait=dur(wait),
+            task_types=list(task_types),
+        )
+        response = await self._call(
+            self._stub.LeaseJobs, request, timeout=wait.total_seconds() + self._timeout
+        )
+        return [job_from_pb(j) for j in response.jobs]
+
+    async def heartbeat(self, leases: Sequence[LeaseRef]) -> pb.HeartbeatResponse:
+        request = pb.HeartbeatRequest(worker_id=self.worker_id,
+                                      leases=[_lease(l) for l in leases])  # noqa: E741
+        return await self._call(self._stub.Heartbeat, request)
+
+    async def progress(self, lease: LeaseRef, fraction: float, message: str) -> bool:
+        request = pb.ReportProgressRequest(
+            worker_id=self.worker_id, lease=_lease(lease), progress=fraction, message=message
+        )
+        response = await self._call(self._stub.ReportProgress, request)
+        return bool(response.cancel_requested)
+
+    async def report(self, outcomes: Sequence[Outcome]) -> None:
+        request = pb.ReportOutcomesRequest(
+            worker_id=self.worker_id, outcomes=[_outcome(o) for o in outcomes]
+        )
+        await self._call(self._stub.ReportOutcomes, request)
+
+    async def release(self, leases: Sequence[LeaseRef]) -> int:
+        request = pb.ReleaseJobsRequest(worker_id=self.worker_id,
+                                        leases=[_lease(l) for l in leases])  # noqa: E741
+        response = await self._call(self._stub.ReleaseJobs, request)
+        return int(response.released)
+
+    async def deregister(self) -> None:
+        await self._call(self._stub.DeregisterWorker,
+                         pb.DeregisterWorkerRequest(worker_id=self.worker_id))

@@ -1,0 +1,48 @@
+"""What a running task sees of its job: ids, attempt, progress reporting, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+
+class JobContext:
+    def __init__(
+        self,
+        job_id: str,
+        job_type: str,
+        queue: str,
+        attempt: int,
+        correlation_id: str,
+        on_progress: Callable[[float, str], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.job_id = job_id
+        self.type = job_type
+        self.queue = queue
+        self.attempt = attempt
+        self.correlation_id = correlation_id
+        self._on_progress = on_progress
+        self._loop = loop
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancellation was requested; a task should stop soon after."""
+        return self._cancelled.is_set()
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress (0..1). Safe from async tasks and from sync tasks' threads."""
+        fraction = min(1.0, max(0.0, float(fraction)))
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # a sync task's thread has no running loop
+            on_loop = False
+        if on_loop:
+            self._on_progress(fraction, message)
+        else:
+            self._loop.call_soon_threadsafe(self._on_progress, fraction, message)
+
+    def _cancel(self) -> None:
+        self._cancelled.set()

@@ -1,0 +1,111 @@
+"""jq-worker: run the tasks of the given modules against a jq-server."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from jobq.config import ConfigError, WorkerSettings, load
+from jobq.observability.http import HttpSidePort, build_http_app
+from jobq.observability.logging import configure_logging
+from jobq.observability.worker_metrics import WorkerMetrics
+from jobq.worker.connection import WorkerConnection
+from jobq.worker.runner import Worker, WorkerOptions
+from jobq.worker.task import Task, collect_tasks
+
+log = logging.getLogger("jobq.worker")
+
+
+def load_tasks(modules: list[str]) -> dict[str, Task]:
+    # Task modules are named relative to where the worker is started, like `python -m`.
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    return collect_tasks(importlib.import_module(name) for name in modules)
+
+
+async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: list[str]) -> None:
+    metrics = WorkerMetrics()
+    connection = WorkerConnection(settings.server_address, settings.token)
+    worker = Worker(
+        connection,
+        tasks,
+        WorkerOptions(
+            queues=queues,
+            concurrency=settings.concurrency,
+            grace_period=settings.grace_period,
+            lease_wait=settings.lease_wait,
+            report_interval=settings.report_interval,
+            worker_id=settings.worker_id,
+        ),
+        metrics,
+    )
+
+    async def readiness() -> str | None:
+        return None if worker.registered.is_set() else "not registered with the server yet"
+
+    http = HttpSidePort(build_http_app(metrics.registry, readiness), settings.http_host,
+                        settings.http_port)
+    await http.start()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        log.info("stopping: finishing in-flight jobs" if signals == 1 else "stopping now")
+        worker.stop(force=signals > 1)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await worker.run()
+    finally:
+        await http.stop()
+        await connection.close()
+
+
+def main_command(
+    tasks: str = typer.Option(
+        "jobq.examples", "--tasks", help="Comma-separated modules whose @task functions to run."
+    ),
+    queues: str = typer.Option(
+        "", "--queues", help="Comma-separated queues (default: JQ_QUEUES, else the tasks' queues)."
+    ),
+    concurrency: int = typer.Option(0, "--concurrency", help="Jobs at once (default JQ_CONCURRENCY)."),
+    server: str = typer.Option("", "--server", help="host:port of jq-server (JQ_SERVER_ADDRESS)."),
+) -> None:
+    """Run a worker until SIGTERM; on SIGTERM finish in-flight jobs within JQ_GRACE_PERIOD."""
+    overrides: dict[str, object] = {}
+    if concurrency:
+        overrides["concurrency"] = concurrency
+    if server:
+        overrides["server_address"] = server
+    try:
+        settings = load(WorkerSettings, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"jq-worker: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format, "jq-worker")
+    try:
+        found = load_tasks([m.strip() for m in tasks.split(",") if m.strip()])
+    except (ImportError, ValueError) as exc:
+        typer.echo(f"jq-worker: cannot load tasks: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not found:
+        typer.echo(f"jq-worker: no @task functions in {tasks}", err=True)
+        raise typer.Exit(2)
+    chosen = queues or settings.queues
+    names = [q.strip() for q in chosen.split(",") if q.strip()] or sorted(
+        {t.queue for t in found.values()}
+    )
+    asyncio.run(run_worker(settings, found, names))
+
+
+def main() -> None:
+    typer.run(main_command)
