@@ -12,11 +12,12 @@ class Random(Protocol):
 
 
 def backoff_ceiling(attempt: int, base: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
-    """The largest delay before retry number `attempt` (1 = the first retry): base·2^(n-1), capped."""
+    """The largest delay before retry `attempt` (1 = the first): base * 2^(attempt-1), capped."""
     if attempt < 1:
         raise ValueError("attempt counts from 1")
-    exponent = min(attempt - 1, 62)  # beyond this the cap always wins; avoid huge floats
-    return min(cap, base * (2**exponent))
+    # In float seconds: base * 2**n overflows timedelta long before the exponent is large.
+    exponent = min(attempt - 1, 1000)
+    return dt.timedelta(seconds=min(cap.total_seconds(), base.total_seconds() * 2.0**exponent))
 
 
 def backoff_delay(

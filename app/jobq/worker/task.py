@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from jobq.core.durations import parse_duration
+from jobq.core.errors import InvalidArgument
 from jobq.core.validation import TASK_TYPE, validate_queue_name
 
 
@@ -63,7 +64,10 @@ def task(
     """
     if not TASK_TYPE.match(name):
         raise ValueError(f"task name {name!r}: letters, digits, '.', '_', ':', '-'")
-    validate_queue_name(queue)
+    try:
+        validate_queue_name(queue)
+    except InvalidArgument as exc:
+        raise ValueError(f"task {name!r}: {exc}") from None
     limit = parse_duration(timeout) if timeout is not None else None
 
     def wrap(fn: Callable[..., Any]) -> Task:

@@ -1,0 +1,474 @@
+"""jq-ctl: submit and inspect jobs, steer queues, workers and dead letters.
+
+Every command takes --json; errors print one line on stderr and exit non-zero
+(2: bad input, 3: not found, 4: conflict or wrong state, 5: server unavailable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import Progress
+
+from jobq.client import AsyncClient
+from jobq.config import ClientSettings, ConfigError, load
+from jobq.core.durations import parse_duration
+from jobq.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    JobqError,
+    NotFound,
+    Unavailable,
+)
+from jobq.core.states import TERMINAL_STATES, JobState
+from jobq.ctl import render
+
+T = TypeVar("T")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+queues_app = typer.Typer(no_args_is_help=True, help="Create, change, pause and inspect queues.")
+workers_app = typer.Typer(no_args_is_help=True, help="List and drain workers.")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, replay, discard.")
+app.add_typer(queues_app, name="queues")
+app.add_typer(workers_app, name="workers")
+app.add_typer(dlq_app, name="dlq")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Queue = Annotated[str, typer.Option("--queue", "-q", help="Queue name.")]
+
+EXIT_CODES: list[tuple[type[JobqError], int]] = [
+    (InvalidArgument, 2),
+    (NotFound, 3),
+    (AlreadyExists, 4),
+    (FailedPrecondition, 4),
+    (Unavailable, 5),
+]
+
+
+class State:
+    server: str = ""
+    token: str = ""
+
+
+state = State()
+
+
+@app.callback()
+def options(
+    server: Annotated[str, typer.Option("--server", "-s", help="host:port of jq-server "
+                                        "(env JQ_SERVER_ADDRESS, default 127.0.0.1:50051)")] = "",
+    token: Annotated[str, typer.Option("--token", help="API token (env JQ_TOKEN)")] = "",
+) -> None:
+    try:
+        settings = load(ClientSettings)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}", 2)
+    state.server = server or settings.server_address
+    state.token = token or settings.token
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    render.err.print(f"jq-ctl: error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def run(work: Callable[[AsyncClient], Coroutine[Any, Any, T]]) -> T:
+    """Run one command's calls with a client, turning jobq errors into one line and an exit code."""
+
+    async def main() -> T:
+        async with AsyncClient(state.server, token=state.token) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except JobqError as exc:
+        code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1)
+        raise fail(f"{type(exc).__name__}: {exc}", code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def parse_payload(text: str) -> str:
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise fail(f"payload is not valid JSON: {exc}", 2) from None
+    return text
+
+
+def duration_option(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise fail(f"{name}: {exc}", 2) from None
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+@app.command()
+def submit(
+    type: Annotated[str, typer.Argument(help="Task type, e.g. echo.")],
+    payload: Annotated[str, typer.Argument(help="JSON payload.")] = "null",
+    queue: Queue = "",
+    priority: Annotated[int, typer.Option(help="-100..100, higher first.")] = 0,
+    delay: Annotated[str | None, typer.Option(help="Run after this long, e.g. 10m.")] = None,
+    max_attempts: Annotated[int, typer.Option(help="0: the queue's default.")] = 0,
+    timeout: Annotated[str | None, typer.Option(help="Per-attempt limit, e.g. 30s.")] = None,
+    ttl: Annotated[str | None, typer.Option(help="Expire if not started within this.")] = None,
+    idempotency_key: Annotated[str, typer.Option(help="Same key, same job.")] = "",
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow it to the end.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Submit one job."""
+    options = {
+        "queue": queue, "priority": priority, "max_attempts": max_attempts,
+        "idempotency_key": idempotency_key, "payload_json": parse_payload(payload),
+        "delay": duration_option(delay, "--delay"), "timeout": duration_option(timeout, "--timeout"),
+        "ttl": duration_option(ttl, "--ttl"),
+    }
+    submitted = run(lambda c: c.submit_ex(type, None, **options))
+    if json_out:
+        render.emit_json({"job": submitted.job, "created": submitted.created})
+    else:
+        note = "" if submitted.created else " (existing job for this idempotency key)"
+        render.out.print(f"submitted {submitted.job.id} to {submitted.job.queue}{note}")
+    if watch:
+        _watch(submitted.job.id, json_out)
+
+
+@app.command("submit-many")
+def submit_many(
+    file: Annotated[str, typer.Argument(help="JSON lines file, '-' for stdin.")] = "-",
+    queue: Annotated[str, typer.Option("--queue", "-q", help="Default queue for lines without one.")] = "",
+    batch: Annotated[int, typer.Option(help="Jobs per SubmitBatch call.")] = 500,
+    json_out: JsonFlag = False,
+) -> None:
+    """Submit many jobs: one JSON object per line, e.g. {"type": "echo", "payload": {...}}."""
+    specs = list(_read_lines(file, queue))
+    progress = Progress(transient=True, disable=json_out or not sys.stderr.isatty(),
+                        console=render.err)
+
+    async def work(client: AsyncClient) -> list[Any]:
+        with progress:
+            bar = progress.add_task("submitting", total=len(specs))
+            return await client.submit_many(
+                specs, chunk=batch, on_progress=lambda n: progress.advance(bar, n)
+            )
+
+    results = run(work)
+    created = sum(r.created for r in results)
+    if json_out:
+        render.emit_json({"submitted": len(results), "created": created,
+                          "ids": [r.job.id for r in results]})
+    else:
+        render.out.print(f"submitted {len(results)} jobs ({created} new, "
+                         f"{len(results) - created} matched idempotency keys)")
+
+
+def _read_lines(file: str, queue: str) -> Iterator[dict[str, Any]]:
+    stream = sys.stdin if file == "-" else None
+    try:
+        lines = stream.readlines() if stream else Path(file).read_text().splitlines()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc}", 2) from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            spec = json.loads(line)
+        except ValueError as exc:
+            raise fail(f"line {number}: not valid JSON: {exc}", 2) from None
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise fail(f"line {number}: expected an object with a \"type\"", 2)
+        if queue:
+            spec.setdefault("queue", queue)
+        yield spec
+
+
+@app.command()
+def get(job_id: str, json_out: JsonFlag = False) -> None:
+    """Show one job."""
+    job = run(lambda c: c.get(job_id))
+    render.emit_json(job) if json_out else render.job_detail(job)
+
+
+@app.command("list")
+def list_jobs(
+    queue: Queue = "",
+    state_: Annotated[list[str] | None, typer.Option("--state", help="Repeat for several.")] = None,
+    type: Annotated[str, typer.Option("--type", help="Task type.")] = "",
+    limit: Annotated[int, typer.Option(help="Jobs per page.")] = 50,
+    page_token: Annotated[str, typer.Option(help="From a previous page.")] = "",
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """List jobs, newest first."""
+    try:
+        states = [JobState(s.lower()) for s in state_ or []]
+    except ValueError:
+        raise fail(f"--state: one of {', '.join(s.value for s in JobState)}", 2) from None
+
+    async def work(client: AsyncClient) -> tuple[list[Any], str]:
+        jobs, token = [], page_token
+        while True:
+            page = await client.list(queue=queue, states=states, type=type, page_size=limit,
+                                     page_token=token)
+            jobs.extend(page.jobs)
+            token = page.next_page_token
+            if not all_pages or not token:
+                return jobs, token
+
+    jobs, token = run(work)
+    if json_out:
+        render.emit_json({"jobs": jobs, "next_page_token": token})
+        return
+    render.jobs_table(jobs)
+    if token:
+        render.out.print(f"more: --page-token {token}")
+
+
+@app.command()
+def cancel(
+    job_id: str,
+    reason: Annotated[str, typer.Option(help="Recorded with the job's events.")] = "",
+    json_out: JsonFlag = False,
+) -> None:
+    """Cancel a job: at once if pending, on the worker's next heartbeat if running."""
+    job = run(lambda c: c.cancel(job_id, reason))
+    if json_out:
+        render.emit_json(job)
+    elif job.state is JobState.CANCELLED:
+        render.out.print(f"cancelled {job.id}")
+    else:
+        render.out.print(f"cancellation requested for {job.id}; its worker stops it next heartbeat")
+
+
+@app.command()
+def watch(job_id: str, json_out: JsonFlag = False) -> None:
+    """Follow a job's state and progress until it finishes."""
+    _watch(job_id, json_out)
+
+
+def _watch(job_id: str, json_out: bool) -> None:
+    async def work(client: AsyncClient) -> JobState:
+        final = JobState.QUEUED
+        async for job in client.watch(job_id):
+            final = job.state
+            if json_out:
+                render.emit_json(job)
+                continue
+            line = f"{job.id} {job.state.value}"
+            if job.progress and job.state is JobState.RUNNING:
+                line += f" {job.progress:.0%} {job.progress_message}".rstrip()
+            if job.state is JobState.SUCCEEDED:
+                line += f" result={job.result}"
+            if job.last_error and job.state in (JobState.DEAD, JobState.SCHEDULED):
+                line += f" error={job.last_error}"
+            render.out.print(line, markup=False)
+        return final
+
+    final = run(work)
+    if final in TERMINAL_STATES and final is not JobState.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(json_out: JsonFlag = False) -> None:
+    """Cluster-wide counts: jobs by state, queues, active workers, outbox backlog."""
+    data = run(lambda c: c.cluster_stats())
+    if json_out:
+        render.emit_json(data)
+        return
+    for key, value in data.items():
+        render.out.print(f"{key}: {value}")
+
+
+# --- queues --------------------------------------------------------------------------------
+
+
+def _queue_settings(
+    weight: int | None, max_attempts: int | None, lease_timeout: str | None,
+    backoff_base: str | None, backoff_max: str | None, ttl: str | None,
+    concurrency: int | None, retention: str | None,
+) -> dict[str, Any]:
+    values = {
+        "weight": weight, "max_attempts": max_attempts, "concurrency_limit": concurrency,
+        "lease_timeout": duration_option(lease_timeout, "--lease-timeout"),
+        "backoff_base": duration_option(backoff_base, "--backoff-base"),
+        "backoff_max": duration_option(backoff_max, "--backoff-max"),
+        "default_ttl": duration_option(ttl, "--ttl"),
+        "retention": duration_option(retention, "--retention"),
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+QueueWeight = Annotated[int | None, typer.Option(help="Share of leases, 1..1000.")]
+QueueAttempts = Annotated[int | None, typer.Option(help="Default max attempts.")]
+QueueLease = Annotated[str | None, typer.Option(help="Lease timeout, e.g. 30s.")]
+QueueBackoffBase = Annotated[str | None, typer.Option(help="First retry delay ceiling.")]
+QueueBackoffMax = Annotated[str | None, typer.Option(help="Largest retry delay.")]
+QueueTtl = Annotated[str | None, typer.Option(help="Default job TTL.")]
+QueueConcurrency = Annotated[int | None, typer.Option(help="Running jobs at once, 0: no limit.")]
+QueueRetention = Annotated[str | None, typer.Option(help="Keep finished jobs this long.")]
+
+
+@queues_app.command("create")
+def queues_create(
+    name: str, weight: QueueWeight = None, max_attempts: QueueAttempts = None,
+    lease_timeout: QueueLease = None, backoff_base: QueueBackoffBase = None,
+    backoff_max: QueueBackoffMax = None, ttl: QueueTtl = None,
+    concurrency: QueueConcurrency = None, retention: QueueRetention = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Create a queue (queues are also created on first submit, with defaults)."""
+    settings = _queue_settings(weight, max_attempts, lease_timeout, backoff_base, backoff_max,
+                               ttl, concurrency, retention)
+    queue = run(lambda c: c.create_queue(name, **settings))
+    render.emit_json(queue) if json_out else render.queues_table([queue])
+
+
+@queues_app.command("update")
+def queues_update(
+    name: str, weight: QueueWeight = None, max_attempts: QueueAttempts = None,
+    lease_timeout: QueueLease = None, backoff_base: QueueBackoffBase = None,
+    backoff_max: QueueBackoffMax = None, ttl: QueueTtl = None,
+    concurrency: QueueConcurrency = None, retention: QueueRetention = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Change a queue's settings; only the options given change."""
+    changes = _queue_settings(weight, max_attempts, lease_timeout, backoff_base, backoff_max,
+                              ttl, concurrency, retention)
+    if not changes:
+        raise fail("name at least one setting to change", 2)
+    queue = run(lambda c: c.update_queue(name, **changes))
+    render.emit_json(queue) if json_out else render.queues_table([queue])
+
+
+@queues_app.command("list")
+def queues_list(json_out: JsonFlag = False) -> None:
+    """List queues and their settings."""
+    queues = run(lambda c: c.list_queues())
+    render.emit_json(queues) if json_out else render.queues_table(queues)
+
+
+@queues_app.command("pause")
+def queues_pause(name: str, json_out: JsonFlag = False) -> None:
+    """Stop leasing from a queue; submits still land."""
+    queue = run(lambda c: c.pause_queue(name))
+    render.emit_json(queue) if json_out else render.out.print(f"paused {name}")
+
+
+@queues_app.command("resume")
+def queues_resume(name: str, json_out: JsonFlag = False) -> None:
+    """Lease from a paused queue again."""
+    queue = run(lambda c: c.resume_queue(name))
+    render.emit_json(queue) if json_out else render.out.print(f"resumed {name}")
+
+
+@queues_app.command("purge")
+def queues_purge(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Cancel every job of a queue that has not started."""
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"Cancel every pending job in {name}?", abort=True)
+    count = run(lambda c: c.purge_queue(name))
+    if json_out:
+        render.emit_json({"queue": name, "cancelled": count})
+    else:
+        render.out.print(f"cancelled {count} pending jobs in {name}")
+
+
+@queues_app.command("stats")
+def queues_stats(name: Annotated[str, typer.Argument()] = "", json_out: JsonFlag = False) -> None:
+    """Jobs per state for one queue or all."""
+    result = run(lambda c: c.queue_stats(name))
+    render.emit_json(result) if json_out else render.stats_table(result)
+
+
+# --- workers -------------------------------------------------------------------------------
+
+
+@workers_app.command("list")
+def workers_list(json_out: JsonFlag = False) -> None:
+    """Workers, their state and load."""
+    workers = run(lambda c: c.list_workers())
+    render.emit_json(workers) if json_out else render.workers_table(workers)
+
+
+@workers_app.command("drain")
+def workers_drain(worker_id: str, json_out: JsonFlag = False) -> None:
+    """Ask a worker to finish its jobs, lease no more, and exit."""
+    worker = run(lambda c: c.drain_worker(worker_id))
+    render.emit_json(worker) if json_out else render.out.print(f"draining {worker_id}")
+
+
+# --- dead letters --------------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def dlq_list(
+    queue: Queue = "",
+    limit: Annotated[int, typer.Option(help="Jobs per page.")] = 50,
+    page_token: Annotated[str, typer.Option(help="From a previous page.")] = "",
+    json_out: JsonFlag = False,
+) -> None:
+    """Dead-lettered jobs, newest first."""
+    page = run(lambda c: c.list_dead(queue, page_size=limit, page_token=page_token))
+    if json_out:
+        render.emit_json({"jobs": page.jobs, "next_page_token": page.next_page_token})
+        return
+    render.jobs_table(page.jobs, title="dead letters")
+    if page.next_page_token:
+        render.out.print(f"more: --page-token {page.next_page_token}")
+
+
+def _selector(queue: str, ids: list[str] | None) -> tuple[str, list[str]]:
+    if not queue and not ids:
+        raise fail("give --queue or job ids", 2)
+    return queue, ids or []
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Job ids (default: all in --queue).")] = None,
+    queue: Queue = "",
+    json_out: JsonFlag = False,
+) -> None:
+    """Put dead jobs back in their queue with a fresh attempt budget."""
+    q, job_ids = _selector(queue, ids)
+    count = run(lambda c: c.replay_dead(q, job_ids))
+    render.emit_json({"replayed": count}) if json_out else render.out.print(f"replayed {count}")
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    ids: Annotated[list[str] | None, typer.Argument(help="Job ids (default: all in --queue).")] = None,
+    queue: Queue = "",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Delete dead jobs for good."""
+    q, job_ids = _selector(queue, ids)
+    if not yes and sys.stdin.isatty():
+        typer.confirm("Delete these dead jobs for good?", abort=True)
+    count = run(lambda c: c.discard_dead(q, job_ids))
+    render.emit_json({"discarded": count}) if json_out else render.out.print(f"discarded {count}")
+
+
+def main() -> None:
+    app()
+
+

@@ -1,0 +1,129 @@
+"""How jq-ctl prints: --json for machines, tables for people."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from jobq.core.durations import format_duration
+from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready form of model objects (datetimes ISO 8601, durations in seconds)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Job):
+            data.pop("attempt_base", None)
+            for key in ("payload", "result"):
+                if data.get(key):
+                    data[key] = json.loads(data[key])
+        return data
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def emit_json(value: Any) -> None:
+    print(json.dumps(plain(value), indent=None, separators=(",", ":")))
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _short(text: str | None, width: int = 40) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def jobs_table(jobs: Sequence[Job], title: str = "") -> None:
+    table = Table(title=title or None, show_lines=False)
+    for column in ("ID", "QUEUE", "TYPE", "STATE", "PRI", "ATTEMPT", "CREATED", "DETAIL"):
+        table.add_column(column, no_wrap=column in ("ID", "STATE"))
+    for job in jobs:
+        detail = job.last_error if job.state.value in ("dead", "scheduled") else job.result
+        table.add_row(job.id, job.queue, job.type, job.state.value, str(job.priority),
+                      f"{job.attempt}/{job.max_attempts}", _when(job.created_at), _short(detail))
+    out.print(table)
+
+
+def job_detail(job: Job) -> None:
+    rows: list[tuple[str, Any]] = [
+        ("id", job.id), ("queue", job.queue), ("type", job.type), ("state", job.state.value),
+        ("priority", job.priority), ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("payload", job.payload), ("result", job.result or ""),
+        ("last error", job.last_error or ""),
+        ("progress", f"{job.progress:.0%} {job.progress_message}".strip()),
+        ("cancel requested", "yes" if job.cancel_requested else ""),
+        ("worker", job.worker_id or ""), ("idempotency key", job.idempotency_key or ""),
+        ("run at", _when(job.run_at)), ("created", _when(job.created_at)),
+        ("started", _when(job.started_at)), ("finished", _when(job.finished_at)),
+        ("expires", _when(job.expires_at)), ("correlation id", job.correlation_id),
+    ]
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
+        if value not in ("", None):
+            table.add_row(name, str(value))
+    out.print(table)
+
+
+def queues_table(queues: Sequence[QueueConfig]) -> None:
+    table = Table()
+    for column in ("QUEUE", "PAUSED", "WEIGHT", "MAX ATTEMPTS", "LEASE", "BACKOFF", "TTL",
+                   "CONCURRENCY", "RETENTION"):
+        table.add_column(column)
+    for q in queues:
+        table.add_row(
+            q.name, "yes" if q.paused else "", str(q.weight), str(q.max_attempts),
+            format_duration(q.lease_timeout),
+            f"{format_duration(q.backoff_base)}..{format_duration(q.backoff_max)}",
+            format_duration(q.default_ttl) if q.default_ttl else "",
+            str(q.concurrency_limit or ""), format_duration(q.retention),
+        )
+    out.print(table)
+
+
+def stats_table(stats: Sequence[QueueStats]) -> None:
+    states = ("scheduled", "queued", "running", "succeeded", "dead", "cancelled", "expired")
+    table = Table()
+    table.add_column("QUEUE")
+    table.add_column("PAUSED")
+    for state in states:
+        table.add_column(state.upper(), justify="right")
+    table.add_column("OLDEST QUEUED", justify="right")
+    for s in stats:
+        table.add_row(s.queue, "yes" if s.paused else "",
+                      *(str(s.by_state.get(state, 0)) for state in states),
+                      f"{s.oldest_queued_age_seconds:.1f}s" if s.oldest_queued_age_seconds else "")
+    out.print(table)
+
+
+def workers_table(workers: Sequence[WorkerInfo]) -> None:
+    table = Table()
+    for column in ("ID", "HOST", "STATE", "QUEUES", "IN FLIGHT", "CAPACITY", "LAST HEARTBEAT"):
+        table.add_column(column, no_wrap=column == "ID")
+    for w in workers:
+        table.add_row(w.id, w.hostname, w.state.value, ",".join(w.queues), str(w.in_flight),
+                      str(w.capacity), _when(w.last_heartbeat))
+    out.print(table)

@@ -1,0 +1,543 @@
+"""Every store backend must pass this suite: it is the contract the server relies on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from jobq.core.clock import FixedClock
+from jobq.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StaleLease,
+)
+from jobq.core.model import JobFilter, Outcome, OutcomeKind, WorkerState
+from jobq.core.states import EventKind, JobState
+from jobq.store.base import DeadLetterSelector, Store
+
+from .helpers import lease_of, new_job, register, seconds, submit
+
+S = JobState
+
+
+async def lease_one(store: Store, clock: FixedClock, worker: str = "w1", queue: str = "default"):
+    jobs = await store.jobs.lease(worker, [queue], 1, clock.now())
+    assert len(jobs) == 1, "expected exactly one job to lease"
+    return jobs[0]
+
+
+def completed(job, result: str = '"ok"') -> Outcome:
+    return Outcome(lease_of(job), OutcomeKind.COMPLETED, result=result)
+
+
+def failed(job, retryable: bool = True, error: str = "boom") -> Outcome:
+    return Outcome(lease_of(job), OutcomeKind.FAILED, error=error, retryable=retryable)
+
+
+# --- submit ------------------------------------------------------------------------------
+
+
+async def test_submit_then_get_returns_the_stored_job(store: Store, clock: FixedClock) -> None:
+    job = await submit(store, clock, payload='{"to": "a@b.c"}', priority=5, queue="emails")
+    got = await store.jobs.get(job.id)
+    assert got == job
+    assert (got.state, got.queue, got.priority, got.payload) == (
+        S.QUEUED, "emails", 5, '{"to": "a@b.c"}'
+    )
+    assert got.max_attempts == 3, "the queue default applies when the job sets none"
+
+
+async def test_delayed_job_is_scheduled_and_not_leasable_until_promoted(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock, delay=seconds(60))
+    assert job.state is S.SCHEDULED
+    assert await store.jobs.lease("w1", ["default"], 10, clock.now()) == []
+    clock.advance(59)
+    assert await store.jobs.promote_due(clock.now(), 100) == 0
+    clock.advance(1)
+    assert await store.jobs.promote_due(clock.now(), 100) == 1
+    assert (await lease_one(store, clock)).id == job.id
+
+
+async def test_same_idempotency_key_returns_the_existing_job(store, clock) -> None:
+    first = await submit(store, clock, payload='{"n": 1}', idempotency_key="order-42")
+    results = await store.jobs.submit(
+        [new_job(clock, payload='{"n": 1}', idempotency_key="order-42")], clock.now()
+    )
+    assert results[0].created is False
+    assert results[0].job.id == first.id
+    page = await store.jobs.list(JobFilter(), 10, None)
+    assert [j.id for j in page.jobs] == [first.id]
+
+
+async def test_idempotency_key_with_another_payload_is_a_conflict(store, clock) -> None:
+    await submit(store, clock, payload='{"n": 1}', idempotency_key="order-42")
+    with pytest.raises(AlreadyExists):
+        await submit(store, clock, payload='{"n": 2}', idempotency_key="order-42")
+    assert len((await store.jobs.list(JobFilter(), 10, None)).jobs) == 1
+
+
+async def test_idempotency_keys_are_per_queue(store, clock) -> None:
+    a = await submit(store, clock, queue="a", idempotency_key="k")
+    b = await submit(store, clock, queue="b", idempotency_key="k")
+    assert a.id != b.id
+
+
+async def test_a_batch_is_all_or_nothing(store, clock) -> None:
+    await submit(store, clock, payload="1", idempotency_key="taken")
+    batch = [new_job(clock, payload="2"), new_job(clock, payload="3", idempotency_key="taken")]
+    with pytest.raises(AlreadyExists):
+        await store.jobs.submit(batch, clock.now())
+    assert len((await store.jobs.list(JobFilter(), 10, None)).jobs) == 1
+
+
+async def test_a_key_repeated_within_one_batch_is_rejected(store, clock) -> None:
+    batch = [new_job(clock, idempotency_key="k"), new_job(clock, idempotency_key="k")]
+    with pytest.raises(InvalidArgument):
+        await store.jobs.submit(batch, clock.now())
+    assert (await store.jobs.list(JobFilter(), 10, None)).jobs == []
+
+
+# --- leasing order -------------------------------------------------------------------------
+
+
+async def test_lease_order_is_priority_then_run_at_then_submission(store, clock) -> None:
+    await register(store, clock)
+    low = await submit(store, clock, priority=0)
+    clock.advance(1)
+    high_late = await submit(store, clock, priority=9)
+    clock.advance(1)
+    low_later = await submit(store, clock, priority=0)
+    high_early = await submit(store, clock, priority=9, run_at=clock.now() - seconds(10))
+    leased = await store.jobs.lease("w1", ["default"], 10, clock.now())
+    assert [j.id for j in leased] == [high_early.id, high_late.id, low.id, low_later.id]
+
+
+async def test_lease_hands_out_at_most_max_jobs_and_marks_them_running(store, clock) -> None:
+    await register(store, clock)
+    for _ in range(5):
+        await submit(store, clock)
+    leased = await store.jobs.lease("w1", ["default"], 3, clock.now())
+    assert len(leased) == 3
+    for job in leased:
+        assert (job.state, job.attempt, job.worker_id) == (S.RUNNING, 1, "w1")
+        assert job.lease_expires_at == clock.now() + seconds(30)
+    rest = await store.jobs.lease("w1", ["default"], 10, clock.now())
+    assert len(rest) == 2
+    assert not {j.id for j in leased} & {j.id for j in rest}, "a job was leased twice"
+
+
+async def test_paused_queue_is_not_leased_until_resumed(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock, queue="q")
+    await store.queues.update("q", {"paused": True}, clock.now())
+    assert await store.jobs.lease("w1", ["q"], 10, clock.now()) == []
+    await store.queues.update("q", {"paused": False}, clock.now())
+    assert len(await store.jobs.lease("w1", ["q"], 10, clock.now())) == 1
+
+
+async def test_lease_takes_only_the_task_types_asked_for(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock, type="a")
+    b = await submit(store, clock, type="b")
+    leased = await store.jobs.lease("w1", ["default"], 10, clock.now(), task_types=["b"])
+    assert [j.id for j in leased] == [b.id]
+
+
+async def test_queue_concurrency_limit_caps_running_jobs(store, clock) -> None:
+    await register(store, clock)
+    for _ in range(4):
+        await submit(store, clock, queue="q")
+    await store.queues.update("q", {"concurrency_limit": 2}, clock.now())
+    assert len(await store.jobs.lease("w1", ["q"], 10, clock.now())) == 2
+    assert await store.jobs.lease("w1", ["q"], 10, clock.now()) == []
+
+
+async def test_queue_weights_share_leases_across_queues(store, clock) -> None:
+    await register(store, clock, queues=("heavy", "light"))
+    for _ in range(300):
+        await submit(store, clock, queue="heavy")
+        await submit(store, clock, queue="light")
+    await store.queues.update("heavy", {"weight": 3}, clock.now())
+    firsts = [
+        (await store.jobs.lease("w1", ["heavy", "light"], 1, clock.now()))[0].queue
+        for _ in range(200)
+    ]
+    share = firsts.count("heavy") / len(firsts)
+    assert 0.65 < share < 0.85, f"weight 3:1 should give heavy ~75% of leases, got {share:.0%}"
+
+
+async def test_expired_job_is_never_leased(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock, ttl=seconds(5))
+    clock.advance(6)
+    assert await store.jobs.lease("w1", ["default"], 10, clock.now()) == []
+    assert await store.jobs.expire_unstarted(clock.now(), 100) == ["default"]
+    assert (await store.jobs.get(job.id)).state is S.EXPIRED
+
+
+# --- heartbeats and fencing -------------------------------------------------------------
+
+
+async def test_heartbeat_extends_the_lease(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    clock.advance(20)
+    result = await store.jobs.heartbeat("w1", [lease_of(job)], clock.now())
+    assert result.lease_expires_at == clock.now() + seconds(30)
+    clock.advance(20)  # 40s after the lease: without the heartbeat it would have expired
+    assert await store.jobs.reap_expired_leases(clock.now(), 100) == []
+    assert (await store.jobs.get(job.id)).state is S.RUNNING
+
+
+async def test_stale_heartbeat_is_rejected_and_changes_nothing(store, clock) -> None:
+    await register(store, clock)
+    await register(store, clock, "w2")
+    await submit(store, clock)
+    first = await lease_one(store, clock)
+    clock.advance(31)
+    await store.jobs.reap_expired_leases(clock.now(), 100)
+    clock.advance(3600)
+    await store.jobs.promote_due(clock.now(), 100)
+    second = await lease_one(store, clock, "w2")
+    assert second.attempt == first.attempt + 1
+    before = await store.jobs.get(second.id)
+    with pytest.raises(StaleLease) as raised:
+        await store.jobs.heartbeat("w1", [lease_of(first)], clock.now() + seconds(1))
+    assert set(raised.value.stale) == {first.id}
+    assert await store.jobs.get(second.id) == before
+
+
+async def test_one_stale_lease_rejects_the_whole_heartbeat(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    await submit(store, clock)
+    a, b = await store.jobs.lease("w1", ["default"], 2, clock.now())
+    await store.jobs.report("w1", [completed(b)], clock.now())
+    before = await store.jobs.get(a.id)
+    with pytest.raises(StaleLease) as raised:
+        await store.jobs.heartbeat("w1", [lease_of(a), lease_of(b)], clock.now() + seconds(5))
+    assert list(raised.value.stale) == [b.id]
+    assert await store.jobs.get(a.id) == before, "the good lease must not be extended either"
+
+
+async def test_heartbeat_reports_cancellation_and_drain(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    await store.jobs.cancel(job.id, clock.now(), "user asked")
+    await store.workers.set_state("w1", WorkerState.DRAINING)
+    result = await store.jobs.heartbeat("w1", [lease_of(job)], clock.now())
+    assert result.cancel_job_ids == (job.id,)
+    assert result.drain is True
+
+
+async def test_heartbeat_from_an_unknown_worker_fails(store, clock) -> None:
+    with pytest.raises(FailedPrecondition):
+        await store.jobs.heartbeat("nobody", [], clock.now())
+
+
+# --- outcomes ---------------------------------------------------------------------------
+
+
+async def test_completion_stores_the_result(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    clock.advance(2)
+    (done,) = await store.jobs.report("w1", [completed(job, '{"sent": true}')], clock.now())
+    assert (done.state, done.result, done.finished_at, done.worker_id) == (
+        S.SUCCEEDED, '{"sent": true}', clock.now(), None
+    )
+
+
+async def test_stale_completion_is_rejected_and_changes_nothing(store, clock) -> None:
+    await register(store, clock)
+    await register(store, clock, "w2")
+    await submit(store, clock)
+    zombie = await lease_one(store, clock)
+    clock.advance(31)
+    await store.jobs.reap_expired_leases(clock.now(), 100)
+    clock.advance(3600)
+    await store.jobs.promote_due(clock.now(), 100)
+    current = await lease_one(store, clock, "w2")
+    with pytest.raises(StaleLease):
+        await store.jobs.report("w1", [completed(zombie)], clock.now())
+    with pytest.raises(StaleLease):
+        await store.jobs.report("w1", [failed(zombie)], clock.now())
+    assert (await store.jobs.get(current.id)) == current
+    (done,) = await store.jobs.report("w2", [completed(current)], clock.now())
+    assert done.state is S.SUCCEEDED
+
+
+async def test_a_batch_of_outcomes_is_all_or_nothing(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    await submit(store, clock)
+    a, b = await store.jobs.lease("w1", ["default"], 2, clock.now())
+    await store.jobs.report("w1", [completed(b)], clock.now())
+    with pytest.raises(StaleLease):
+        await store.jobs.report("w1", [completed(a), completed(b)], clock.now())
+    assert (await store.jobs.get(a.id)).state is S.RUNNING
+
+
+async def test_failure_retries_with_backoff_until_dead(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock, max_attempts=3)
+    for attempt in (1, 2):
+        await store.jobs.promote_due(clock.now() + seconds(7200), 100)
+        leased = await lease_one(store, clock)
+        assert leased.attempt == attempt
+        (after,) = await store.jobs.report("w1", [failed(leased)], clock.now())
+        assert after.state is S.SCHEDULED
+        ceiling = seconds(2 ** (attempt - 1))  # base 1s, doubling
+        assert clock.now() <= after.run_at <= clock.now() + ceiling
+        assert after.last_error == "boom"
+        clock.advance(ceiling.total_seconds())
+    await store.jobs.promote_due(clock.now(), 100)
+    last = await lease_one(store, clock)
+    (dead,) = await store.jobs.report("w1", [failed(last)], clock.now())
+    assert (dead.state, dead.attempt) == (S.DEAD, 3)
+    kinds = [e.kind for e in await store.jobs.events(job.id)]
+    assert kinds.count(EventKind.RETRY_SCHEDULED) == 2
+    assert kinds[-1] is EventKind.DEAD_LETTERED
+
+
+async def test_non_retryable_failure_dead_letters_at_once(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock, max_attempts=5)
+    job = await lease_one(store, clock)
+    (dead,) = await store.jobs.report("w1", [failed(job, retryable=False)], clock.now())
+    assert dead.state is S.DEAD
+
+
+async def test_explicit_retry_after_overrides_backoff(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    outcome = dataclasses.replace(failed(job), retry_after=seconds(600))
+    (after,) = await store.jobs.report("w1", [outcome], clock.now())
+    assert after.run_at == clock.now() + seconds(600)
+
+
+# --- lease expiry -------------------------------------------------------------------------
+
+
+async def test_expired_lease_is_retried_and_leased_again(store, clock) -> None:
+    await register(store, clock)
+    await register(store, clock, "w2")
+    job = await submit(store, clock)
+    first = await lease_one(store, clock)
+    clock.advance(29)
+    assert await store.jobs.reap_expired_leases(clock.now(), 100) == []
+    clock.advance(1)
+    (reaped,) = await store.jobs.reap_expired_leases(clock.now(), 100)
+    assert reaped.state is S.SCHEDULED
+    assert "lease expired" in (reaped.last_error or "")
+    clock.advance(3600)
+    await store.jobs.promote_due(clock.now(), 100)
+    second = await lease_one(store, clock, "w2")
+    assert (second.id, second.attempt) == (job.id, first.attempt + 1)
+    kinds = [e.kind for e in await store.jobs.events(job.id)]
+    assert EventKind.LEASE_EXPIRED in kinds
+
+
+async def test_expired_lease_on_the_last_attempt_dead_letters(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock, max_attempts=1)
+    await lease_one(store, clock)
+    clock.advance(31)
+    (reaped,) = await store.jobs.reap_expired_leases(clock.now(), 100)
+    assert reaped.state is S.DEAD
+
+
+# --- cancellation -------------------------------------------------------------------------
+
+
+async def test_cancel_pending_job_is_immediate_and_it_never_starts(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock)
+    cancelled = await store.jobs.cancel(job.id, clock.now(), "")
+    assert cancelled.state is S.CANCELLED
+    assert await store.jobs.lease("w1", ["default"], 10, clock.now()) == []
+
+
+async def test_cancel_running_job_is_requested_then_acknowledged(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    requested = await store.jobs.cancel(job.id, clock.now(), "")
+    assert (requested.state, requested.cancel_requested) == (S.RUNNING, True)
+    outcome = Outcome(lease_of(job), OutcomeKind.CANCELLED)
+    (done,) = await store.jobs.report("w1", [outcome], clock.now())
+    assert done.state is S.CANCELLED
+
+
+async def test_a_failure_after_cancel_request_ends_cancelled_not_retried(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    await store.jobs.cancel(job.id, clock.now(), "")
+    (done,) = await store.jobs.report("w1", [failed(job)], clock.now())
+    assert done.state is S.CANCELLED
+
+
+async def test_cancel_finished_or_missing_job_fails(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    await store.jobs.report("w1", [completed(job)], clock.now())
+    with pytest.raises(FailedPrecondition):
+        await store.jobs.cancel(job.id, clock.now(), "")
+    with pytest.raises(NotFound):
+        await store.jobs.cancel("no-such-job", clock.now(), "")
+
+
+# --- release, dead letters, retention ---------------------------------------------------
+
+
+async def test_release_requeues_without_using_an_attempt(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock, max_attempts=1)
+    leased = await lease_one(store, clock)
+    assert await store.jobs.release("w1", [lease_of(leased)], clock.now()) == 1
+    again = await lease_one(store, clock)
+    assert again.attempt == 2
+    (dead,) = await store.jobs.report("w1", [failed(again)], clock.now())
+    assert dead.state is S.DEAD, "one real failure on a 1-attempt job dead-letters"
+    assert dead.id == job.id
+
+
+async def test_replay_gives_dead_jobs_a_fresh_budget(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock, queue="q", max_attempts=1)
+    leased = await lease_one(store, clock, queue="q")
+    await store.jobs.report("w1", [failed(leased)], clock.now())
+    assert await store.jobs.replay_dead(DeadLetterSelector(queue="q"), clock.now()) == 1
+    replayed = await lease_one(store, clock, queue="q")
+    assert (replayed.id, replayed.attempt) == (job.id, 2)
+    (after,) = await store.jobs.report("w1", [failed(replayed)], clock.now())
+    assert after.state is S.DEAD
+
+
+async def test_replay_by_id_of_a_live_job_fails_and_changes_nothing(store, clock) -> None:
+    job = await submit(store, clock)
+    with pytest.raises(FailedPrecondition):
+        await store.jobs.replay_dead(DeadLetterSelector(ids=(job.id,)), clock.now())
+    with pytest.raises(NotFound):
+        await store.jobs.replay_dead(DeadLetterSelector(ids=("missing",)), clock.now())
+    assert (await store.jobs.get(job.id)).state is S.QUEUED
+
+
+async def test_discard_removes_dead_jobs_and_records_it(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock, max_attempts=1)
+    leased = await lease_one(store, clock)
+    await store.jobs.report("w1", [failed(leased, retryable=False)], clock.now())
+    assert await store.jobs.discard_dead(DeadLetterSelector(ids=(job.id,)), clock.now()) == 1
+    assert await store.jobs.get(job.id) is None
+    assert (await store.jobs.events(job.id))[-1].kind is EventKind.DISCARDED
+
+
+async def test_retention_deletes_only_finished_jobs_past_it(store, clock) -> None:
+    await register(store, clock)
+    old = await submit(store, clock)
+    leased = await lease_one(store, clock)
+    await store.jobs.report("w1", [completed(leased)], clock.now())
+    pending = await submit(store, clock)
+    clock.advance(7 * 86400 + 1)
+    assert await store.jobs.delete_finished(clock.now(), 100) == 1
+    assert await store.jobs.get(old.id) is None
+    assert await store.jobs.get(pending.id) is not None
+
+
+# --- events, lists, queues, workers ----------------------------------------------------
+
+
+async def test_every_transition_appends_an_event_in_order(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock)
+    leased = await lease_one(store, clock)
+    await store.jobs.report("w1", [completed(leased)], clock.now())
+    events = await store.jobs.events(job.id)
+    assert [(e.from_state, e.to_state, e.kind) for e in events] == [
+        (None, S.QUEUED, EventKind.SUBMITTED),
+        (S.QUEUED, S.RUNNING, EventKind.STARTED),
+        (S.RUNNING, S.SUCCEEDED, EventKind.SUCCEEDED),
+    ]
+    assert len({e.id for e in events}) == 3
+    assert [e.id for e in await store.events.unpublished(10)] == [e.id for e in events]
+
+
+async def test_published_events_leave_the_outbox(store, clock) -> None:
+    await submit(store, clock)
+    await submit(store, clock)
+    first, second = await store.events.unpublished(10)
+    await store.events.mark_published([first.id], clock.now())
+    assert [e.id for e in await store.events.unpublished(10)] == [second.id]
+    assert (await store.events.backlog())[0] == 1
+
+
+async def test_list_filters_and_pages_newest_first(store, clock) -> None:
+    ids = [(await submit(store, clock, queue="q", type="t")).id for _ in range(5)]
+    await submit(store, clock, queue="other")
+    first = await store.jobs.list(JobFilter(queue="q"), 2, None)
+    assert [j.id for j in first.jobs] == ids[::-1][:2]
+    second = await store.jobs.list(JobFilter(queue="q"), 2, first.next_after)
+    third = await store.jobs.list(JobFilter(queue="q"), 2, second.next_after)
+    assert [j.id for j in second.jobs + third.jobs] == ids[::-1][2:]
+    assert third.next_after is None
+    queued = await store.jobs.list(JobFilter(states=(S.QUEUED,), type="t"), 10, None)
+    assert len(queued.jobs) == 5
+
+
+async def test_queue_create_update_and_conflicts(store, clock) -> None:
+    from jobq.core.model import QueueConfig
+
+    await store.queues.create(QueueConfig(name="emails", weight=2), clock.now())
+    with pytest.raises(AlreadyExists):
+        await store.queues.create(QueueConfig(name="emails"), clock.now())
+    updated = await store.queues.update("emails", {"max_attempts": 7}, clock.now())
+    assert (updated.weight, updated.max_attempts) == (2, 7)
+    with pytest.raises(InvalidArgument):
+        await store.queues.update("emails", {"weight": 0}, clock.now())
+    assert (await store.queues.get("emails")).weight == 2
+    with pytest.raises(NotFound):
+        await store.queues.update("nope", {"weight": 2}, clock.now())
+
+
+async def test_purge_cancels_pending_jobs_only(store, clock) -> None:
+    await register(store, clock, queues=("q",))
+    await submit(store, clock, queue="q")
+    await submit(store, clock, queue="q", delay=seconds(60))
+    await submit(store, clock, queue="q")
+    running = await lease_one(store, clock, queue="q")
+    assert await store.queues.purge("q", clock.now()) == 2
+    (stats,) = await store.queues.stats("q", clock.now())
+    assert stats.by_state["cancelled"] == 2
+    assert stats.by_state["running"] == 1
+    assert (await store.jobs.get(running.id)).state is S.RUNNING
+
+
+async def test_stats_count_jobs_by_state_and_age(store, clock) -> None:
+    await submit(store, clock, queue="q")
+    clock.advance(10)
+    await submit(store, clock, queue="q", delay=seconds(5))
+    (stats,) = await store.queues.stats("q", clock.now())
+    assert stats.by_state["queued"] == 1
+    assert stats.by_state["scheduled"] == 1
+    assert stats.oldest_queued_age_seconds == pytest.approx(10)
+
+
+async def test_workers_that_stop_heartbeating_are_listed_as_lost(store, clock) -> None:
+    await register(store, clock, "w1")
+    await register(store, clock, "w2")
+    clock.advance(20)
+    await store.jobs.heartbeat("w2", [], clock.now())
+    clock.advance(20)
+    states = {w.id: w.state for w in await store.workers.list(clock.now(), seconds(30))}
+    assert states == {"w1": WorkerState.LOST, "w2": WorkerState.ACTIVE}

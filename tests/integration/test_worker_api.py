@@ -1,0 +1,137 @@
+"""The worker protocol over gRPC: batched leases, long polls, fencing, progress, watch."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from jobq.core.states import JobState
+from jobq.v1 import job_pb2, worker_service_pb2_grpc
+from jobq.v1 import worker_service_pb2 as pb
+
+
+async def register(stub, worker_id: str = "", queues=("default",)) -> str:
+    response = await stub.RegisterWorker(
+        pb.RegisterWorkerRequest(worker_id=worker_id, hostname="test", queues=list(queues),
+                                 capacity=10)
+    )
+    return response.worker_id
+
+
+async def test_lease_hands_out_a_batch_in_one_call(channel, client) -> None:
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    await client.submit_many([{"type": "echo", "payload": i} for i in range(7)])
+    worker = await register(stub)
+    leased = await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=5))
+    assert len(leased.jobs) == 5
+    assert all(j.state == job_pb2.JOB_STATE_RUNNING and j.attempt == 1 for j in leased.jobs)
+    outcomes = [
+        pb.Outcome(lease=pb.LeaseRef(job_id=j.id, attempt=j.attempt),
+                   completed=pb.Outcome.Completed(result=j.payload))
+        for j in leased.jobs
+    ]
+    reported = await stub.ReportOutcomes(pb.ReportOutcomesRequest(worker_id=worker,
+                                                                  outcomes=outcomes))
+    assert [j.state for j in reported.jobs] == [job_pb2.JOB_STATE_SUCCEEDED] * 5
+    assert [j.result for j in reported.jobs] == [j.payload for j in leased.jobs]
+
+
+async def test_long_poll_lease_returns_a_job_submitted_while_it_waits(channel, client) -> None:
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    worker = await register(stub)
+    waiting = asyncio.ensure_future(stub.LeaseJobs(pb.LeaseJobsRequest(
+        worker_id=worker, max_jobs=1, wait=duration_pb2.Duration(seconds=20)
+    )))
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "with no work the lease call should be waiting"
+    submitted = await client.submit("echo", {"n": 1})
+    leased = await asyncio.wait_for(waiting, 15)
+    assert [j.id for j in leased.jobs] == [submitted.id]
+
+
+async def test_stale_attempt_is_failed_precondition_and_changes_nothing(channel, client) -> None:
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    job = await client.submit("echo", {})
+    worker = await register(stub)
+    (leased,) = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=1))).jobs
+    stale = pb.LeaseRef(job_id=leased.id, attempt=leased.attempt + 7)
+    calls = [
+        stub.CompleteJob(pb.CompleteJobRequest(worker_id=worker, lease=stale, result="1")),
+        stub.FailJob(pb.FailJobRequest(worker_id=worker, lease=stale, error="x", retryable=False)),
+        stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=[stale])),
+        stub.ReportProgress(pb.ReportProgressRequest(worker_id=worker, lease=stale, progress=0.5)),
+    ]
+    before = await client.get(job.id)
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        failure = error_details_pb2.PreconditionFailure()
+        rpc_status.from_call(raised.value).details[0].Unpack(failure)
+        assert [v.subject for v in failure.violations] == [leased.id]
+    assert await client.get(job.id) == before
+
+
+async def test_another_workers_lease_is_rejected(channel, client) -> None:
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    await client.submit("echo", {})
+    owner = await register(stub, "owner")
+    thief = await register(stub, "thief")
+    (leased,) = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=owner, max_jobs=1))).jobs
+    ref = pb.LeaseRef(job_id=leased.id, attempt=leased.attempt)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.CompleteJob(pb.CompleteJobRequest(worker_id=thief, lease=ref, result="1"))
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_unregistered_worker_cannot_lease(channel) -> None:
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id="ghost", max_jobs=1))
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id="", max_jobs=1))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_watch_streams_progress_and_the_result(channel, client) -> None:
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    job = await client.submit("progress", {})
+    worker = await register(stub)
+    seen: list = []
+
+    async def follow() -> None:
+        async for update in client.watch(job.id):
+            seen.append(update)
+
+    watcher = asyncio.create_task(follow())
+    (leased,) = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=1))).jobs
+    ref = pb.LeaseRef(job_id=leased.id, attempt=leased.attempt)
+    for step in (0.25, 0.5):
+        await stub.ReportProgress(pb.ReportProgressRequest(
+            worker_id=worker, lease=ref, progress=step, message=f"at {step}"))
+        await asyncio.sleep(0.2)
+    await stub.CompleteJob(pb.CompleteJobRequest(worker_id=worker, lease=ref, result='"done"'))
+    await asyncio.wait_for(watcher, 10)
+    assert [u.progress for u in seen if u.state is JobState.RUNNING][-2:] == [0.25, 0.5]
+    assert seen[-1].state is JobState.SUCCEEDED
+    assert seen[-1].result == '"done"'
+
+
+async def test_cancel_reaches_the_worker_on_heartbeat(channel, client) -> None:
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    job = await client.submit("sleep", {"seconds": 30})
+    worker = await register(stub)
+    (leased,) = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=1))).jobs
+    ref = pb.LeaseRef(job_id=leased.id, attempt=leased.attempt)
+    await client.cancel(job.id)
+    beat = await stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=[ref]))
+    assert list(beat.cancel_job_ids) == [job.id]
+    await stub.ReportOutcomes(pb.ReportOutcomesRequest(
+        worker_id=worker, outcomes=[pb.Outcome(lease=ref, cancelled=pb.Outcome.Cancelled())]))
+    assert (await client.get(job.id)).state is JobState.CANCELLED
