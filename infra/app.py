@@ -1,0 +1,58 @@
+"""Entry point of the jobq CDK app: ``cdk synth|deploy -c env=dev|staging|prod``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+
+from infra.config import EnvironmentConfig, UnknownEnvironmentError, get_config
+from infra.stacks.data import DataStack
+from infra.stacks.network import NetworkStack
+
+TARGETS_CONTEXT_KEY = "jobq:targets"
+
+
+@dataclass(frozen=True)
+class JobqStacks:
+    network: NetworkStack
+    data: DataStack
+
+
+def target_environment(app: cdk.App, config: EnvironmentConfig) -> cdk.Environment:
+    """Account and region for an environment, pinned in cdk.json so synth never asks AWS."""
+    targets: dict[str, Any] = app.node.try_get_context(TARGETS_CONTEXT_KEY) or {}
+    target = targets.get(config.name)
+    if not target:
+        raise UnknownEnvironmentError(
+            f"cdk.json context {TARGETS_CONTEXT_KEY!r} has no account/region for {config.name!r}"
+        )
+    return cdk.Environment(account=str(target["account"]), region=target["region"])
+
+
+def build(app: cdk.App, config: EnvironmentConfig) -> JobqStacks:
+    """Create every stack of one environment inside ``app`` and wire them together."""
+    env = target_environment(app, config)
+    prefix = config.prefix
+
+    network = NetworkStack(app, f"{prefix}-network", config=config, env=env,
+                           description="jobq network: VPC, subnets, endpoints")
+    data = DataStack(app, f"{prefix}-data", config=config, network=network.network,
+                     client_cidrs=network.private_cidrs, env=env,
+                     description="jobq data: RDS PostgreSQL, ElastiCache Redis, MSK")
+
+    for key, value in {"project": "jobq", "environment": config.name, **config.tags}.items():
+        cdk.Tags.of(app).add(key, value)
+    return JobqStacks(network=network, data=data)
+
+
+def main() -> None:
+    app = cdk.App()
+    config = get_config(app.node.try_get_context("env"))
+    build(app, config)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()
