@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from infra.config import EnvironmentConfig, UnknownEnvironmentError, get_config
 from infra.stacks.data import DataStack
 from infra.stacks.network import NetworkStack
+from infra.stacks.platform import PlatformStack
 
 TARGETS_CONTEXT_KEY = "jobq:targets"
 
@@ -18,6 +19,7 @@ TARGETS_CONTEXT_KEY = "jobq:targets"
 class JobqStacks:
     network: NetworkStack
     data: DataStack
+    platform: PlatformStack
 
 
 def target_environment(app: cdk.App, config: EnvironmentConfig) -> cdk.Environment:
@@ -41,10 +43,12 @@ def build(app: cdk.App, config: EnvironmentConfig) -> JobqStacks:
     data = DataStack(app, f"{prefix}-data", config=config, network=network.network,
                      client_cidrs=network.private_cidrs, env=env,
                      description="jobq data: RDS PostgreSQL, ElastiCache Redis, MSK")
+    platform = PlatformStack(app, f"{prefix}-platform", config=config, network=network.network, data=data, env=env,
+                             description="jobq platform: EKS, node group, controllers, ECR, IRSA")
 
     for key, value in {"project": "jobq", "environment": config.name, **config.tags}.items():
         cdk.Tags.of(app).add(key, value)
-    return JobqStacks(network=network, data=data)
+    return JobqStacks(network=network, data=data, platform=platform)
 
 
 def main() -> None:
