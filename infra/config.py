@@ -88,6 +88,8 @@ class WorkloadConfig:
     worker_cpu: str = "500m"
     worker_memory: str = "512Mi"
     worker_shutdown_grace_seconds: int = 120
+    # Mirror this into ECR for production if Docker Hub rate limits bite.
+    pgbouncer_image: str = "docker.io/edoburu/pgbouncer:v1.24.1-p1"
 
 
 @dataclass(frozen=True)
