@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
 
 from infra.config import EnvironmentConfig, UnknownEnvironmentError, get_config
+from infra.nag import acknowledge
 from infra.stacks.application import ApplicationStack
 from infra.stacks.data import DataStack
 from infra.stacks.network import NetworkStack
@@ -73,7 +75,10 @@ def build(app: cdk.App, config: EnvironmentConfig) -> JobqStacks:
 def main() -> None:
     app = cdk.App()
     config = get_config(app.node.try_get_context("env"))
-    build(app, config)
+    stacks = build(app, config)
+    acknowledge(stacks, config)
+    # Unacknowledged AwsSolutions findings fail synth, so a deploy cannot skip them.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
 
 

@@ -47,6 +47,7 @@ class JobqCluster(Construct):
         subnets: ec2.SubnetSelection,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.name = name
         version, layer_cls = _KUBERNETES_VERSIONS[config.kubernetes_version]
 
         secrets_key = kms.Key(self, "SecretsKey", enable_key_rotation=True, description=f"{name} Kubernetes secrets envelope encryption")

@@ -94,5 +94,5 @@ class PostgresDatabase(Construct):
 
 
 def _engine() -> rds.IInstanceEngine:
-    return rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_15_9)
+    return rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_15_17)
 

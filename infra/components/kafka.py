@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Fn, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_msk as msk
@@ -107,6 +107,7 @@ class KafkaCluster(Construct):
         return self._child_arn("group", group)
 
     def _child_arn(self, kind: str, name: str) -> str:
-        uuid = Fn.select(2, Fn.split("/", self.cluster.attr_arn))
+        # The cluster's UUID segment is wildcarded: it is only known after creation,
+        # and the cluster name is already unique per account and region.
         stack = Stack.of(self)
-        return f"arn:{stack.partition}:kafka:{stack.region}:{stack.account}:{kind}/{self.cluster_name}/{uuid}/{name}"
+        return f"arn:{stack.partition}:kafka:{stack.region}:{stack.account}:{kind}/{self.cluster_name}/*/{name}"
