@@ -1,0 +1,1 @@
+"""The jobq CDK app: stacks split by lifecycle, one typed config per environment."""

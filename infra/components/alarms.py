@@ -1,0 +1,50 @@
+"""Alarms that page through one SNS topic, each naming the runbook that handles it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+RUNBOOK_DIR = "docs/runbooks"
+
+
+def runbook_path(alert_name: str) -> str:
+    return f"{RUNBOOK_DIR}/{alert_name}.md"
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """One alert: its name (also the runbook's file name), what it watches and when it fires."""
+
+    name: str
+    summary: str
+    metric: cloudwatch.IMetric
+    threshold: float
+    comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+    evaluation_periods: int = 3
+    treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING
+
+
+class RunbookAlarm(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, spec: AlertSpec, prefix: str, topic: sns.ITopic, runbook_base_url: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        runbook = f"{runbook_base_url.rstrip('/')}/{runbook_path(spec.name)}"
+        self.alarm = cloudwatch.Alarm(
+            self,
+            "Alarm",
+            alarm_name=f"{prefix}-{spec.name}",
+            alarm_description=f"{spec.summary} Runbook: {runbook}",
+            metric=spec.metric,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison,
+            evaluation_periods=spec.evaluation_periods,
+            treat_missing_data=spec.treat_missing_data,
+        )
+        self.alarm.add_alarm_action(actions.SnsAction(topic))
+        self.alarm.add_ok_action(actions.SnsAction(topic))

@@ -1,0 +1,98 @@
+"""RDS PostgreSQL, the source of truth for jobs, with rotated credentials."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_rds as rds
+from constructs import Construct
+
+from infra.components.keys import data_key
+from infra.config import DatabaseConfig
+
+POSTGRES_PORT = 5432
+DATABASE_NAME = "jobq"
+MASTER_USERNAME = "jobq_admin"
+
+
+class PostgresDatabase(Construct):
+    """PostgreSQL 15 with encrypted storage, forced TLS, backups and a rotated master secret."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DatabaseConfig,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        client_cidrs: list[str],
+        secret_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="jobq PostgreSQL: reachable from the private (EKS) subnets only",
+            allow_all_outbound=False,
+        )
+        for cidr in client_cidrs:
+            self.security_group.add_ingress_rule(
+                ec2.Peer.ipv4(cidr), ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL from the private subnets"
+            )
+
+        key = data_key(self, "Key", description="jobq PostgreSQL storage encryption", store_policy=config.removal_policy)
+
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=_engine(),
+            parameters={
+                # Clients must use TLS; PgBouncer connects with sslmode=require.
+                "rds.force_ssl": "1",
+                # Durable submit (DESIGN.md): an OK from Submit means committed.
+                "synchronous_commit": "on",
+                "log_min_duration_statement": "1000",
+            },
+        )
+
+        # The construct id "Instance" must never change: a new id means CloudFormation
+        # replaces the database, which loses every job.
+        self.instance = rds.DatabaseInstance(
+            self,
+            "Instance",
+            engine=_engine(),
+            instance_type=ec2.InstanceType(config.instance_type),
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            port=POSTGRES_PORT,
+            multi_az=config.multi_az,
+            allocated_storage=config.allocated_storage_gib,
+            max_allocated_storage=config.max_allocated_storage_gib,
+            storage_type=rds.StorageType.GP3,
+            storage_encrypted=True,
+            storage_encryption_key=key,
+            credentials=rds.Credentials.from_generated_secret(MASTER_USERNAME, secret_name=secret_name),
+            database_name=DATABASE_NAME,
+            parameter_group=parameters,
+            backup_retention=Duration.days(config.backup_retention_days),
+            deletion_protection=config.deletion_protection,
+            removal_policy=config.removal_policy,
+            iam_authentication=True,
+            cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enable_performance_insights=config.performance_insights,
+            performance_insight_encryption_key=key if config.performance_insights else None,
+            monitoring_interval=Duration.seconds(60),
+            auto_minor_version_upgrade=True,
+            copy_tags_to_snapshot=True,
+        )
+        self.secret = self.instance.secret
+        assert self.secret is not None
+        self.rotation = self.instance.add_rotation_single_user(
+            automatically_after=Duration.days(config.rotation_days),
+        )
+
+
+def _engine() -> rds.IInstanceEngine:
+    return rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_15_17)
+

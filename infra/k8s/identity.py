@@ -1,0 +1,46 @@
+"""Namespace, service-account names and the Secrets Manager store the workloads share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SERVER_SA = "jq-server"
+WORKER_SA = "jq-worker"
+SECRETS_READER_SA = "jq-secrets-reader"
+SECRET_STORE = "aws-secrets-manager"
+EXTERNAL_SECRETS_API = "external-secrets.io/v1"
+
+Manifest = dict[str, Any]
+
+
+def namespace(name: str, environment: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/part-of": "jobq",
+                "jobq.io/environment": environment,
+                "pod-security.kubernetes.io/enforce": "restricted",
+            },
+        },
+    }
+
+
+def secret_store(ns: str, *, region: str, service_account: str) -> Manifest:
+    """External Secrets store for AWS Secrets Manager, authenticated through the reader's IRSA role."""
+    return {
+        "apiVersion": EXTERNAL_SECRETS_API,
+        "kind": "SecretStore",
+        "metadata": {"name": SECRET_STORE, "namespace": ns},
+        "spec": {
+            "provider": {
+                "aws": {
+                    "service": "SecretsManager",
+                    "region": region,
+                    "auth": {"jwt": {"serviceAccountRef": {"name": service_account}}},
+                }
+            }
+        },
+    }

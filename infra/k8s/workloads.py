@@ -1,0 +1,424 @@
+"""The jobq workloads on Kubernetes: server, worker, PgBouncer, their scaling and disruption budgets.
+
+Autoscaling choice: workers scale with a KEDA ScaledObject and a Prometheus
+trigger on ``jq_job_queue_depth``. An HPA on an external metric would need the
+prometheus-adapter and its rule file kept in step with the query; KEDA keeps the
+PromQL next to the Deployment it scales, can scale an idle dev queue to zero,
+and still drives a normal HPA underneath (so ``kubectl get hpa`` keeps working).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from infra.config import WorkloadConfig
+from infra.k8s.identity import EXTERNAL_SECRETS_API, SECRET_STORE, SERVER_SA, WORKER_SA
+
+Manifest = dict[str, Any]
+
+GRPC_PORT = 50051
+HTTP_PORT = 8080
+WORKER_HTTP_PORT = 8081
+PGBOUNCER_PORT = 6432
+
+CONFIG_MAP = "jq-config"
+DATABASE_SECRET = "jq-database"
+REDIS_SECRET = "jq-redis"
+TOKEN_SECRET = "jq-api-token"
+PGBOUNCER_SECRET = "jq-pgbouncer"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the backing services are, as resolved by the data stack (CloudFormation tokens)."""
+
+    database_secret_name: str
+    redis_secret_name: str
+    api_token_secret_name: str
+    redis_host: str
+    kafka_bootstrap: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Images:
+    server: str
+    worker: str
+    pgbouncer: str
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": component, "app.kubernetes.io/part-of": "jobq"}
+
+
+_RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _zone_spread(component: str) -> list[Manifest]:
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": _labels(component)},
+        }
+    ]
+
+
+def config_map(ns: str, endpoints: Endpoints, environment: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_MAP, "namespace": ns, "labels": _labels("jq-config")},
+        "data": {
+            "JQ_ENVIRONMENT": environment,
+            "JQ_GRPC_HOST": "0.0.0.0",
+            "JQ_GRPC_PORT": str(GRPC_PORT),
+            "JQ_HTTP_HOST": "0.0.0.0",
+            "JQ_HTTP_PORT": str(HTTP_PORT),
+            "JQ_WORKER_HTTP_PORT": str(WORKER_HTTP_PORT),
+            "JQ_SERVER_ADDRESS": f"jq-server.{ns}.svc.cluster.local:{GRPC_PORT}",
+            "JQ_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
+            "JQ_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "JQ_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "AWS_REGION": endpoints.region,
+            "JQ_LOG_FORMAT": "json",
+        },
+    }
+
+
+def external_secrets(ns: str, endpoints: Endpoints) -> list[Manifest]:
+    """Kubernetes Secrets rendered by External Secrets from Secrets Manager.
+
+    Applications reach PostgreSQL through PgBouncer; only the migration step and
+    PgBouncer itself use the direct address (advisory locks do not survive
+    transaction pooling).
+    """
+    pgbouncer_host = f"jq-pgbouncer.{ns}.svc.cluster.local"
+
+    def external(name: str, secret_name: str, template: dict[str, str], keys: list[str]) -> Manifest:
+        return {
+            "apiVersion": EXTERNAL_SECRETS_API,
+            "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": ns, "labels": _labels(name)},
+            "spec": {
+                # Rotation changes the secret in Secrets Manager; this is how soon pods see it.
+                "refreshInterval": "1h",
+                "secretStoreRef": {"name": SECRET_STORE, "kind": "SecretStore"},
+                "target": {"name": name, "creationPolicy": "Owner", "template": {"data": template}},
+                "data": [
+                    {"secretKey": key, "remoteRef": {"key": secret_name, "property": key}} for key in keys
+                ],
+            },
+        }
+
+    return [
+        external(
+            DATABASE_SECRET,
+            endpoints.database_secret_name,
+            {
+                "JQ_DATABASE_URL": "postgresql://{{ .username }}:{{ .password }}@"
+                + pgbouncer_host
+                + f":{PGBOUNCER_PORT}/{{{{ .dbname }}}}",
+                "JQ_DATABASE_DIRECT_URL": "postgresql://{{ .username }}:{{ .password }}@{{ .host }}:{{ .port }}/{{ .dbname }}?sslmode=require",
+            },
+            ["username", "password", "host", "port", "dbname"],
+        ),
+        external(
+            PGBOUNCER_SECRET,
+            endpoints.database_secret_name,
+            {
+                "DB_HOST": "{{ .host }}",
+                "DB_PORT": "{{ .port }}",
+                "DB_USER": "{{ .username }}",
+                "DB_PASSWORD": "{{ .password }}",
+                "DB_NAME": "{{ .dbname }}",
+            },
+            ["username", "password", "host", "port", "dbname"],
+        ),
+        external(
+            REDIS_SECRET,
+            endpoints.redis_secret_name,
+            {"JQ_REDIS_URL": "rediss://:{{ .token }}@" + endpoints.redis_host + ":6379/0"},
+            ["token"],
+        ),
+        external(
+            TOKEN_SECRET,
+            endpoints.api_token_secret_name,
+            {"JQ_AUTH_TOKENS": "{{ .token }}", "JQ_TOKEN": "{{ .token }}"},
+            ["token"],
+        ),
+    ]
+
+
+def _scrape_annotations(port: int) -> dict[str, str]:
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+
+
+def _env_from(*secrets: str) -> list[Manifest]:
+    return [{"configMapRef": {"name": CONFIG_MAP}}] + [{"secretRef": {"name": s}} for s in secrets]
+
+
+def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
+    labels = _labels("jq-server")
+    container_common = {
+        "image": images.server,
+        "securityContext": _RESTRICTED_CONTAINER,
+        "envFrom": _env_from(DATABASE_SECRET, REDIS_SECRET, TOKEN_SECRET),
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "jq-server", "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": cfg.server_replicas,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(HTTP_PORT)},
+                "spec": {
+                    "serviceAccountName": SERVER_SA,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "topologySpreadConstraints": _zone_spread("jq-server"),
+                    "terminationGracePeriodSeconds": 60,
+                    # Migrations run before the new version serves; the migration tool
+                    # takes a lock, so replicas starting together apply them once.
+                    "initContainers": [
+                        {
+                            **container_common,
+                            "name": "migrate",
+                            "command": ["sh", "-c", 'JQ_DATABASE_URL="$JQ_DATABASE_DIRECT_URL" exec jq-server migrate'],
+                        }
+                    ],
+                    "containers": [
+                        {
+                            **container_common,
+                            "name": "jq-server",
+                            "ports": [
+                                {"name": "grpc", "containerPort": GRPC_PORT},
+                                {"name": "http", "containerPort": HTTP_PORT},
+                            ],
+                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 10,
+                                "failureThreshold": 3,
+                            },
+                            "resources": {
+                                "requests": {"cpu": cfg.server_cpu, "memory": cfg.server_memory},
+                                "limits": {"memory": cfg.server_memory},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "jq-server", "namespace": ns, "labels": labels},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": labels,
+            "ports": [
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "grpc"},
+                {"name": "http", "port": HTTP_PORT, "targetPort": "http", "appProtocol": "http"},
+            ],
+        },
+    }
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": "jq-server",
+            "namespace": ns,
+            "labels": labels,
+            "annotations": {
+                "alb.ingress.kubernetes.io/scheme": cfg.ingress_scheme,
+                "alb.ingress.kubernetes.io/target-type": "ip",
+                # gRPC needs HTTP/2 end to end: an HTTPS listener and GRPC targets.
+                "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
+                "alb.ingress.kubernetes.io/backend-protocol-version": "GRPC",
+                "alb.ingress.kubernetes.io/healthcheck-path": "/grpc.health.v1.Health/Check",
+                "alb.ingress.kubernetes.io/success-codes": "0",
+                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            },
+        },
+        "spec": {
+            "ingressClassName": "alb",
+            # The certificate is found in ACM by this host name.
+            "tls": [{"hosts": [cfg.ingress_host]}],
+            "rules": [
+                {
+                    "host": cfg.ingress_host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "jq-server", "port": {"name": "grpc"}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+    return [deployment, service, ingress, _pdb(ns, "jq-server", max_unavailable=1)]
+
+
+def worker(ns: str, cfg: WorkloadConfig, images: Images, *, prometheus_url: str) -> list[Manifest]:
+    labels = _labels("jq-worker")
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "jq-worker", "namespace": ns, "labels": labels},
+        "spec": {
+            # KEDA owns the replica count; this is only the initial size.
+            "replicas": max(cfg.worker_min_replicas, 1),
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(WORKER_HTTP_PORT)},
+                "spec": {
+                    "serviceAccountName": WORKER_SA,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "topologySpreadConstraints": _zone_spread("jq-worker"),
+                    # Room for running jobs to finish after SIGTERM before their lease lapses.
+                    "terminationGracePeriodSeconds": cfg.worker_shutdown_grace_seconds,
+                    "containers": [
+                        {
+                            "name": "jq-worker",
+                            "image": images.worker,
+                            "args": [
+                                "--tasks", cfg.worker_tasks_module,
+                                "--concurrency", str(cfg.worker_concurrency),
+                                "--queues", ",".join(cfg.worker_queues),
+                            ],
+                            "envFrom": _env_from(TOKEN_SECRET),
+                            "ports": [{"name": "http", "containerPort": WORKER_HTTP_PORT}],
+                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                            "securityContext": _RESTRICTED_CONTAINER,
+                            "resources": {
+                                "requests": {"cpu": cfg.worker_cpu, "memory": cfg.worker_memory},
+                                "limits": {"memory": cfg.worker_memory},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    queues = "|".join(cfg.worker_queues)
+    scaled_object = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "jq-worker", "namespace": ns, "labels": labels},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "jq-worker"},
+            "minReplicaCount": cfg.worker_min_replicas,
+            "maxReplicaCount": cfg.worker_max_replicas,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        # Scale down slowly: a worker leaving mid-burst only costs a lease timeout.
+                        "scaleDown": {"stabilizationWindowSeconds": 300, "policies": [{"type": "Percent", "value": 25, "periodSeconds": 60}]},
+                    }
+                }
+            },
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": prometheus_url,
+                        "query": (
+                            f'sum(jq_job_queue_depth{{namespace="{ns}",state="queued",queue=~"{queues}"}})'
+                        ),
+                        "threshold": str(cfg.jobs_per_worker),
+                        "activationThreshold": "1",
+                        "ignoreNullValues": "false",
+                    },
+                }
+            ],
+        },
+    }
+    # Workers drain on SIGTERM; at most a quarter leave at once during node rotation.
+    pdb = _pdb(ns, "jq-worker", max_unavailable="25%")
+    return [deployment, scaled_object, pdb]
+
+
+def pgbouncer(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
+    labels = _labels("jq-pgbouncer")
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "jq-pgbouncer", "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": cfg.pgbouncer_replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 70, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "topologySpreadConstraints": _zone_spread("jq-pgbouncer"),
+                    "containers": [
+                        {
+                            "name": "pgbouncer",
+                            "image": images.pgbouncer,
+                            "envFrom": [{"secretRef": {"name": PGBOUNCER_SECRET}}],
+                            "env": [
+                                # Transaction pooling: a server connection per transaction, so
+                                # hundreds of worker-facing server replicas share a small RDS pool.
+                                {"name": "POOL_MODE", "value": "transaction"},
+                                {"name": "LISTEN_PORT", "value": str(PGBOUNCER_PORT)},
+                                {"name": "AUTH_TYPE", "value": "scram-sha-256"},
+                                {"name": "DEFAULT_POOL_SIZE", "value": str(cfg.pgbouncer_pool_size)},
+                                {"name": "MAX_CLIENT_CONN", "value": "2000"},
+                                {"name": "SERVER_TLS_SSLMODE", "value": "require"},
+                                {"name": "IGNORE_STARTUP_PARAMETERS", "value": "extra_float_digits,options"},
+                            ],
+                            "ports": [{"name": "postgres", "containerPort": PGBOUNCER_PORT}],
+                            "readinessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 5},
+                            "livenessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 10},
+                            "securityContext": {**_RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False},
+                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "jq-pgbouncer", "namespace": ns, "labels": labels},
+        "spec": {"selector": labels, "ports": [{"name": "postgres", "port": PGBOUNCER_PORT, "targetPort": "postgres"}]},
+    }
+    return [deployment, service, _pdb(ns, "jq-pgbouncer", max_unavailable=1)]
+
+
+def _pdb(ns: str, component: str, *, max_unavailable: int | str) -> Manifest:
+    # maxUnavailable rather than minAvailable: with a single replica (dev) a
+    # minAvailable of 1 would block every node drain forever.
+    spec: Manifest = {"selector": {"matchLabels": _labels(component)}, "maxUnavailable": max_unavailable}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": component, "namespace": ns, "labels": _labels(component)},
+        "spec": spec,
+    }

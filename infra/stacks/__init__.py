@@ -1,0 +1,1 @@
+"""Stacks split by lifecycle: network and data are long-lived, platform and application change often."""

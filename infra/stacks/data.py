@@ -1,0 +1,78 @@
+"""Data stack: the stateful stores. Deletion protection and removal policies live here.
+
+Never rename the construct ids below ("Database", "Cache", "Kafka") or the ids
+inside their constructs: CloudFormation treats a new logical id as a new
+resource and replaces the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.components.cache import RedisCluster
+from infra.components.database import PostgresDatabase
+from infra.components.kafka import KafkaCluster
+from infra.components.network import JobqNetwork
+from infra.config import EnvironmentConfig
+
+
+class DataStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        network: JobqNetwork,
+        client_cidrs: list[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, termination_protection=config.is_production, **kwargs)
+        prefix = config.prefix
+
+        self.database = PostgresDatabase(
+            self,
+            "Database",
+            config=config.database,
+            vpc=network.vpc,
+            subnets=network.data_subnets,
+            client_cidrs=client_cidrs,
+            secret_name=f"{prefix}/database",
+        )
+        self.cache = RedisCluster(
+            self,
+            "Cache",
+            config=config.cache,
+            vpc=network.vpc,
+            subnets=network.data_subnets,
+            client_cidrs=client_cidrs,
+            name=prefix,
+            log_retention=config.observability.log_retention,
+        )
+        self.kafka = KafkaCluster(
+            self,
+            "Kafka",
+            config=config.kafka,
+            vpc=network.vpc,
+            subnets=network.data_subnets,
+            client_cidrs=client_cidrs,
+            name=prefix,
+            log_retention=config.observability.log_retention,
+        )
+        # Bearer tokens the server accepts (JQ_AUTH_TOKENS) and workers present (JQ_TOKEN).
+        self.api_token = secretsmanager.Secret(
+            self,
+            "ApiToken",
+            secret_name=f"{prefix}/api-token",
+            description="Bearer token shared by jobq workers and the server",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template="{}",
+                generate_string_key="token",
+                exclude_punctuation=True,
+                password_length=48,
+            ),
+        )

@@ -1,0 +1,86 @@
+"""Platform stack: EKS, ECR and the identities (IRSA) the workloads run as."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_eks as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.components.cluster import JobqCluster
+from infra.components.network import JobqNetwork
+from infra.components.registry import ImageRepositories
+from infra.config import EnvironmentConfig
+from infra.k8s import identity
+from infra.stacks.data import DataStack
+
+
+class PlatformStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        network: JobqNetwork,
+        data: DataStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        ns = config.namespace
+
+        self.registry = ImageRepositories(
+            self, "Images", immutable_tags=config.ecr_immutable_tags, keep_images=config.ecr_keep_images
+        )
+        self.eks = JobqCluster(
+            self, "Eks", config=config.cluster, name=config.prefix, vpc=network.vpc, subnets=network.private_subnets
+        )
+        cluster = self.eks.cluster
+
+        namespace = cluster.add_manifest("Namespace", identity.namespace(ns, config.name))
+
+        # IRSA: each workload gets its own role, scoped to what it touches.
+        self.server_account = eks.ServiceAccount(self, "ServerAccount", cluster=cluster, name=identity.SERVER_SA, namespace=ns)
+        self.worker_account = eks.ServiceAccount(self, "WorkerAccount", cluster=cluster, name=identity.WORKER_SA, namespace=ns)
+        self.secrets_account = eks.ServiceAccount(
+            self, "SecretsReaderAccount", cluster=cluster, name=identity.SECRETS_READER_SA, namespace=ns
+        )
+        for account in (self.server_account, self.worker_account, self.secrets_account):
+            account.node.add_dependency(namespace)
+
+        # The server publishes job events to MSK with IAM auth (OAUTHBEARER).
+        kafka = data.kafka
+        self.server_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], resources=[kafka.arn]
+            )
+        )
+        self.server_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "kafka-cluster:DescribeTopic",
+                    "kafka-cluster:CreateTopic",
+                    "kafka-cluster:WriteData",
+                    "kafka-cluster:ReadData",
+                ],
+                resources=[kafka.topic_arn("jobq.*")],
+            )
+        )
+        self.server_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
+                resources=[kafka.group_arn("jobq-*")],
+            )
+        )
+
+        # External Secrets reads exactly the three jobq secrets, nothing else.
+        for secret in (data.database.secret, data.cache.auth_secret, data.api_token):
+            secret.grant_read(self.secrets_account)
+
+        secret_store = cluster.add_manifest(
+            "SecretStore", identity.secret_store(ns, region=self.region, service_account=identity.SECRETS_READER_SA)
+        )
+        secret_store.node.add_dependency(self.eks.external_secrets)
+        secret_store.node.add_dependency(self.secrets_account)
