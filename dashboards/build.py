@@ -137,15 +137,16 @@ def stat(
     }
 
 
-def quantiles(metric: str, selector: str, by: str = "") -> list[Target]:
+def quantile(q: float, histogram: str, by: str = "", selector: str = "") -> str:
+    """PromQL for quantile q of a histogram, optionally per label `by`."""
     group = f"{by}, le" if by else "le"
-    suffix = f" {{{{{by}}}}}" if by else ""
+    series = f"{histogram}_bucket{{{selector}}}" if selector else f"{histogram}_bucket"
+    return f"histogram_quantile({q}, sum by ({group}) (rate({series}[{RATE}])))"
+
+
+def quantiles(histogram: str, selector: str) -> list[Target]:
     return [
-        (
-            f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket{{{selector}}}[{RATE}])))",
-            f"p{int(q * 100)}{suffix}",
-        )
-        for q in (0.5, 0.95, 0.99)
+        (quantile(q, histogram, selector=selector), f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)
     ]
 
 
@@ -153,103 +154,257 @@ def overview() -> dict[str, Any]:
     lay = Layout()
     panels = [
         # Headline numbers.
-        stat(lay, "Active workers", "Workers with a fresh heartbeat (max over server replicas).",
-             ("max(jq_worker_active_count)", "workers"), "none",
-             [(None, "red"), (1, "green")]),
-        stat(lay, "Queued jobs", "Due jobs waiting for a worker in the selected queues.",
-             (f'sum(max by (queue) (jq_job_queue_depth{{{QUEUE}, state="queued"}}))', "queued"),
-             "none", [(None, "green"), (1000, "orange")]),
-        stat(lay, "Running jobs", "Jobs leased by a worker in the selected queues.",
-             (f'sum(max by (queue) (jq_job_queue_depth{{{QUEUE}, state="running"}}))', "running"),
-             "none", [(None, "green")]),
-        stat(lay, "Dead letters", "Jobs in the dead-letter queue for the selected queues.",
-             (f'sum(max by (queue) (jq_job_queue_depth{{{QUEUE}, state="dead"}}))', "dead"),
-             "none", [(None, "green"), (1, "orange")]),
-        stat(lay, "Worker utilisation", "Jobs in flight over worker capacity, all workers.",
-             ("sum(jq_worker_jobs_in_flight) / sum(jq_worker_capacity)", "utilisation"),
-             "percentunit", [(None, "green"), (0.8, "orange"), (0.95, "red")]),
-        stat(lay, "Outbox oldest event", "Age of the oldest job event not yet published to Kafka.",
-             ("max(jq_outbox_oldest_age_seconds)", "age"), "s",
-             [(None, "green"), (60, "orange"), (300, "red")]),
+        stat(
+            lay,
+            "Active workers",
+            "Workers with a fresh heartbeat (max over server replicas).",
+            ("max(jq_worker_active_count)", "workers"),
+            "none",
+            [(None, "red"), (1, "green")],
+        ),
+        stat(
+            lay,
+            "Queued jobs",
+            "Due jobs waiting for a worker in the selected queues.",
+            (f'sum(max by (queue) (jq_job_queue_depth{{{QUEUE}, state="queued"}}))', "queued"),
+            "none",
+            [(None, "green"), (1000, "orange")],
+        ),
+        stat(
+            lay,
+            "Running jobs",
+            "Jobs leased by a worker in the selected queues.",
+            (f'sum(max by (queue) (jq_job_queue_depth{{{QUEUE}, state="running"}}))', "running"),
+            "none",
+            [(None, "green")],
+        ),
+        stat(
+            lay,
+            "Dead letters",
+            "Jobs in the dead-letter queue for the selected queues.",
+            (f'sum(max by (queue) (jq_job_queue_depth{{{QUEUE}, state="dead"}}))', "dead"),
+            "none",
+            [(None, "green"), (1, "orange")],
+        ),
+        stat(
+            lay,
+            "Worker utilisation",
+            "Jobs in flight over worker capacity, all workers.",
+            ("sum(jq_worker_jobs_in_flight) / sum(jq_worker_capacity)", "utilisation"),
+            "percentunit",
+            [(None, "green"), (0.8, "orange"), (0.95, "red")],
+        ),
+        stat(
+            lay,
+            "Outbox oldest event",
+            "Age of the oldest job event not yet published to Kafka.",
+            ("max(jq_outbox_oldest_age_seconds)", "age"),
+            "s",
+            [(None, "green"), (60, "orange"), (300, "red")],
+        ),
         # Flow of jobs.
-        timeseries(lay, "Throughput by status",
-                   "Job transitions per second by outcome (submitted, started, succeeded, failed, retried, dead, ...).",
-                   [(f"sum by (status) (rate(jq_job_total{{{QUEUE}}}[{RATE}]))", "{{status}}")],
-                   "ops", width=12),
-        timeseries(lay, "Queue depth",
-                   "Jobs per queue in the waiting and running states (max over server replicas, which all read the same database).",
-                   [(f'max by (queue, state) (jq_job_queue_depth{{{QUEUE}, state=~"scheduled|queued|running"}})',
-                     "{{queue}} {{state}}")],
-                   "none", width=12),
+        timeseries(
+            lay,
+            "Throughput by status",
+            "Job transitions per second by outcome"
+            " (submitted, started, succeeded, failed, retried, dead, ...).",
+            [(f"sum by (status) (rate(jq_job_total{{{QUEUE}}}[{RATE}]))", "{{status}}")],
+            "ops",
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "Queue depth",
+            "Jobs per queue in the waiting and running states"
+            " (max over server replicas, which all read the same database).",
+            [
+                (
+                    "max by (queue, state) "
+                    f'(jq_job_queue_depth{{{QUEUE}, state=~"scheduled|queued|running"}})',
+                    "{{queue}} {{state}}",
+                )
+            ],
+            "none",
+            width=12,
+        ),
         # Workers.
-        timeseries(lay, "Worker utilisation by worker",
-                   "Jobs in flight over capacity, per worker and overall.",
-                   [("sum(jq_worker_jobs_in_flight) / sum(jq_worker_capacity)", "all workers"),
-                    ("sum by (instance) (jq_worker_jobs_in_flight) / sum by (instance) (jq_worker_capacity)",
-                     "{{instance}}")],
-                   "percentunit"),
-        timeseries(lay, "Jobs in flight and capacity",
-                   "Total jobs being processed against total worker slots.",
-                   [("sum(jq_worker_jobs_in_flight)", "in flight"),
-                    ("sum(jq_worker_capacity)", "capacity")],
-                   "none"),
-        timeseries(lay, "Active workers over time",
-                   "Workers with a fresh heartbeat, as the servers see them.",
-                   [("max(jq_worker_active_count)", "active workers")], "none"),
+        timeseries(
+            lay,
+            "Worker utilisation by worker",
+            "Jobs in flight over capacity, per worker and overall.",
+            [
+                ("sum(jq_worker_jobs_in_flight) / sum(jq_worker_capacity)", "all workers"),
+                (
+                    "sum by (instance) (jq_worker_jobs_in_flight)"
+                    " / sum by (instance) (jq_worker_capacity)",
+                    "{{instance}}",
+                ),
+            ],
+            "percentunit",
+        ),
+        timeseries(
+            lay,
+            "Jobs in flight and capacity",
+            "Total jobs being processed against total worker slots.",
+            [
+                ("sum(jq_worker_jobs_in_flight)", "in flight"),
+                ("sum(jq_worker_capacity)", "capacity"),
+            ],
+            "none",
+        ),
+        timeseries(
+            lay,
+            "Active workers over time",
+            "Workers with a fresh heartbeat, as the servers see them.",
+            [("max(jq_worker_active_count)", "active workers")],
+            "none",
+        ),
         # Latency.
-        timeseries(lay, "Submit-to-start latency",
-                   "Time from a job becoming due (run_at) to being leased.",
-                   quantiles("jq_job_submit_to_start_seconds", QUEUE), "s"),
-        timeseries(lay, "Processing duration",
-                   "How long workers take to run jobs, all outcomes.",
-                   quantiles("jq_job_processing_duration_seconds", QUEUE), "s"),
-        timeseries(lay, "Processing duration p95 by type",
-                   "95th percentile processing time per job type.",
-                   [(f"histogram_quantile(0.95, sum by (type, le) (rate(jq_job_processing_duration_seconds_bucket{{{QUEUE}}}[{RATE}])))",
-                     "{{type}}")],
-                   "s"),
-        timeseries(lay, "gRPC p99 by method",
-                   "99th percentile RPC duration per method; LeaseJobs (long poll) and WatchJob (stream) are left out.",
-                   [(f"histogram_quantile(0.99, sum by (method, le) (rate(jq_grpc_request_duration_seconds_bucket{{{WAITING_METHODS}}}[{RATE}])))",
-                     "{{method}}")],
-                   "s", width=12),
-        timeseries(lay, "gRPC requests by code",
-                   "Requests per second by status code.",
-                   [(f"sum by (code) (rate(jq_grpc_request_duration_seconds_count[{RATE}]))", "{{code}}")],
-                   "reqps", width=12, stack=True),
+        timeseries(
+            lay,
+            "Submit-to-start latency",
+            "Time from a job becoming due (run_at) to being leased.",
+            quantiles("jq_job_submit_to_start_seconds", QUEUE),
+            "s",
+        ),
+        timeseries(
+            lay,
+            "Processing duration",
+            "How long workers take to run jobs, all outcomes.",
+            quantiles("jq_job_processing_duration_seconds", QUEUE),
+            "s",
+        ),
+        timeseries(
+            lay,
+            "Processing duration p95 by type",
+            "95th percentile processing time per job type.",
+            [
+                (
+                    quantile(0.95, "jq_job_processing_duration_seconds", "type", QUEUE),
+                    "{{type}}",
+                )
+            ],
+            "s",
+        ),
+        timeseries(
+            lay,
+            "gRPC p99 by method",
+            "99th percentile RPC duration per method;"
+            " LeaseJobs (long poll) and WatchJob (stream) are left out.",
+            [
+                (
+                    quantile(0.99, "jq_grpc_request_duration_seconds", "method", WAITING_METHODS),
+                    "{{method}}",
+                )
+            ],
+            "s",
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "gRPC requests by code",
+            "Requests per second by status code.",
+            [(f"sum by (code) (rate(jq_grpc_request_duration_seconds_count[{RATE}]))", "{{code}}")],
+            "reqps",
+            width=12,
+            stack=True,
+        ),
         # Errors.
-        timeseries(lay, "gRPC server error ratio",
-                   "Share of requests that ended with a server-side code (caller errors such as INVALID_ARGUMENT excluded). Alert at 5%.",
-                   [(f'sum(rate(jq_grpc_request_duration_seconds_count{{code!~"{NOT_SERVER_ERROR_CODES}"}}[{RATE}]))'
-                     f" / sum(rate(jq_grpc_request_duration_seconds_count[{RATE}]))", "server errors")],
-                   "percentunit"),
-        timeseries(lay, "Retries, lease expiries, dead letters",
-                   "Per second, selected queues.",
-                   [(f"sum by (queue) (rate(jq_job_retries_total{{{QUEUE}}}[{RATE}]))", "retries {{queue}}"),
-                    (f"sum by (queue) (rate(jq_lease_expired_total{{{QUEUE}}}[{RATE}]))", "lease expiries {{queue}}"),
-                    (f"sum by (queue) (rate(jq_dead_letters_total{{{QUEUE}}}[{RATE}]))", "dead letters {{queue}}")],
-                   "ops"),
-        timeseries(lay, "Store errors",
-                   "PostgreSQL operations failing, per second by operation.",
-                   [(f"sum by (operation) (rate(jq_store_errors_total[{RATE}]))", "{{operation}}")],
-                   "ops"),
+        timeseries(
+            lay,
+            "gRPC server error ratio",
+            "Share of requests that ended with a server-side code"
+            " (caller errors such as INVALID_ARGUMENT excluded). Alert at 5%.",
+            [
+                (
+                    f'sum(rate(jq_grpc_request_duration_seconds_count{{code!~"{NOT_SERVER_ERROR_CODES}"}}[{RATE}]))'
+                    f" / sum(rate(jq_grpc_request_duration_seconds_count[{RATE}]))",
+                    "server errors",
+                )
+            ],
+            "percentunit",
+        ),
+        timeseries(
+            lay,
+            "Retries, lease expiries, dead letters",
+            "Per second, selected queues.",
+            [
+                (
+                    f"sum by (queue) (rate(jq_job_retries_total{{{QUEUE}}}[{RATE}]))",
+                    "retries {{queue}}",
+                ),
+                (
+                    f"sum by (queue) (rate(jq_lease_expired_total{{{QUEUE}}}[{RATE}]))",
+                    "lease expiries {{queue}}",
+                ),
+                (
+                    f"sum by (queue) (rate(jq_dead_letters_total{{{QUEUE}}}[{RATE}]))",
+                    "dead letters {{queue}}",
+                ),
+            ],
+            "ops",
+        ),
+        timeseries(
+            lay,
+            "Store errors",
+            "PostgreSQL operations failing, per second by operation.",
+            [(f"sum by (operation) (rate(jq_store_errors_total[{RATE}]))", "{{operation}}")],
+            "ops",
+        ),
         # Backing services.
-        timeseries(lay, "DB query p99 by operation", "99th percentile PostgreSQL query time.",
-                   [(f"histogram_quantile(0.99, sum by (operation, le) (rate(jq_db_query_duration_seconds_bucket[{RATE}])))",
-                     "{{operation}}")],
-                   "s"),
-        timeseries(lay, "Redis operation p99 by operation", "99th percentile Redis call time.",
-                   [(f"histogram_quantile(0.99, sum by (operation, le) (rate(jq_redis_operation_duration_seconds_bucket[{RATE}])))",
-                     "{{operation}}")],
-                   "s"),
-        timeseries(lay, "Outbox backlog", "Job events waiting to be published to Kafka.",
-                   [("max(jq_outbox_backlog)", "unpublished events")], "none"),
-        timeseries(lay, "Outbox oldest age", "Age of the oldest unpublished job event. Alert at 5 minutes.",
-                   [("max(jq_outbox_oldest_age_seconds)", "oldest")], "s", width=12),
-        timeseries(lay, "Kafka consumer lag", "Messages behind, per consumer group and topic (summed over partitions).",
-                   [("sum by (group, topic) (max by (group, topic, partition) (jq_kafka_consumer_lag))",
-                     "{{group}} {{topic}}")],
-                   "none", width=12),
+        timeseries(
+            lay,
+            "DB query p99 by operation",
+            "99th percentile PostgreSQL query time.",
+            [
+                (
+                    quantile(0.99, "jq_db_query_duration_seconds", "operation"),
+                    "{{operation}}",
+                )
+            ],
+            "s",
+        ),
+        timeseries(
+            lay,
+            "Redis operation p99 by operation",
+            "99th percentile Redis call time.",
+            [
+                (
+                    quantile(0.99, "jq_redis_operation_duration_seconds", "operation"),
+                    "{{operation}}",
+                )
+            ],
+            "s",
+        ),
+        timeseries(
+            lay,
+            "Outbox backlog",
+            "Job events waiting to be published to Kafka.",
+            [("max(jq_outbox_backlog)", "unpublished events")],
+            "none",
+        ),
+        timeseries(
+            lay,
+            "Outbox oldest age",
+            "Age of the oldest unpublished job event. Alert at 5 minutes.",
+            [("max(jq_outbox_oldest_age_seconds)", "oldest")],
+            "s",
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "Kafka consumer lag",
+            "Messages behind, per consumer group and topic (summed over partitions).",
+            [
+                (
+                    "sum by (group, topic)"
+                    " (max by (group, topic, partition) (jq_kafka_consumer_lag))",
+                    "{{group}} {{topic}}",
+                )
+            ],
+            "none",
+            width=12,
+        ),
     ]
     return {
         "annotations": {

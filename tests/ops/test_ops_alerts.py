@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from metric_contract import METRICS, base_metric_name
 from promql_names import raw_metric_names, recorded_names
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from metric_contract import METRICS, base_metric_name
 from promql_names import raw_metric_names, recorded_names
 
@@ -50,7 +49,12 @@ def _queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
             query = variable["query"]
-            found.append((f"variable {variable['name']}", query["query"] if isinstance(query, dict) else query))
+            found.append(
+                (
+                    f"variable {variable['name']}",
+                    query["query"] if isinstance(query, dict) else query,
+                )
+            )
     return found
 
 
@@ -63,7 +67,9 @@ def test_committed_json_equals_build_script_output() -> None:
     assert spec is not None and spec.loader is not None
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    assert set(build.DASHBOARDS) == set(DASHBOARDS), "build.py and the JSON files list different dashboards"
+    assert set(build.DASHBOARDS) == set(DASHBOARDS), (
+        "build.py and the JSON files list different dashboards"
+    )
     for name, make in build.DASHBOARDS.items():
         assert (DASHBOARDS_DIR / name).read_text() == build.render(make()), (
             f"{name} is stale: run python dashboards/build.py"
@@ -105,8 +111,12 @@ def test_panels_stay_on_the_grid_without_overlapping(name: str) -> None:
     taken: set[tuple[int, int]] = set()
     for panel in DASHBOARDS[name]["panels"]:
         pos = panel["gridPos"]
-        assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, panel["title"]
-        cells = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
+        assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
         assert not cells & taken, f"{panel['title']!r} overlaps another panel"
         taken |= cells
 
@@ -117,7 +127,9 @@ def test_queries_read_only_contract_metrics(name: str) -> None:
     for where, expr in _queries(DASHBOARDS[name]):
         names = {base_metric_name(n) for n in raw_metric_names(expr)}
         assert names, f"{where} reads no jq_* metric"
-        assert not recorded_names(expr), f"{where} reads a recorded series; dashboards use raw metrics"
+        assert not recorded_names(expr), (
+            f"{where} reads a recorded series; dashboards use raw metrics"
+        )
         unknown = names - METRICS.keys()
         assert not unknown, f"{where}: not in tests/ops/metric_contract.py: {sorted(unknown)}"
         used |= names

@@ -8,7 +8,7 @@ from promql_names import raw_metric_names, recorded_names
 
 def test_histogram_series_map_to_their_base_name_and_label_values_are_ignored() -> None:
     expr = (
-        'histogram_quantile(0.99, sum by (le, method) (rate('
+        "histogram_quantile(0.99, sum by (le, method) (rate("
         'jq_grpc_request_duration_seconds_bucket{method!~".*/jq_not_a_metric"}[$__rate_interval])))'
     )
     assert raw_metric_names(expr) == {"jq_grpc_request_duration_seconds_bucket"}
@@ -23,7 +23,10 @@ def test_suffix_is_kept_unless_the_base_is_a_histogram() -> None:
 
 
 def test_recorded_series_are_told_apart_from_raw_metrics() -> None:
-    expr = 'queue_state:jq_job_queue_depth:max{state="queued"} > 0 and on () jq_worker_active_count == 0'
+    expr = (
+        'queue_state:jq_job_queue_depth:max{state="queued"} > 0'
+        " and on () jq_worker_active_count == 0"
+    )
     assert recorded_names(expr) == {"queue_state:jq_job_queue_depth:max"}
     assert raw_metric_names(expr) == {"jq_worker_active_count"}
 
