@@ -1,0 +1,71 @@
+"""The metrics jobq promises to export: the one list that alerts, dashboards and
+scrape tests are checked against.
+
+``METRICS`` maps each metric name, as it appears in a PromQL query (histograms by
+their base name, counters with their ``_total``), to its Prometheus type.
+``EXPORTED_BY`` says which scrape job serves it, so a test that scrapes a real
+``jq-server`` or ``jq-worker`` can check its own half.
+
+Change a name here only together with the code that exports it.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+MetricType = Literal["counter", "gauge", "histogram"]
+
+SERVER_JOB: Final = "jq-server"
+WORKER_JOB: Final = "jq-worker"
+
+_SERVER: Final[dict[str, MetricType]] = {
+    "jq_job_queue_depth": "gauge",  # {queue, state}
+    "jq_job_total": "counter",  # {queue, status}
+    "jq_worker_active_count": "gauge",
+    "jq_grpc_request_duration_seconds": "histogram",  # {method, code}
+    "jq_job_submit_to_start_seconds": "histogram",  # {queue}
+    "jq_lease_expired_total": "counter",  # {queue}
+    "jq_job_retries_total": "counter",  # {queue}
+    "jq_dead_letters_total": "counter",  # {queue}
+    "jq_outbox_backlog": "gauge",
+    "jq_outbox_oldest_age_seconds": "gauge",
+    "jq_db_query_duration_seconds": "histogram",  # {operation}
+    "jq_store_errors_total": "counter",  # {operation}
+    "jq_redis_operation_duration_seconds": "histogram",  # {operation}
+    "jq_kafka_consumer_lag": "gauge",  # {group, topic, partition}
+}
+
+_WORKER: Final[dict[str, MetricType]] = {
+    "jq_job_processing_duration_seconds": "histogram",  # {queue, type, outcome}
+    "jq_worker_jobs_in_flight": "gauge",
+    "jq_worker_capacity": "gauge",
+}
+
+METRICS: Final[dict[str, MetricType]] = {**_SERVER, **_WORKER}
+
+EXPORTED_BY: Final[dict[str, str]] = {
+    **{name: SERVER_JOB for name in _SERVER},
+    **{name: WORKER_JOB for name in _WORKER},
+}
+
+# Label values the contract fixes; other label values are free.
+JOB_STATES: Final = frozenset(
+    {"scheduled", "queued", "running", "succeeded", "dead", "cancelled", "expired"}
+)
+JOB_STATUSES: Final = frozenset(
+    {"submitted", "started", "succeeded", "failed", "retried", "dead", "cancelled", "expired"}
+)
+
+# Series a PromQL query may read for each histogram.
+HISTOGRAM_SUFFIXES: Final = ("_bucket", "_count", "_sum")
+
+
+def base_metric_name(series_name: str) -> str:
+    """Map a series name to the contract name it belongs to (``x_bucket`` -> ``x``
+    for a histogram ``x``); other names are returned unchanged."""
+    for suffix in HISTOGRAM_SUFFIXES:
+        if series_name.endswith(suffix):
+            base = series_name[: -len(suffix)]
+            if METRICS.get(base) == "histogram":
+                return base
+    return series_name

@@ -1,0 +1,128 @@
+"""Alert rules: promtool accepts them and their unit tests pass, every alert is
+documented by a runbook page, and every metric they read is in the contract."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from metric_contract import METRICS, base_metric_name
+from promql_names import raw_metric_names, recorded_names
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS_DIR = ROOT / "alerts"
+RULE_FILES = sorted(ALERTS_DIR.glob("*.yml"))
+RULE_TEST_FILES = sorted((ALERTS_DIR / "tests").glob("*.yml"))
+RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
+RUNBOOK_URL_PREFIX = "https://github.com/jobq/jobq/blob/main/docs/runbooks/"
+SEVERITIES = {"critical", "warning"}
+RUNBOOK_SECTIONS = ("## What it means", "## Impact", "## Diagnose", "## Fix", "## Verify")
+
+
+def _rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            rules.extend(group["rules"])
+    return rules
+
+
+ALERTS = [rule for rule in _rules() if "alert" in rule]
+RECORDS = [rule for rule in _rules() if "record" in rule]
+ALERT_IDS = [rule["alert"] for rule in ALERTS]
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        message = "promtool not found: run scripts/install-promtool.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def _run(*args: str) -> None:
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
+
+
+def test_there_are_rule_files_and_rule_tests() -> None:
+    assert RULE_FILES, "no alerts/*.yml"
+    assert RULE_TEST_FILES, "no alerts/tests/*.yml"
+    assert ALERTS, "no alerting rules"
+
+
+def test_promtool_check_rules_accepts_every_rule_file() -> None:
+    _run(_promtool(), "check", "rules", *map(str, RULE_FILES))
+
+
+def test_promtool_rule_unit_tests_pass() -> None:
+    _run(_promtool(), "test", "rules", *map(str, RULE_TEST_FILES))
+
+
+def test_alert_names_are_unique() -> None:
+    assert len(ALERT_IDS) == len(set(ALERT_IDS))
+
+
+@pytest.mark.parametrize("alert", ALERTS, ids=ALERT_IDS)
+def test_alert_has_severity_summary_description_and_runbook(alert: dict[str, Any]) -> None:
+    assert alert.get("labels", {}).get("severity") in SEVERITIES
+    annotations = alert.get("annotations", {})
+    assert annotations.get("summary", "").strip()
+    assert annotations.get("description", "").strip()
+    assert annotations.get("runbook_url") == f"{RUNBOOK_URL_PREFIX}{alert['alert']}.md"
+
+
+@pytest.mark.parametrize("alert", ALERTS, ids=ALERT_IDS)
+def test_alert_runbook_page_exists_with_every_section(alert: dict[str, Any]) -> None:
+    page = RUNBOOKS_DIR / f"{alert['alert']}.md"
+    assert page.is_file(), f"missing runbook {page.relative_to(ROOT)}"
+    text = page.read_text()
+    missing = [section for section in RUNBOOK_SECTIONS if section not in text]
+    assert not missing, f"{page.name} lacks sections {missing}"
+
+
+def test_every_runbook_page_is_linked_by_an_alert() -> None:
+    pages = {path.stem for path in RUNBOOKS_DIR.glob("*.md") if path.name != "README.md"}
+    assert pages - set(ALERT_IDS) == set(), "runbook pages no alert links to"
+
+
+def test_runbook_index_links_every_page() -> None:
+    index = (RUNBOOKS_DIR / "README.md").read_text()
+    linked = set(re.findall(r"\]\(\./?([A-Za-z0-9]+)\.md\)", index))
+    assert linked == set(ALERT_IDS)
+
+
+def test_every_alert_has_a_unit_test_where_it_fires_and_one_where_it_does_not() -> None:
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    for path in RULE_TEST_FILES:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (fires if check.get("exp_alerts") else quiet).add(check["alertname"])
+    assert set(ALERT_IDS) - fires == set(), "alerts never seen firing in a test"
+    assert set(ALERT_IDS) - quiet == set(), "alerts never seen staying quiet in a test"
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=[r.get("alert") or r["record"] for r in _rules()])
+def test_rule_reads_only_contract_metrics_and_defined_recordings(rule: dict[str, Any]) -> None:
+    expr = rule["expr"]
+    unknown = {base_metric_name(n) for n in raw_metric_names(expr)} - METRICS.keys()
+    assert not unknown, f"metrics not in tests/ops/metric_contract.py: {sorted(unknown)}"
+    undefined = recorded_names(expr) - {r["record"] for r in RECORDS}
+    assert not undefined, f"recorded series no rule defines: {sorted(undefined)}"
+
+
+def test_every_rule_reads_some_jobq_series() -> None:
+    # Guards the name extraction above: a regex that found nothing would pass it.
+    for rule in _rules():
+        if rule.get("alert") == "JobqTargetDown":
+            continue  # reads only Prometheus' own `up`
+        assert raw_metric_names(rule["expr"]) | recorded_names(rule["expr"]), rule
