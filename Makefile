@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+INFRA_STAMP := $(VENV)/.installed-infra
 PROTOS := $(wildcard proto/jobq/v1/*.proto)
 GENERATED := app/jobq/v1/job_pb2.py
 
@@ -13,6 +14,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The CDK app's libraries are large and only the infra tests need them.
+$(INFRA_STAMP): requirements-infra.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-infra.txt
 	touch $@
 
 $(GENERATED): $(PROTOS) $(STAMP)
@@ -26,8 +32,8 @@ run: $(STAMP) $(GENERATED)
 	scripts/run.sh
 
 ## test: every test suite (installs what it needs first)
-test: $(STAMP) $(GENERATED)
-	scripts/test.sh
+test: $(STAMP) $(INFRA_STAMP) $(GENERATED)
+	scripts/test.sh -q
 
 ## test-fast: unit and contract tests only
 test-fast: $(STAMP) $(GENERATED)
@@ -45,4 +51,4 @@ bench: $(STAMP) $(GENERATED)
 	$(PY) -m benchmarks.e2e $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .jq app/jobq/v1/*_pb2*.py app/jobq/v1/*_pb2*.pyi
+	rm -rf $(VENV) .jq .cache app/jobq/v1/*_pb2*.py app/jobq/v1/*_pb2*.pyi

@@ -75,7 +75,8 @@ def options(
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    render.err.print(f"jq-ctl: error: {message}", markup=False)
+    # One line, never wrapped or styled: scripts grep this.
+    print(f"jq-ctl: error: {' '.join(message.split())}", file=sys.stderr)
     raise typer.Exit(code)
 
 

@@ -55,6 +55,9 @@ class ServerMetrics:
         self.queue_depth = Gauge(
             "jq_job_queue_depth", "Jobs per queue and state", ["queue", "state"], registry=r
         )
+        self.queue_paused = Gauge(
+            "jq_queue_paused", "1 while a queue is paused, else 0", ["queue"], registry=r
+        )
         self.worker_active = Gauge(
             "jq_worker_active_count", "Workers with a fresh heartbeat", registry=r
         )
@@ -101,6 +104,7 @@ class ServerMetrics:
 
     def observe_queues(self, stats: list[QueueStats]) -> None:
         for queue in stats:
+            self.queue_paused.labels(queue.queue).set(1 if queue.paused else 0)
             for state, count in queue.by_state.items():
                 self.queue_depth.labels(queue.queue, state).set(count)
 

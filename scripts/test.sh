@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Everything `make test` needs beyond the Python venv, then every test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-promtool.sh >/dev/null   # alert rule checks (Debian's prometheus package)
+bash scripts/install-grpcurl.sh >/dev/null    # an external gRPC client for the reflection test
+
+export PATH="$PWD/.cache/bin:$PATH"
+# jsii (under aws-cdk-lib) warns on Node versions it has not been tested with.
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION=1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=1
+
+.venv/bin/python -m pytest "$@"
