@@ -210,7 +210,7 @@ def overview() -> dict[str, Any]:
             " (submitted, started, succeeded, failed, retried, dead, ...).",
             [(f"sum by (status) (rate(jq_job_total{{{QUEUE}}}[{RATE}]))", "{{status}}")],
             "ops",
-            width=12,
+            width=8,
         ),
         timeseries(
             lay,
@@ -225,7 +225,15 @@ def overview() -> dict[str, Any]:
                 )
             ],
             "none",
-            width=12,
+            width=8,
+        ),
+        timeseries(
+            lay,
+            "Paused queues",
+            "Queues paused by an operator (1 while paused): their jobs wait by design,"
+            " and the backlog and no-worker alerts leave them out.",
+            [(f"max by (queue) (jq_queue_paused{{{QUEUE}}}) == 1", "{{queue}}")],
+            "none",
         ),
         # Workers.
         timeseries(

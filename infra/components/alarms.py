@@ -12,15 +12,23 @@ from constructs import Construct
 RUNBOOK_DIR = "docs/runbooks"
 
 
-def runbook_path(alert_name: str) -> str:
-    return f"{RUNBOOK_DIR}/{alert_name}.md"
+def runbook_path(page: str) -> str:
+    return f"{RUNBOOK_DIR}/{page}.md"
 
 
 @dataclass(frozen=True)
 class AlertSpec:
-    """One alert: its name (also the runbook's file name), what it watches and when it fires."""
+    """One alarm: its name, the runbook page that handles it, what it watches and when it fires.
+
+    ``runbook`` is the page's file name in docs/runbooks without ``.md``. An alarm
+    that means the same as a Prometheus alert links that alert's page (one page
+    per condition); an AWS-only alarm has a page of its own, named like the alarm.
+    docs/runbooks/README.md lists every alarm and its page; tests/infra checks
+    both against the synthesized templates.
+    """
 
     name: str
+    runbook: str
     summary: str
     metric: cloudwatch.IMetric
     threshold: float
@@ -34,7 +42,7 @@ class RunbookAlarm(Construct):
         self, scope: Construct, construct_id: str, *, spec: AlertSpec, prefix: str, topic: sns.ITopic, runbook_base_url: str
     ) -> None:
         super().__init__(scope, construct_id)
-        runbook = f"{runbook_base_url.rstrip('/')}/{runbook_path(spec.name)}"
+        runbook = f"{runbook_base_url.rstrip('/')}/{runbook_path(spec.runbook)}"
         self.alarm = cloudwatch.Alarm(
             self,
             "Alarm",

@@ -1,8 +1,10 @@
 """Observability stack: log groups, the alarm topic, alarms with runbooks, and a CloudWatch dashboard.
 
-jobq's own metrics (``jq_*``) reach CloudWatch in the ``JobQ`` namespace with an
-``Environment`` dimension (published from the in-cluster Prometheus scrape; see
-docs/deploy.md). The AWS-managed metrics of RDS, ElastiCache and MSK come for free.
+The alarms on jobq's own metrics (``jq_*``) read the ``JobQ`` namespace with an
+``Environment`` dimension. Nothing publishes that namespace yet: it needs a
+CloudWatch agent or ADOT collector scraping the pods (docs/deploy.md, "Not run
+here"). Until then those alarms see no data and must stay quiet. The AWS-managed
+metrics of RDS, ElastiCache and MSK come for free.
 """
 
 from __future__ import annotations
@@ -75,27 +77,41 @@ class ObservabilityStack(Stack):
             )
 
         specs = [
-            AlertSpec("JobQueueDepthHigh", "Queued jobs are piling up faster than workers drain them.",
+            AlertSpec("JobQueueDepthHigh", "JobqQueueBacklogGrowing",
+                      "Queued jobs are piling up faster than workers drain them.",
                       jobq("jq_job_queue_depth"), obs.queue_depth_alarm_threshold, evaluation_periods=10),
-            AlertSpec("OutboxBacklogHigh", "Job events are not reaching Kafka; consumers are falling behind.",
+            AlertSpec("OutboxBacklogHigh", "JobqOutboxBacklogGrowing",
+                      "Job events are not reaching Kafka; consumers are falling behind.",
                       jobq("jq_outbox_backlog"), obs.outbox_backlog_alarm_threshold, evaluation_periods=10),
-            AlertSpec("DeadLettersIncreasing", "Jobs are exhausting their attempts and landing in the dead-letter queue.",
+            AlertSpec("DeadLettersIncreasing", "JobqDeadLettersRising",
+                      "Jobs are exhausting their attempts and landing in the dead-letter queue.",
                       jobq("jq_dead_letters_total", "Sum"), 0, evaluation_periods=5),
-            AlertSpec("StoreErrors", "The server is failing to read or write PostgreSQL.",
+            AlertSpec("StoreErrors", "JobqStoreErrors",
+                      "The server is failing to read or write PostgreSQL.",
                       jobq("jq_store_errors_total", "Sum"), 0, evaluation_periods=3),
-            AlertSpec("NoActiveWorkers", "No worker is connected; queued jobs will not run.",
+            AlertSpec("NoActiveWorkers", "JobqNoActiveWorkers",
+                      "No worker is connected; queued jobs will not run.",
                       jobq("jq_worker_active_count", "Minimum"), 1,
                       comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, evaluation_periods=5,
-                      treat_missing_data=cloudwatch.TreatMissingData.BREACHING)
+                      # Not BREACHING, although "no data" could mean "no workers": nothing
+                      # publishes jq_* metrics to CloudWatch yet (a CloudWatch agent or ADOT
+                      # collector must scrape the pods first; docs/deploy.md), so a breaching
+                      # alarm would page the moment staging or prod is deployed. Revisit once
+                      # the collector runs: then missing data does mean the workers are gone.
+                      treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
             if config.workload.worker_min_replicas > 0 else None,
-            AlertSpec("DatabaseCpuHigh", "RDS PostgreSQL CPU above 80%.",
+            AlertSpec("DatabaseCpuHigh", "DatabaseCpuHigh",
+                      "RDS PostgreSQL CPU above 80%.",
                       aws("AWS/RDS", "CPUUtilization", db_id), 80),
-            AlertSpec("DatabaseStorageLow", "RDS PostgreSQL has less than 10 GiB free.",
+            AlertSpec("DatabaseStorageLow", "DatabaseStorageLow",
+                      "RDS PostgreSQL has less than 10 GiB free.",
                       aws("AWS/RDS", "FreeStorageSpace", db_id, "Minimum"), 10 * 1024**3,
                       comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD),
-            AlertSpec("RedisMemoryHigh", "ElastiCache Redis memory use above 80%.",
+            AlertSpec("RedisMemoryHigh", "RedisMemoryHigh",
+                      "ElastiCache Redis memory use above 80%.",
                       aws("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", redis_id, "Maximum"), 80),
-            AlertSpec("KafkaDiskHigh", "An MSK broker's data volume is above 80% full.",
+            AlertSpec("KafkaDiskHigh", "KafkaDiskHigh",
+                      "An MSK broker's data volume is above 80% full.",
                       aws("AWS/Kafka", "KafkaDataLogsDiskUsed", kafka_id, "Maximum"), 80),
         ]
         self.alarms = [

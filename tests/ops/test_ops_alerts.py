@@ -1,5 +1,10 @@
 """Alert rules: promtool accepts them and their unit tests pass, every alert is
-documented by a runbook page, and every metric they read is in the contract."""
+documented by a runbook page, and every metric they read is in the contract.
+
+Runbook pages serve two kinds of alert: the Prometheus alerts here, and the
+CloudWatch alarms of the CDK observability stack, listed with their pages in the
+"CloudWatch alarms" table of docs/runbooks/README.md. tests/infra checks that table
+against the synthesized alarms; here it only counts as a link to a page."""
 
 from __future__ import annotations
 
@@ -89,15 +94,50 @@ def test_alert_runbook_page_exists_with_every_section(alert: dict[str, Any]) -> 
     assert not missing, f"{page.name} lacks sections {missing}"
 
 
-def test_every_runbook_page_is_linked_by_an_alert() -> None:
-    pages = {path.stem for path in RUNBOOKS_DIR.glob("*.md") if path.name != "README.md"}
-    assert pages - set(ALERT_IDS) == set(), "runbook pages no alert links to"
+def _index_section(title: str) -> str:
+    text = (RUNBOOKS_DIR / "README.md").read_text()
+    assert f"\n## {title}\n" in text, f"docs/runbooks/README.md has no '## {title}' section"
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _linked_pages(markdown: str) -> set[str]:
+    return set(re.findall(r"\]\(\./?([A-Za-z0-9]+)\.md\)", markdown))
+
+
+def cloudwatch_alarm_pages() -> dict[str, str]:
+    """Alarm name -> page, from the index's "CloudWatch alarms" table."""
+    row = re.compile(r"^\|\s*`?([A-Za-z]+)`?\s*\|.*\]\(\./([A-Za-z0-9]+)\.md\)\s*\|\s*$")
+    lines = _index_section("CloudWatch alarms").splitlines()
+    return dict(m.groups() for line in lines if (m := row.match(line)))
+
+
+PAGES = sorted(path.stem for path in RUNBOOKS_DIR.glob("*.md") if path.name != "README.md")
+
+
+def test_every_runbook_page_is_linked_by_an_alert_or_a_cloudwatch_alarm() -> None:
+    linked = set(ALERT_IDS) | set(cloudwatch_alarm_pages().values())
+    assert set(PAGES) - linked == set(), "runbook pages no alert or alarm links to"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_runbook_page_has_every_section(page: str) -> None:
+    text = (RUNBOOKS_DIR / f"{page}.md").read_text()
+    assert text.startswith(f"# {page}\n"), f"{page}.md should start with '# {page}'"
+    missing = [section for section in RUNBOOK_SECTIONS if section not in text]
+    assert not missing, f"{page}.md lacks sections {missing}"
 
 
 def test_runbook_index_links_every_page() -> None:
     index = (RUNBOOKS_DIR / "README.md").read_text()
-    linked = set(re.findall(r"\]\(\./?([A-Za-z0-9]+)\.md\)", index))
-    assert linked == set(ALERT_IDS)
+    assert _linked_pages(index) == set(PAGES)
+    assert _linked_pages(_index_section("Prometheus alerts")) == set(ALERT_IDS)
+
+
+def test_cloudwatch_alarms_share_pages_with_alerts_instead_of_duplicating_them() -> None:
+    # An alarm with a page of its own is named like that page; any other alarm
+    # links a Prometheus alert's page.
+    for alarm, page in cloudwatch_alarm_pages().items():
+        assert page == alarm or page in ALERT_IDS, f"{alarm} -> {page}"
 
 
 def test_every_alert_has_a_unit_test_where_it_fires_and_one_where_it_does_not() -> None:

@@ -1,0 +1,103 @@
+"""The commands in docs/runbooks match the real CLI and deployment.
+
+Every ``jq-ctl ...`` command on a runbook page is run with ``--help`` appended:
+the CLI resolves the subcommand path and parses the options before it prints help,
+so a wrong path ("No such command") or a wrong option ("No such option") exits
+non-zero, and nothing contacts a server. The usage line must name the same path.
+
+``python -m jobq.ctl.main`` would be the natural entry point, but that module has
+no ``__main__`` guard and exits 0 without doing anything; the test calls its
+``main()`` instead, under ``sys.executable``, as the ``jq-ctl`` console script does.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
+PAGES = sorted(RUNBOOKS_DIR.glob("*.md"))
+CLI = "import sys; sys.argv[0] = 'jq-ctl'; from jobq.ctl.main import main; main()"
+NAMESPACE = "job-queue-$JQ_ENV"
+DEPLOYMENTS = {"jq-server", "jq-worker", "jq-pgbouncer"}
+
+# A command ends where the shell would start another, or a comment starts.
+_COMMAND_END = re.compile(r"\s(?:#|\||&&|;|>)|`")
+
+
+def _commands(tool: str) -> list[tuple[str, str]]:
+    """(page, command) for every ``tool ...`` invocation in code blocks and inline code."""
+    found: set[tuple[str, str]] = set()
+    for page in PAGES:
+        for match in re.finditer(rf"(?<![\w-]){re.escape(tool)}(?= )[^\n`]*", page.read_text()):
+            command = _COMMAND_END.split(match.group(0), maxsplit=1)[0].strip()
+            found.add((page.name, command))
+    return sorted(found)
+
+
+JQ_CTL = _commands("jq-ctl")
+KUBECTL = _commands("kubectl")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NO_COLOR": "1"},
+    )
+
+
+def _path(tokens: list[str]) -> list[str]:
+    """The leading words of a command that name (sub)commands, not arguments."""
+    path: list[str] = []
+    for token in tokens:
+        if not re.fullmatch(r"[a-z][a-z-]*", token):
+            break
+        path.append(token)
+    return path
+
+
+def test_runbooks_use_jq_ctl_and_kubectl() -> None:
+    # Guards the extraction: a regex that found nothing would pass every test below.
+    assert len(JQ_CTL) >= 20
+    assert len(KUBECTL) >= 10
+
+
+def test_a_wrong_command_path_or_option_fails_the_check() -> None:
+    assert _cli("queues", "stats", "--help").returncode == 0
+    assert _cli("queues", "nope", "--help").returncode != 0
+    assert _cli("nope", "--help").returncode != 0
+    assert _cli("dlq", "replay", "--bogus", "--help").returncode != 0
+
+
+@pytest.mark.parametrize(("page", "command"), JQ_CTL, ids=[f"{p}: {c}" for p, c in JQ_CTL])
+def test_jq_ctl_command_exists_with_its_options(page: str, command: str) -> None:
+    tokens = shlex.split(command)[1:]
+    result = _cli(*tokens, "--help")
+    assert result.returncode == 0, f"{page}: `{command}`\n{result.stdout}{result.stderr}"
+    usage = re.search(r"Usage: jq-ctl ([a-z -]*?)\s*\[OPTIONS\]", result.stdout)
+    assert usage, result.stdout
+    # Words after the real path are arguments (queue names, ids): the path the CLI
+    # resolved must be a prefix of the words written.
+    resolved = usage.group(1).split()
+    assert _path(tokens)[: len(resolved)] == resolved, f"{page}: `{command}` resolves to {resolved}"
+
+
+@pytest.mark.parametrize(("page", "command"), KUBECTL, ids=[f"{p}: {c}" for p, c in KUBECTL])
+def test_kubectl_commands_use_the_deployed_namespace_and_labels(page: str, command: str) -> None:
+    tokens = shlex.split(command, posix=False)
+    assert "-n" in tokens and tokens[tokens.index("-n") + 1] == NAMESPACE, (
+        f"{page}: `{command}` should run in -n {NAMESPACE} (infra/config.py EnvironmentConfig.namespace)"
+    )
+    assert not re.search(r"-l\s+'?app[=\s]", command), (
+        f"{page}: `{command}`: pods are labelled app.kubernetes.io/name=<deployment> (infra/k8s/workloads.py)"
+    )
+    for label in re.findall(r"app\.kubernetes\.io/name=([\w-]+)", command):
+        assert label in DEPLOYMENTS, f"{page}: `{command}`: no Deployment {label}"
+    for name in re.findall(r"deployment[/ ]([\w-]+)", command):
+        assert name in DEPLOYMENTS | {"<job>"}, f"{page}: `{command}`: no Deployment {name}"
