@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 version=v1.9.3
 bin=.cache/bin/grpcurl
-if [ -x "$bin" ] && "$bin" --version 2>&1 | grep -q "${version#v}"; then
+stamp=.cache/bin/grpcurl.version  # `go install` builds report no version of their own
+if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
   exit 0
 fi
 if ! command -v go >/dev/null 2>&1; then
@@ -14,4 +15,4 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 mkdir -p .cache/bin
 GOBIN="$PWD/.cache/bin" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@${version}"
-"$bin" --version
+echo "$version" >"$stamp"

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-promtool.sh >/dev/null   # alert rule checks (Debian's prometheus package)
 bash scripts/install-grpcurl.sh >/dev/null    # an external gRPC client for the reflection test
 
-export PATH="$PWD/.cache/bin:$PATH"
+export PATH="$PWD/.cache/bin:$PWD/.venv/bin:$PATH"
 # jsii (under aws-cdk-lib) warns on Node versions it has not been tested with.
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION=1
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20,21  # the Node majors to hush
 
 .venv/bin/python -m pytest "$@"

@@ -473,3 +473,7 @@ def main() -> None:
     app()
 
 
+
+
+if __name__ == "__main__":
+    main()

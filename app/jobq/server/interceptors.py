@@ -91,6 +91,8 @@ def _code_for(exc: Exception, context: grpc.aio.ServicerContext) -> grpc.StatusC
         return context.code() or grpc.StatusCode.UNKNOWN
     if isinstance(exc, JobqError):
         return status_code_for(exc)
+    if isinstance(exc, NotImplementedError):  # generated base servicers for unbuilt methods
+        return grpc.StatusCode.UNIMPLEMENTED
     return grpc.StatusCode.INTERNAL
 
 
@@ -103,6 +105,8 @@ async def _end_call(
     if isinstance(exc, JobqError):
         log.info("rpc rejected", extra={"method": method, "code": code.name, "error": str(exc)})
         await context.abort_with_status(rich_status(exc))
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        await context.abort(code, f"{method} is not implemented by this server")
     log.error("rpc failed", exc_info=exc, extra={"method": method})
     await context.abort(
         grpc.StatusCode.INTERNAL, f"internal error (correlation id {correlation_id.get()})"
