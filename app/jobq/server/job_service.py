@@ -56,7 +56,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     async def ListJobs(
         self, request: job_service_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> job_service_pb2.ListJobsResponse:
-        page = await self._service.list(
+        page = await self._service.list_jobs(
             convert.filter_from_pb(request), request.page_size, request.page_token
         )
         return job_service_pb2.ListJobsResponse(

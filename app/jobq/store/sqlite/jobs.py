@@ -235,7 +235,7 @@ class SqliteJobs:
         async with self._db.read() as conn:
             return (await fetch_jobs(conn, [job_id])).get(job_id)
 
-    async def list(self, flt: JobFilter, limit: int, after: str | None) -> Page:
+    async def page(self, flt: JobFilter, limit: int, after: str | None) -> Page:
         clauses, params = _filter_sql(flt)
         if after:
             clauses.append("id < ?")
