@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 
@@ -16,6 +16,8 @@ from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
 from jobq.observability.context import CORRELATION_HEADER
 from jobq.v1 import worker_service_pb2 as pb
 from jobq.v1 import worker_service_pb2_grpc
+
+T = TypeVar("T")
 
 
 def _lease(ref: LeaseRef) -> pb.LeaseRef:
@@ -43,10 +45,15 @@ class WorkerConnection:
         self.worker_id = ""
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
-    async def _call(self, method: Any, request: Any, timeout: float | None = None,
-                    correlation_id: str = "") -> Any:
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        request: Any,
+        timeout: float | None = None,
+        correlation_id: str = "",
+    ) -> T:
         metadata = list(self._metadata)
         if correlation_id:
             metadata.append((CORRELATION_HEADER, correlation_id))
@@ -83,7 +90,7 @@ class WorkerConnection:
 
     async def heartbeat(self, leases: Sequence[LeaseRef]) -> pb.HeartbeatResponse:
         request = pb.HeartbeatRequest(worker_id=self.worker_id,
-                                      leases=[_lease(l) for l in leases])  # noqa: E741
+                                      leases=[_lease(ref) for ref in leases])
         return await self._call(self._stub.Heartbeat, request)
 
     async def progress(self, lease: LeaseRef, fraction: float, message: str) -> bool:
@@ -101,7 +108,7 @@ class WorkerConnection:
 
     async def release(self, leases: Sequence[LeaseRef]) -> int:
         request = pb.ReleaseJobsRequest(worker_id=self.worker_id,
-                                        leases=[_lease(l) for l in leases])  # noqa: E741
+                                        leases=[_lease(ref) for ref in leases])
         response = await self._call(self._stub.ReleaseJobs, request)
         return int(response.released)
 
