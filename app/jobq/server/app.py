@@ -64,7 +64,8 @@ class ServerApp:
         self.metrics = ServerMetrics()
         self.service = JobqService(self.store, clock or SystemClock(), settings, self.metrics)
         self.scheduler = Scheduler(self.service)
-        self.health = health.aio.HealthServicer()
+        # grpc-stubs declares only the sync health servicer; grpcio-health-checking has this one.
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.grpc_port = 0
         self.http_port = 0
         self._draining = False

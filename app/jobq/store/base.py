@@ -142,10 +142,19 @@ class EventLog(Protocol):
 
 
 class Store(Protocol):
-    jobs: JobRepository
-    queues: QueueRepository
-    workers: WorkerRepository
-    events: EventLog
+    # Read-only: a plain attribute would be invariant, and no adapter could expose its own
+    # repository classes.
+    @property
+    def jobs(self) -> JobRepository: ...
+
+    @property
+    def queues(self) -> QueueRepository: ...
+
+    @property
+    def workers(self) -> WorkerRepository: ...
+
+    @property
+    def events(self) -> EventLog: ...
 
     async def migrate(self) -> None: ...
 
