@@ -275,7 +275,7 @@ class JobqService:
 
     async def create_queue(self, fields: dict[str, Any]) -> QueueConfig:
         base = dataclasses.replace(self._defaults, name=fields.get("name", ""))
-        non_zero = {k: v for k, v in fields.items() if v or isinstance(v, bool)}
+        non_zero: dict[str, Any] = {k: v for k, v in fields.items() if v or isinstance(v, bool)}
         queue = validate_queue(dataclasses.replace(base, **non_zero))
         return await self.store.queues.create(queue, self.clock.now())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import random
 from collections.abc import Iterable, Sequence
@@ -439,15 +440,16 @@ class SqliteJobs:
         self, job: Job, queue: QueueConfig, outcome: Outcome, now: dt.datetime
     ) -> tuple[JobEvent, dict[str, Any]]:
         now_us = to_us(now)
-        base = {
-            "job_id": job.id,
-            "queue": job.queue,
-            "from_state": S.RUNNING,
-            "attempt": job.attempt,
-            "at": now,
-        }
+        running_event = functools.partial(
+            transition_event,
+            job_id=job.id,
+            queue=job.queue,
+            from_state=S.RUNNING,
+            attempt=job.attempt,
+            at=now,
+        )
         if outcome.kind is OutcomeKind.COMPLETED:
-            event = transition_event(**base, kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
+            event = running_event(kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
             return event, {
                 "state": S.SUCCEEDED.value,
                 "result": outcome.result,
@@ -455,8 +457,8 @@ class SqliteJobs:
                 "progress": 1.0,
             }
         if outcome.kind is OutcomeKind.CANCELLED or job.cancel_requested:
-            event = transition_event(
-                **base, kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error
+            event = running_event(
+                kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error
             )
             return event, {
                 "state": S.CANCELLED.value,
@@ -471,8 +473,7 @@ class SqliteJobs:
             retry_after=outcome.retry_after,
             rng=self._rng,
         )
-        event = transition_event(
-            **base,
+        event = running_event(
             kind=decision.kind,
             to_state=decision.to_state,
             error=outcome.error,
@@ -651,7 +652,8 @@ class SqliteJobs:
                 " LIMIT ?)",
                 (to_us(now), limit),
             )
-            return cursor.rowcount
+            deleted: int = cursor.rowcount
+            return deleted
 
     async def _select_dead(
         self, conn: aiosqlite.Connection, selector: DeadLetterSelector
