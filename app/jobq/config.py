@@ -6,10 +6,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from jobq.core.durations import parse_duration
-from jobq.core.errors import InvalidArgument
 from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobq.core.durations import parse_duration
+from jobq.core.errors import InvalidArgument
 
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
 

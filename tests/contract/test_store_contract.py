@@ -45,7 +45,10 @@ async def test_submit_then_get_returns_the_stored_job(store: Store, clock: Fixed
     got = await store.jobs.get(job.id)
     assert got == job
     assert (got.state, got.queue, got.priority, got.payload) == (
-        S.QUEUED, "emails", 5, '{"to": "a@b.c"}'
+        S.QUEUED,
+        "emails",
+        5,
+        '{"to": "a@b.c"}',
     )
     assert got.max_attempts == 3, "the queue default applies when the job sets none"
 
@@ -251,7 +254,10 @@ async def test_completion_stores_the_result(store, clock) -> None:
     clock.advance(2)
     (done,) = await store.jobs.report("w1", [completed(job, '{"sent": true}')], clock.now())
     assert (done.state, done.result, done.finished_at, done.worker_id) == (
-        S.SUCCEEDED, '{"sent": true}', clock.now(), None
+        S.SUCCEEDED,
+        '{"sent": true}',
+        clock.now(),
+        None,
     )
 
 

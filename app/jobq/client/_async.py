@@ -238,8 +238,9 @@ class AsyncClient:
         request = admin_pb.DrainWorkerRequest(worker_id=worker_id)
         return cv.worker_from_pb(await self._call(self._admin.DrainWorker, request))
 
-    async def list_dead(self, queue: str = "", *, page_size: int = 50,
-                        page_token: str = "") -> JobPage:
+    async def list_dead(
+        self, queue: str = "", *, page_size: int = 50, page_token: str = ""
+    ) -> JobPage:
         request = admin_pb.ListDeadLettersRequest(
             queue=queue, page_size=page_size, page_token=page_token
         )

@@ -20,7 +20,6 @@ from jobq.core.errors import (
     Unavailable,
 )
 
-
 _SIMPLE: dict[grpc.StatusCode, type[JobqError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,

@@ -41,9 +41,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         changes = convert.queue_fields_from_pb(request.queue, paths)
         return convert.queue_to_pb(await self._service.update_queue(request.queue.name, changes))
 
-    async def GetQueue(
-        self, request: pb.GetQueueRequest, context: Context
-    ) -> queue_pb2.Queue:
+    async def GetQueue(self, request: pb.GetQueueRequest, context: Context) -> queue_pb2.Queue:
         return convert.queue_to_pb(await self._service.get_queue(request.name))
 
     async def ListQueues(
@@ -52,9 +50,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         queues = await self._service.list_queues()
         return pb.ListQueuesResponse(queues=[convert.queue_to_pb(q) for q in queues])
 
-    async def PauseQueue(
-        self, request: pb.PauseQueueRequest, context: Context
-    ) -> queue_pb2.Queue:
+    async def PauseQueue(self, request: pb.PauseQueueRequest, context: Context) -> queue_pb2.Queue:
         queue = await self._service.update_queue(request.name, {"paused": True})
         return convert.queue_to_pb(queue)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from google.protobuf import duration_pb2, timestamp_pb2
+
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import (
     Job,

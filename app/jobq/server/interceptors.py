@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 import grpc.aio
 from grpc.aio import AbortError
+
 from jobq.core.errors import JobqError
 from jobq.ids import new_id
 from jobq.observability.context import CORRELATION_HEADER, correlation_id
 from jobq.observability.metrics import ServerMetrics
-from jobq.server.rpc_context import Context
 from jobq.server.errors import rich_status, status_code_for
+from jobq.server.rpc_context import Context
 
 log = logging.getLogger("jobq.rpc")
 

@@ -48,9 +48,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             ]
         )
 
-    async def GetJob(
-        self, request: job_service_pb2.GetJobRequest, context: Context
-    ) -> job_pb2.Job:
+    async def GetJob(self, request: job_service_pb2.GetJobRequest, context: Context) -> job_pb2.Job:
         return convert.job_to_pb(await self._service.get(request.id))
 
     async def ListJobs(

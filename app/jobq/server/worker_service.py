@@ -72,9 +72,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         )
         return pb.ReportProgressResponse(cancel_requested=job.cancel_requested)
 
-    async def CompleteJob(
-        self, request: pb.CompleteJobRequest, context: Context
-    ) -> job_pb2.Job:
+    async def CompleteJob(self, request: pb.CompleteJobRequest, context: Context) -> job_pb2.Job:
         outcome = Outcome(
             convert.lease_from_pb(request.lease),
             OutcomeKind.COMPLETED,
@@ -83,9 +81,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         (job,) = await self._service.report(request.worker_id, [outcome])
         return convert.job_to_pb(job)
 
-    async def FailJob(
-        self, request: pb.FailJobRequest, context: Context
-    ) -> job_pb2.Job:
+    async def FailJob(self, request: pb.FailJobRequest, context: Context) -> job_pb2.Job:
         outcome = Outcome(
             convert.lease_from_pb(request.lease),
             OutcomeKind.FAILED,

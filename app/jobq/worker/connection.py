@@ -68,8 +68,11 @@ class WorkerConnection:
         response = await self._call(
             self._stub.RegisterWorker,
             pb.RegisterWorkerRequest(
-                worker_id=worker_id, hostname=socket.gethostname(), queues=list(queues),
-                capacity=capacity, task_types=list(task_types),
+                worker_id=worker_id,
+                hostname=socket.gethostname(),
+                queues=list(queues),
+                capacity=capacity,
+                task_types=list(task_types),
             ),
         )
         self.worker_id = response.worker_id
@@ -80,7 +83,10 @@ class WorkerConnection:
         self, queues: Sequence[str], max_jobs: int, wait: dt.timedelta, task_types: Sequence[str]
     ) -> list[Job]:
         request = pb.LeaseJobsRequest(
-            worker_id=self.worker_id, queues=list(queues), max_jobs=max_jobs, wait=dur(wait),
+            worker_id=self.worker_id,
+            queues=list(queues),
+            max_jobs=max_jobs,
+            wait=dur(wait),
             task_types=list(task_types),
         )
         response = await self._call(
@@ -89,8 +95,9 @@ class WorkerConnection:
         return [job_from_pb(j) for j in response.jobs]
 
     async def heartbeat(self, leases: Sequence[LeaseRef]) -> pb.HeartbeatResponse:
-        request = pb.HeartbeatRequest(worker_id=self.worker_id,
-                                      leases=[_lease(ref) for ref in leases])
+        request = pb.HeartbeatRequest(
+            worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
+        )
         return await self._call(self._stub.Heartbeat, request)
 
     async def progress(self, lease: LeaseRef, fraction: float, message: str) -> bool:
@@ -107,11 +114,13 @@ class WorkerConnection:
         await self._call(self._stub.ReportOutcomes, request)
 
     async def release(self, leases: Sequence[LeaseRef]) -> int:
-        request = pb.ReleaseJobsRequest(worker_id=self.worker_id,
-                                        leases=[_lease(ref) for ref in leases])
+        request = pb.ReleaseJobsRequest(
+            worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
+        )
         response = await self._call(self._stub.ReleaseJobs, request)
         return int(response.released)
 
     async def deregister(self) -> None:
-        await self._call(self._stub.DeregisterWorker,
-                         pb.DeregisterWorkerRequest(worker_id=self.worker_id))
+        await self._call(
+            self._stub.DeregisterWorker, pb.DeregisterWorkerRequest(worker_id=self.worker_id)
+        )

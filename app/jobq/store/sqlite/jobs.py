@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
+
 from jobq.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -457,9 +458,7 @@ class SqliteJobs:
                 "progress": 1.0,
             }
         if outcome.kind is OutcomeKind.CANCELLED or job.cancel_requested:
-            event = running_event(
-                kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error
-            )
+            event = running_event(kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error)
             return event, {
                 "state": S.CANCELLED.value,
                 "finished_at": now_us,
