@@ -51,8 +51,10 @@ async def test_http_side_port(server, client) -> None:
 
 async def test_readyz_fails_while_draining(server) -> None:
     server._draining = True
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{server.http_port}/readyz") as ready:
-            assert ready.status == 503
-            assert (await ready.json())["reason"] == "draining"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{server.http_port}/readyz") as ready,
+    ):
+        assert ready.status == 503
+        assert (await ready.json())["reason"] == "draining"
     server._draining = False

@@ -35,7 +35,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     async def Heartbeat(
         self, request: pb.HeartbeatRequest, context: Context
     ) -> pb.HeartbeatResponse:
-        leases = [convert.lease_from_pb(l, f"leases[{i}]") for i, l in enumerate(request.leases)]
+        leases = [
+            convert.lease_from_pb(ref, f"leases[{i}]") for i, ref in enumerate(request.leases)
+        ]
         result = await self._service.heartbeat(request.worker_id, leases)
         return pb.HeartbeatResponse(
             cancel_job_ids=list(result.cancel_job_ids),
@@ -108,7 +110,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     async def ReleaseJobs(
         self, request: pb.ReleaseJobsRequest, context: Context
     ) -> pb.ReleaseJobsResponse:
-        leases = [convert.lease_from_pb(l, f"leases[{i}]") for i, l in enumerate(request.leases)]
+        leases = [
+            convert.lease_from_pb(ref, f"leases[{i}]") for i, ref in enumerate(request.leases)
+        ]
         return pb.ReleaseJobsResponse(
             released=await self._service.release(request.worker_id, leases)
         )

@@ -51,7 +51,7 @@ class WorkerConnection:
         self,
         method: Callable[..., Awaitable[T]],
         request: Any,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline sent with the call
         correlation_id: str = "",
     ) -> T:
         metadata = list(self._metadata)

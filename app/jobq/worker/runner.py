@@ -390,9 +390,10 @@ class Worker:
         except JobqError as exc:
             log.error("could not release leases; they will expire: %s", exc)
 
-    async def _flush_outcomes(self, timeout: float) -> None:
+    # Shutdown's last step: give the reporter until the deadline, then log what is left.
+    async def _flush_outcomes(self, timeout: float) -> None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
-        while self._outbox and time.monotonic() < deadline:
+        while self._outbox and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if self._outbox:
             log.error("%d outcomes not reported; their jobs will run again", len(self._outbox))
