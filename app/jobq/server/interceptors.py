@@ -24,10 +24,10 @@ Handler = Callable[[Any, Context], Any]
 # A registered behaviour: grpc-stubs types RpcMethodHandler for the sync server, whose
 # context differs from the grpc.aio one our handlers really receive.
 Behaviour = Callable[..., Any]
-MethodHandler = grpc.RpcMethodHandler[Any, Any]
 
-# The stubs make ServerInterceptor generic; at run time it cannot be subscripted.
+# The stubs make these generic; at run time they cannot be subscripted.
 if TYPE_CHECKING:
+    MethodHandler = grpc.RpcMethodHandler[Any, Any]
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
 else:
     _ServerInterceptor = grpc.aio.ServerInterceptor
