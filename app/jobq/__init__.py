@@ -1,5 +1,7 @@
 """jobq: a distributed job queue.
 
+Usage::
+
     from jobq import Client, task
 
     @task("email.send", queue="emails", max_attempts=5, timeout="30s")

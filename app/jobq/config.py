@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobq.core.durations import parse_duration
 from jobq.core.errors import InvalidArgument
-from pydantic import BeforeValidator, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
 
@@ -70,7 +71,7 @@ class ClientSettings(_Base):
 T = TypeVar("T", bound=BaseSettings)
 
 
-def load(cls: type[T], **overrides: object) -> T:
+def load(cls: type[T], **overrides: Any) -> T:
     """Build settings from the environment; raise ConfigError naming the variable at fault."""
     try:
         return cls(**overrides)

@@ -13,8 +13,9 @@ from jobq.store.base import Store
 
 
 def new_job(clock: FixedClock, type: str = "echo", **fields: Any) -> NewJob:
-    return validate_job(JobSpec(type=type, **fields), now=clock.now(), limits=Limits(),
-                        new_id=new_id)
+    return validate_job(
+        JobSpec(type=type, **fields), now=clock.now(), limits=Limits(), new_id=new_id
+    )
 
 
 async def submit(store: Store, clock: FixedClock, type: str = "echo", **fields: Any) -> Job:
@@ -22,11 +23,19 @@ async def submit(store: Store, clock: FixedClock, type: str = "echo", **fields: 
     return result.job
 
 
-async def register(store: Store, clock: FixedClock, worker_id: str = "w1",
-                   queues: tuple[str, ...] = ("default",)) -> str:
+async def register(
+    store: Store, clock: FixedClock, worker_id: str = "w1", queues: tuple[str, ...] = ("default",)
+) -> str:
     await store.workers.register(
-        WorkerInfo(id=worker_id, hostname="test", queues=queues, capacity=10,
-                   state=WorkerState.ACTIVE, started_at=clock.now(), last_heartbeat=clock.now())
+        WorkerInfo(
+            id=worker_id,
+            hostname="test",
+            queues=queues,
+            capacity=10,
+            state=WorkerState.ACTIVE,
+            started_at=clock.now(),
+            last_heartbeat=clock.now(),
+        )
     )
     return worker_id
 

@@ -45,7 +45,10 @@ async def test_submit_then_get_returns_the_stored_job(store: Store, clock: Fixed
     got = await store.jobs.get(job.id)
     assert got == job
     assert (got.state, got.queue, got.priority, got.payload) == (
-        S.QUEUED, "emails", 5, '{"to": "a@b.c"}'
+        S.QUEUED,
+        "emails",
+        5,
+        '{"to": "a@b.c"}',
     )
     assert got.max_attempts == 3, "the queue default applies when the job sets none"
 
@@ -69,7 +72,7 @@ async def test_same_idempotency_key_returns_the_existing_job(store, clock) -> No
     )
     assert results[0].created is False
     assert results[0].job.id == first.id
-    page = await store.jobs.list(JobFilter(), 10, None)
+    page = await store.jobs.page(JobFilter(), 10, None)
     assert [j.id for j in page.jobs] == [first.id]
 
 
@@ -77,7 +80,7 @@ async def test_idempotency_key_with_another_payload_is_a_conflict(store, clock) 
     await submit(store, clock, payload='{"n": 1}', idempotency_key="order-42")
     with pytest.raises(AlreadyExists):
         await submit(store, clock, payload='{"n": 2}', idempotency_key="order-42")
-    assert len((await store.jobs.list(JobFilter(), 10, None)).jobs) == 1
+    assert len((await store.jobs.page(JobFilter(), 10, None)).jobs) == 1
 
 
 async def test_idempotency_keys_are_per_queue(store, clock) -> None:
@@ -91,14 +94,14 @@ async def test_a_batch_is_all_or_nothing(store, clock) -> None:
     batch = [new_job(clock, payload="2"), new_job(clock, payload="3", idempotency_key="taken")]
     with pytest.raises(AlreadyExists):
         await store.jobs.submit(batch, clock.now())
-    assert len((await store.jobs.list(JobFilter(), 10, None)).jobs) == 1
+    assert len((await store.jobs.page(JobFilter(), 10, None)).jobs) == 1
 
 
 async def test_a_key_repeated_within_one_batch_is_rejected(store, clock) -> None:
     batch = [new_job(clock, idempotency_key="k"), new_job(clock, idempotency_key="k")]
     with pytest.raises(InvalidArgument):
         await store.jobs.submit(batch, clock.now())
-    assert (await store.jobs.list(JobFilter(), 10, None)).jobs == []
+    assert (await store.jobs.page(JobFilter(), 10, None)).jobs == []
 
 
 # --- leasing order -------------------------------------------------------------------------
@@ -251,7 +254,10 @@ async def test_completion_stores_the_result(store, clock) -> None:
     clock.advance(2)
     (done,) = await store.jobs.report("w1", [completed(job, '{"sent": true}')], clock.now())
     assert (done.state, done.result, done.finished_at, done.worker_id) == (
-        S.SUCCEEDED, '{"sent": true}', clock.now(), None
+        S.SUCCEEDED,
+        '{"sent": true}',
+        clock.now(),
+        None,
     )
 
 
@@ -485,13 +491,13 @@ async def test_published_events_leave_the_outbox(store, clock) -> None:
 async def test_list_filters_and_pages_newest_first(store, clock) -> None:
     ids = [(await submit(store, clock, queue="q", type="t")).id for _ in range(5)]
     await submit(store, clock, queue="other")
-    first = await store.jobs.list(JobFilter(queue="q"), 2, None)
+    first = await store.jobs.page(JobFilter(queue="q"), 2, None)
     assert [j.id for j in first.jobs] == ids[::-1][:2]
-    second = await store.jobs.list(JobFilter(queue="q"), 2, first.next_after)
-    third = await store.jobs.list(JobFilter(queue="q"), 2, second.next_after)
+    second = await store.jobs.page(JobFilter(queue="q"), 2, first.next_after)
+    third = await store.jobs.page(JobFilter(queue="q"), 2, second.next_after)
     assert [j.id for j in second.jobs + third.jobs] == ids[::-1][2:]
     assert third.next_after is None
-    queued = await store.jobs.list(JobFilter(states=(S.QUEUED,), type="t"), 10, None)
+    queued = await store.jobs.page(JobFilter(states=(S.QUEUED,), type="t"), 10, None)
     assert len(queued.jobs) == 5
 
 
@@ -539,5 +545,5 @@ async def test_workers_that_stop_heartbeating_are_listed_as_lost(store, clock) -
     clock.advance(20)
     await store.jobs.heartbeat("w2", [], clock.now())
     clock.advance(20)
-    states = {w.id: w.state for w in await store.workers.list(clock.now(), seconds(30))}
+    states = {w.id: w.state for w in await store.workers.all(clock.now(), seconds(30))}
     assert states == {"w1": WorkerState.LOST, "w2": WorkerState.ACTIVE}

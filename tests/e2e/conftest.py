@@ -49,8 +49,9 @@ class Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log_path = log
         self._log = log.open("wb")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      cwd=TASKS_DIR)
+        self.popen = subprocess.Popen(
+            args, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=TASKS_DIR
+        )
 
     @property
     def pid(self) -> int:
@@ -108,7 +109,9 @@ class Cluster:
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=1) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.http_port}/readyz", timeout=1
+            ) as r:
                 return r.status == 200
         except OSError:
             return False
@@ -116,17 +119,26 @@ class Cluster:
     def start_worker(self, *args: str, name: str = "worker", **env: str) -> Proc:
         port = str(free_port())
         argv = [str(BIN / "jq-worker"), "--tasks", f"{EXAMPLE_TASKS},e2e_tasks", *args]
-        proc = Proc(argv, self.env | {"JQ_WORKER_HTTP_PORT": port} | env,
-                    self.tmp / f"{name}-{len(self.procs)}.log")
+        proc = Proc(
+            argv,
+            self.env | {"JQ_WORKER_HTTP_PORT": port} | env,
+            self.tmp / f"{name}-{len(self.procs)}.log",
+        )
         self.procs.append(proc)
         wait_until(lambda: "worker registered" in proc.output(), what=f"{name} to register")
         return proc
 
-    def ctl(self, *args: str, input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "jq-ctl"), "--server", self.address, *args],
-                              env=self.env, capture_output=True, text=True, input=input,
-                              timeout=timeout)
+    def ctl(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "jq-ctl"), "--server", self.address, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+        )
 
     def ctl_json(self, *args: str) -> Any:
         result = self.ctl(*args, "--json")

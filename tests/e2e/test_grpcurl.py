@@ -24,8 +24,9 @@ def grpcurl() -> str:
 
 
 def call(grpcurl: str, cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([grpcurl, "-plaintext", cluster.address, *args], capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        [grpcurl, "-plaintext", cluster.address, *args], capture_output=True, text=True, timeout=30
+    )
 
 
 def test_grpcurl_lists_and_calls_every_method(cluster: Cluster, grpcurl: str) -> None:
@@ -43,7 +44,9 @@ def test_grpcurl_lists_and_calls_every_method(cluster: Cluster, grpcurl: str) ->
         for method in methods:
             result = subprocess.run(
                 [grpcurl, "-plaintext", "-max-time", "10", "-d", "{}", cluster.address, method],
-                capture_output=True, text=True, timeout=30,
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             if result.returncode == 0:
                 json.loads(result.stdout or "{}")
@@ -61,7 +64,9 @@ def test_grpcurl_submits_a_job(cluster: Cluster, grpcurl: str) -> None:
     body = json.dumps({"job": {"type": "echo", "payload": '{"msg": "hi"}', "priority": 3}})
     result = subprocess.run(
         [grpcurl, "-plaintext", "-d", body, cluster.address, "jobq.v1.JobService/Submit"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)

@@ -14,6 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra.app import JobqStacks, build
 from infra.config import ENVIRONMENTS, EnvironmentConfig
 from infra.nag import acknowledge
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_NAMES = sorted(ENVIRONMENTS)
 
@@ -53,13 +54,15 @@ def synthesize(name: str, outdir: Path) -> Synth:
     error: Exception | None = None
     try:
         app.synth()
-    except Exception as exc:  # noqa: BLE001 - the nag test reports it; templates are on disk already
+    except Exception as exc:
         error = exc
     templates = {
-        p.name.removesuffix(".template.json"): json.loads(p.read_text()) for p in outdir.glob("*.template.json")
+        p.name.removesuffix(".template.json"): json.loads(p.read_text())
+        for p in outdir.glob("*.template.json")
     }
-    return Synth(config=config, stacks=stacks, outdir=outdir, templates=templates, validation_error=error)
-
+    return Synth(
+        config=config, stacks=stacks, outdir=outdir, templates=templates, validation_error=error
+    )
 
 
 MANIFEST_TYPE = "Custom::AWSCDK-EKS-KubernetesResource"
@@ -85,7 +88,9 @@ def manifest_objects(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def find_object(template: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
-    matches = [o for o in manifest_objects(template) if o["kind"] == kind and o["metadata"]["name"] == name]
+    matches = [
+        o for o in manifest_objects(template) if o["kind"] == kind and o["metadata"]["name"] == name
+    ]
     assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
     return matches[0]
 

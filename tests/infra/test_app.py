@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from jobq_infra_testing import REPO_ROOT, Synth
 
 from infra.config import ENVIRONMENTS, UnknownEnvironmentError, get_config
-
-from jobq_infra_testing import REPO_ROOT, Synth
 
 LAYERS = ("network", "data", "platform", "application", "observability")
 

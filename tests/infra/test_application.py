@@ -21,8 +21,14 @@ def test_workers_autoscale_on_queue_depth(synth: Synth) -> None:
 
 def test_every_deployment_has_a_disruption_budget(synth: Synth) -> None:
     app = synth.raw("application")
-    deployments = {o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "Deployment"}
-    budgets = {o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "PodDisruptionBudget"}
+    deployments = {
+        o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "Deployment"
+    }
+    budgets = {
+        o["metadata"]["name"]: o
+        for o in manifest_objects(app)
+        if o["kind"] == "PodDisruptionBudget"
+    }
     assert set(deployments) == {"jq-server", "jq-worker", "jq-pgbouncer"}
     for name, deployment in deployments.items():
         selector = budgets[name]["spec"]["selector"]["matchLabels"]
@@ -73,14 +79,18 @@ def test_containers_run_as_non_root(synth: Synth) -> None:
 
 def test_pgbouncer_pools_transactions(synth: Synth) -> None:
     pgbouncer = find_object(synth.raw("application"), "Deployment", "jq-pgbouncer")
-    env = {e["name"]: e["value"] for e in pgbouncer["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e["value"] for e in pgbouncer["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["POOL_MODE"] == "transaction"
     assert env["SERVER_TLS_SSLMODE"] == "require"
 
 
 def test_secrets_come_from_secrets_manager_not_the_template(synth: Synth) -> None:
     app = synth.raw("application")
-    externals = {o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "ExternalSecret"}
+    externals = {
+        o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "ExternalSecret"
+    }
     assert {"jq-database", "jq-redis", "jq-api-token", "jq-pgbouncer"} <= set(externals)
     database = externals["jq-database"]["spec"]
     assert database["data"][0]["remoteRef"]["key"] == f"{synth.config.prefix}/database"
@@ -93,5 +103,7 @@ def test_images_come_from_the_environment_ecr(synth: Synth) -> None:
     # Without -c image-tag the app synthesizes with a placeholder tag that no registry holds.
     app = synth.raw("application")
     for name in ("jq-server", "jq-worker"):
-        (container,) = find_object(app, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        (container,) = find_object(app, "Deployment", name)["spec"]["template"]["spec"][
+            "containers"
+        ]
         assert ".dkr.ecr." in container["image"] and container["image"].endswith(":unreleased")

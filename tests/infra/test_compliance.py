@@ -16,7 +16,8 @@ def test_cdk_nag_has_no_unacknowledged_findings(synth: Synth) -> None:
         for v in report.get("violations", [])
         for c in v["violatingConstructs"]
     ]
-    assert synth.validation_error is None and not violations, "\n".join(violations) or str(synth.validation_error)
+    findings = "\n".join(violations) or str(synth.validation_error)
+    assert synth.validation_error is None and not violations, findings
 
 
 def _acknowledgements(synth: Synth) -> dict[str, str]:
@@ -49,10 +50,12 @@ def test_cfn_lint_reports_no_errors(synth: Synth) -> None:
     assert cfn_lint, "cfn-lint is not installed (requirements-infra.txt)"
     files = [str(p) for p in synth.template_files()]
     assert len(files) >= 5
-    result = subprocess.run([cfn_lint, "--format", "parseable", *files], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [cfn_lint, "--format", "parseable", *files], capture_output=True, text=True, check=False
+    )
     # parseable: file:line:col:end_line:end_col:RULE:message
     findings = [line.split(":") for line in result.stdout.splitlines() if line.strip()]
     errors = [":".join(f) for f in findings if len(f) > 5 and f[5].startswith("E")]
     assert not errors, "\n".join(errors)
-    # Exit bits: 2 = error, 4 = warning, 8 = informational; anything with bit 2 (or 1, a crash) fails.
+    # Exit bits: 2 error, 4 warning, 8 informational; bit 2 (or 1, a crash) fails.
     assert result.returncode & 0b11 == 0, result.stderr or result.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
-
 from jobq_infra_testing import Synth
 
 
@@ -11,7 +10,13 @@ def test_postgres_15_is_encrypted_and_backed_up_for_a_week_or_more(synth: Synth)
     data = synth.template("data")
     instances = data.find_resources(
         "AWS::RDS::DBInstance",
-        {"Properties": {"Engine": "postgres", "EngineVersion": Match.string_like_regexp(r"^15\."), "StorageEncrypted": True}},
+        {
+            "Properties": {
+                "Engine": "postgres",
+                "EngineVersion": Match.string_like_regexp(r"^15\."),
+                "StorageEncrypted": True,
+            }
+        },
     )
     assert len(instances) == 1
     (instance,) = instances.values()
@@ -21,13 +26,19 @@ def test_postgres_15_is_encrypted_and_backed_up_for_a_week_or_more(synth: Synth)
 
 def test_staging_and_prod_postgres_are_multi_az(synths: dict[str, Synth]) -> None:
     for name in ("staging", "prod"):
-        synths[name].template("data").has_resource_properties("AWS::RDS::DBInstance", {"MultiAZ": True})
+        synths[name].template("data").has_resource_properties(
+            "AWS::RDS::DBInstance", {"MultiAZ": True}
+        )
 
 
 def test_prod_postgres_has_deletion_protection_and_is_retained(prod: Synth) -> None:
     prod.template("data").has_resource(
         "AWS::RDS::DBInstance",
-        {"Properties": {"DeletionProtection": True}, "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"},
+        {
+            "Properties": {"DeletionProtection": True},
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+        },
     )
 
 
@@ -41,11 +52,18 @@ def test_database_credentials_live_in_secrets_manager_and_rotate(synth: Synth) -
     data = synth.template("data")
     data.has_resource_properties(
         "AWS::SecretsManager::Secret",
-        {"Name": f"{synth.config.prefix}/database", "GenerateSecretString": Match.object_like({"GenerateStringKey": "password"})},
+        {
+            "Name": f"{synth.config.prefix}/database",
+            "GenerateSecretString": Match.object_like({"GenerateStringKey": "password"}),
+        },
     )
     data.has_resource_properties(
         "AWS::SecretsManager::RotationSchedule",
-        {"RotationRules": {"ScheduleExpression": f"rate({synth.config.database.rotation_days} days)"}},
+        {
+            "RotationRules": {
+                "ScheduleExpression": f"rate({synth.config.database.rotation_days} days)"
+            }
+        },
     )
 
 
@@ -67,8 +85,12 @@ def test_redis_runs_cluster_mode_multi_az_encrypted_with_auth(synth: Synth) -> N
         },
     )
     (group,) = synth.template("data").find_resources("AWS::ElastiCache::ReplicationGroup").values()
-    assert group["Properties"]["ReplicasPerNodeGroup"] >= 1, "Multi-AZ failover needs a replica per shard"
-    assert "{{resolve:secretsmanager:" in str(group["Properties"]["AuthToken"]), "AUTH token must come from Secrets Manager"
+    assert group["Properties"]["ReplicasPerNodeGroup"] >= 1, (
+        "Multi-AZ failover needs a replica per shard"
+    )
+    assert "{{resolve:secretsmanager:" in str(group["Properties"]["AuthToken"]), (
+        "AUTH token must come from Secrets Manager"
+    )
 
 
 def test_msk_uses_tls_and_iam_only(synth: Synth) -> None:

@@ -23,8 +23,15 @@ def _tool(name: str) -> str:
 
 def test_dockerfiles_pass_hadolint() -> None:
     result = subprocess.run(
-        [_tool("hadolint"), "--config", str(REPO_ROOT / ".hadolint.yaml"), *map(str, DOCKERFILES.values())],
-        capture_output=True, text=True, check=False,
+        [
+            _tool("hadolint"),
+            "--config",
+            str(REPO_ROOT / ".hadolint.yaml"),
+            *map(str, DOCKERFILES.values()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -32,11 +39,13 @@ def test_dockerfiles_pass_hadolint() -> None:
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))
 def test_image_is_multi_stage_slim_non_root_with_healthcheck(image: str) -> None:
     text = DOCKERFILES[image].read_text()
-    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, flags=re.MULTILINE | re.IGNORECASE)
+    stages = re.findall(
+        r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, flags=re.MULTILINE | re.IGNORECASE
+    )
     assert len(stages) >= 2, "build and runtime must be separate stages"
     runtime_base = stages[-1][0]
     assert runtime_base.startswith("python:3.11") and "slim" in runtime_base
-    runtime = text[text.rindex("FROM"):]
+    runtime = text[text.rindex("FROM") :]
     user = re.search(r"^USER\s+(\S+)", runtime, flags=re.MULTILINE)
     assert user and user.group(1).split(":")[0] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK\s", runtime, flags=re.MULTILINE)
@@ -59,8 +68,15 @@ def test_server_image_binds_all_interfaces() -> None:
 
 def test_compose_file_matches_the_compose_spec() -> None:
     result = subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(DOCKER / "compose.yaml")],
-        capture_output=True, text=True, check=False,
+        [
+            _tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(DOCKER / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -71,7 +87,9 @@ def test_compose_runs_the_backing_services_jobq_needs() -> None:
     assert services["redis"]["image"].startswith("redis:7")
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
-    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"], "Kafka must run in KRaft mode"
+    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"], (
+        "Kafka must run in KRaft mode"
+    )
     for name in ("postgres", "redis", "kafka"):
         assert "healthcheck" in services[name]
 
@@ -83,7 +101,9 @@ def test_prometheus_scrapes_server_and_worker() -> None:
     assert any("8081" in t for t in targets["jq-worker"]["static_configs"][0]["targets"])
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     mount = compose["services"]["prometheus"]["volumes"][0]
-    assert (DOCKER / mount.split(":")[0]).resolve() == (DOCKER / "prometheus" / "prometheus.yml").resolve()
+    assert (DOCKER / mount.split(":")[0]).resolve() == (
+        DOCKER / "prometheus" / "prometheus.yml"
+    ).resolve()
 
 
 def test_grafana_is_provisioned_from_the_repository_dashboards() -> None:
@@ -91,8 +111,12 @@ def test_grafana_is_provisioned_from_the_repository_dashboards() -> None:
     mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
     assert Path(DOCKER / "../dashboards").resolve() == (REPO_ROOT / "dashboards").resolve()
     dashboards_mount = mounts["../dashboards"]
-    provider = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/jobq.yaml").read_text())["providers"][0]
+    provider = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/jobq.yaml").read_text())[
+        "providers"
+    ][0]
     assert provider["options"]["path"] == dashboards_mount
-    datasource = yaml.safe_load((DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text())
+    datasource = yaml.safe_load(
+        (DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text()
+    )
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from aws_cdk.assertions import Match
-
 from jobq_infra_testing import REPO_ROOT, Synth, cdk_context
 
 from infra.app import RUNBOOK_CONTEXT_KEY
@@ -32,14 +31,20 @@ def _alarm_runbooks(synth: Synth) -> list[tuple[str, str, str]]:
         props = alarm["Properties"]
         match = _RUNBOOK_LINK.search(props["AlarmDescription"])
         assert match, f"{props['AlarmName']} names no runbook: {props['AlarmDescription']}"
-        found.append((props["AlarmName"].removeprefix(f"{synth.config.prefix}-"), match["page"],
-                      props["AlarmDescription"]))
+        found.append(
+            (
+                props["AlarmName"].removeprefix(f"{synth.config.prefix}-"),
+                match["page"],
+                props["AlarmDescription"],
+            )
+        )
     return found
 
 
 def test_alarm_topic_is_encrypted(synth: Synth) -> None:
     synth.template("observability").has_resource_properties(
-        "AWS::SNS::Topic", {"TopicName": f"{synth.config.prefix}-alarms", "KmsMasterKeyId": Match.any_value()}
+        "AWS::SNS::Topic",
+        {"TopicName": f"{synth.config.prefix}-alarms", "KmsMasterKeyId": Match.any_value()},
     )
 
 
@@ -64,7 +69,9 @@ def test_every_alarm_links_a_runbook_page_that_exists(synth: Synth) -> None:
         match = _RUNBOOK_LINK.search(description)
         assert match and match["base"] == base, f"{name}: {description}"
         path = RUNBOOKS_DIR / f"{page}.md"
-        assert path.is_file(), f"alarm {name} links {path.relative_to(REPO_ROOT)}, which does not exist"
+        assert path.is_file(), (
+            f"alarm {name} links {path.relative_to(REPO_ROOT)}, which does not exist"
+        )
         text = path.read_text()
         missing = [section for section in RUNBOOK_SECTIONS if section not in text]
         assert not missing, f"{path.name} lacks sections {missing}"
@@ -88,15 +95,28 @@ def test_no_alarm_treats_missing_data_as_breaching(synth: Synth) -> None:
 
 def test_queue_depth_and_outbox_alarms_exist(synth: Synth) -> None:
     obs = synth.template("observability")
-    for metric in ("jq_job_queue_depth", "jq_outbox_backlog", "jq_dead_letters_total", "jq_store_errors_total"):
+    for metric in (
+        "jq_job_queue_depth",
+        "jq_outbox_backlog",
+        "jq_dead_letters_total",
+        "jq_store_errors_total",
+    ):
         obs.has_resource_properties(
             "AWS::CloudWatch::Alarm",
-            {"MetricName": metric, "Namespace": "JobQ", "Dimensions": [{"Name": "Environment", "Value": synth.config.name}]},
+            {
+                "MetricName": metric,
+                "Namespace": "JobQ",
+                "Dimensions": [{"Name": "Environment", "Value": synth.config.name}],
+            },
         )
 
 
 def test_application_log_groups_and_dashboard(synth: Synth) -> None:
     obs = synth.template("observability")
     for component in ("jq-server", "jq-worker"):
-        obs.has_resource_properties("AWS::Logs::LogGroup", {"LogGroupName": f"/jobq/{synth.config.name}/{component}"})
-    obs.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": f"{synth.config.prefix}-overview"})
+        obs.has_resource_properties(
+            "AWS::Logs::LogGroup", {"LogGroupName": f"/jobq/{synth.config.name}/{component}"}
+        )
+    obs.has_resource_properties(
+        "AWS::CloudWatch::Dashboard", {"DashboardName": f"{synth.config.prefix}-overview"}
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from aws_cdk.assertions import Match
-
 from jobq_infra_testing import Synth, find_object, helm_charts, manifest_objects
 
 
@@ -45,7 +44,11 @@ def test_managed_node_group_uses_the_configured_instances(synth: Synth) -> None:
         "AWS::EKS::Nodegroup",
         {
             "InstanceTypes": list(cfg.instance_types),
-            "ScalingConfig": {"MinSize": cfg.min_nodes, "DesiredSize": cfg.desired_nodes, "MaxSize": cfg.max_nodes},
+            "ScalingConfig": {
+                "MinSize": cfg.min_nodes,
+                "DesiredSize": cfg.desired_nodes,
+                "MaxSize": cfg.max_nodes,
+            },
         },
     )
 
@@ -61,7 +64,11 @@ def test_workloads_get_irsa_roles_and_namespace(synth: Synth) -> None:
     platform = synth.raw("platform")
     ns = find_object(platform, "Namespace", synth.config.namespace)
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    accounts = {o["metadata"]["name"]: o for o in manifest_objects(platform) if o["kind"] == "ServiceAccount"}
+    accounts = {
+        o["metadata"]["name"]: o
+        for o in manifest_objects(platform)
+        if o["kind"] == "ServiceAccount"
+    }
     for name in ("jq-server", "jq-worker", "jq-secrets-reader"):
         assert "eks.amazonaws.com/role-arn" in accounts[name]["metadata"]["annotations"]
         assert accounts[name]["metadata"]["namespace"] == synth.config.namespace
@@ -70,8 +77,13 @@ def test_workloads_get_irsa_roles_and_namespace(synth: Synth) -> None:
 def test_server_role_may_only_use_jobq_topics(synth: Synth) -> None:
     policies = synth.template("platform").find_resources("AWS::IAM::Policy")
     kafka_statements = [
-        s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if any(str(a).startswith("kafka-cluster:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+        s
+        for p in policies.values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if any(
+            str(a).startswith("kafka-cluster:")
+            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        )
     ]
     assert kafka_statements, "server needs MSK IAM permissions"
     for statement in kafka_statements:

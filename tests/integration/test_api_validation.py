@@ -100,16 +100,20 @@ async def test_queue_admin_errors(channel) -> None:
         await stub.CreateQueue(admin_pb.CreateQueueRequest(queue=queue_pb2.Queue(name="emails")))
     assert dup.value.code() == grpc.StatusCode.ALREADY_EXISTS
     with pytest.raises(grpc.aio.AioRpcError) as bad_mask:
-        await stub.UpdateQueue(admin_pb.UpdateQueueRequest(
-            queue=queue_pb2.Queue(name="emails"),
-            update_mask=field_mask_pb2.FieldMask(paths=["colour"]),
-        ))
+        await stub.UpdateQueue(
+            admin_pb.UpdateQueueRequest(
+                queue=queue_pb2.Queue(name="emails"),
+                update_mask=field_mask_pb2.FieldMask(paths=["colour"]),
+            )
+        )
     assert bad_mask.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as bad_weight:
-        await stub.UpdateQueue(admin_pb.UpdateQueueRequest(
-            queue=queue_pb2.Queue(name="emails", weight=5000),
-            update_mask=field_mask_pb2.FieldMask(paths=["weight"]),
-        ))
+        await stub.UpdateQueue(
+            admin_pb.UpdateQueueRequest(
+                queue=queue_pb2.Queue(name="emails", weight=5000),
+                update_mask=field_mask_pb2.FieldMask(paths=["weight"]),
+            )
+        )
     assert bad_weight.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     queue = await stub.GetQueue(admin_pb.GetQueueRequest(name="emails"))
     assert queue.weight == 1

@@ -23,8 +23,12 @@ async def test_reflection_lists_every_service(channel) -> None:
     async for response in stub.ServerReflectionInfo(requests()):
         names = {s.name for s in response.list_services_response.service}
         break
-    assert {"jobq.v1.JobService", "jobq.v1.WorkerService", "jobq.v1.AdminService",
-            "grpc.health.v1.Health"} <= names
+    assert {
+        "jobq.v1.JobService",
+        "jobq.v1.WorkerService",
+        "jobq.v1.AdminService",
+        "grpc.health.v1.Health",
+    } <= names
 
 
 async def test_http_side_port(server, client) -> None:
@@ -39,13 +43,18 @@ async def test_http_side_port(server, client) -> None:
         async with http.get(f"{base}/metrics") as metrics:
             text = await metrics.text()
     assert 'jq_job_total{queue="default",status="submitted"} 1.0' in text
-    assert 'jq_grpc_request_duration_seconds_count{code="OK",method="/jobq.v1.JobService/Submit"}' in text
+    assert (
+        'jq_grpc_request_duration_seconds_count{code="OK",method="/jobq.v1.JobService/Submit"}'
+        in text
+    )
 
 
 async def test_readyz_fails_while_draining(server) -> None:
     server._draining = True
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{server.http_port}/readyz") as ready:
-            assert ready.status == 503
-            assert (await ready.json())["reason"] == "draining"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{server.http_port}/readyz") as ready,
+    ):
+        assert ready.status == 503
+        assert (await ready.json())["reason"] == "draining"
     server._draining = False

@@ -17,8 +17,9 @@ from jobq.v1 import worker_service_pb2 as pb
 
 async def register(stub, worker_id: str = "", queues=("default",)) -> str:
     response = await stub.RegisterWorker(
-        pb.RegisterWorkerRequest(worker_id=worker_id, hostname="test", queues=list(queues),
-                                 capacity=10)
+        pb.RegisterWorkerRequest(
+            worker_id=worker_id, hostname="test", queues=list(queues), capacity=10
+        )
     )
     return response.worker_id
 
@@ -31,12 +32,15 @@ async def test_lease_hands_out_a_batch_in_one_call(channel, client) -> None:
     assert len(leased.jobs) == 5
     assert all(j.state == job_pb2.JOB_STATE_RUNNING and j.attempt == 1 for j in leased.jobs)
     outcomes = [
-        pb.Outcome(lease=pb.LeaseRef(job_id=j.id, attempt=j.attempt),
-                   completed=pb.Outcome.Completed(result=j.payload))
+        pb.Outcome(
+            lease=pb.LeaseRef(job_id=j.id, attempt=j.attempt),
+            completed=pb.Outcome.Completed(result=j.payload),
+        )
         for j in leased.jobs
     ]
-    reported = await stub.ReportOutcomes(pb.ReportOutcomesRequest(worker_id=worker,
-                                                                  outcomes=outcomes))
+    reported = await stub.ReportOutcomes(
+        pb.ReportOutcomesRequest(worker_id=worker, outcomes=outcomes)
+    )
     assert [j.state for j in reported.jobs] == [job_pb2.JOB_STATE_SUCCEEDED] * 5
     assert [j.result for j in reported.jobs] == [j.payload for j in leased.jobs]
 
@@ -44,9 +48,13 @@ async def test_lease_hands_out_a_batch_in_one_call(channel, client) -> None:
 async def test_long_poll_lease_returns_a_job_submitted_while_it_waits(channel, client) -> None:
     stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
     worker = await register(stub)
-    waiting = asyncio.ensure_future(stub.LeaseJobs(pb.LeaseJobsRequest(
-        worker_id=worker, max_jobs=1, wait=duration_pb2.Duration(seconds=20)
-    )))
+    waiting = asyncio.ensure_future(
+        stub.LeaseJobs(
+            pb.LeaseJobsRequest(
+                worker_id=worker, max_jobs=1, wait=duration_pb2.Duration(seconds=20)
+            )
+        )
+    )
     await asyncio.sleep(0.3)
     assert not waiting.done(), "with no work the lease call should be waiting"
     submitted = await client.submit("echo", {"n": 1})
@@ -113,8 +121,11 @@ async def test_watch_streams_progress_and_the_result(channel, client) -> None:
     (leased,) = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=1))).jobs
     ref = pb.LeaseRef(job_id=leased.id, attempt=leased.attempt)
     for step in (0.25, 0.5):
-        await stub.ReportProgress(pb.ReportProgressRequest(
-            worker_id=worker, lease=ref, progress=step, message=f"at {step}"))
+        await stub.ReportProgress(
+            pb.ReportProgressRequest(
+                worker_id=worker, lease=ref, progress=step, message=f"at {step}"
+            )
+        )
         await asyncio.sleep(0.2)
     await stub.CompleteJob(pb.CompleteJobRequest(worker_id=worker, lease=ref, result='"done"'))
     await asyncio.wait_for(watcher, 10)
@@ -132,6 +143,9 @@ async def test_cancel_reaches_the_worker_on_heartbeat(channel, client) -> None:
     await client.cancel(job.id)
     beat = await stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=[ref]))
     assert list(beat.cancel_job_ids) == [job.id]
-    await stub.ReportOutcomes(pb.ReportOutcomesRequest(
-        worker_id=worker, outcomes=[pb.Outcome(lease=ref, cancelled=pb.Outcome.Cancelled())]))
+    await stub.ReportOutcomes(
+        pb.ReportOutcomesRequest(
+            worker_id=worker, outcomes=[pb.Outcome(lease=ref, cancelled=pb.Outcome.Cancelled())]
+        )
+    )
     assert (await client.get(job.id)).state is JobState.CANCELLED

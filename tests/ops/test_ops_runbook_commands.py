@@ -47,7 +47,10 @@ KUBECTL = _commands("kubectl")
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NO_COLOR": "1"},
     )
 
@@ -92,10 +95,12 @@ def test_jq_ctl_command_exists_with_its_options(page: str, command: str) -> None
 def test_kubectl_commands_use_the_deployed_namespace_and_labels(page: str, command: str) -> None:
     tokens = shlex.split(command, posix=False)
     assert "-n" in tokens and tokens[tokens.index("-n") + 1] == NAMESPACE, (
-        f"{page}: `{command}` should run in -n {NAMESPACE} (infra/config.py EnvironmentConfig.namespace)"
+        f"{page}: `{command}` should run in -n {NAMESPACE} "
+        "(infra/config.py EnvironmentConfig.namespace)"
     )
     assert not re.search(r"-l\s+'?app[=\s]", command), (
-        f"{page}: `{command}`: pods are labelled app.kubernetes.io/name=<deployment> (infra/k8s/workloads.py)"
+        f"{page}: `{command}`: pods are labelled app.kubernetes.io/name=<deployment> "
+        "(infra/k8s/workloads.py)"
     )
     for label in re.findall(r"app\.kubernetes\.io/name=([\w-]+)", command):
         assert label in DEPLOYMENTS, f"{page}: `{command}`: no Deployment {label}"

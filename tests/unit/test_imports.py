@@ -6,8 +6,17 @@ import pathlib
 import jobq
 
 CORE = pathlib.Path(jobq.__file__).parent / "core"
-FORBIDDEN = ("grpc", "psycopg", "redis", "confluent_kafka", "aiosqlite", "google", "jobq.store",
-             "jobq.server", "pydantic")
+FORBIDDEN = (
+    "grpc",
+    "psycopg",
+    "redis",
+    "confluent_kafka",
+    "aiosqlite",
+    "google",
+    "jobq.store",
+    "jobq.server",
+    "pydantic",
+)
 
 
 def test_core_imports_no_io_library() -> None:
@@ -24,6 +33,17 @@ def test_core_imports_no_io_library() -> None:
 
 def test_public_names_are_exactly_all() -> None:
     public = {n for n in dir(jobq) if not n.startswith("_")}
-    modules = {"client", "core", "worker", "observability", "ids", "v1", "store", "config",
-               "server", "examples", "ctl"}
+    modules = {
+        "client",
+        "core",
+        "worker",
+        "observability",
+        "ids",
+        "v1",
+        "store",
+        "config",
+        "server",
+        "examples",
+        "ctl",
+    }
     assert public - modules == set(jobq.__all__)

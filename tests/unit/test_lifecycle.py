@@ -11,8 +11,20 @@ from jobq.core.states import EventKind, JobState
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 QUEUE = QueueConfig(name="q", backoff_base=dt.timedelta(seconds=2))
-JOB = Job(id="j", queue="q", type="t", payload="null", state=JobState.RUNNING, priority=0,
-          attempt=1, attempt_base=0, max_attempts=3, run_at=T0, created_at=T0, updated_at=T0)
+JOB = Job(
+    id="j",
+    queue="q",
+    type="t",
+    payload="null",
+    state=JobState.RUNNING,
+    priority=0,
+    attempt=1,
+    attempt_base=0,
+    max_attempts=3,
+    run_at=T0,
+    created_at=T0,
+    updated_at=T0,
+)
 
 
 class Half:

@@ -14,7 +14,10 @@ def test_task_keeps_the_function_callable_and_records_its_options() -> None:
 
     assert isinstance(send, Task)
     assert (send.name, send.queue, send.max_attempts, send.timeout.total_seconds()) == (
-        "email.send", "emails", 5, 30.0
+        "email.send",
+        "emails",
+        5,
+        30.0,
     )
     assert send.is_async and send.takes_context
 

@@ -13,8 +13,9 @@ LIMITS = Limits(max_payload_bytes=100)
 
 
 def validate(**fields):
-    return validate_job(JobSpec(**({"type": "echo"} | fields)), now=T0, limits=LIMITS,
-                        new_id=lambda: "id-1")
+    return validate_job(
+        JobSpec(**({"type": "echo"} | fields)), now=T0, limits=LIMITS, new_id=lambda: "id-1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,8 +54,12 @@ def test_delay_and_ttl_become_absolute_times() -> None:
 
 def test_defaults_fill_queue_tenant_and_payload() -> None:
     job = validate()
-    assert (job.queue, job.tenant, job.payload, job.max_attempts) == ("default", "default",
-                                                                       "null", None)
+    assert (job.queue, job.tenant, job.payload, job.max_attempts) == (
+        "default",
+        "default",
+        "null",
+        None,
+    )
 
 
 @pytest.mark.parametrize(

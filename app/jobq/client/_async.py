@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -83,7 +84,7 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
     def _metadata(self) -> list[tuple[str, str]]:
         metadata = [(CORRELATION_HEADER, self._correlation_id or new_id())]
@@ -206,7 +207,7 @@ class AsyncClient:
         request = admin_pb.GetQueueRequest(name=name)
         return cv.queue_from_pb(await self._call(self._admin.GetQueue, request))
 
-    async def list_queues(self) -> list[QueueConfig]:
+    async def list_queues(self) -> builtins.list[QueueConfig]:
         response = await self._call(self._admin.ListQueues, admin_pb.ListQueuesRequest())
         return [cv.queue_from_pb(q) for q in response.queues]
 
@@ -222,14 +223,14 @@ class AsyncClient:
         request = admin_pb.PurgeQueueRequest(name=name)
         return (await self._call(self._admin.PurgeQueue, request)).cancelled
 
-    async def queue_stats(self, name: str = "") -> list[QueueStats]:
+    async def queue_stats(self, name: str = "") -> builtins.list[QueueStats]:
         request = admin_pb.GetQueueStatsRequest(name=name)
         response = await self._call(self._admin.GetQueueStats, request)
         return [cv.queue_stats_from_pb(s) for s in response.stats]
 
     # --- workers, dead letters, cluster ---------------------------------------------------
 
-    async def list_workers(self) -> list[WorkerInfo]:
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
         response = await self._call(self._admin.ListWorkers, admin_pb.ListWorkersRequest())
         return [cv.worker_from_pb(w) for w in response.workers]
 
@@ -237,8 +238,9 @@ class AsyncClient:
         request = admin_pb.DrainWorkerRequest(worker_id=worker_id)
         return cv.worker_from_pb(await self._call(self._admin.DrainWorker, request))
 
-    async def list_dead(self, queue: str = "", *, page_size: int = 50,
-                        page_token: str = "") -> JobPage:
+    async def list_dead(
+        self, queue: str = "", *, page_size: int = 50, page_token: str = ""
+    ) -> JobPage:
         request = admin_pb.ListDeadLettersRequest(
             queue=queue, page_size=page_size, page_token=page_token
         )

@@ -20,7 +20,6 @@ from jobq.core.errors import (
     Unavailable,
 )
 
-
 _SIMPLE: dict[grpc.StatusCode, type[JobqError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
@@ -37,8 +36,8 @@ def from_rpc_error(error: grpc.RpcError) -> JobqError:
     """The JobqError a failed call stands for, with the server's details where it sent them."""
     # Both grpc.Call (sync stubs) and grpc.aio.AioRpcError carry code, details and trailers.
     is_call = callable(getattr(error, "code", None)) and callable(getattr(error, "details", None))
-    code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
-    message = (error.details() if is_call else str(error)) or code.name  # type: ignore[attr-defined]
+    code = error.code() if is_call else grpc.StatusCode.UNKNOWN
+    message = (error.details() if is_call else str(error)) or code.name
     status = rpc_status.from_call(error) if is_call else None  # type: ignore[arg-type]
     for detail in status.details if status else ():
         if detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):

@@ -21,8 +21,9 @@ class Client:
 
     def __init__(self, address: str = DEFAULT_ADDRESS, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="jobq-client",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="jobq-client", daemon=True
+        )
         self._thread.start()
         self._async: AsyncClient = self._run(_make(address, options))
 

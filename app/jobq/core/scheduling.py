@@ -13,7 +13,7 @@ T = TypeVar("T")
 def weighted_order(items: Sequence[tuple[T, int]], rng: Random) -> list[T]:
     """A random order in which an item of weight w comes first w/Σw of the time.
 
-    Weighted sampling without replacement (Efraimidis–Spirakis): each item draws
+    Weighted sampling without replacement (Efraimidis-Spirakis): each item draws
     u^(1/w) and the largest keys lead. Over many lease calls every queue's share of
     first picks matches its weight, and no queue with weight ≥ 1 starves.
     """

@@ -62,8 +62,14 @@ state = State()
 
 @app.callback()
 def options(
-    server: Annotated[str, typer.Option("--server", "-s", help="host:port of jq-server "
-                                        "(env JQ_SERVER_ADDRESS, default 127.0.0.1:50051)")] = "",
+    server: Annotated[
+        str,
+        typer.Option(
+            "--server",
+            "-s",
+            help="host:port of jq-server (env JQ_SERVER_ADDRESS, default 127.0.0.1:50051)",
+        ),
+    ] = "",
     token: Annotated[str, typer.Option("--token", help="API token (env JQ_TOKEN)")] = "",
 ) -> None:
     try:
@@ -132,9 +138,13 @@ def submit(
 ) -> None:
     """Submit one job."""
     options = {
-        "queue": queue, "priority": priority, "max_attempts": max_attempts,
-        "idempotency_key": idempotency_key, "payload_json": parse_payload(payload),
-        "delay": duration_option(delay, "--delay"), "timeout": duration_option(timeout, "--timeout"),
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "idempotency_key": idempotency_key,
+        "payload_json": parse_payload(payload),
+        "delay": duration_option(delay, "--delay"),
+        "timeout": duration_option(timeout, "--timeout"),
         "ttl": duration_option(ttl, "--ttl"),
     }
     submitted = run(lambda c: c.submit_ex(type, None, **options))
@@ -150,14 +160,17 @@ def submit(
 @app.command("submit-many")
 def submit_many(
     file: Annotated[str, typer.Argument(help="JSON lines file, '-' for stdin.")] = "-",
-    queue: Annotated[str, typer.Option("--queue", "-q", help="Default queue for lines without one.")] = "",
+    queue: Annotated[
+        str, typer.Option("--queue", "-q", help="Default queue for lines without one.")
+    ] = "",
     batch: Annotated[int, typer.Option(help="Jobs per SubmitBatch call.")] = 500,
     json_out: JsonFlag = False,
 ) -> None:
     """Submit many jobs: one JSON object per line, e.g. {"type": "echo", "payload": {...}}."""
     specs = list(_read_lines(file, queue))
-    progress = Progress(transient=True, disable=json_out or not sys.stderr.isatty(),
-                        console=render.err)
+    progress = Progress(
+        transient=True, disable=json_out or not sys.stderr.isatty(), console=render.err
+    )
 
     async def work(client: AsyncClient) -> list[Any]:
         with progress:
@@ -169,11 +182,14 @@ def submit_many(
     results = run(work)
     created = sum(r.created for r in results)
     if json_out:
-        render.emit_json({"submitted": len(results), "created": created,
-                          "ids": [r.job.id for r in results]})
+        render.emit_json(
+            {"submitted": len(results), "created": created, "ids": [r.job.id for r in results]}
+        )
     else:
-        render.out.print(f"submitted {len(results)} jobs ({created} new, "
-                         f"{len(results) - created} matched idempotency keys)")
+        render.out.print(
+            f"submitted {len(results)} jobs ({created} new, "
+            f"{len(results) - created} matched idempotency keys)"
+        )
 
 
 def _read_lines(file: str, queue: str) -> Iterator[dict[str, Any]]:
@@ -190,7 +206,7 @@ def _read_lines(file: str, queue: str) -> Iterator[dict[str, Any]]:
         except ValueError as exc:
             raise fail(f"line {number}: not valid JSON: {exc}", 2) from None
         if not isinstance(spec, dict) or "type" not in spec:
-            raise fail(f"line {number}: expected an object with a \"type\"", 2)
+            raise fail(f'line {number}: expected an object with a "type"', 2)
         if queue:
             spec.setdefault("queue", queue)
         yield spec
@@ -222,8 +238,9 @@ def list_jobs(
     async def work(client: AsyncClient) -> tuple[list[Any], str]:
         jobs, token = [], page_token
         while True:
-            page = await client.list(queue=queue, states=states, type=type, page_size=limit,
-                                     page_token=token)
+            page = await client.list(
+                queue=queue, states=states, type=type, page_size=limit, page_token=token
+            )
             jobs.extend(page.jobs)
             token = page.next_page_token
             if not all_pages or not token:
@@ -298,12 +315,19 @@ def stats(json_out: JsonFlag = False) -> None:
 
 
 def _queue_settings(
-    weight: int | None, max_attempts: int | None, lease_timeout: str | None,
-    backoff_base: str | None, backoff_max: str | None, ttl: str | None,
-    concurrency: int | None, retention: str | None,
+    weight: int | None,
+    max_attempts: int | None,
+    lease_timeout: str | None,
+    backoff_base: str | None,
+    backoff_max: str | None,
+    ttl: str | None,
+    concurrency: int | None,
+    retention: str | None,
 ) -> dict[str, Any]:
     values = {
-        "weight": weight, "max_attempts": max_attempts, "concurrency_limit": concurrency,
+        "weight": weight,
+        "max_attempts": max_attempts,
+        "concurrency_limit": concurrency,
         "lease_timeout": duration_option(lease_timeout, "--lease-timeout"),
         "backoff_base": duration_option(backoff_base, "--backoff-base"),
         "backoff_max": duration_option(backoff_max, "--backoff-max"),
@@ -325,30 +349,42 @@ QueueRetention = Annotated[str | None, typer.Option(help="Keep finished jobs thi
 
 @queues_app.command("create")
 def queues_create(
-    name: str, weight: QueueWeight = None, max_attempts: QueueAttempts = None,
-    lease_timeout: QueueLease = None, backoff_base: QueueBackoffBase = None,
-    backoff_max: QueueBackoffMax = None, ttl: QueueTtl = None,
-    concurrency: QueueConcurrency = None, retention: QueueRetention = None,
+    name: str,
+    weight: QueueWeight = None,
+    max_attempts: QueueAttempts = None,
+    lease_timeout: QueueLease = None,
+    backoff_base: QueueBackoffBase = None,
+    backoff_max: QueueBackoffMax = None,
+    ttl: QueueTtl = None,
+    concurrency: QueueConcurrency = None,
+    retention: QueueRetention = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Create a queue (queues are also created on first submit, with defaults)."""
-    settings = _queue_settings(weight, max_attempts, lease_timeout, backoff_base, backoff_max,
-                               ttl, concurrency, retention)
+    settings = _queue_settings(
+        weight, max_attempts, lease_timeout, backoff_base, backoff_max, ttl, concurrency, retention
+    )
     queue = run(lambda c: c.create_queue(name, **settings))
     render.emit_json(queue) if json_out else render.queues_table([queue])
 
 
 @queues_app.command("update")
 def queues_update(
-    name: str, weight: QueueWeight = None, max_attempts: QueueAttempts = None,
-    lease_timeout: QueueLease = None, backoff_base: QueueBackoffBase = None,
-    backoff_max: QueueBackoffMax = None, ttl: QueueTtl = None,
-    concurrency: QueueConcurrency = None, retention: QueueRetention = None,
+    name: str,
+    weight: QueueWeight = None,
+    max_attempts: QueueAttempts = None,
+    lease_timeout: QueueLease = None,
+    backoff_base: QueueBackoffBase = None,
+    backoff_max: QueueBackoffMax = None,
+    ttl: QueueTtl = None,
+    concurrency: QueueConcurrency = None,
+    retention: QueueRetention = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Change a queue's settings; only the options given change."""
-    changes = _queue_settings(weight, max_attempts, lease_timeout, backoff_base, backoff_max,
-                              ttl, concurrency, retention)
+    changes = _queue_settings(
+        weight, max_attempts, lease_timeout, backoff_base, backoff_max, ttl, concurrency, retention
+    )
     if not changes:
         raise fail("name at least one setting to change", 2)
     queue = run(lambda c: c.update_queue(name, **changes))
@@ -444,7 +480,9 @@ def _selector(queue: str, ids: list[str] | None) -> tuple[str, list[str]]:
 
 @dlq_app.command("replay")
 def dlq_replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="Job ids (default: all in --queue).")] = None,
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Job ids (default: all in --queue).")
+    ] = None,
     queue: Queue = "",
     json_out: JsonFlag = False,
 ) -> None:
@@ -456,7 +494,9 @@ def dlq_replay(
 
 @dlq_app.command("discard")
 def dlq_discard(
-    ids: Annotated[list[str] | None, typer.Argument(help="Job ids (default: all in --queue).")] = None,
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Job ids (default: all in --queue).")
+    ] = None,
     queue: Queue = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     json_out: JsonFlag = False,
@@ -471,8 +511,6 @@ def dlq_discard(
 
 def main() -> None:
     app()
-
-
 
 
 if __name__ == "__main__":

@@ -61,23 +61,40 @@ def jobs_table(jobs: Sequence[Job], title: str = "") -> None:
         table.add_column(column, no_wrap=column in ("ID", "STATE"))
     for job in jobs:
         detail = job.last_error if job.state.value in ("dead", "scheduled") else job.result
-        table.add_row(job.id, job.queue, job.type, job.state.value, str(job.priority),
-                      f"{job.attempt}/{job.max_attempts}", _when(job.created_at), _short(detail))
+        table.add_row(
+            job.id,
+            job.queue,
+            job.type,
+            job.state.value,
+            str(job.priority),
+            f"{job.attempt}/{job.max_attempts}",
+            _when(job.created_at),
+            _short(detail),
+        )
     out.print(table)
 
 
 def job_detail(job: Job) -> None:
     rows: list[tuple[str, Any]] = [
-        ("id", job.id), ("queue", job.queue), ("type", job.type), ("state", job.state.value),
-        ("priority", job.priority), ("attempt", f"{job.attempt} of {job.max_attempts}"),
-        ("payload", job.payload), ("result", job.result or ""),
+        ("id", job.id),
+        ("queue", job.queue),
+        ("type", job.type),
+        ("state", job.state.value),
+        ("priority", job.priority),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("payload", job.payload),
+        ("result", job.result or ""),
         ("last error", job.last_error or ""),
         ("progress", f"{job.progress:.0%} {job.progress_message}".strip()),
         ("cancel requested", "yes" if job.cancel_requested else ""),
-        ("worker", job.worker_id or ""), ("idempotency key", job.idempotency_key or ""),
-        ("run at", _when(job.run_at)), ("created", _when(job.created_at)),
-        ("started", _when(job.started_at)), ("finished", _when(job.finished_at)),
-        ("expires", _when(job.expires_at)), ("correlation id", job.correlation_id),
+        ("worker", job.worker_id or ""),
+        ("idempotency key", job.idempotency_key or ""),
+        ("run at", _when(job.run_at)),
+        ("created", _when(job.created_at)),
+        ("started", _when(job.started_at)),
+        ("finished", _when(job.finished_at)),
+        ("expires", _when(job.expires_at)),
+        ("correlation id", job.correlation_id),
     ]
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
@@ -90,16 +107,29 @@ def job_detail(job: Job) -> None:
 
 def queues_table(queues: Sequence[QueueConfig]) -> None:
     table = Table()
-    for column in ("QUEUE", "PAUSED", "WEIGHT", "MAX ATTEMPTS", "LEASE", "BACKOFF", "TTL",
-                   "CONCURRENCY", "RETENTION"):
+    for column in (
+        "QUEUE",
+        "PAUSED",
+        "WEIGHT",
+        "MAX ATTEMPTS",
+        "LEASE",
+        "BACKOFF",
+        "TTL",
+        "CONCURRENCY",
+        "RETENTION",
+    ):
         table.add_column(column)
     for q in queues:
         table.add_row(
-            q.name, "yes" if q.paused else "", str(q.weight), str(q.max_attempts),
+            q.name,
+            "yes" if q.paused else "",
+            str(q.weight),
+            str(q.max_attempts),
             format_duration(q.lease_timeout),
             f"{format_duration(q.backoff_base)}..{format_duration(q.backoff_max)}",
             format_duration(q.default_ttl) if q.default_ttl else "",
-            str(q.concurrency_limit or ""), format_duration(q.retention),
+            str(q.concurrency_limit or ""),
+            format_duration(q.retention),
         )
     out.print(table)
 
@@ -113,9 +143,12 @@ def stats_table(stats: Sequence[QueueStats]) -> None:
         table.add_column(state.upper(), justify="right")
     table.add_column("OLDEST QUEUED", justify="right")
     for s in stats:
-        table.add_row(s.queue, "yes" if s.paused else "",
-                      *(str(s.by_state.get(state, 0)) for state in states),
-                      f"{s.oldest_queued_age_seconds:.1f}s" if s.oldest_queued_age_seconds else "")
+        table.add_row(
+            s.queue,
+            "yes" if s.paused else "",
+            *(str(s.by_state.get(state, 0)) for state in states),
+            f"{s.oldest_queued_age_seconds:.1f}s" if s.oldest_queued_age_seconds else "",
+        )
     out.print(table)
 
 
@@ -124,6 +157,13 @@ def workers_table(workers: Sequence[WorkerInfo]) -> None:
     for column in ("ID", "HOST", "STATE", "QUEUES", "IN FLIGHT", "CAPACITY", "LAST HEARTBEAT"):
         table.add_column(column, no_wrap=column == "ID")
     for w in workers:
-        table.add_row(w.id, w.hostname, w.state.value, ",".join(w.queues), str(w.in_flight),
-                      str(w.capacity), _when(w.last_heartbeat))
+        table.add_row(
+            w.id,
+            w.hostname,
+            w.state.value,
+            ",".join(w.queues),
+            str(w.in_flight),
+            str(w.capacity),
+            _when(w.last_heartbeat),
+        )
     out.print(table)

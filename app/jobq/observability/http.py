@@ -44,9 +44,9 @@ class HttpSidePort:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        addresses = self._runner.addresses  # (host, port, ...) of each listening socket
+        if addresses:
+            self.port = addresses[0][1]
         return self.port
 
     async def stop(self) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from jobq.observability.context import correlation_id
 from pythonjsonlogger.json import JsonFormatter
+
+from jobq.observability.context import correlation_id
 
 
 class _CorrelationFilter(logging.Filter):

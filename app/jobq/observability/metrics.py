@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from jobq.core.model import Job, QueueStats
 from jobq.core.states import JobState
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 JOB_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)

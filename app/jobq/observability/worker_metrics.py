@@ -11,8 +11,11 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.processing = Histogram(
-            "jq_job_processing_duration_seconds", "Time a task ran, by queue, type and outcome",
-            ["queue", "type", "outcome"], buckets=JOB_BUCKETS, registry=self.registry,
+            "jq_job_processing_duration_seconds",
+            "Time a task ran, by queue, type and outcome",
+            ["queue", "type", "outcome"],
+            buckets=JOB_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = Gauge(
             "jq_worker_jobs_in_flight", "Jobs this worker is running", registry=self.registry

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import grpc
 from jobq.core.errors import InvalidArgument
 from jobq.server import convert
+from jobq.server.rpc_context import Context
 from jobq.server.service import JobqService
 from jobq.store.base import DeadLetterSelector
 from jobq.v1 import admin_service_pb2 as pb
@@ -22,7 +22,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self._service = service
 
     async def CreateQueue(
-        self, request: pb.CreateQueueRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateQueueRequest, context: Context
     ) -> queue_pb2.Queue:
         fields = convert.queue_fields_from_pb(
             request.queue, [f for f in CREATE_FIELDS if f != "name"]
@@ -33,7 +33,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         return convert.queue_to_pb(await self._service.create_queue(fields))
 
     async def UpdateQueue(
-        self, request: pb.UpdateQueueRequest, context: grpc.aio.ServicerContext
+        self, request: pb.UpdateQueueRequest, context: Context
     ) -> queue_pb2.Queue:
         paths = list(request.update_mask.paths)
         if not paths:
@@ -41,53 +41,49 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         changes = convert.queue_fields_from_pb(request.queue, paths)
         return convert.queue_to_pb(await self._service.update_queue(request.queue.name, changes))
 
-    async def GetQueue(
-        self, request: pb.GetQueueRequest, context: grpc.aio.ServicerContext
-    ) -> queue_pb2.Queue:
+    async def GetQueue(self, request: pb.GetQueueRequest, context: Context) -> queue_pb2.Queue:
         return convert.queue_to_pb(await self._service.get_queue(request.name))
 
     async def ListQueues(
-        self, request: pb.ListQueuesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListQueuesRequest, context: Context
     ) -> pb.ListQueuesResponse:
         queues = await self._service.list_queues()
         return pb.ListQueuesResponse(queues=[convert.queue_to_pb(q) for q in queues])
 
-    async def PauseQueue(
-        self, request: pb.PauseQueueRequest, context: grpc.aio.ServicerContext
-    ) -> queue_pb2.Queue:
+    async def PauseQueue(self, request: pb.PauseQueueRequest, context: Context) -> queue_pb2.Queue:
         queue = await self._service.update_queue(request.name, {"paused": True})
         return convert.queue_to_pb(queue)
 
     async def ResumeQueue(
-        self, request: pb.ResumeQueueRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ResumeQueueRequest, context: Context
     ) -> queue_pb2.Queue:
         queue = await self._service.update_queue(request.name, {"paused": False})
         return convert.queue_to_pb(queue)
 
     async def PurgeQueue(
-        self, request: pb.PurgeQueueRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PurgeQueueRequest, context: Context
     ) -> pb.PurgeQueueResponse:
         return pb.PurgeQueueResponse(cancelled=await self._service.purge_queue(request.name))
 
     async def GetQueueStats(
-        self, request: pb.GetQueueStatsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetQueueStatsRequest, context: Context
     ) -> pb.GetQueueStatsResponse:
         stats = await self._service.queue_stats(request.name or None)
         return pb.GetQueueStatsResponse(stats=[convert.queue_stats_to_pb(s) for s in stats])
 
     async def ListWorkers(
-        self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListWorkersRequest, context: Context
     ) -> pb.ListWorkersResponse:
         workers = await self._service.list_workers()
         return pb.ListWorkersResponse(workers=[convert.worker_to_pb(w) for w in workers])
 
     async def DrainWorker(
-        self, request: pb.DrainWorkerRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DrainWorkerRequest, context: Context
     ) -> worker_pb2.Worker:
         return convert.worker_to_pb(await self._service.drain_worker(request.worker_id))
 
     async def ListDeadLetters(
-        self, request: pb.ListDeadLettersRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListDeadLettersRequest, context: Context
     ) -> pb.ListDeadLettersResponse:
         page = await self._service.list_dead(request.queue, request.page_size, request.page_token)
         return pb.ListDeadLettersResponse(
@@ -95,18 +91,18 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
 
     async def ReplayDeadLetters(
-        self, request: pb.ReplayDeadLettersRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ReplayDeadLettersRequest, context: Context
     ) -> pb.ReplayDeadLettersResponse:
         count = await self._service.replay_dead(_selector(request.selector))
         return pb.ReplayDeadLettersResponse(replayed=count)
 
     async def DiscardDeadLetters(
-        self, request: pb.DiscardDeadLettersRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DiscardDeadLettersRequest, context: Context
     ) -> pb.DiscardDeadLettersResponse:
         count = await self._service.discard_dead(_selector(request.selector))
         return pb.DiscardDeadLettersResponse(discarded=count)
 
     async def GetClusterStats(
-        self, request: pb.GetClusterStatsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetClusterStatsRequest, context: Context
     ) -> pb.ClusterStats:
         return pb.ClusterStats(**await self._service.cluster_stats())

@@ -10,12 +10,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from jobq.config import ServerSettings, sqlite_path
 from jobq.core.clock import Clock, SystemClock
 from jobq.core.errors import JobqError
+from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.metrics import ServerMetrics
 from jobq.server.admin_service import AdminServicer
-from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
 from jobq.server.scheduler import Scheduler
@@ -64,7 +65,8 @@ class ServerApp:
         self.metrics = ServerMetrics()
         self.service = JobqService(self.store, clock or SystemClock(), settings, self.metrics)
         self.scheduler = Scheduler(self.service)
-        self.health = health.aio.HealthServicer()
+        # grpc-stubs declares only the sync health servicer; grpcio-health-checking has this one.
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.grpc_port = 0
         self.http_port = 0
         self._draining = False

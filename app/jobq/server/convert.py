@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf import duration_pb2, timestamp_pb2
+
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import (
     Job,
@@ -163,7 +164,14 @@ def queue_to_pb(queue: QueueConfig) -> queue_pb2.Queue:
     )
 
 
-QUEUE_DURATIONS = ("backoff_base", "backoff_max", "lease_timeout", "default_ttl", "retention")
+QueueDuration = Literal["backoff_base", "backoff_max", "lease_timeout", "default_ttl", "retention"]
+QUEUE_DURATIONS: tuple[QueueDuration, ...] = (
+    "backoff_base",
+    "backoff_max",
+    "lease_timeout",
+    "default_ttl",
+    "retention",
+)
 QUEUE_SCALARS = ("tenant", "paused", "weight", "max_attempts", "concurrency_limit")
 
 

@@ -6,15 +6,16 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
 from jobq.core.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     JobqError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     StaleLease,
-    PermissionDenied,
     Unauthenticated,
     Unavailable,
 )
@@ -29,7 +30,6 @@ STATUS_BY_ERROR: dict[type[JobqError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
-
 
 
 def status_code_for(error: JobqError) -> grpc.StatusCode:

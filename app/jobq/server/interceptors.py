@@ -5,22 +5,35 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
+import grpc.aio
 from grpc.aio import AbortError
+
 from jobq.core.errors import JobqError
 from jobq.ids import new_id
 from jobq.observability.context import CORRELATION_HEADER, correlation_id
 from jobq.observability.metrics import ServerMetrics
 from jobq.server.errors import rich_status, status_code_for
+from jobq.server.rpc_context import Context
 
 log = logging.getLogger("jobq.rpc")
 
-Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
+Handler = Callable[[Any, Context], Any]
+# A registered behaviour: grpc-stubs types RpcMethodHandler for the sync server, whose
+# context differs from the grpc.aio one our handlers really receive.
+Behaviour = Callable[..., Any]
+
+# The stubs make these generic; at run time they cannot be subscripted.
+if TYPE_CHECKING:
+    MethodHandler = grpc.RpcMethodHandler[Any, Any]
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
 
 
-class RpcInterceptor(grpc.aio.ServerInterceptor):
+class RpcInterceptor(_ServerInterceptor):
     """Wraps every handler: sets the correlation id, maps JobqError to a status, times the call."""
 
     def __init__(self, metrics: ServerMetrics) -> None:
@@ -28,9 +41,9 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[MethodHandler]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> MethodHandler:
         handler = await continuation(details)
         if handler is None:
             return handler
@@ -51,8 +64,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _unary(self, method: str, cid: str, behaviour: Handler) -> Handler:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _unary(self, method: str, cid: str, behaviour: Behaviour) -> Handler:
+        async def call(request: Any, context: Context) -> Any:
             correlation_id.set(cid)
             start = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -66,8 +79,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _stream(self, method: str, cid: str, behaviour: Handler) -> Handler:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    def _stream(self, method: str, cid: str, behaviour: Behaviour) -> Handler:
+        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
             correlation_id.set(cid)
             start = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -86,7 +99,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         self._metrics.grpc_duration.labels(method, code.name).observe(time.perf_counter() - start)
 
 
-def _code_for(exc: Exception, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+def _code_for(exc: Exception, context: Context) -> grpc.StatusCode:
     if isinstance(exc, AbortError):
         return context.code() or grpc.StatusCode.UNKNOWN
     if isinstance(exc, JobqError):
@@ -97,14 +110,16 @@ def _code_for(exc: Exception, context: grpc.aio.ServicerContext) -> grpc.StatusC
 
 
 async def _end_call(
-    method: str, exc: Exception, code: grpc.StatusCode, context: grpc.aio.ServicerContext
+    method: str, exc: Exception, code: grpc.StatusCode, context: Context
 ) -> NoReturn:
     """Ends the call with the status for `exc`: a domain error's code, else INTERNAL."""
     if isinstance(exc, AbortError):
         raise exc
     if isinstance(exc, JobqError):
         log.info("rpc rejected", extra={"method": method, "code": code.name, "error": str(exc)})
-        await context.abort_with_status(rich_status(exc))
+        status = rich_status(exc)
+        # What grpc.aio's abort_with_status does, which its stubs do not declare.
+        await context.abort(status.code, status.details, status.trailing_metadata)
     if code is grpc.StatusCode.UNIMPLEMENTED:
         await context.abort(code, f"{method} is not implemented by this server")
     log.error("rpc failed", exc_info=exc, extra={"method": method})

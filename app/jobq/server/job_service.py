@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 from jobq.core.validation import JobSpec
 from jobq.observability.context import correlation_id
 from jobq.server import convert
+from jobq.server.rpc_context import Context
 from jobq.server.service import JobqService
 from jobq.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
@@ -25,7 +25,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self._service = service
 
     async def Submit(
-        self, request: job_service_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+        self, request: job_service_pb2.SubmitRequest, context: Context
     ) -> job_service_pb2.SubmitResponse:
         spec = _with_correlation(convert.spec_from_pb(request.job, "job"))
         (result,) = await self._service.submit([spec], field="job")
@@ -34,7 +34,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         )
 
     async def SubmitBatch(
-        self, request: job_service_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
+        self, request: job_service_pb2.SubmitBatchRequest, context: Context
     ) -> job_service_pb2.SubmitBatchResponse:
         specs = [
             _with_correlation(convert.spec_from_pb(job, f"jobs[{i}]"))
@@ -48,15 +48,13 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             ]
         )
 
-    async def GetJob(
-        self, request: job_service_pb2.GetJobRequest, context: grpc.aio.ServicerContext
-    ) -> job_pb2.Job:
+    async def GetJob(self, request: job_service_pb2.GetJobRequest, context: Context) -> job_pb2.Job:
         return convert.job_to_pb(await self._service.get(request.id))
 
     async def ListJobs(
-        self, request: job_service_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+        self, request: job_service_pb2.ListJobsRequest, context: Context
     ) -> job_service_pb2.ListJobsResponse:
-        page = await self._service.list(
+        page = await self._service.list_jobs(
             convert.filter_from_pb(request), request.page_size, request.page_token
         )
         return job_service_pb2.ListJobsResponse(
@@ -64,12 +62,12 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         )
 
     async def CancelJob(
-        self, request: job_service_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+        self, request: job_service_pb2.CancelJobRequest, context: Context
     ) -> job_pb2.Job:
         return convert.job_to_pb(await self._service.cancel(request.id, request.reason))
 
     async def WatchJob(
-        self, request: job_service_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+        self, request: job_service_pb2.WatchJobRequest, context: Context
     ) -> AsyncIterator[job_pb2.Job]:
         async for job in self._service.watch(request.id):
             yield convert.job_to_pb(job)

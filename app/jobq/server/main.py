@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 import typer
+
 from jobq.config import ConfigError, ServerSettings, load
 from jobq.core.errors import JobqError
 from jobq.observability.logging import configure_logging

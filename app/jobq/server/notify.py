@@ -21,7 +21,9 @@ class Notifier:
         self._work.set()
         self._work = asyncio.Event()
 
-    async def wait_for_work(self, timeout: float) -> None:
+    # The long-poll waits return quietly at their deadline, so callers pass it rather than
+    # catching a cancellation.
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         event = self._work
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
@@ -32,7 +34,7 @@ class Notifier:
             if event is not None:
                 event.set()
 
-    async def wait_for_job(self, job_id: str, timeout: float) -> None:
+    async def wait_for_job(self, job_id: str, timeout: float) -> None:  # noqa: ASYNC109
         event = self._jobs.setdefault(job_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)

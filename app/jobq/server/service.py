@@ -112,10 +112,10 @@ class JobqService:
             raise NotFound(f"job {job_id} not found")
         return job
 
-    async def list(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
+    async def list_jobs(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
         if page_size < 0 or page_size > MAX_PAGE:
             raise InvalidArgument("page_size", f"must be in 0..{MAX_PAGE} (0: 50)")
-        return await self.store.jobs.list(flt, page_size or 50, page_token or None)
+        return await self.store.jobs.page(flt, page_size or 50, page_token or None)
 
     async def cancel(self, job_id: str, reason: str) -> Job:
         await self.get(job_id)
@@ -275,7 +275,7 @@ class JobqService:
 
     async def create_queue(self, fields: dict[str, Any]) -> QueueConfig:
         base = dataclasses.replace(self._defaults, name=fields.get("name", ""))
-        non_zero = {k: v for k, v in fields.items() if v or isinstance(v, bool)}
+        non_zero: dict[str, Any] = {k: v for k, v in fields.items() if v or isinstance(v, bool)}
         queue = validate_queue(dataclasses.replace(base, **non_zero))
         return await self.store.queues.create(queue, self.clock.now())
 
@@ -293,7 +293,7 @@ class JobqService:
         return queue
 
     async def list_queues(self) -> list[QueueConfig]:
-        return await self.store.queues.list()
+        return await self.store.queues.all()
 
     async def purge_queue(self, name: str) -> int:
         return await self.store.queues.purge(name, self.clock.now())
@@ -302,7 +302,7 @@ class JobqService:
         return await self.store.queues.stats(name, self.clock.now())
 
     async def list_workers(self) -> list[WorkerInfo]:
-        return await self.store.workers.list(self.clock.now(), self._defaults.lease_timeout)
+        return await self.store.workers.all(self.clock.now(), self._defaults.lease_timeout)
 
     async def drain_worker(self, worker_id: str) -> WorkerInfo:
         self._need_worker_id(worker_id)
@@ -310,7 +310,7 @@ class JobqService:
 
     async def list_dead(self, queue: str, page_size: int, page_token: str) -> Page:
         flt = JobFilter(queue=queue or None, states=(JobState.DEAD,))
-        return await self.list(flt, page_size, page_token)
+        return await self.list_jobs(flt, page_size, page_token)
 
     async def replay_dead(self, selector: DeadLetterSelector) -> int:
         self._need_selector(selector)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import grpc
 from jobq.core.model import Outcome, OutcomeKind
 from jobq.server import convert
+from jobq.server.rpc_context import Context
 from jobq.server.service import JobqService
 from jobq.v1 import job_pb2, worker_service_pb2_grpc
 from jobq.v1 import worker_service_pb2 as pb
@@ -19,7 +19,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self._service = service
 
     async def RegisterWorker(
-        self, request: pb.RegisterWorkerRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RegisterWorkerRequest, context: Context
     ) -> pb.RegisterWorkerResponse:
         worker, interval = await self._service.register_worker(
             request.worker_id,
@@ -33,9 +33,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         )
 
     async def Heartbeat(
-        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+        self, request: pb.HeartbeatRequest, context: Context
     ) -> pb.HeartbeatResponse:
-        leases = [convert.lease_from_pb(l, f"leases[{i}]") for i, l in enumerate(request.leases)]
+        leases = [
+            convert.lease_from_pb(ref, f"leases[{i}]") for i, ref in enumerate(request.leases)
+        ]
         result = await self._service.heartbeat(request.worker_id, leases)
         return pb.HeartbeatResponse(
             cancel_job_ids=list(result.cancel_job_ids),
@@ -44,7 +46,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         )
 
     async def LeaseJobs(
-        self, request: pb.LeaseJobsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.LeaseJobsRequest, context: Context
     ) -> pb.LeaseJobsResponse:
         wait = convert.from_dur(request.wait, "wait") if request.HasField("wait") else DEFAULT_WAIT
         remaining = context.time_remaining()
@@ -62,7 +64,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         return pb.LeaseJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def ReportProgress(
-        self, request: pb.ReportProgressRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ReportProgressRequest, context: Context
     ) -> pb.ReportProgressResponse:
         job = await self._service.report_progress(
             request.worker_id,
@@ -72,9 +74,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         )
         return pb.ReportProgressResponse(cancel_requested=job.cancel_requested)
 
-    async def CompleteJob(
-        self, request: pb.CompleteJobRequest, context: grpc.aio.ServicerContext
-    ) -> job_pb2.Job:
+    async def CompleteJob(self, request: pb.CompleteJobRequest, context: Context) -> job_pb2.Job:
         outcome = Outcome(
             convert.lease_from_pb(request.lease),
             OutcomeKind.COMPLETED,
@@ -83,9 +83,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         (job,) = await self._service.report(request.worker_id, [outcome])
         return convert.job_to_pb(job)
 
-    async def FailJob(
-        self, request: pb.FailJobRequest, context: grpc.aio.ServicerContext
-    ) -> job_pb2.Job:
+    async def FailJob(self, request: pb.FailJobRequest, context: Context) -> job_pb2.Job:
         outcome = Outcome(
             convert.lease_from_pb(request.lease),
             OutcomeKind.FAILED,
@@ -101,7 +99,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         return convert.job_to_pb(job)
 
     async def ReportOutcomes(
-        self, request: pb.ReportOutcomesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ReportOutcomesRequest, context: Context
     ) -> pb.ReportOutcomesResponse:
         outcomes = [
             convert.outcome_from_pb(o, f"outcomes[{i}]") for i, o in enumerate(request.outcomes)
@@ -110,15 +108,17 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         return pb.ReportOutcomesResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def ReleaseJobs(
-        self, request: pb.ReleaseJobsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ReleaseJobsRequest, context: Context
     ) -> pb.ReleaseJobsResponse:
-        leases = [convert.lease_from_pb(l, f"leases[{i}]") for i, l in enumerate(request.leases)]
+        leases = [
+            convert.lease_from_pb(ref, f"leases[{i}]") for i, ref in enumerate(request.leases)
+        ]
         return pb.ReleaseJobsResponse(
             released=await self._service.release(request.worker_id, leases)
         )
 
     async def DeregisterWorker(
-        self, request: pb.DeregisterWorkerRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DeregisterWorkerRequest, context: Context
     ) -> pb.DeregisterWorkerResponse:
         await self._service.deregister(request.worker_id)
         return pb.DeregisterWorkerResponse()

@@ -47,7 +47,7 @@ class JobRepository(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
-    async def list(self, flt: JobFilter, limit: int, after: str | None) -> Page:
+    async def page(self, flt: JobFilter, limit: int, after: str | None) -> Page:
         """Newest first; `after` is the last id of the previous page."""
         ...
 
@@ -108,7 +108,7 @@ class QueueRepository(Protocol):
 
     async def get(self, name: str) -> QueueConfig | None: ...
 
-    async def list(self) -> list[QueueConfig]: ...
+    async def all(self) -> list[QueueConfig]: ...
 
     async def update(self, name: str, changes: dict[str, Any], now: dt.datetime) -> QueueConfig: ...
 
@@ -124,7 +124,7 @@ class WorkerRepository(Protocol):
 
     async def get(self, worker_id: str) -> WorkerInfo | None: ...
 
-    async def list(self, now: dt.datetime, lost_after: dt.timedelta) -> list[WorkerInfo]: ...
+    async def all(self, now: dt.datetime, lost_after: dt.timedelta) -> list[WorkerInfo]: ...
 
     async def set_state(self, worker_id: str, state: WorkerState) -> WorkerInfo: ...
 
@@ -142,10 +142,19 @@ class EventLog(Protocol):
 
 
 class Store(Protocol):
-    jobs: JobRepository
-    queues: QueueRepository
-    workers: WorkerRepository
-    events: EventLog
+    # Read-only: a plain attribute would be invariant, and no adapter could expose its own
+    # repository classes.
+    @property
+    def jobs(self) -> JobRepository: ...
+
+    @property
+    def queues(self) -> QueueRepository: ...
+
+    @property
+    def workers(self) -> WorkerRepository: ...
+
+    @property
+    def events(self) -> EventLog: ...
 
     async def migrate(self) -> None: ...
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 
@@ -16,6 +16,8 @@ from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
 from jobq.observability.context import CORRELATION_HEADER
 from jobq.v1 import worker_service_pb2 as pb
 from jobq.v1 import worker_service_pb2_grpc
+
+T = TypeVar("T")
 
 
 def _lease(ref: LeaseRef) -> pb.LeaseRef:
@@ -43,10 +45,15 @@ class WorkerConnection:
         self.worker_id = ""
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
-    async def _call(self, method: Any, request: Any, timeout: float | None = None,
-                    correlation_id: str = "") -> Any:
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        request: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline sent with the call
+        correlation_id: str = "",
+    ) -> T:
         metadata = list(self._metadata)
         if correlation_id:
             metadata.append((CORRELATION_HEADER, correlation_id))
@@ -61,8 +68,11 @@ class WorkerConnection:
         response = await self._call(
             self._stub.RegisterWorker,
             pb.RegisterWorkerRequest(
-                worker_id=worker_id, hostname=socket.gethostname(), queues=list(queues),
-                capacity=capacity, task_types=list(task_types),
+                worker_id=worker_id,
+                hostname=socket.gethostname(),
+                queues=list(queues),
+                capacity=capacity,
+                task_types=list(task_types),
             ),
         )
         self.worker_id = response.worker_id
@@ -73,7 +83,10 @@ class WorkerConnection:
         self, queues: Sequence[str], max_jobs: int, wait: dt.timedelta, task_types: Sequence[str]
     ) -> list[Job]:
         request = pb.LeaseJobsRequest(
-            worker_id=self.worker_id, queues=list(queues), max_jobs=max_jobs, wait=dur(wait),
+            worker_id=self.worker_id,
+            queues=list(queues),
+            max_jobs=max_jobs,
+            wait=dur(wait),
             task_types=list(task_types),
         )
         response = await self._call(
@@ -82,8 +95,9 @@ class WorkerConnection:
         return [job_from_pb(j) for j in response.jobs]
 
     async def heartbeat(self, leases: Sequence[LeaseRef]) -> pb.HeartbeatResponse:
-        request = pb.HeartbeatRequest(worker_id=self.worker_id,
-                                      leases=[_lease(l) for l in leases])  # noqa: E741
+        request = pb.HeartbeatRequest(
+            worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
+        )
         return await self._call(self._stub.Heartbeat, request)
 
     async def progress(self, lease: LeaseRef, fraction: float, message: str) -> bool:
@@ -100,11 +114,13 @@ class WorkerConnection:
         await self._call(self._stub.ReportOutcomes, request)
 
     async def release(self, leases: Sequence[LeaseRef]) -> int:
-        request = pb.ReleaseJobsRequest(worker_id=self.worker_id,
-                                        leases=[_lease(l) for l in leases])  # noqa: E741
+        request = pb.ReleaseJobsRequest(
+            worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
+        )
         response = await self._call(self._stub.ReleaseJobs, request)
         return int(response.released)
 
     async def deregister(self) -> None:
-        await self._call(self._stub.DeregisterWorker,
-                         pb.DeregisterWorkerRequest(worker_id=self.worker_id))
+        await self._call(
+            self._stub.DeregisterWorker, pb.DeregisterWorkerRequest(worker_id=self.worker_id)
+        )

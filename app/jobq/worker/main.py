@@ -49,8 +49,9 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
     async def readiness() -> str | None:
         return None if worker.registered.is_set() else "not registered with the server yet"
 
-    http = HttpSidePort(build_http_app(metrics.registry, readiness), settings.http_host,
-                        settings.http_port)
+    http = HttpSidePort(
+        build_http_app(metrics.registry, readiness), settings.http_host, settings.http_port
+    )
     await http.start()
     loop = asyncio.get_running_loop()
     signals = 0
@@ -77,7 +78,9 @@ def main_command(
     queues: str = typer.Option(
         "", "--queues", help="Comma-separated queues (default: JQ_QUEUES, else the tasks' queues)."
     ),
-    concurrency: int = typer.Option(0, "--concurrency", help="Jobs at once (default JQ_CONCURRENCY)."),
+    concurrency: int = typer.Option(
+        0, "--concurrency", help="Jobs at once (default JQ_CONCURRENCY)."
+    ),
     server: str = typer.Option("", "--server", help="host:port of jq-server (JQ_SERVER_ADDRESS)."),
 ) -> None:
     """Run a worker until SIGTERM; on SIGTERM finish in-flight jobs within JQ_GRACE_PERIOD."""

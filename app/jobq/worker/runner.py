@@ -119,8 +119,10 @@ class Worker:
         while True:
             try:
                 interval = await self._conn.register(
-                    self._opts.worker_id or self._conn.worker_id, self._opts.queues,
-                    self._opts.concurrency, sorted(self._tasks),
+                    self._opts.worker_id or self._conn.worker_id,
+                    self._opts.queues,
+                    self._opts.concurrency,
+                    sorted(self._tasks),
                 )
             except Unavailable as exc:
                 if self._stop.is_set():
@@ -130,9 +132,14 @@ class Worker:
                 delay = min(delay * 2, 5.0)
                 continue
             self.registered.set()
-            log.info("worker registered", extra={"worker_id": self._conn.worker_id,
-                                                 "queues": list(self._opts.queues),
-                                                 "tasks": sorted(self._tasks)})
+            log.info(
+                "worker registered",
+                extra={
+                    "worker_id": self._conn.worker_id,
+                    "queues": list(self._opts.queues),
+                    "tasks": sorted(self._tasks),
+                },
+            )
             return interval
 
     # --- leasing and running ------------------------------------------------------------
@@ -175,8 +182,13 @@ class Worker:
     def _start(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
         ctx = JobContext(
-            job.id, job.type, job.queue, job.attempt, job.correlation_id,
-            functools.partial(self._record_progress, job.id), loop,
+            job.id,
+            job.type,
+            job.queue,
+            job.attempt,
+            job.correlation_id,
+            functools.partial(self._record_progress, job.id),
+            loop,
         )
         running = Running(job, ctx)
         self._held[job.id] = running
@@ -208,8 +220,9 @@ class Worker:
         except PermanentError as exc:
             outcome = _failure(running.lease, f"PermanentError: {exc}", retryable=False)
         except RetryLater as exc:
-            outcome = _failure(running.lease, f"RetryLater: {exc}", retryable=True,
-                               retry_after=exc.delay)
+            outcome = _failure(
+                running.lease, f"RetryLater: {exc}", retryable=True, retry_after=exc.delay
+            )
         except Exception as exc:
             log.warning("task %s failed: %r", job.type, exc, extra={"job_id": job.id})
             outcome = _failure(running.lease, f"{type(exc).__name__}: {exc}", retryable=True)
@@ -377,9 +390,10 @@ class Worker:
         except JobqError as exc:
             log.error("could not release leases; they will expire: %s", exc)
 
-    async def _flush_outcomes(self, timeout: float) -> None:
+    # Shutdown's last step: give the reporter until the deadline, then log what is left.
+    async def _flush_outcomes(self, timeout: float) -> None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
-        while self._outbox and time.monotonic() < deadline:
+        while self._outbox and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if self._outbox:
             log.error("%d outcomes not reported; their jobs will run again", len(self._outbox))
@@ -390,10 +404,12 @@ def _cancel_if_running(running: Running) -> None:
         running.task.cancel()
 
 
-def _failure(lease: LeaseRef, error: str, *, retryable: bool,
-             retry_after: dt.timedelta | None = None) -> Outcome:
-    return Outcome(lease, OutcomeKind.FAILED, error=error[:4000], retryable=retryable,
-                   retry_after=retry_after)
+def _failure(
+    lease: LeaseRef, error: str, *, retryable: bool, retry_after: dt.timedelta | None = None
+) -> Outcome:
+    return Outcome(
+        lease, OutcomeKind.FAILED, error=error[:4000], retryable=retryable, retry_after=retry_after
+    )
 
 
 def _to_json(result: Any) -> str:

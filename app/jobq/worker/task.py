@@ -21,7 +21,7 @@ class PermanentError(Exception):
     """Raise from a task to fail the job now, without retries (it is dead-lettered)."""
 
 
-class RetryLater(Exception):  # noqa: N818 - reads as an instruction at the raise site
+class RetryLater(Exception):
     """Raise from a task to retry after `delay` instead of the queue's backoff."""
 
     def __init__(self, delay: str | float | dt.timedelta, reason: str = "retry requested") -> None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
+
 from jobq.core.errors import StoreUnavailable
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

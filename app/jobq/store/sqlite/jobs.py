@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
+
 from jobq.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -235,7 +237,7 @@ class SqliteJobs:
         async with self._db.read() as conn:
             return (await fetch_jobs(conn, [job_id])).get(job_id)
 
-    async def list(self, flt: JobFilter, limit: int, after: str | None) -> Page:
+    async def page(self, flt: JobFilter, limit: int, after: str | None) -> Page:
         clauses, params = _filter_sql(flt)
         if after:
             clauses.append("id < ?")
@@ -439,15 +441,16 @@ class SqliteJobs:
         self, job: Job, queue: QueueConfig, outcome: Outcome, now: dt.datetime
     ) -> tuple[JobEvent, dict[str, Any]]:
         now_us = to_us(now)
-        base = {
-            "job_id": job.id,
-            "queue": job.queue,
-            "from_state": S.RUNNING,
-            "attempt": job.attempt,
-            "at": now,
-        }
+        running_event = functools.partial(
+            transition_event,
+            job_id=job.id,
+            queue=job.queue,
+            from_state=S.RUNNING,
+            attempt=job.attempt,
+            at=now,
+        )
         if outcome.kind is OutcomeKind.COMPLETED:
-            event = transition_event(**base, kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
+            event = running_event(kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
             return event, {
                 "state": S.SUCCEEDED.value,
                 "result": outcome.result,
@@ -455,9 +458,7 @@ class SqliteJobs:
                 "progress": 1.0,
             }
         if outcome.kind is OutcomeKind.CANCELLED or job.cancel_requested:
-            event = transition_event(
-                **base, kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error
-            )
+            event = running_event(kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error)
             return event, {
                 "state": S.CANCELLED.value,
                 "finished_at": now_us,
@@ -471,8 +472,7 @@ class SqliteJobs:
             retry_after=outcome.retry_after,
             rng=self._rng,
         )
-        event = transition_event(
-            **base,
+        event = running_event(
             kind=decision.kind,
             to_state=decision.to_state,
             error=outcome.error,
@@ -651,7 +651,8 @@ class SqliteJobs:
                 " LIMIT ?)",
                 (to_us(now), limit),
             )
-            return cursor.rowcount
+            deleted: int = cursor.rowcount
+            return deleted
 
     async def _select_dead(
         self, conn: aiosqlite.Connection, selector: DeadLetterSelector

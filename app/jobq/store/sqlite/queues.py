@@ -50,7 +50,7 @@ class SqliteQueues:
         async with self._db.read() as conn:
             return (await load_queues(conn, [name])).get(name)
 
-    async def list(self) -> list[QueueConfig]:
+    async def all(self) -> list[QueueConfig]:
         async with self._db.read() as conn:
             cursor = await conn.execute("SELECT * FROM queues ORDER BY name")
             return [queue_from_row(r) for r in await cursor.fetchall()]

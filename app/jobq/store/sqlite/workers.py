@@ -53,7 +53,7 @@ class SqliteWorkers:
             row = await cursor.fetchone()
         return None if row is None else worker_from_row(row)
 
-    async def list(self, now: dt.datetime, lost_after: dt.timedelta) -> list[WorkerInfo]:
+    async def all(self, now: dt.datetime, lost_after: dt.timedelta) -> list[WorkerInfo]:
         async with self._db.read() as conn:
             cursor = await conn.execute(SELECT_WORKERS + " ORDER BY w.started_at")
             workers = [worker_from_row(r) for r in await cursor.fetchall()]
