@@ -24,7 +24,7 @@ ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jobq/db-AbCdEf"
 PASSWORD = "s3cr3t-Pa55"
 
 
-def rds_secret(password: str = PASSWORD, **overrides: Any) -> str:
+def rds_secret(password: str | None = PASSWORD, **overrides: Any) -> str:
     secret: dict[str, Any] = {
         "engine": "postgres",
         "username": "jobq",
