@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-promtool.sh >/dev/null   # alert rule checks (Debian's prometheus package)
+bash scripts/install-services.sh             # PostgreSQL 15 and PgBouncer binaries
 bash scripts/install-grpcurl.sh >/dev/null    # an external gRPC client for the reflection test
 
 export PATH="$PWD/.cache/bin:$PWD/.venv/bin:$PATH"

@@ -14,3 +14,43 @@ T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(T0)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL 15 for the whole run; tests get databases of their own in it."""
+    from tests.harness.services import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+class PgDatabases:
+    """Fresh databases copied from a migrated template: cheap isolation per test."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.count = 0
+        self._template = ""
+
+    def template(self) -> str:
+        if not self._template:
+            from jobq.store.migrations import apply_migrations, migrations_dir
+            from jobq.store.postgres import yoyo_url
+
+            self.server.execute("CREATE DATABASE jobq_template")
+            url = yoyo_url(self.server.url("jobq_template"))
+            apply_migrations(url, migrations_dir("postgres"))
+            self._template = "jobq_template"
+        return self._template
+
+    def create(self) -> str:
+        self.count += 1
+        name = f"jobq_test_{self.count}"
+        self.server.execute(f"CREATE DATABASE {name} TEMPLATE {self.template()}")
+        return self.server.url(name)
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_server) -> PgDatabases:
+    return PgDatabases(pg_server)

@@ -32,6 +32,14 @@ class ServerSettings(_Base):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     database_url: str = "sqlite:///.jq/jobq.db"
+    # For what needs a session (migrations, LISTEN, the leader lock) when database_url
+    # goes through PgBouncer in transaction mode; empty: database_url.
+    database_direct_url: str = ""
+    database_pool_min: int = Field(2, ge=0)
+    database_pool_max: int = Field(20, ge=1)
+    # Credentials from AWS Secrets Manager (the RDS secret JSON); re-read on rejection.
+    database_secret_arn: str = ""
+    aws_region: str = ""
     migrations_dir: Path | None = None
     migrate_on_start: bool = True
     max_payload_bytes: int = Field(1024 * 1024, ge=1)

@@ -22,14 +22,15 @@ import boto3
 import psycopg
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
+from psycopg import sql
+
 from jobq.core.errors import StoreUnavailable
 from jobq.store.postgres.credentials import (
     SecretsManagerCredentials,
     build_credentials,
     is_auth_failure,
 )
-from moto import mock_aws
-from psycopg import sql
 
 REGION = "eu-west-1"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

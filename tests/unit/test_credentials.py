@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import pytest
+
 from jobq.core.errors import StoreUnavailable
 from jobq.store.postgres.credentials import (
     SecretsManagerCredentials,

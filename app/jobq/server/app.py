@@ -50,8 +50,25 @@ def build_store(settings: ServerSettings) -> Store:
         return SqliteStore(
             sqlite_path(url), queue_defaults(settings), migrations_root=settings.migrations_dir
         )
+    if url.startswith(("postgresql://", "postgres://")):
+        from jobq.store.postgres import PostgresStore
+        from jobq.store.postgres.credentials import build_credentials
+
+        return PostgresStore(
+            url,
+            queue_defaults(settings),
+            direct_url=settings.database_direct_url or None,
+            migrations_root=settings.migrations_dir,
+            pool_min=settings.database_pool_min,
+            pool_max=settings.database_pool_max,
+            credentials=build_credentials(
+                settings.database_secret_arn or None, settings.aws_region or None
+            ),
+        )
     scheme = url.split(":", 1)[0]
-    raise JobqError(f"JQ_DATABASE_URL: unsupported scheme {scheme!r} (supported: sqlite:///)")
+    raise JobqError(
+        f"JQ_DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:///path or postgresql://)"
+    )
 
 
 class ServerApp:

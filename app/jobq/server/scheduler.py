@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from jobq.core.errors import StoreUnavailable
 from jobq.server.service import JobqService
@@ -57,6 +58,15 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler %s failed", name)
             await asyncio.sleep(seconds)
+
+    def _as_leader(self, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Run `work` only on the replica holding the store's leader lock."""
+
+        async def gated() -> None:
+            if await self._service.store.leader.try_acquire():
+                await work()
+
+        return gated
 
     async def _retain(self) -> None:
         """Delete finished jobs past retention in small batches, yielding between them."""

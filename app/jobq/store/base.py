@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from jobq.core.model import (
@@ -141,6 +141,26 @@ class EventLog(Protocol):
         ...
 
 
+class LeaderLock(Protocol):
+    """Singleton work (promotion, reaping, expiry, retention) runs only while this is held."""
+
+    async def try_acquire(self) -> bool:
+        """True while this process is the leader; called every scheduler tick."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class AlwaysLeader:
+    """For a store only one server process can use (the embedded SQLite file)."""
+
+    async def try_acquire(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
 class Store(Protocol):
     # Read-only: a plain attribute would be invariant, and no adapter could expose its own
     # repository classes.
@@ -155,6 +175,13 @@ class Store(Protocol):
 
     @property
     def events(self) -> EventLog: ...
+
+    @property
+    def leader(self) -> LeaderLock: ...
+
+    async def listen(self, on_work: Callable[[], None]) -> None:
+        """Call `on_work` whenever another process makes jobs leasable; runs until cancelled."""
+        ...
 
     async def migrate(self) -> None: ...
 

@@ -21,11 +21,17 @@ def migrations_dir(dialect: str, root: Path | None = None) -> Path:
 
 def apply_migrations(url: str, folder: Path) -> None:
     backend = get_backend(url)
-    migrations = read_migrations(str(folder))
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(migrations))
+    try:
+        migrations = read_migrations(str(folder))
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations))
+    finally:
+        backend.connection.close()
 
 
 def pending_migrations(url: str, folder: Path) -> int:
     backend = get_backend(url)
-    return len(backend.to_apply(read_migrations(str(folder))))
+    try:
+        return len(backend.to_apply(read_migrations(str(folder))))
+    finally:
+        backend.connection.close()

@@ -1,0 +1,81 @@
+"""The production store: PostgreSQL 15+ through psycopg 3, PgBouncer-friendly."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from jobq.core.errors import StoreUnavailable
+from jobq.core.model import QueueConfig
+from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
+from jobq.store.postgres.credentials import DatabaseCredentials
+from jobq.store.postgres.db import PgDb
+from jobq.store.postgres.events import PgEventLog
+from jobq.store.postgres.jobs import PgJobs
+from jobq.store.postgres.queues import PgQueues
+from jobq.store.postgres.session import PgLeaderLock, listen_for_work
+from jobq.store.postgres.workers import PgWorkers
+
+__all__ = ["PostgresStore"]
+
+
+def yoyo_url(url: str) -> str:
+    """yoyo names the psycopg 3 driver in the scheme."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        url: str,
+        queue_defaults: QueueConfig,
+        *,
+        direct_url: str | None = None,
+        migrations_root: Path | None = None,
+        pool_min: int = 2,
+        pool_max: int = 20,
+        credentials: DatabaseCredentials | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = url
+        self.direct_url = direct_url or url
+        self._migrations = migrations_dir("postgres", migrations_root)
+        self._db = PgDb(url, min_size=pool_min, max_size=pool_max, credentials=credentials)
+        rng = rng or random.Random()
+        self.jobs = PgJobs(self._db, queue_defaults, rng)
+        self.queues = PgQueues(self._db)
+        self.workers = PgWorkers(self._db)
+        self.events = PgEventLog(self._db)
+        self.leader = PgLeaderLock(self.direct_url)
+
+    async def migrate(self) -> None:
+        # DDL needs a session (yoyo takes a lock table and runs each migration in a
+        # transaction): always the direct URL, never through PgBouncer.
+        try:
+            await asyncio.to_thread(apply_migrations, yoyo_url(self.direct_url), self._migrations)
+        except Exception as exc:
+            if "connection" in str(exc).lower():
+                raise StoreUnavailable(f"cannot migrate PostgreSQL: {exc}") from exc
+            raise
+
+    async def migrations_pending(self) -> int:
+        return await asyncio.to_thread(
+            pending_migrations, yoyo_url(self.direct_url), self._migrations
+        )
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self.leader.release()
+        await self._db.close()
+
+    async def ping(self) -> None:
+        async with self._db.read() as conn:
+            await conn.execute("SELECT 1")
+
+    async def listen(self, on_work: Callable[[], None]) -> None:
+        await listen_for_work(self.direct_url, on_work)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from jobq.core.errors import StoreUnavailable
 from jobq.core.model import QueueConfig
+from jobq.store.base import AlwaysLeader
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
 from jobq.store.sqlite.db import SqliteDb
 from jobq.store.sqlite.events import SqliteEventLog
@@ -34,6 +36,7 @@ class SqliteStore:
         self.queues = SqliteQueues(self._db)
         self.workers = SqliteWorkers(self._db)
         self.events = SqliteEventLog(self._db)
+        self.leader = AlwaysLeader()
 
     @property
     def _url(self) -> str:
@@ -51,6 +54,10 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+    async def listen(self, on_work: Callable[[], None]) -> None:
+        """One server owns the file, so every change is already seen in-process."""
+        await asyncio.Event().wait()
 
     async def ping(self) -> None:
         async with self._db.read() as conn:

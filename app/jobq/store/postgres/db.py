@@ -1,0 +1,105 @@
+"""The PostgreSQL connection pool, its transactions, and the translation of driver errors.
+
+PgBouncer in transaction pooling mode hands each transaction to any server connection, so
+pooled connections carry no session state: no prepared statements, no SET, no LISTEN, no
+session advisory locks. Those that need a session (LISTEN, the leader lock) open a direct
+connection of their own (JQ_DATABASE_DIRECT_URL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Self
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from jobq.core.errors import JobqError, StoreUnavailable
+from jobq.store.postgres.credentials import (
+    DatabaseCredentials,
+    StaticCredentials,
+    is_auth_failure,
+)
+
+log = logging.getLogger("jobq.store.postgres")
+
+Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+def connection_kwargs() -> dict[str, Any]:
+    # prepare_threshold=None: no server-side prepared statements (PgBouncer transaction mode).
+    return {"prepare_threshold": None, "row_factory": dict_row, "autocommit": True}
+
+
+def connection_class(credentials: DatabaseCredentials) -> type[psycopg.AsyncConnection[Any]]:
+    """A connection class that re-reads rotated credentials once when the server rejects them."""
+
+    class CredentialedConnection(psycopg.AsyncConnection[Any]):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+            try:
+                return await super().connect(conninfo, **kwargs)
+            except psycopg.OperationalError as exc:
+                if not is_auth_failure(exc):
+                    raise
+                log.warning("database rejected the credentials; reading them again")
+                fresh = await credentials.refresh()
+                return await super().connect(conninfo, **(kwargs | fresh))
+
+    return CredentialedConnection
+
+
+class PgDb:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        credentials: DatabaseCredentials | None = None,
+    ) -> None:
+        self.url = url
+        self.credentials = credentials or StaticCredentials()
+
+        async def kwargs() -> dict[str, Any]:
+            return connection_kwargs() | await self.credentials.connection_kwargs()
+
+        self.pool = psycopg_pool.AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=kwargs,
+            connection_class=connection_class(self.credentials),
+            open=False,
+            timeout=10.0,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            reconnect_timeout=3600.0,
+            name="jobq",
+        )
+
+    async def open(self) -> None:
+        try:
+            await self.pool.open(wait=True, timeout=30.0)
+        except psycopg_pool.PoolTimeout as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def tx(self) -> AsyncIterator[Conn]:
+        """One transaction on a pooled connection; driver errors become StoreUnavailable."""
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                yield conn
+        except JobqError:
+            raise
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+        except psycopg.errors.AdminShutdown as exc:  # pragma: no cover - a subclass above
+            raise StoreUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
+
+    read = tx

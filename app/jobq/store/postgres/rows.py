@@ -1,0 +1,95 @@
+"""PostgreSQL rows to domain objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo, WorkerState
+from jobq.core.states import EventKind, JobState
+
+Row = dict[str, Any]
+
+QUEUE_COLUMNS = (
+    "name",
+    "tenant",
+    "paused",
+    "weight",
+    "max_attempts",
+    "backoff_base",
+    "backoff_max",
+    "lease_timeout",
+    "default_ttl",
+    "concurrency_limit",
+    "retention",
+)
+
+
+def job_from_row(row: Row) -> Job:
+    timeout: dt.timedelta | None = row["timeout"]
+    return Job(
+        id=str(row["id"]),
+        queue=row["queue"],
+        tenant=row["tenant"],
+        type=row["type"],
+        payload=row["payload"],
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempt=row["attempt"],
+        attempt_base=row["attempt_base"],
+        max_attempts=row["max_attempts"],
+        run_at=row["run_at"],
+        timeout=timeout,
+        expires_at=row["expires_at"],
+        lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"],
+        idempotency_key=row["idempotency_key"],
+        result=row["result"],
+        last_error=row["last_error"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        cancel_requested=row["cancel_requested"],
+        correlation_id=row["correlation_id"],
+        trace_context=row["trace_context"] or {},
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def queue_from_row(row: Row) -> QueueConfig:
+    return QueueConfig(**{column: row[column] for column in QUEUE_COLUMNS})
+
+
+def queue_params(queue: QueueConfig) -> dict[str, Any]:
+    return {column: getattr(queue, column) for column in QUEUE_COLUMNS}
+
+
+def worker_from_row(row: Row) -> WorkerInfo:
+    return WorkerInfo(
+        id=row["id"],
+        hostname=row["hostname"],
+        queues=tuple(row["queues"]),
+        task_types=tuple(row["task_types"]),
+        capacity=row["capacity"],
+        state=WorkerState(row["state"]),
+        started_at=row["started_at"],
+        last_heartbeat=row["last_heartbeat"],
+        in_flight=row.get("in_flight", 0),
+    )
+
+
+def event_from_row(row: Row) -> JobEvent:
+    return JobEvent(
+        id=str(row["id"]),
+        job_id=str(row["job_id"]),
+        queue=row["queue"],
+        kind=EventKind(row["kind"]),
+        from_state=JobState(row["from_state"]) if row["from_state"] else None,
+        to_state=JobState(row["to_state"]) if row["to_state"] else None,
+        attempt=row["attempt"],
+        at=row["at"],
+        details=row["details"] or {},
+        published_at=row["published_at"],
+    )

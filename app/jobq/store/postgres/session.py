@@ -1,0 +1,97 @@
+"""What needs a real database session: the leader lock and LISTEN for new work.
+
+Both use a direct connection (JQ_DATABASE_DIRECT_URL), never the pool: through PgBouncer in
+transaction mode a session advisory lock or a LISTEN would land on whichever server
+connection the next transaction gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from jobq.store.postgres.jobs import WORK_CHANNEL
+
+log = logging.getLogger("jobq.store.postgres")
+
+LEADER_KEY = 0x6A6F6271  # "jobq": the advisory lock key for singleton work
+
+
+class PgLeaderLock:
+    """Held while this process's session holds a PostgreSQL advisory lock.
+
+    The lock dies with the session, so a leader killed with SIGKILL frees it as soon as
+    PostgreSQL notices the closed connection, and another replica takes it on its next try.
+    """
+
+    def __init__(self, direct_url: str, key: int = LEADER_KEY) -> None:
+        self._url = direct_url
+        self._key = key
+        self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    async def try_acquire(self) -> bool:
+        """True while this replica is the leader; cheap to call every scheduler tick."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._held = False
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, prepare_threshold=None, connect_timeout=5
+                )
+            if self._held:
+                await self._conn.execute("SELECT 1")
+                return True
+            cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,))
+            row = await cur.fetchone()
+            self._held = bool(row and row[0])
+            if self._held:
+                log.info("became the leader for singleton work")
+            return self._held
+        except psycopg.Error as exc:
+            if self._held:
+                log.warning("lost the leader lock: %s", exc)
+            self._held = False
+            await self._drop()
+            return False
+
+    async def release(self) -> None:
+        if self._conn is not None and self._held:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
+        self._held = False
+        await self._drop()
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
+            self._conn = None
+
+
+async def listen_for_work(direct_url: str, on_work: Callable[[], None]) -> None:
+    """LISTEN on the work channel until cancelled, reconnecting after failures."""
+    delay = 0.5
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                direct_url, autocommit=True, prepare_threshold=None, connect_timeout=5
+            )
+            async with conn:
+                await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                delay = 0.5
+                on_work()  # anything submitted while we were not listening
+                async for _ in conn.notifies():
+                    on_work()
+        except psycopg.Error as exc:
+            log.warning("LISTEN connection lost, retrying in %.1fs: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)

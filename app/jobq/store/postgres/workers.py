@@ -1,0 +1,78 @@
+"""The PostgreSQL worker repository."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from jobq.core.errors import NotFound
+from jobq.core.model import WorkerInfo, WorkerState
+from jobq.store.postgres.db import PgDb
+from jobq.store.postgres.rows import worker_from_row
+
+UPSERT_WORKER = """
+INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
+                     last_heartbeat)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
+    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    last_heartbeat = excluded.last_heartbeat
+"""
+
+SELECT_WORKERS = """
+SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.state = 'running')
+       AS in_flight
+FROM workers w
+"""
+
+
+class PgWorkers:
+    def __init__(self, db: PgDb) -> None:
+        self._db = db
+
+    async def register(self, worker: WorkerInfo) -> WorkerInfo:
+        async with self._db.tx() as conn:
+            await conn.execute(
+                UPSERT_WORKER,
+                (
+                    worker.id,
+                    worker.hostname,
+                    list(worker.queues),
+                    list(worker.task_types),
+                    worker.capacity,
+                    worker.state.value,
+                    worker.started_at,
+                    worker.last_heartbeat,
+                ),
+            )
+        return worker
+
+    async def get(self, worker_id: str) -> WorkerInfo | None:
+        async with self._db.read() as conn:
+            cur = await conn.execute(SELECT_WORKERS + " WHERE w.id = %s", (worker_id,))
+            row = await cur.fetchone()
+        return None if row is None else worker_from_row(row)
+
+    async def all(self, now: dt.datetime, lost_after: dt.timedelta) -> list[WorkerInfo]:
+        async with self._db.read() as conn:
+            cur = await conn.execute(SELECT_WORKERS + " ORDER BY w.started_at")
+            workers = [worker_from_row(r) for r in await cur.fetchall()]
+        return [_with_liveness(w, now, lost_after) for w in workers]
+
+    async def set_state(self, worker_id: str, state: WorkerState) -> WorkerInfo:
+        async with self._db.tx() as conn:
+            cur = await conn.execute(
+                "UPDATE workers SET state = %s WHERE id = %s", (state.value, worker_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"worker {worker_id} not found")
+        worker = await self.get(worker_id)
+        assert worker is not None
+        return worker
+
+
+def _with_liveness(worker: WorkerInfo, now: dt.datetime, lost_after: dt.timedelta) -> WorkerInfo:
+    alive = worker.state in (WorkerState.ACTIVE, WorkerState.DRAINING)
+    if alive and now - worker.last_heartbeat > lost_after:
+        return dataclasses.replace(worker, state=WorkerState.LOST)
+    return worker
