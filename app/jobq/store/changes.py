@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from jobq.core.lifecycle import decide_failure
-from jobq.core.model import Job, JobEvent, Outcome, OutcomeKind, QueueConfig
+from jobq.core.model import Job, JobEvent, LeaseRef, Outcome, OutcomeKind, QueueConfig
 from jobq.core.retry import Random
 from jobq.core.states import EventKind, JobState
 from jobq.store.transitions import transition_event
@@ -23,6 +23,19 @@ S, E = JobState, EventKind
 class Change:
     event: JobEvent
     fields: dict[str, Any]  # column -> value; always includes "state"
+
+
+def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:
+    """Why `worker_id` does not hold `lease` (the fencing check), or None when it does."""
+    if job is None:
+        return "no such job"
+    if job.state is not S.RUNNING:
+        return f"job is {job.state.value}, not running"
+    if job.attempt != lease.attempt:
+        return f"attempt {lease.attempt} is stale, the current attempt is {job.attempt}"
+    if job.worker_id != worker_id:
+        return f"leased by another worker ({job.worker_id})"
+    return None
 
 
 def outcome_change(

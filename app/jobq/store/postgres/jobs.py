@@ -33,7 +33,7 @@ from jobq.core.model import (
 from jobq.core.scheduling import weighted_order
 from jobq.core.states import PENDING_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Page
-from jobq.store.changes import Change, lease_expiry_change, outcome_change
+from jobq.store.changes import Change, lease_expiry_change, outcome_change, stale_reason
 from jobq.store.postgres.db import Conn, PgDb
 from jobq.store.postgres.rows import event_from_row, job_from_row, queue_from_row, queue_params
 from jobq.store.transitions import transition_event
@@ -129,19 +129,6 @@ async def fetch_jobs(conn: Conn, ids: Sequence[str], lock: bool = False) -> dict
     except psycopg.errors.InvalidTextRepresentation:
         raise NotFound(f"not a job id: {', '.join(ids)}") from None
     return {str(row["id"]): job_from_row(row) for row in await cur.fetchall()}
-
-
-def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:
-    """Why `worker_id` does not hold `lease` (the fencing check), or None when it does."""
-    if job is None:
-        return "no such job"
-    if job.state is not S.RUNNING:
-        return f"job is {job.state.value}, not running"
-    if job.attempt != lease.attempt:
-        return f"attempt {lease.attempt} is stale, the current attempt is {job.attempt}"
-    if job.worker_id != worker_id:
-        return f"leased by another worker ({job.worker_id})"
-    return None
 
 
 def _valid_uuid(value: str) -> bool:

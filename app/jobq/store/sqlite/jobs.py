@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import random
 from collections.abc import Iterable, Sequence
@@ -18,7 +17,7 @@ from jobq.core.errors import (
     NotFound,
     StaleLease,
 )
-from jobq.core.lifecycle import decide_failure, initial_state
+from jobq.core.lifecycle import initial_state
 from jobq.core.model import (
     HeartbeatResult,
     Job,
@@ -27,7 +26,6 @@ from jobq.core.model import (
     LeaseRef,
     NewJob,
     Outcome,
-    OutcomeKind,
     QueueConfig,
     SubmitResult,
     WorkerState,
@@ -35,6 +33,7 @@ from jobq.core.model import (
 from jobq.core.scheduling import weighted_order
 from jobq.core.states import PENDING_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Page
+from jobq.store.changes import Change, lease_expiry_change, outcome_change, stale_reason
 from jobq.store.sqlite.db import SqliteDb, opt_span_us, opt_to_us, to_us
 from jobq.store.sqlite.rows import (
     event_from_row,
@@ -116,17 +115,17 @@ async def fetch_jobs(conn: aiosqlite.Connection, ids: Sequence[str]) -> dict[str
     return found
 
 
-def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:
-    """Why `worker_id` does not hold `lease` (the fencing check), or None when it does."""
-    if job is None:
-        return "no such job"
-    if job.state is not S.RUNNING:
-        return f"job is {job.state.value}, not running"
-    if job.attempt != lease.attempt:
-        return f"attempt {lease.attempt} is stale, the current attempt is {job.attempt}"
-    if job.worker_id != worker_id:
-        return f"leased by another worker ({job.worker_id})"
-    return None
+async def apply_change(
+    conn: aiosqlite.Connection, job_id: str, change: Change, now: dt.datetime
+) -> None:
+    """Write a running job's change; its lease ends with it."""
+    fields = {k: to_us(v) if isinstance(v, dt.datetime) else v for k, v in change.fields.items()}
+    sets = ", ".join(f"{column} = :{column}" for column in fields)
+    await conn.execute(
+        f"UPDATE jobs SET {sets}, worker_id = NULL, lease_expires_at = NULL, "
+        "updated_at = :now WHERE id = :id",
+        fields | {"now": to_us(now), "id": job_id},
+    )
 
 
 class SqliteJobs:
@@ -418,78 +417,18 @@ class SqliteJobs:
     async def report(
         self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
     ) -> list[Job]:
-        now_us = to_us(now)
         async with self._db.tx() as conn:
             jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
             queues = await load_queues(conn, (j.queue for j in jobs.values()))
             events: list[JobEvent] = []
             for outcome in outcomes:
                 job = jobs[outcome.lease.job_id]
-                event, update = self._apply_outcome(job, queues[job.queue], outcome, now)
-                events.append(event)
-                sets = ", ".join(f"{column} = :{column}" for column in update)
-                await conn.execute(
-                    f"UPDATE jobs SET {sets}, worker_id = NULL, lease_expires_at = NULL, "
-                    "updated_at = :now WHERE id = :id",
-                    update | {"now": now_us, "id": job.id},
-                )
+                change = outcome_change(job, queues[job.queue], outcome, now, self._rng)
+                events.append(change.event)
+                await apply_change(conn, job.id, change, now)
             await insert_events(conn, events)
             after = await fetch_jobs(conn, list(jobs))
         return [after[o.lease.job_id] for o in outcomes]
-
-    def _apply_outcome(
-        self, job: Job, queue: QueueConfig, outcome: Outcome, now: dt.datetime
-    ) -> tuple[JobEvent, dict[str, Any]]:
-        now_us = to_us(now)
-        running_event = functools.partial(
-            transition_event,
-            job_id=job.id,
-            queue=job.queue,
-            from_state=S.RUNNING,
-            attempt=job.attempt,
-            at=now,
-        )
-        if outcome.kind is OutcomeKind.COMPLETED:
-            event = running_event(kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
-            return event, {
-                "state": S.SUCCEEDED.value,
-                "result": outcome.result,
-                "finished_at": now_us,
-                "progress": 1.0,
-            }
-        if outcome.kind is OutcomeKind.CANCELLED or job.cancel_requested:
-            event = running_event(kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error)
-            return event, {
-                "state": S.CANCELLED.value,
-                "finished_at": now_us,
-                "last_error": outcome.error or job.last_error,
-            }
-        decision = decide_failure(
-            job,
-            queue,
-            now,
-            retryable=outcome.retryable,
-            retry_after=outcome.retry_after,
-            rng=self._rng,
-        )
-        event = running_event(
-            kind=decision.kind,
-            to_state=decision.to_state,
-            error=outcome.error,
-            retryable=outcome.retryable,
-        )
-        if decision.to_state is S.DEAD:
-            return event, {
-                "state": S.DEAD.value,
-                "last_error": outcome.error,
-                "finished_at": now_us,
-            }
-        assert decision.run_at is not None
-        return event, {
-            "state": S.SCHEDULED.value,
-            "last_error": outcome.error,
-            "run_at": to_us(decision.run_at),
-        }
 
     async def release(self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime) -> int:
         now_us = to_us(now)
@@ -556,58 +495,19 @@ class SqliteJobs:
             return len(due)
 
     async def reap_expired_leases(self, now: dt.datetime, limit: int) -> list[Job]:
-        now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
                 "SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= ? "
                 "ORDER BY lease_expires_at LIMIT ?",
-                (now_us, limit),
+                (to_us(now), limit),
             )
             expired = [job_from_row(r) for r in await cursor.fetchall()]
             queues = await load_queues(conn, (j.queue for j in expired))
             events = []
             for job in expired:
-                error = f"lease expired: worker {job.worker_id} stopped heartbeating"
-                if job.cancel_requested:
-                    to_state, kind, run_at = S.CANCELLED, E.CANCELLED, None
-                else:
-                    decision = decide_failure(
-                        job,
-                        queues[job.queue],
-                        now,
-                        retryable=True,
-                        lease_expired=True,
-                        rng=self._rng,
-                    )
-                    to_state, kind, run_at = decision.to_state, decision.kind, decision.run_at
-                events.append(
-                    transition_event(
-                        job_id=job.id,
-                        queue=job.queue,
-                        kind=kind,
-                        from_state=S.RUNNING,
-                        to_state=to_state,
-                        attempt=job.attempt,
-                        at=now,
-                        error=error,
-                        worker_id=job.worker_id,
-                    )
-                )
-                await conn.execute(
-                    "UPDATE jobs SET state = ?, last_error = ?, worker_id = NULL, "
-                    "lease_expires_at = NULL, run_at = COALESCE(?, run_at), "
-                    "finished_at = CASE WHEN ? IS NULL THEN ? ELSE NULL END, updated_at = ? "
-                    "WHERE id = ?",
-                    (
-                        to_state.value,
-                        error,
-                        opt_to_us(run_at),
-                        opt_to_us(run_at),
-                        now_us,
-                        now_us,
-                        job.id,
-                    ),
-                )
+                change = lease_expiry_change(job, queues[job.queue], now, self._rng)
+                events.append(change.event)
+                await apply_change(conn, job.id, change, now)
             await insert_events(conn, events)
             after = await fetch_jobs(conn, [j.id for j in expired])
         return [after[j.id] for j in expired]
