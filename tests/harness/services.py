@@ -44,8 +44,14 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 
 def _as_postgres(*args: str) -> list[str]:
-    # initdb and postgres refuse to run as root.
+    # initdb refuses to run as root.
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+
+
+def _postgres_user() -> dict[str, Any]:
+    """Popen arguments that run a daemon as postgres itself, so its pid is the daemon's own
+    and signals reach it (a runuser wrapper would swallow them)."""
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
 
 
 class PostgresServer:
@@ -95,7 +101,7 @@ class PostgresServer:
             self._log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - closed in stop()
         log = self._log
         self.proc = subprocess.Popen(
-            _as_postgres(
+            [
                 str(PG_BIN / "postgres"),
                 "-D",
                 str(self.data),
@@ -111,9 +117,10 @@ class PostgresServer:
                 "max_connections=300",
                 "-c",
                 "synchronous_commit=on",
-            ),
+            ],
             stdout=log,
             stderr=log,
+            **_postgres_user(),
         )
         wait_for_port(self.port)
         self._wait_accepting()
