@@ -1,0 +1,102 @@
+\restrict 6vI8yeqjeOWIDwiBWd15A6YeaJFHyIQcqFaAhPjOtgecXbjZUSZp7QXm1cgVPcl
+CREATE TABLE public.job_events (
+    seq bigint NOT NULL,
+    id uuid NOT NULL,
+    job_id uuid NOT NULL,
+    queue text NOT NULL,
+    kind text NOT NULL,
+    from_state text,
+    to_state text,
+    attempt integer NOT NULL,
+    at timestamp with time zone NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    published_at timestamp with time zone
+);
+ALTER TABLE public.job_events ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.job_events_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+CREATE TABLE public.jobs (
+    id uuid NOT NULL,
+    queue text NOT NULL,
+    tenant text DEFAULT 'default'::text NOT NULL,
+    type text NOT NULL,
+    payload text NOT NULL,
+    state text NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    attempt integer DEFAULT 0 NOT NULL,
+    attempt_base integer DEFAULT 0 NOT NULL,
+    max_attempts integer NOT NULL,
+    run_at timestamp with time zone NOT NULL,
+    timeout interval,
+    expires_at timestamp with time zone,
+    lease_expires_at timestamp with time zone,
+    worker_id text,
+    idempotency_key text,
+    result text,
+    last_error text,
+    progress double precision DEFAULT 0 NOT NULL,
+    progress_message text DEFAULT ''::text NOT NULL,
+    cancel_requested boolean DEFAULT false NOT NULL,
+    correlation_id text DEFAULT ''::text NOT NULL,
+    trace_context jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    CONSTRAINT jobs_state_known CHECK ((state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'dead'::text, 'cancelled'::text, 'expired'::text])))
+);
+CREATE TABLE public.queues (
+    name text NOT NULL,
+    tenant text DEFAULT 'default'::text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    weight integer DEFAULT 1 NOT NULL,
+    max_attempts integer NOT NULL,
+    backoff_base interval NOT NULL,
+    backoff_max interval NOT NULL,
+    lease_timeout interval NOT NULL,
+    default_ttl interval,
+    concurrency_limit integer DEFAULT 0 NOT NULL,
+    retention interval NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL
+);
+CREATE TABLE public.workers (
+    id text NOT NULL,
+    hostname text NOT NULL,
+    queues text[] NOT NULL,
+    task_types text[] DEFAULT '{}'::text[] NOT NULL,
+    capacity integer NOT NULL,
+    state text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    last_heartbeat timestamp with time zone NOT NULL
+);
+ALTER TABLE ONLY public.job_events
+    ADD CONSTRAINT job_events_id_key UNIQUE (id);
+ALTER TABLE ONLY public.job_events
+    ADD CONSTRAINT job_events_pkey PRIMARY KEY (seq);
+ALTER TABLE ONLY public.jobs
+    ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
+ALTER TABLE ONLY public.queues
+    ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+ALTER TABLE ONLY public.workers
+    ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
+CREATE INDEX job_events_job ON public.job_events USING btree (job_id, seq);
+CREATE INDEX job_events_unpublished ON public.job_events USING btree (seq) WHERE (published_at IS NULL);
+CREATE INDEX jobs_created_at ON public.jobs USING btree (created_at);
+CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (finished_at IS NOT NULL);
+CREATE UNIQUE INDEX jobs_idempotency ON public.jobs USING btree (queue, idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_leasable ON public.jobs USING btree (queue, priority DESC, run_at, id) WHERE (state = 'queued'::text);
+CREATE INDEX jobs_pending_expiry ON public.jobs USING btree (expires_at) WHERE ((state = ANY (ARRAY['scheduled'::text, 'queued'::text])) AND (expires_at IS NOT NULL));
+CREATE INDEX jobs_priority ON public.jobs USING btree (priority);
+CREATE INDEX jobs_running_lease ON public.jobs USING btree (lease_expires_at) WHERE (state = 'running'::text);
+CREATE INDEX jobs_scheduled ON public.jobs USING btree (run_at) WHERE (state = 'scheduled'::text);
+CREATE INDEX jobs_state ON public.jobs USING btree (state, queue);
+CREATE INDEX jobs_worker_id ON public.jobs USING btree (worker_id) WHERE (worker_id IS NOT NULL);
+ALTER TABLE ONLY public.jobs
+    ADD CONSTRAINT jobs_queue_fkey FOREIGN KEY (queue) REFERENCES public.queues(name);
+\unrestrict 6vI8yeqjeOWIDwiBWd15A6YeaJFHyIQcqFaAhPjOtgecXbjZUSZp7QXm1cgVPcl
