@@ -1,4 +1,3 @@
-\restrict 6vI8yeqjeOWIDwiBWd15A6YeaJFHyIQcqFaAhPjOtgecXbjZUSZp7QXm1cgVPcl
 CREATE TABLE public.job_events (
     seq bigint NOT NULL,
     id uuid NOT NULL,
@@ -99,4 +98,3 @@ CREATE INDEX jobs_state ON public.jobs USING btree (state, queue);
 CREATE INDEX jobs_worker_id ON public.jobs USING btree (worker_id) WHERE (worker_id IS NOT NULL);
 ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_queue_fkey FOREIGN KEY (queue) REFERENCES public.queues(name);
-\unrestrict 6vI8yeqjeOWIDwiBWd15A6YeaJFHyIQcqFaAhPjOtgecXbjZUSZp7QXm1cgVPcl
