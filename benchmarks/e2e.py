@@ -1,6 +1,7 @@
 """End-to-end benchmark through the gRPC API with real jq-server and jq-worker processes.
 
     make bench                                  # embedded SQLite store
+    make bench BENCH_ARGS="--store postgres"    # a throwaway PostgreSQL 15 (fsync on)
     make bench BENCH_ARGS="--jobs 50000 --workers 4 --database-url postgresql://..."
 
 Prints submit throughput (batches of --batch), processing throughput (first submit to last
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -101,9 +103,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="jq-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="jq-bench-"))
+        if args.store == "postgres" and not args.database_url:
+            from tests.harness.services import postgres_server
+
+            server = stack.enter_context(postgres_server(fsync=True))
+            server.execute("CREATE DATABASE bench")
+            args.database_url = server.url("bench")
         grpc_port, http_port = free_port(), free_port()
         address = f"127.0.0.1:{grpc_port}"
         env = os.environ | {
