@@ -27,7 +27,7 @@ from pathlib import Path
 from jobq import AsyncClient, JobState
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+BIN = Path(os.environ.get("JQ_BENCH_BIN", Path(sys.executable).parent))
 
 
 def free_port() -> int:

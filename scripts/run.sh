@@ -14,6 +14,12 @@ mkdir -p .jq
 "$bin/jq-server" migrate >/dev/null
 "$bin/jq-server" &
 server=$!
+# Start the worker once the server answers, so it does not begin with failed retries.
+for _ in $(seq 1 100); do
+  "$bin/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:${JQ_HTTP_PORT}/readyz', timeout=1)" 2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || break
+  sleep 0.1
+done
 "$bin/jq-worker" --tasks "${JQ_TASKS:-jobq.examples}" &
 worker=$!
 

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,8 @@ from rich.table import Table
 from jobq.core.durations import format_duration
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is read by scripts and pagers: do not squeeze tables into 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 
