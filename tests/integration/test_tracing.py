@@ -31,11 +31,13 @@ async def test_given_a_parent_span_when_submitting_then_the_rpc_span_and_job_joi
     tmp_path: Path,
 ) -> None:
     server_spans, app_spans = Spans("jq-server"), Spans("app")
-    async with running_server(tmp_path, server_spans) as server:
-        async with AsyncClient(f"127.0.0.1:{server.grpc_port}") as client:
-            with app_spans.tracer.start_as_current_span("checkout") as parent:
-                job = await client.submit("traced.echo", {"n": 1}, queue="traced")
-            stored = await client.get(job.id)
+    async with (
+        running_server(tmp_path, server_spans) as server,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+    ):
+        with app_spans.tracer.start_as_current_span("checkout") as parent:
+            job = await client.submit("traced.echo", {"n": 1}, queue="traced")
+        stored = await client.get(job.id)
 
     (rpc,) = server_spans.named(SUBMIT)
     assert rpc.kind is trace.SpanKind.SERVER
@@ -64,10 +66,12 @@ async def test_given_a_missing_job_when_getting_it_then_the_span_has_the_status_
     tmp_path: Path,
 ) -> None:
     server_spans = Spans("jq-server")
-    async with running_server(tmp_path, server_spans) as server:
-        async with AsyncClient(f"127.0.0.1:{server.grpc_port}") as client:
-            with pytest.raises(NotFound):
-                await client.get("no-such-job")
+    async with (
+        running_server(tmp_path, server_spans) as server,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+    ):
+        with pytest.raises(NotFound):
+            await client.get("no-such-job")
 
     (rpc,) = server_spans.named("jobq.v1.JobService/GetJob")
     assert rpc.attributes is not None
@@ -80,12 +84,14 @@ async def test_given_a_job_submitted_in_a_trace_when_a_worker_runs_it_then_it_jo
     tmp_path: Path,
 ) -> None:
     server_spans, app_spans, worker_spans = Spans("jq-server"), Spans("app"), Spans("jq-worker")
-    async with running_server(tmp_path, server_spans) as server:
-        async with AsyncClient(f"127.0.0.1:{server.grpc_port}") as client:
-            with app_spans.tracer.start_as_current_span("checkout") as parent:
-                job = await client.submit("traced.echo", {"n": 2}, queue="traced")
-            async with running_worker(server, {"traced.echo": traced_echo}, tracing=worker_spans):
-                finished = await client.wait(job.id)
+    async with (
+        running_server(tmp_path, server_spans) as server,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+    ):
+        with app_spans.tracer.start_as_current_span("checkout") as parent:
+            job = await client.submit("traced.echo", {"n": 2}, queue="traced")
+        async with running_worker(server, {"traced.echo": traced_echo}, tracing=worker_spans):
+            finished = await client.wait(job.id)
     assert finished.state is JobState.SUCCEEDED
 
     (run,) = worker_spans.named("run traced.echo")
