@@ -9,7 +9,6 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -25,9 +24,7 @@ from jobq.v1 import worker_service_pb2 as pb
 from jobq.v1 import worker_service_pb2_grpc
 from jobq.worker.task import PermanentError, task
 from tests.integration.inprocess import running_server, running_worker
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
-from metric_contract import EXPORTED_BY, METRICS, SERVER_JOB, WORKER_JOB
+from tests.ops.metric_contract import EXPORTED_BY, METRICS, SERVER_JOB, WORKER_JOB
 
 # In the contract for the alerts and dashboards, but nothing produces a sample yet: Redis
 # and Kafka arrive in later issues; a store error needs a failing store. Each must still be
