@@ -158,7 +158,7 @@ def overview() -> dict[str, Any]:
             lay,
             "Active workers",
             "Workers with a fresh heartbeat (max over server replicas).",
-            ("max(jq_worker_active_count)", "workers"),
+            ("max(jq_workers_active)", "workers"),
             "none",
             [(None, "red"), (1, "green")],
         ),
@@ -264,7 +264,7 @@ def overview() -> dict[str, Any]:
             lay,
             "Active workers over time",
             "Workers with a fresh heartbeat, as the servers see them.",
-            [("max(jq_worker_active_count)", "active workers")],
+            [("max(jq_workers_active)", "active workers")],
             "none",
         ),
         # Latency.

@@ -24,6 +24,8 @@ class _Base(BaseSettings):
 
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")
+    # OTLP/gRPC collector for traces, e.g. http://otel-collector:4317; empty: no export.
+    otlp_endpoint: str = ""
 
 
 class ServerSettings(_Base):

@@ -91,7 +91,7 @@ class ObservabilityStack(Stack):
                       jobq("jq_store_errors_total", "Sum"), 0, evaluation_periods=3),
             AlertSpec("NoActiveWorkers", "JobqNoActiveWorkers",
                       "No worker is connected; queued jobs will not run.",
-                      jobq("jq_worker_active_count", "Minimum"), 1,
+                      jobq("jq_workers_active", "Minimum"), 1,
                       comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, evaluation_periods=5,
                       # Not BREACHING, although "no data" could mean "no workers": nothing
                       # publishes jq_* metrics to CloudWatch yet (a CloudWatch agent or ADOT
@@ -123,7 +123,7 @@ class ObservabilityStack(Stack):
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-overview")
         dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Queue depth (deepest queue)", left=[jobq("jq_job_queue_depth")], width=12),
-            cloudwatch.GraphWidget(title="Active workers", left=[jobq("jq_worker_active_count", "Average")], width=12),
+            cloudwatch.GraphWidget(title="Active workers", left=[jobq("jq_workers_active", "Average")], width=12),
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Outbox backlog", left=[jobq("jq_outbox_backlog")], width=8),

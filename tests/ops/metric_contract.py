@@ -22,7 +22,7 @@ _SERVER: Final[dict[str, MetricType]] = {
     "jq_job_queue_depth": "gauge",  # {queue, state}
     "jq_job_total": "counter",  # {queue, status}
     "jq_queue_paused": "gauge",  # {queue}: 1 while the queue is paused, else 0
-    "jq_worker_active_count": "gauge",
+    "jq_workers_active": "gauge",
     "jq_grpc_request_duration_seconds": "histogram",  # {method, code}
     "jq_job_submit_to_start_seconds": "histogram",  # {queue}
     "jq_lease_expired_total": "counter",  # {queue}

@@ -23,12 +23,9 @@ def test_suffix_is_kept_unless_the_base_is_a_histogram() -> None:
 
 
 def test_recorded_series_are_told_apart_from_raw_metrics() -> None:
-    expr = (
-        'queue_state:jq_job_queue_depth:max{state="queued"} > 0'
-        " and on () jq_worker_active_count == 0"
-    )
+    expr = 'queue_state:jq_job_queue_depth:max{state="queued"} > 0 and on () jq_workers_active == 0'
     assert recorded_names(expr) == {"queue_state:jq_job_queue_depth:max"}
-    assert raw_metric_names(expr) == {"jq_worker_active_count"}
+    assert raw_metric_names(expr) == {"jq_workers_active"}
 
 
 def test_misspelt_metric_is_found() -> None:

@@ -16,6 +16,7 @@ from jobq.client._errors import from_rpc_error
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.ids import new_id
+from jobq.observability import tracing
 from jobq.observability.context import CORRELATION_HEADER
 from jobq.v1 import (
     admin_service_pb2 as admin_pb,
@@ -87,7 +88,10 @@ class AsyncClient:
         await self._channel.close(None)
 
     def _metadata(self) -> list[tuple[str, str]]:
+        # The caller's current span (if any) becomes the parent of the server's span, and of
+        # the execution of any job this call submits.
         metadata = [(CORRELATION_HEADER, self._correlation_id or new_id())]
+        metadata.extend(tracing.inject().items())
         if self._token:
             metadata.append(("authorization", f"Bearer {self._token}"))
         return metadata

@@ -10,7 +10,9 @@ from pythonjsonlogger.json import JsonFormatter
 from jobq.observability.context import correlation_id
 
 
-class _CorrelationFilter(logging.Filter):
+class CorrelationFilter(logging.Filter):
+    """Stamps each record with the correlation id of the request or job being served."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = correlation_id.get()
         return True
@@ -18,7 +20,7 @@ class _CorrelationFilter(logging.Filter):
 
 def configure_logging(level: str, fmt: str, service: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_CorrelationFilter())
+    handler.addFilter(CorrelationFilter())
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(

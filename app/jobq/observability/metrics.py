@@ -60,7 +60,7 @@ class ServerMetrics:
             "jq_queue_paused", "1 while a queue is paused, else 0", ["queue"], registry=r
         )
         self.worker_active = Gauge(
-            "jq_worker_active_count", "Workers with a fresh heartbeat", registry=r
+            "jq_workers_active", "Workers with a fresh heartbeat", registry=r
         )
         self.outbox_backlog = Gauge("jq_outbox_backlog", "Job events not yet published", registry=r)
         self.outbox_oldest_age = Gauge(
@@ -75,6 +75,22 @@ class ServerMetrics:
         )
         self.store_errors = Counter(
             "jq_store_errors_total", "Store operations that failed", ["operation"], registry=r
+        )
+        # Declared for the contract the alerts and dashboards read; nothing observes them until
+        # the Redis coordination and Kafka event consumers land, so they carry HELP and TYPE
+        # but no samples.
+        self.redis_duration = Histogram(
+            "jq_redis_operation_duration_seconds",
+            "Redis operation duration",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.kafka_consumer_lag = Gauge(
+            "jq_kafka_consumer_lag",
+            "Job events a consumer group has yet to read, per partition",
+            ["group", "topic", "partition"],
+            registry=r,
         )
 
     def job_transition(self, queue: str, status: str) -> None:

@@ -10,13 +10,16 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 
 from jobq.config import ServerSettings, sqlite_path
 from jobq.core.clock import Clock, SystemClock
 from jobq.core.errors import JobqError
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.metrics import ServerMetrics
+from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.server.admin_service import AdminServicer
+from jobq.server.instrumented_store import InstrumentedStore
 from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
 from jobq.server.scheduler import Scheduler
@@ -71,16 +74,35 @@ def build_store(settings: ServerSettings) -> Store:
     )
 
 
+def db_system(url: str) -> str:
+    """The OpenTelemetry `db.system.name` of a JQ_DATABASE_URL."""
+    return "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+
 class ServerApp:
     """A jq-server: gRPC services, health, reflection, the HTTP side port and the scheduler."""
 
     def __init__(
-        self, settings: ServerSettings, store: Store | None = None, clock: Clock | None = None
+        self,
+        settings: ServerSettings,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or build_store(settings)
         self.metrics = ServerMetrics()
-        self.service = JobqService(self.store, clock or SystemClock(), settings, self.metrics)
+        # A provider passed in belongs to the caller (a test's in-memory exporter); one built
+        # here is flushed and shut down with the server.
+        self._owns_tracing = tracer_provider is None
+        self.tracer_provider = tracer_provider or build_tracer_provider(
+            "jq-server", settings.otlp_endpoint
+        )
+        self.tracer = tracer_from(self.tracer_provider)
+        instrumented = InstrumentedStore(
+            self.store, self.metrics, self.tracer, db_system(settings.database_url)
+        )
+        self.service = JobqService(instrumented, clock or SystemClock(), settings, self.metrics)
         self.scheduler = Scheduler(self.service)
         # grpc-stubs declares only the sync health servicer; grpcio-health-checking has this one.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -96,7 +118,7 @@ class ServerApp:
             await self.store.migrate()
         await self.store.open()
         server = grpc.aio.server(
-            interceptors=[RpcInterceptor(self.metrics)],
+            interceptors=[RpcInterceptor(self.metrics, self.tracer)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 << 20)],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.service), server)
@@ -157,6 +179,8 @@ class ServerApp:
         if self._http is not None:
             await self._http.stop()
         await self.store.close()
+        if self._owns_tracing:
+            self.tracer_provider.shutdown()  # exports the spans still buffered
         log.info("jq-server stopped")
 
 

@@ -1,7 +1,9 @@
-"""Cross-cutting RPC concerns: correlation ids, domain errors as status codes, metrics, logs."""
+"""Cross-cutting RPC concerns: correlation ids, traces, domain errors as status codes,
+metrics, logs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,11 +12,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 import grpc.aio
 from grpc.aio import AbortError
+from opentelemetry import trace
+from opentelemetry.context import Context as TraceContext
 
 from jobq.core.errors import JobqError
 from jobq.ids import new_id
 from jobq.observability.context import CORRELATION_HEADER, correlation_id
 from jobq.observability.metrics import ServerMetrics
+from jobq.observability.tracing import NO_TRACER, extract_metadata
 from jobq.server.errors import rich_status, status_code_for
 from jobq.server.rpc_context import Context
 
@@ -34,10 +39,12 @@ else:
 
 
 class RpcInterceptor(_ServerInterceptor):
-    """Wraps every handler: sets the correlation id, maps JobqError to a status, times the call."""
+    """Wraps every handler: sets the correlation id, opens the call's server span (a child of
+    the caller's `traceparent`), maps JobqError to a status, times the call."""
 
-    def __init__(self, metrics: ServerMetrics) -> None:
+    def __init__(self, metrics: ServerMetrics, tracer: trace.Tracer = NO_TRACER) -> None:
         self._metrics = metrics
+        self._tracer = tracer
 
     async def intercept_service(
         self,
@@ -48,55 +55,101 @@ class RpcInterceptor(_ServerInterceptor):
         if handler is None:
             return handler
         method = details.method
-        incoming = dict(details.invocation_metadata or ())
-        cid = str(incoming.get(CORRELATION_HEADER) or new_id())
+        metadata = tuple(details.invocation_metadata or ())
+        cid = str(dict(metadata).get(CORRELATION_HEADER) or new_id())
+        parent = extract_metadata(metadata)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, cid, handler.unary_unary),
+                self._unary(method, cid, parent, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, cid, handler.unary_stream),
+                self._stream(method, cid, parent, handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _unary(self, method: str, cid: str, behaviour: Behaviour) -> Handler:
+    def _unary(self, method: str, cid: str, parent: TraceContext, behaviour: Behaviour) -> Handler:
         async def call(request: Any, context: Context) -> Any:
             correlation_id.set(cid)
             start = time.perf_counter()
             code = grpc.StatusCode.OK
-            try:
-                return await behaviour(request, context)
-            except Exception as exc:
-                code = _code_for(exc, context)
-                await _end_call(method, exc, code, context)
-            finally:
-                self._observe(method, code, start)
+            with self._span(method, cid, parent) as span:
+                try:
+                    return await behaviour(request, context)
+                except Exception as exc:
+                    code = _code_for(exc, context)
+                    _record(span, exc, code)
+                    await _end_call(method, exc, code, context)
+                finally:
+                    self._observe(method, code, start, span)
 
         return call
 
-    def _stream(self, method: str, cid: str, behaviour: Behaviour) -> Handler:
+    def _stream(self, method: str, cid: str, parent: TraceContext, behaviour: Behaviour) -> Handler:
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
             correlation_id.set(cid)
             start = time.perf_counter()
             code = grpc.StatusCode.OK
-            try:
-                async for response in behaviour(request, context):
-                    yield response
-            except Exception as exc:
-                code = _code_for(exc, context)
-                await _end_call(method, exc, code, context)
-            finally:
-                self._observe(method, code, start)
+            with self._span(method, cid, parent) as span:
+                try:
+                    async for response in behaviour(request, context):
+                        yield response
+                except Exception as exc:
+                    code = _code_for(exc, context)
+                    _record(span, exc, code)
+                    await _end_call(method, exc, code, context)
+                finally:
+                    self._observe(method, code, start, span)
 
         return call
 
-    def _observe(self, method: str, code: grpc.StatusCode, start: float) -> None:
+    def _span(
+        self, method: str, cid: str, parent: TraceContext
+    ) -> contextlib.AbstractContextManager[trace.Span]:
+        service, _, name = method.lstrip("/").rpartition("/")
+        return self._tracer.start_as_current_span(
+            method.lstrip("/"),
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": service,
+                "rpc.method": name,
+                "jobq.correlation_id": cid,
+            },
+            # The status is the gRPC code, set in _observe; AbortError is how a call ends.
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+
+    def _observe(self, method: str, code: grpc.StatusCode, start: float, span: trace.Span) -> None:
         self._metrics.grpc_duration.labels(method, code.name).observe(time.perf_counter() - start)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_FAULTS:
+            span.set_status(trace.StatusCode.ERROR, code.name)
+
+
+# The codes OpenTelemetry's RPC conventions count as a server span's error; the others
+# (INVALID_ARGUMENT, NOT_FOUND, ...) are the caller's doing.
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def _record(span: trace.Span, exc: Exception, code: grpc.StatusCode) -> None:
+    if code in _SERVER_FAULTS and not isinstance(exc, AbortError):
+        span.record_exception(exc)
 
 
 def _code_for(exc: Exception, context: Context) -> grpc.StatusCode:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from jobq.core.validation import JobSpec
+from jobq.observability import tracing
 from jobq.observability.context import correlation_id
 from jobq.server import convert
 from jobq.server.rpc_context import Context
@@ -13,11 +15,15 @@ from jobq.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 
 def _with_correlation(spec: JobSpec) -> JobSpec:
-    if spec.correlation_id:
-        return spec
-    from dataclasses import replace
+    """The RPC's correlation id and trace context, where the submitter set none of its own.
 
-    return replace(spec, correlation_id=correlation_id.get())
+    The trace context is the Submit call's span, so the job's execution joins its trace.
+    """
+    return replace(
+        spec,
+        correlation_id=spec.correlation_id or correlation_id.get(),
+        trace_context=spec.trace_context or tracing.inject(),
+    )
 
 
 class JobServicer(job_service_pb2_grpc.JobServiceServicer):

@@ -13,6 +13,7 @@ from jobq.client._async import channel_options
 from jobq.client._convert import dur, job_from_pb
 from jobq.client._errors import from_rpc_error
 from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
+from jobq.observability import tracing
 from jobq.observability.context import CORRELATION_HEADER
 from jobq.v1 import worker_service_pb2 as pb
 from jobq.v1 import worker_service_pb2_grpc
@@ -57,6 +58,7 @@ class WorkerConnection:
         metadata = list(self._metadata)
         if correlation_id:
             metadata.append((CORRELATION_HEADER, correlation_id))
+        metadata.extend(tracing.inject().items())
         try:
             return await method(request, timeout=timeout or self._timeout, metadata=metadata)
         except grpc.RpcError as exc:

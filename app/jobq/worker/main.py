@@ -14,6 +14,7 @@ import typer
 from jobq.config import ConfigError, WorkerSettings, load
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.logging import configure_logging
+from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.observability.worker_metrics import WorkerMetrics
 from jobq.worker.connection import WorkerConnection
 from jobq.worker.runner import Worker, WorkerOptions
@@ -31,6 +32,7 @@ def load_tasks(modules: list[str]) -> dict[str, Task]:
 
 async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: list[str]) -> None:
     metrics = WorkerMetrics()
+    tracer_provider = build_tracer_provider("jq-worker", settings.otlp_endpoint)
     connection = WorkerConnection(settings.server_address, settings.token)
     worker = Worker(
         connection,
@@ -44,6 +46,7 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
             worker_id=settings.worker_id,
         ),
         metrics,
+        tracer_from(tracer_provider),
     )
 
     async def readiness() -> str | None:
@@ -69,6 +72,7 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
     finally:
         await http.stop()
         await connection.close()
+        tracer_provider.shutdown()  # exports the spans still buffered
 
 
 def main_command(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import functools
@@ -19,8 +20,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry import trace
+
 from jobq.core.errors import FailedPrecondition, InvalidArgument, JobqError, StaleLease, Unavailable
 from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
+from jobq.observability import tracing
 from jobq.observability.context import correlation_id
 from jobq.observability.worker_metrics import WorkerMetrics
 from jobq.worker.connection import WorkerConnection
@@ -64,11 +68,13 @@ class Worker:
         tasks: Mapping[str, Task],
         options: WorkerOptions,
         metrics: WorkerMetrics | None = None,
+        tracer: trace.Tracer = tracing.NO_TRACER,
     ) -> None:
         self._conn = connection
         self._tasks = dict(tasks)
         self._opts = options
         self._metrics = metrics or WorkerMetrics()
+        self._tracer = tracer
         self._held: dict[str, Running] = {}
         self._executing = 0
         self._slot_freed = asyncio.Event()
@@ -197,8 +203,34 @@ class Worker:
         running.task = asyncio.create_task(self._execute(running))
 
     async def _execute(self, running: Running) -> None:
-        job, ctx = running.job, running.ctx
+        job = running.job
+        # Its own asyncio task, so these hold for this job's log lines and spans only.
         correlation_id.set(job.correlation_id)
+        # A child of the context stored at submit: the execution joins the submitter's trace.
+        with self._tracer.start_as_current_span(
+            f"run {job.type}",
+            context=tracing.extract(job.trace_context),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "jobq.job.id": job.id,
+                "jobq.job.type": job.type,
+                "jobq.job.queue": job.queue,
+                "jobq.job.attempt": job.attempt,
+                "jobq.correlation_id": job.correlation_id,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            outcome = await self._outcome_of(running)
+            span.set_attribute("jobq.outcome", outcome.kind.value)
+            if outcome.kind is OutcomeKind.FAILED:
+                span.set_status(trace.StatusCode.ERROR, outcome.error)
+        if not (running.lost or running.released):
+            self._outbox.append(outcome)
+            self._outbox_ready.set()
+
+    async def _outcome_of(self, running: Running) -> Outcome:
+        job, ctx = running.job, running.ctx
         task = self._tasks.get(job.type)
         started = time.perf_counter()
         outcome: Outcome
@@ -233,9 +265,7 @@ class Worker:
         self._metrics.processing.labels(job.queue, job.type, outcome.kind.value).observe(
             time.perf_counter() - started
         )
-        if not (running.lost or running.released):
-            self._outbox.append(outcome)
-            self._outbox_ready.set()
+        return outcome
 
     async def _invoke(self, task: Task, job: Job, ctx: JobContext) -> Any:
         payload = json.loads(job.payload) if job.payload else None
@@ -245,7 +275,10 @@ class Worker:
         if task.is_async:
             return await asyncio.wait_for(task.fn(*args), seconds)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, functools.partial(task.fn, *args))
+        # The thread runs in a copy of this context: the task's log lines keep the job's
+        # correlation id and its spans the job's trace.
+        run = functools.partial(contextvars.copy_context().run, task.fn, *args)
+        future = loop.run_in_executor(self._pool, run)
         # A sync task cannot be interrupted; on timeout its thread runs on, its result unused.
         return await asyncio.wait_for(asyncio.shield(future), seconds)
 
