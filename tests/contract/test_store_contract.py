@@ -547,3 +547,19 @@ async def test_workers_that_stop_heartbeating_are_listed_as_lost(store, clock) -
     clock.advance(20)
     states = {w.id: w.state for w in await store.workers.all(clock.now(), seconds(30))}
     assert states == {"w1": WorkerState.LOST, "w2": WorkerState.ACTIVE}
+
+
+async def test_every_event_of_a_job_carries_its_correlation_id(store, clock) -> None:
+    await register(store, clock)
+    job = await submit(store, clock, correlation_id="req-77", max_attempts=2)
+    leased = await lease_one(store, clock)
+    await store.jobs.report("w1", [failed(leased)], clock.now())
+    clock.advance(3600)
+    await store.jobs.promote_due(clock.now(), 100)
+    again = await lease_one(store, clock)
+    clock.advance(31)
+    await store.jobs.reap_expired_leases(clock.now(), 100)
+    events = await store.jobs.events(job.id)
+    assert len(events) == 6, [e.kind for e in events]
+    assert {e.details.get("correlation_id") for e in events} == {"req-77"}
+    assert again.attempt == 2

@@ -48,6 +48,7 @@ def outcome_change(
         "from_state": S.RUNNING,
         "attempt": job.attempt,
         "at": now,
+        "correlation_id": job.correlation_id or None,
     }
     if outcome.kind is OutcomeKind.COMPLETED:
         event = transition_event(**base, kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
@@ -103,6 +104,7 @@ def lease_expiry_change(job: Job, queue: QueueConfig, now: dt.datetime, rng: Ran
         "at": now,
         "error": error,
         "worker_id": job.worker_id,
+        "correlation_id": job.correlation_id or None,
     }
     if job.cancel_requested:
         event = transition_event(**base, kind=E.CANCELLED, to_state=S.CANCELLED)

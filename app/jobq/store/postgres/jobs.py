@@ -295,6 +295,7 @@ class PgJobs:
             if job.state in PENDING_STATES:
                 event = transition_event(
                     job_id=job.id,
+                    correlation_id=job.correlation_id or None,
                     queue=job.queue,
                     kind=E.CANCELLED,
                     from_state=job.state,
@@ -313,6 +314,7 @@ class PgJobs:
                 if not job.cancel_requested:
                     event = transition_event(
                         job_id=job.id,
+                        correlation_id=job.correlation_id or None,
                         queue=job.queue,
                         kind=E.CANCEL_REQUESTED,
                         from_state=S.RUNNING,
@@ -381,6 +383,7 @@ class PgJobs:
                     (
                         transition_event(
                             job_id=j.id,
+                            correlation_id=j.correlation_id or None,
                             queue=j.queue,
                             kind=E.STARTED,
                             from_state=S.QUEUED,
@@ -502,6 +505,7 @@ class PgJobs:
                 (
                     transition_event(
                         job_id=j.id,
+                        correlation_id=j.correlation_id or None,
                         queue=j.queue,
                         kind=E.RELEASED,
                         from_state=S.RUNNING,
@@ -523,7 +527,7 @@ class PgJobs:
                 " AND (expires_at IS NULL OR expires_at > %(now)s) ORDER BY run_at"
                 " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE jobs j SET state = 'queued', updated_at = %(now)s FROM due "
-                "WHERE j.id = due.id RETURNING j.id, j.queue, j.attempt",
+                "WHERE j.id = due.id RETURNING j.id, j.queue, j.attempt, j.correlation_id",
                 {"now": now, "limit": limit},
             )
             due = await cur.fetchall()
@@ -532,6 +536,7 @@ class PgJobs:
                 (
                     transition_event(
                         job_id=str(r["id"]),
+                        correlation_id=r["correlation_id"] or None,
                         queue=r["queue"],
                         kind=E.PROMOTED,
                         from_state=S.SCHEDULED,
@@ -569,7 +574,8 @@ class PgJobs:
                 "WITH gone AS (SELECT id, state FROM jobs WHERE state IN ('scheduled', 'queued')"
                 " AND expires_at <= %(now)s LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE jobs j SET state = 'expired', finished_at = %(now)s, updated_at = %(now)s"
-                " FROM gone WHERE j.id = gone.id RETURNING j.id, j.queue, j.attempt, gone.state"
+                " FROM gone WHERE j.id = gone.id"
+                " RETURNING j.id, j.queue, j.attempt, j.correlation_id, gone.state"
                 " AS was",
                 {"now": now, "limit": limit},
             )
@@ -579,6 +585,7 @@ class PgJobs:
                 (
                     transition_event(
                         job_id=str(r["id"]),
+                        correlation_id=r["correlation_id"] or None,
                         queue=r["queue"],
                         kind=E.EXPIRED,
                         from_state=S(r["was"]),
@@ -638,6 +645,7 @@ class PgJobs:
                 (
                     transition_event(
                         job_id=j.id,
+                        correlation_id=j.correlation_id or None,
                         queue=j.queue,
                         kind=E.REPLAYED,
                         from_state=S.DEAD,
@@ -659,6 +667,7 @@ class PgJobs:
                 (
                     transition_event(
                         job_id=j.id,
+                        correlation_id=j.correlation_id or None,
                         queue=j.queue,
                         kind=E.DISCARDED,
                         from_state=S.DEAD,

@@ -71,7 +71,7 @@ class PgQueues:
                 " AND state IN ('scheduled', 'queued') FOR UPDATE) "
                 "UPDATE jobs j SET state = 'cancelled', finished_at = %(now)s,"
                 " updated_at = %(now)s FROM pending WHERE j.id = pending.id"
-                " RETURNING j.id, j.attempt, pending.state AS was",
+                " RETURNING j.id, j.attempt, j.correlation_id, pending.state AS was",
                 {"q": name, "now": now},
             )
             rows = await cur.fetchall()
@@ -80,6 +80,7 @@ class PgQueues:
                 (
                     transition_event(
                         job_id=str(r["id"]),
+                        correlation_id=r["correlation_id"] or None,
                         queue=name,
                         kind=EventKind.CANCELLED,
                         from_state=JobState(r["was"]),

@@ -266,6 +266,7 @@ class SqliteJobs:
             if job.state in PENDING_STATES:
                 event = transition_event(
                     job_id=job.id,
+                    correlation_id=job.correlation_id or None,
                     queue=job.queue,
                     kind=E.CANCELLED,
                     from_state=job.state,
@@ -284,6 +285,7 @@ class SqliteJobs:
                 if not job.cancel_requested:
                     event = transition_event(
                         job_id=job.id,
+                        correlation_id=job.correlation_id or None,
                         queue=job.queue,
                         kind=E.CANCEL_REQUESTED,
                         from_state=S.RUNNING,
@@ -344,6 +346,7 @@ class SqliteJobs:
                     (
                         transition_event(
                             job_id=j.id,
+                            correlation_id=j.correlation_id or None,
                             queue=j.queue,
                             kind=E.STARTED,
                             from_state=S.QUEUED,
@@ -451,6 +454,7 @@ class SqliteJobs:
                 (
                     transition_event(
                         job_id=j.id,
+                        correlation_id=j.correlation_id or None,
                         queue=j.queue,
                         kind=E.RELEASED,
                         from_state=S.RUNNING,
@@ -468,7 +472,8 @@ class SqliteJobs:
         now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
-                "SELECT id, queue, attempt FROM jobs WHERE state = 'scheduled' AND run_at <= ? "
+                "SELECT id, queue, attempt, correlation_id FROM jobs"
+                " WHERE state = 'scheduled' AND run_at <= ? "
                 "AND (expires_at IS NULL OR expires_at > ?) ORDER BY run_at LIMIT ?",
                 (now_us, now_us, limit),
             )
@@ -482,6 +487,7 @@ class SqliteJobs:
                 (
                     transition_event(
                         job_id=r["id"],
+                        correlation_id=r["correlation_id"] or None,
                         queue=r["queue"],
                         kind=E.PROMOTED,
                         from_state=S.SCHEDULED,
@@ -516,7 +522,8 @@ class SqliteJobs:
         now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
-                "SELECT id, queue, state, attempt FROM jobs WHERE state IN ('scheduled', 'queued') "
+                "SELECT id, queue, state, attempt, correlation_id FROM jobs"
+                " WHERE state IN ('scheduled', 'queued') "
                 "AND expires_at <= ? LIMIT ?",
                 (now_us, limit),
             )
@@ -530,6 +537,7 @@ class SqliteJobs:
                 (
                     transition_event(
                         job_id=r["id"],
+                        correlation_id=r["correlation_id"] or None,
                         queue=r["queue"],
                         kind=E.EXPIRED,
                         from_state=S(r["state"]),
@@ -589,6 +597,7 @@ class SqliteJobs:
                 (
                     transition_event(
                         job_id=j.id,
+                        correlation_id=j.correlation_id or None,
                         queue=j.queue,
                         kind=E.REPLAYED,
                         from_state=S.DEAD,
@@ -609,6 +618,7 @@ class SqliteJobs:
                 (
                     transition_event(
                         job_id=j.id,
+                        correlation_id=j.correlation_id or None,
                         queue=j.queue,
                         kind=E.DISCARDED,
                         from_state=S.DEAD,

@@ -70,7 +70,7 @@ class SqliteQueues:
             if not await load_queues(conn, [name]):
                 raise NotFound(f"queue {name!r} not found")
             cursor = await conn.execute(
-                "SELECT id, state, attempt FROM jobs WHERE queue = ? "
+                "SELECT id, state, attempt, correlation_id FROM jobs WHERE queue = ? "
                 "AND state IN ('scheduled', 'queued')",
                 (name,),
             )
@@ -84,6 +84,7 @@ class SqliteQueues:
                 (
                     transition_event(
                         job_id=r["id"],
+                        correlation_id=r["correlation_id"] or None,
                         queue=name,
                         kind=EventKind.CANCELLED,
                         from_state=JobState(r["state"]),
