@@ -149,3 +149,16 @@ async def test_cancel_reaches_the_worker_on_heartbeat(channel, client) -> None:
         )
     )
     assert (await client.get(job.id)).state is JobState.CANCELLED
+
+
+async def test_submitting_a_task_object_uses_its_name_queue_and_attempts(client) -> None:
+    from jobq import task
+
+    @task("email.send", queue="emails", max_attempts=7)
+    async def send(payload):
+        return payload
+
+    job = await client.submit(send, {"to": "a@b.c"})
+    assert (job.type, job.queue, job.max_attempts) == ("email.send", "emails", 7)
+    other = await client.submit(send, {}, queue="urgent", max_attempts=2)
+    assert (other.queue, other.max_attempts) == ("urgent", 2)

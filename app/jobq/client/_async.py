@@ -29,6 +29,7 @@ from jobq.v1 import (
 from jobq.v1 import (
     job_service_pb2 as job_pb,
 )
+from jobq.worker.task import Task
 
 T = TypeVar("T")
 
@@ -104,12 +105,12 @@ class AsyncClient:
 
     # --- jobs -------------------------------------------------------------------------
 
-    async def submit(self, type: str, payload: Any = None, **options: Any) -> Job:
-        """Submit one job. Options: queue, priority, max_attempts, delay ("10m"), run_at,
-        timeout, ttl, idempotency_key, tenant."""
+    async def submit(self, type: str | Task, payload: Any = None, **options: Any) -> Job:
+        """Submit one job of a task name or an @task. Options: queue, priority, max_attempts,
+        delay ("10m"), run_at, timeout, ttl, idempotency_key, tenant."""
         return (await self.submit_ex(type, payload, **options)).job
 
-    async def submit_ex(self, type: str, payload: Any = None, **options: Any) -> Submitted:
+    async def submit_ex(self, type: str | Task, payload: Any = None, **options: Any) -> Submitted:
         """Like submit, and also says whether the job is new or matched an idempotency key."""
         request = job_pb.SubmitRequest(job=cv.job_request(type, payload, **options))
         response = await self._call(self._jobs.Submit, request)

@@ -12,6 +12,7 @@ from jobq.core.durations import parse_duration
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo, WorkerState
 from jobq.core.states import JobState
 from jobq.v1 import job_pb2, queue_pb2, worker_pb2
+from jobq.worker.task import Task
 
 STATE_FROM_PB = {
     job_pb2.JOB_STATE_SCHEDULED: JobState.SCHEDULED,
@@ -94,7 +95,7 @@ def job_from_pb(job: job_pb2.Job) -> Job:
 
 
 def job_request(
-    type: str,
+    type: str | Task,
     payload: Any = None,
     *,
     queue: str = "",
@@ -108,7 +109,15 @@ def job_request(
     tenant: str = "",
     payload_json: str | None = None,
 ) -> job_pb2.Job:
-    """A Job message for Submit; `payload` is any JSON-serialisable value."""
+    """A Job message for Submit; `payload` is any JSON-serialisable value.
+
+    `type` may be the @task itself: its name, and its queue and max_attempts unless given
+    here. (Its timeout is applied by the worker that runs it.)
+    """
+    if isinstance(type, Task):
+        queue = queue or type.queue
+        max_attempts = max_attempts or type.max_attempts
+        type = type.name
     fields: dict[str, Any] = {
         "type": type,
         "payload": payload_json if payload_json is not None else json.dumps(payload),
