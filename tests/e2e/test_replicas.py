@@ -6,6 +6,7 @@ Real jq-server and jq-worker processes, a real PostgreSQL, loopback only.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,58 @@ def test_two_replicas_share_the_work_and_elect_one_leader(
     assert len(complete) >= 20, f"too few complete samples: {len(sampler.samples)} taken"
     assert max(s.total for s in complete) == 1, [s.values for s in complete if s.total != 1]
     assert min(s.total for s in complete) == 1, [s.values for s in complete if s.total != 1]
+
+
+LEASE = 2.0  # the takeover queue's lease timeout, in seconds
+MARGIN = 3.0  # scheduling slack on a loaded 2-core machine
+
+
+def test_when_the_leader_dies_the_other_replica_takes_over_and_reaps(
+    replicas: Replicas, database_url: str
+) -> None:
+    # Given two servers, and a job running on a worker attached to the leader
+    a = replicas.start_server("a")
+    b = replicas.start_server("b")
+    leader = wait_until(lambda: replicas.leaders(), timeout=10, what="a leader")
+    assert len(leader) == 1
+    old, survivor = (a, b) if leader[0] is a else (b, a)
+
+    async def submit() -> str:
+        async with AsyncClient(survivor.address) as client:
+            await client.create_queue(
+                "takeover", lease_timeout=f"{LEASE}s", backoff_base="100ms", backoff_max="500ms"
+            )
+            return (await client.submit("replicas.hang_first", {}, queue="takeover")).id
+
+    doomed = replicas.start_worker(old, "--queues", "takeover", "--concurrency", "1")
+    job_id = asyncio.run(submit())
+    state_sql = f"SELECT state FROM jobs WHERE id = '{job_id}'"
+    wait_until(lambda: scalar(database_url, state_sql) == "running", what="attempt 1 to run")
+    replicas.start_worker(survivor, "--queues", "takeover", "--concurrency", "1")
+
+    # When the leader and that worker are killed without a chance to clean up
+    killed_at = time.monotonic()
+    doomed.signal(signal.SIGKILL)
+    old.kill()
+
+    # Then the survivor holds the leader lock within one lease period. This is the bound
+    # the requirement sets ("within one lease period", plus slack), not a measurement.
+    wait_until(lambda: survivor.leader() == 1, timeout=LEASE + MARGIN, what="the survivor to lead")
+    took_over = time.monotonic() - killed_at
+    # And it does the singleton work: the dead worker's lease is reaped and the job retried
+    # on the surviving worker.
+    wait_until(
+        lambda: scalar(database_url, state_sql) == "succeeded",
+        timeout=LEASE + 10,
+        what="the job to be reaped and to succeed",
+    )
+    print(f"leader after {took_over:.2f}s, job done after {time.monotonic() - killed_at:.2f}s")
+    kinds = [
+        r[0]
+        for r in rows(
+            database_url, f"SELECT kind FROM job_events WHERE job_id = '{job_id}' ORDER BY seq"
+        )
+    ]
+    assert "lease_expired" in kinds, kinds
+    assert kinds.count("succeeded") == 1, kinds
+    assert scalar(database_url, f"SELECT attempt FROM jobs WHERE id = '{job_id}'") == 2
