@@ -168,6 +168,7 @@ def postmaster_pid(pg: PostgresServer) -> int:
 def stop_postgres(pg: PostgresServer, sig: int) -> None:
     """SIGQUIT: what `pg_ctl stop -m immediate` sends (no checkpoint, crash recovery on
     the next start); SIGINT: a fast shutdown."""
+    if pg.proc is None or pg.proc.poll() is not None:
+        return
     os.kill(postmaster_pid(pg), sig)
-    assert pg.proc is not None
     pg.proc.wait(30)

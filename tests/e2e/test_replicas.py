@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from jobq import AsyncClient
+from jobq import AsyncClient, Unavailable
 from tests.e2e.conftest import wait_until
-from tests.e2e.replicas import LeaderSampler, Replicas
+from tests.e2e.replicas import LeaderSampler, Replicas, stop_postgres
+from tests.harness.services import postgres_server
 
 pytestmark = pytest.mark.e2e
 
@@ -174,3 +177,123 @@ def test_when_the_leader_dies_the_other_replica_takes_over_and_reaps(
     assert "lease_expired" in kinds, kinds
     assert kinds.count("succeeded") == 1, kinds
     assert scalar(database_url, f"SELECT attempt FROM jobs WHERE id = '{job_id}'") == 2
+
+
+@dataclass
+class Attempt:
+    started: float
+    ended: float
+    job_id: str = ""  # set when Submit returned OK
+    error: Exception | None = None
+
+
+class Submitter:
+    """Submits jobs one at a time from a few concurrent loops, in a thread of its own."""
+
+    def __init__(self, address: str, loops: int = 4, limit: float = 45.0) -> None:
+        self.address = address
+        self.loops = loops
+        self.limit = limit
+        self.attempts: list[Attempt] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> Submitter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def ok_since(self, since: float) -> int:
+        return sum(1 for a in self.attempts if a.job_id and a.started > since)
+
+    async def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        async with AsyncClient(self.address) as client:
+
+            async def loop(n: int) -> None:
+                i = 0
+                while not self._stop.is_set() and time.monotonic() < deadline:
+                    i += 1
+                    attempt = Attempt(time.monotonic(), 0.0)
+                    try:
+                        job = await client.submit(
+                            "replicas.noop", {"loop": n, "i": i}, queue="replicas"
+                        )
+                        attempt.job_id = job.id
+                    except Exception as exc:  # recorded: anything but Unavailable fails the test
+                        attempt.error = exc
+                        await asyncio.sleep(0.05)
+                    attempt.ended = time.monotonic()
+                    self.attempts.append(attempt)
+
+            await asyncio.gather(*(loop(n) for n in range(self.loops)))
+
+
+DOWN_FOR = 3.0
+
+
+def test_a_database_restart_under_load_loses_no_acknowledged_job(tmp_path: Path) -> None:
+    with postgres_server() as pg:
+        pg.execute("CREATE DATABASE jobq")
+        url = pg.url("jobq")
+        replicas = Replicas(tmp_path, url)
+        try:
+            # Given a server and a worker on PostgreSQL, and clients submitting continuously
+            server = replicas.start_server("server")
+            replicas.start_worker(server, "--queues", "replicas", "--concurrency", "20")
+            with Submitter(server.address) as submitter:
+                wait_until(lambda: submitter.ok_since(0) >= 200, what="submits before the outage")
+
+                # When PostgreSQL stops abruptly, stays down ~3 s, and starts again
+                down_at = time.monotonic()
+                stop_postgres(pg, signal.SIGQUIT)
+                wait_until(
+                    lambda: server.ready_status() == 503, timeout=DOWN_FOR, what="/readyz 503"
+                )
+                time.sleep(max(0.0, DOWN_FOR - (time.monotonic() - down_at)))
+                pg.launch()
+                up_at = time.monotonic()
+                wait_until(lambda: server.ready_status() == 200, timeout=30, what="/readyz 200")
+                ready_after = time.monotonic() - up_at
+                wait_until(
+                    lambda: submitter.ok_since(up_at) >= 200,
+                    timeout=30,
+                    what="submits to succeed again",
+                )
+            ok = [a.job_id for a in submitter.attempts if a.job_id]
+            errors = [a for a in submitter.attempts if a.error is not None]
+            print(
+                f"{len(ok)} submits OK, {len(errors)} failed; ready {ready_after:.2f}s after"
+                f" restart; errors: {sorted({type(a.error).__name__ for a in errors})}"
+            )
+
+            # Then clients were told UNAVAILABLE while it was down, and never INTERNAL
+            assert errors, "no submit failed while PostgreSQL was down"
+            assert all(isinstance(a.error, Unavailable) for a in errors), [
+                f"{type(a.error).__name__}: {a.error}" for a in errors
+            ]
+            assert all(a.ended >= down_at - 1 for a in errors), "failures before the outage"
+            # And the server process stayed up: its pool recovered without a restart
+            assert server.proc.popen.poll() is None
+            # And no call from anyone (workers included) ended in INTERNAL
+            assert '"rpc failed"' not in server.proc.output()
+            # And every acknowledged job exists and completes
+            wait_until(
+                lambda: (
+                    scalar(url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") >= len(ok)
+                ),
+                timeout=30,
+                interval=0.5,
+                what="acknowledged jobs to complete",
+            )
+            with psycopg.connect(url, autocommit=True) as conn:
+                stored = {
+                    str(r[0]) for r in conn.execute("SELECT id FROM jobs WHERE state = 'succeeded'")
+                }
+            assert set(ok) <= stored, f"{len(set(ok) - stored)} acknowledged jobs lost"
+        finally:
+            replicas.stop()
+            stop_postgres(pg, signal.SIGINT)
