@@ -73,6 +73,11 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.leader = Gauge(
+            "jq_leader",
+            "1 while this replica holds the leader lock for singleton work, else 0",
+            registry=r,
+        )
         self.store_errors = Counter(
             "jq_store_errors_total", "Store operations that failed", ["operation"], registry=r
         )

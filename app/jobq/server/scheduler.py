@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 from jobq.core.errors import StoreUnavailable
 from jobq.server.service import JobqService
@@ -24,12 +23,13 @@ class Scheduler:
         self._service = service
         self._settings = service.settings
         self._tasks: list[asyncio.Task[None]] = []
+        self._leader = False
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(
                 self._every(
-                    self._settings.scheduler_interval.total_seconds(), self._service.tick, "tick"
+                    self._settings.scheduler_interval.total_seconds(), self._lead_and_tick, "tick"
                 )
             ),
             asyncio.create_task(self._every(OBSERVE_EVERY, self._service.observe, "observe")),
@@ -59,17 +59,25 @@ class Scheduler:
                 log.exception("scheduler %s failed", name)
             await asyncio.sleep(seconds)
 
-    def _as_leader(self, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """Run `work` only on the replica holding the store's leader lock."""
+    async def _lead_and_tick(self) -> None:
+        """Try the leader lock, publish the outcome as jq_leader, and tick only as the leader.
 
-        async def gated() -> None:
-            if await self._service.store.leader.try_acquire():
-                await work()
-
-        return gated
+        The lock is tried here alone, once per tick, so one coroutine owns its session;
+        retention reads the outcome instead of trying again.
+        """
+        leader = False
+        try:
+            leader = await self._service.store.leader.try_acquire()
+        finally:
+            self._leader = leader
+            self._service.metrics.leader.set(1 if leader else 0)
+        if self._leader:
+            await self._service.tick()
 
     async def _retain(self) -> None:
         """Delete finished jobs past retention in small batches, yielding between them."""
+        if not self._leader:
+            return
         batch = self._settings.scheduler_batch
         while (  # noqa: ASYNC110 - the sleep spaces batches out; it waits for nothing
             await self._service.store.jobs.delete_finished(self._service.clock.now(), batch)

@@ -20,6 +20,11 @@ from jobq.store.postgres.workers import PgWorkers
 
 __all__ = ["PostgresStore"]
 
+# Readiness answers within a probe's timeout (Kubernetes: 1 s by default) instead of
+# waiting the pool's 10 s for a connection while the database is down; a pool that
+# cannot lend a connection for this long is not ready for traffic either.
+PING_WAIT = 1.0
+
 
 def yoyo_url(url: str) -> str:
     """yoyo names the psycopg 3 driver in the scheme."""
@@ -74,7 +79,7 @@ class PostgresStore:
         await self._db.close()
 
     async def ping(self) -> None:
-        async with self._db.read() as conn:
+        async with self._db.read(wait=PING_WAIT) as conn:
             await conn.execute("SELECT 1")
 
     async def listen(self, on_work: Callable[[], None]) -> None:

@@ -90,10 +90,13 @@ class PgDb:
         await self.pool.close()
 
     @contextlib.asynccontextmanager
-    async def tx(self) -> AsyncIterator[Conn]:
-        """One transaction on a pooled connection; driver errors become StoreUnavailable."""
+    async def tx(self, wait: float | None = None) -> AsyncIterator[Conn]:
+        """One transaction on a pooled connection; driver errors become StoreUnavailable.
+
+        `wait`: how long to wait for a connection (default: the pool's timeout).
+        """
         try:
-            async with self.pool.connection() as conn, conn.transaction():
+            async with self.pool.connection(wait) as conn, conn.transaction():
                 yield conn
         except JobqError:
             raise

@@ -1,0 +1,69 @@
+"""The scheduler does singleton work only while it holds the leader lock, and says so."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from jobq.observability.metrics import ServerMetrics
+from jobq.server.scheduler import Scheduler
+
+
+class Lock:
+    def __init__(self, outcomes: list[bool | Exception]) -> None:
+        self.outcomes = outcomes
+
+    async def try_acquire(self) -> bool:
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def scheduler(lock: Lock) -> tuple[Scheduler, Any]:
+    ticks: list[int] = []
+
+    async def tick() -> None:
+        ticks.append(1)
+
+    service = SimpleNamespace(
+        settings=SimpleNamespace(),
+        store=SimpleNamespace(leader=lock),
+        metrics=ServerMetrics(),
+        tick=tick,
+        ticks=ticks,
+        clock=SimpleNamespace(now=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+    )
+    return Scheduler(service), service  # type: ignore[arg-type]
+
+
+def leader_gauge(service: Any) -> float | None:
+    value = service.metrics.registry.get_sample_value("jq_leader")
+    return None if value is None else float(value)
+
+
+async def test_given_the_lock_is_held_when_it_ticks_then_it_works_and_reports_leader() -> None:
+    made, service = scheduler(Lock([True]))
+    await made._lead_and_tick()
+    assert service.ticks == [1]
+    assert leader_gauge(service) == 1
+
+
+async def test_given_another_replica_leads_when_it_ticks_then_it_does_nothing() -> None:
+    made, service = scheduler(Lock([True, False]))
+    await made._lead_and_tick()
+    await made._lead_and_tick()
+    assert service.ticks == [1]
+    assert leader_gauge(service) == 0
+
+
+async def test_given_the_lock_fails_when_it_ticks_then_it_is_not_the_leader() -> None:
+    made, service = scheduler(Lock([True, RuntimeError("lost")]))
+    await made._lead_and_tick()
+    with pytest.raises(RuntimeError):
+        await made._lead_and_tick()
+    assert service.ticks == [1]
+    assert leader_gauge(service) == 0
