@@ -1,0 +1,59 @@
+"""What needs a PostgreSQL session: LISTEN for new work, and the leader lock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from jobq.core.clock import FixedClock
+from jobq.core.model import QueueConfig
+from jobq.store.postgres import PostgresStore
+
+from ..conftest import T0
+from ..contract.helpers import new_job
+
+DEFAULTS = QueueConfig(name="default")
+
+
+async def open_store(url: str) -> PostgresStore:
+    store = PostgresStore(url, DEFAULTS, pool_min=1, pool_max=2)
+    await store.open()
+    return store
+
+
+async def test_a_submit_on_one_replica_wakes_the_listeners_of_another(pg_databases) -> None:
+    url = pg_databases.create()
+    submitter, listener = await open_store(url), await open_store(url)
+    listening_started, woken = asyncio.Event(), asyncio.Event()
+
+    def on_work() -> None:
+        # The first call is the catch-up right after LISTEN starts; the next is the NOTIFY.
+        (woken if listening_started.is_set() else listening_started).set()
+
+    listening = asyncio.create_task(listener.listen(on_work))
+    try:
+        await asyncio.wait_for(listening_started.wait(), 10)
+        clock = FixedClock(T0)
+        await submitter.jobs.submit([new_job(clock)], clock.now())
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+        await submitter.close()
+        await listener.close()
+
+
+async def test_only_one_replica_holds_the_leader_lock_until_it_lets_go(pg_databases) -> None:
+    url = pg_databases.create()
+    first, second = await open_store(url), await open_store(url)
+    try:
+        assert await first.leader.try_acquire() is True
+        assert await second.leader.try_acquire() is False
+        assert await first.leader.try_acquire() is True, "the leader keeps its lock"
+        await first.leader.release()
+        assert await second.leader.try_acquire() is True
+        assert await first.leader.try_acquire() is False
+    finally:
+        await first.close()
+        await second.close()
