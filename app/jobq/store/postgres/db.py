@@ -100,7 +100,7 @@ class PgDb:
                 yield conn
         except JobqError:
             raise
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
         except psycopg.errors.AdminShutdown as exc:  # pragma: no cover - a subclass above
             raise StoreUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
