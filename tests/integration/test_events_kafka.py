@@ -361,3 +361,67 @@ async def test_given_the_broker_down_under_load_then_submits_succeed_and_the_rel
             assert_exactly_once_in_order(received, recorded)
         finally:
             await app.stop()
+
+
+async def test_jq_ctl_creates_the_topics_and_tails_decoded_events(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.contract.conftest import sqlite_store
+
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    env = {
+        **os.environ,
+        "JQ_KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+        "JQ_KAFKA_TOPIC_PREFIX": prefix,
+        "JQ_KAFKA_TOPIC_PARTITIONS": "2",
+    }
+    jq_ctl = [sys.executable, "-m", "jobq.ctl.main"]
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*jq_ctl, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    created = await asyncio.to_thread(ctl, "events", "create-topics")
+    assert created.returncode == 0, created.stderr
+    assert f"{prefix}job.dead-lettered" in created.stdout
+    again = await asyncio.to_thread(ctl, "events", "create-topics")
+    assert "created 0 topics" in again.stdout
+
+    store = await sqlite_store(None, tmp_path)  # type: ignore[arg-type]
+    await store.migrate()
+    await store.open()
+    try:
+        clock = FixedClock(T0)
+        jobs = [new_job(clock) for _ in range(5)]
+        await store.jobs.submit(jobs, clock.now())
+        relay = build_relay(
+            kafka_settings(kafka_broker, prefix, kafka_create_topics=False),
+            store,
+            clock,
+            CollectorRegistry(),
+        )
+        assert relay is not None
+        await drain(relay, store)
+        await relay.stop()
+    finally:
+        await store.close()
+
+    tailed = await asyncio.to_thread(
+        ctl, "events", "tail", "--from-beginning", "--max", "5", "--idle", "20", "--json"
+    )
+    assert tailed.returncode == 0, tailed.stderr
+    lines = [json.loads(line) for line in tailed.stdout.splitlines()]
+    assert sorted(e["job_id"] for e in lines) == sorted(j.id for j in jobs)
+    assert {(e["topic"], e["kind"], e["to_state"]) for e in lines} == {
+        (f"{prefix}job.submitted", "submitted", "JOB_STATE_QUEUED")
+    }
+    text = await asyncio.to_thread(
+        ctl, "events", "tail", "--topic", "job.submitted", "--from-beginning", "--max", "1"
+    )
+    assert "submitted" in text.stdout and "-> queued" in text.stdout
