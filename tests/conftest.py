@@ -8,6 +8,8 @@ import pytest
 
 from jobq.core.clock import FixedClock
 
+pytest_plugins = ["tests.harness.kafka"]
+
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 

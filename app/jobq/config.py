@@ -28,7 +28,33 @@ class _Base(BaseSettings):
     otlp_endpoint: str = ""
 
 
-class ServerSettings(_Base):
+class KafkaSettings(_Base):
+    """Where job events are published (and read by `jq-ctl events tail`); empty: nowhere."""
+
+    kafka_bootstrap_servers: str = ""
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    # SCRAM-SHA-512 (MSK SCRAM), SCRAM-SHA-256, PLAIN, or AWS_MSK_IAM (OAUTHBEARER with a
+    # token from the AWS MSK IAM signer, signed for aws_region).
+    kafka_sasl_mechanism: str = Field(
+        "", pattern="^(|PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|AWS_MSK_IAM)$"
+    )
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_ca_location: str = ""  # a CA bundle file; empty: the system's trust store
+    kafka_topic_prefix: str = ""  # e.g. "staging." in front of every topic name
+    kafka_topic_partitions: int = Field(6, ge=1)
+    # -1: the broker's default.replication.factor (3 on a 3-AZ MSK cluster).
+    kafka_replication_factor: int = Field(-1, ge=-1)
+    kafka_create_topics: bool = True
+    kafka_delivery_timeout: Duration = dt.timedelta(seconds=30)
+    kafka_relay_batch: int = Field(500, ge=1, le=100000)
+    kafka_relay_interval: Duration = dt.timedelta(milliseconds=200)
+    aws_region: str = ""
+
+
+class ServerSettings(KafkaSettings):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
     http_host: str = "127.0.0.1"
@@ -41,7 +67,6 @@ class ServerSettings(_Base):
     database_pool_max: int = Field(20, ge=1)
     # Credentials from AWS Secrets Manager (the RDS secret JSON); re-read on rejection.
     database_secret_arn: str = ""
-    aws_region: str = ""
     migrations_dir: Path | None = None
     migrate_on_start: bool = True
     max_payload_bytes: int = Field(1024 * 1024, ge=1)

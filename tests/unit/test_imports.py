@@ -45,5 +45,6 @@ def test_public_names_are_exactly_all() -> None:
         "server",
         "examples",
         "ctl",
+        "events",
     }
     assert public - modules == set(jobq.__all__)

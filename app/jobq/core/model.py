@@ -141,6 +141,8 @@ class JobEvent:
     details: dict[str, Any]
     queue: str = ""
     published_at: dt.datetime | None = None
+    # The outbox's publication order, assigned by the store on insert (0 until then).
+    seq: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

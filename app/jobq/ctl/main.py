@@ -29,6 +29,7 @@ from jobq.core.errors import (
 )
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.ctl import render
+from jobq.ctl.events import events_app
 
 T = TypeVar("T")
 
@@ -39,6 +40,7 @@ dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, replay, di
 app.add_typer(queues_app, name="queues")
 app.add_typer(workers_app, name="workers")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(events_app, name="events")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Queue = Annotated[str, typer.Option("--queue", "-q", help="Queue name.")]

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from jobq.config import ServerSettings, sqlite_path
 from jobq.core.clock import Clock, SystemClock
 from jobq.core.errors import JobqError
+from jobq.events.relay import build_relay
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import build_tracer_provider, tracer_from
@@ -104,6 +105,8 @@ class ServerApp:
         )
         self.service = JobqService(instrumented, clock or SystemClock(), settings, self.metrics)
         self.scheduler = Scheduler(self.service)
+        # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox.
+        self.relay = build_relay(settings, self.store, self.service.clock, self.metrics.registry)
         # grpc-stubs declares only the sync health servicer; grpcio-health-checking has this one.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.grpc_port = 0
@@ -145,6 +148,8 @@ class ServerApp:
         )
         self.http_port = await self._http.start()
         self.scheduler.start()
+        if self.relay is not None:
+            self.relay.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "jq-server listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port}
@@ -176,6 +181,8 @@ class ServerApp:
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace.total_seconds())
         await self.scheduler.stop()
+        if self.relay is not None:
+            await self.relay.stop()
         if self._http is not None:
             await self._http.stop()
         await self.store.close()

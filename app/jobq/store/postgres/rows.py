@@ -92,4 +92,5 @@ def event_from_row(row: Row) -> JobEvent:
         at=row["at"],
         details=row["details"] or {},
         published_at=row["published_at"],
+        seq=row["seq"],
     )

@@ -114,6 +114,7 @@ def event_from_row(row: sqlite3.Row) -> JobEvent:
         at=from_us(row["at"]),
         details=json.loads(row["details"]),
         published_at=opt_from_us(row["published_at"]),
+        seq=row["seq"],
     )
 
 

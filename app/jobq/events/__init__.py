@@ -1,0 +1,1 @@
+"""Job events to Kafka: the outbox relay, topics, the wire format, a deduping consumer."""

@@ -1,0 +1,203 @@
+"""The outbox relay: job_events rows to Kafka, at least once, in order per job.
+
+Each round reads the oldest unpublished rows (`published_at IS NULL ORDER BY seq`), produces
+them with an idempotent producer (acks=all; key = job id; header jq-event-id), waits for every
+delivery report, and marks published only the rows up to the first one that was not
+delivered. So a crash between produce and mark re-sends at most that batch (duplicates,
+which consumers drop by event id), and a row is never marked without having been delivered.
+
+Why the reader keeps no position: on PostgreSQL an identity `seq` is taken at insert but
+transactions commit in any order, so a row with a smaller seq can become visible after a
+larger one. A reader that remembered "last seq published" would skip it forever. This one
+always asks for every unpublished row in seq order, so a late-committing row is simply
+picked up by the next round. Keep it that way.
+
+One relay publishes at a time: each round runs only while this replica holds the store's
+leader lock. If the lock moves mid-round, two replicas may send the same rows: duplicates
+again, never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+
+from jobq.config import KafkaSettings
+from jobq.core.clock import Clock
+from jobq.core.errors import StoreUnavailable
+from jobq.core.model import JobEvent
+from jobq.events.admin import ensure_topics
+from jobq.events.codec import EVENT_ID_HEADER, encode
+from jobq.events.connection import kafka_config, producer_config
+from jobq.events.metrics import RelayMetrics
+from jobq.events.topics import TopicNames
+from jobq.store.base import EventLog, LeaderLock, Store
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, Message, Producer
+
+log = logging.getLogger("jobq.events")
+
+_PENDING: Any = object()  # no delivery report yet
+
+
+class EventRelay:
+    def __init__(
+        self,
+        events: EventLog,
+        leader: LeaderLock,
+        producer: Producer,
+        topics: TopicNames,
+        clock: Clock,
+        *,
+        batch: int = 500,
+        interval: float = 0.2,
+        flush_timeout: float = 35.0,
+        metrics: RelayMetrics | None = None,
+        setup: Callable[[], object] | None = None,
+    ) -> None:
+        self._events = events
+        self._leader = leader
+        self._producer = producer
+        self._topics = topics
+        self._clock = clock
+        self._batch = batch
+        self._interval = interval
+        self._flush_timeout = flush_timeout
+        self._metrics = metrics
+        self._setup = setup
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish_once(self) -> int:
+        """Publish one batch of the oldest unpublished events; return how many were marked."""
+        events = await self._events.unpublished(self._batch)
+        if not events:
+            return 0
+        delivered = await asyncio.to_thread(self._produce, events)
+        if delivered:
+            await self.mark([e.id for e in events[:delivered]])
+            if self._metrics is not None:
+                for event in events[:delivered]:
+                    self._metrics.published.labels(self._topics.for_kind(event.kind)).inc()
+        if delivered < len(events):
+            if self._metrics is not None:
+                self._metrics.failures.inc()
+            log.warning(
+                "Kafka delivered %d of %d events; the rest are retried next round",
+                delivered,
+                len(events),
+            )
+        return delivered
+
+    async def mark(self, event_ids: Sequence[str]) -> None:
+        await self._events.mark_published(event_ids, self._clock.now())
+
+    def _produce(self, events: Sequence[JobEvent]) -> int:
+        """Produce the batch and wait for its reports (blocking: runs in a thread).
+
+        Returns the length of the delivered prefix: marking stops at the first failure, so the
+        next round re-sends from there in seq order and one job's events never overtake.
+        """
+        reports: list[Any] = [_PENDING] * len(events)
+
+        def on_delivery(index: int, err: KafkaError | None, _msg: Message) -> None:
+            reports[index] = err
+
+        for index, event in enumerate(events):
+            while True:
+                try:
+                    self._producer.produce(
+                        self._topics.for_kind(event.kind),
+                        key=event.job_id.encode(),
+                        value=encode(event),
+                        headers=[(EVENT_ID_HEADER, event.id.encode())],
+                        on_delivery=functools.partial(on_delivery, index),
+                    )
+                    break
+                except BufferError:  # the local queue is full: let reports drain it
+                    self._producer.poll(0.1)
+        self._producer.flush(self._flush_timeout)
+        delivered = 0
+        for report in reports:
+            if report is not None:  # _PENDING or a KafkaError
+                if report is not _PENDING:
+                    log.warning("Kafka delivery failed: %s", report)
+                break
+            delivered += 1
+        return delivered
+
+    async def run(self) -> None:
+        """Publish while this replica is the leader, until cancelled."""
+        await self.prepare()
+        while True:
+            full = False
+            try:
+                if await self._leader.try_acquire():
+                    full = await self.publish_once() >= self._batch
+            except StoreUnavailable as exc:
+                log.warning("event relay: store unavailable: %s", exc)
+            except Exception:
+                log.exception("event relay round failed")
+            if not full:
+                await asyncio.sleep(self._interval)
+
+    async def prepare(self) -> None:
+        """Run the setup (topic creation) until it succeeds, without holding up the server."""
+        while self._setup is not None:
+            try:
+                await asyncio.to_thread(self._setup)
+                return
+            except Exception as exc:
+                log.warning("event relay: Kafka setup failed, retrying: %s", exc)
+                await asyncio.sleep(max(self._interval, 1.0))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="jobq-event-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        # Reports still outstanding are dropped: their rows stay unpublished and are re-sent.
+        await asyncio.to_thread(self._producer.flush, 5.0)
+
+
+def build_relay(
+    settings: KafkaSettings, store: Store, clock: Clock, registry: CollectorRegistry
+) -> EventRelay | None:
+    """The relay for settings.kafka_*, or None when Kafka is not configured."""
+    if not settings.kafka_bootstrap_servers:
+        return None
+    from confluent_kafka import Producer
+
+    base = kafka_config(settings)
+    topics = TopicNames(settings.kafka_topic_prefix)
+
+    def create_topics() -> None:
+        ensure_topics(
+            base,
+            topics.specs(),
+            settings.kafka_topic_partitions,
+            settings.kafka_replication_factor,
+        )
+
+    return EventRelay(
+        store.events,
+        store.leader,
+        Producer(producer_config(settings, base)),
+        topics,
+        clock,
+        batch=settings.kafka_relay_batch,
+        interval=settings.kafka_relay_interval.total_seconds(),
+        flush_timeout=settings.kafka_delivery_timeout.total_seconds() + 5,
+        metrics=RelayMetrics(registry),
+        setup=create_topics if settings.kafka_create_topics else None,
+    )
