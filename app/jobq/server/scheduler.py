@@ -26,16 +26,22 @@ class Scheduler:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        # Promotion, reaping, expiry and retention are singleton work; gauges are read by
+        # every replica so that each one's /metrics is whole.
         self._tasks = [
             asyncio.create_task(
                 self._every(
-                    self._settings.scheduler_interval.total_seconds(), self._service.tick, "tick"
+                    self._settings.scheduler_interval.total_seconds(),
+                    self._as_leader(self._service.tick),
+                    "tick",
                 )
             ),
             asyncio.create_task(self._every(OBSERVE_EVERY, self._service.observe, "observe")),
             asyncio.create_task(
                 self._every(
-                    self._settings.retention_interval.total_seconds(), self._retain, "retention"
+                    self._settings.retention_interval.total_seconds(),
+                    self._as_leader(self._retain),
+                    "retention",
                 )
             ),
         ]
