@@ -56,3 +56,12 @@ class PgDatabases:
 @pytest.fixture(scope="session")
 def pg_databases(pg_server) -> PgDatabases:
     return PgDatabases(pg_server)
+
+
+@pytest.fixture(scope="session")
+def pg_bouncer(pg_server):
+    """One PgBouncer (transaction pooling) in front of `pg_server`, for every database in it."""
+    from tests.harness.services import pgbouncer
+
+    with pgbouncer(pg_server) as bouncer:
+        yield bouncer

@@ -15,10 +15,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobq.client import Client
 
@@ -79,18 +81,32 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
 
-class Cluster:
-    """One jq-server and any number of workers, on a SQLite file in a temp dir."""
+BACKENDS = ("sqlite", "postgres", "pgbouncer")
 
-    def __init__(self, tmp: Path) -> None:
+
+@dataclass(frozen=True)
+class Database:
+    """Where a cluster keeps its jobs: `url` for the pool, `direct_url` for sessions."""
+
+    backend: str
+    url: str
+    direct_url: str = ""
+
+
+class Cluster:
+    """One jq-server (or several replicas) and any number of workers on one database."""
+
+    def __init__(self, tmp: Path, database: Database | None = None) -> None:
         self.tmp = tmp
+        self.database = database or Database("sqlite", f"sqlite:///{tmp}/jobq.db")
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.address = f"127.0.0.1:{self.grpc_port}"
         self.procs: list[Proc] = []
         self.env = {
             **os.environ,
-            "JQ_DATABASE_URL": f"sqlite:///{tmp}/jobq.db",
+            "JQ_DATABASE_URL": self.database.url,
+            "JQ_DATABASE_DIRECT_URL": self.database.direct_url,
             "JQ_GRPC_PORT": str(self.grpc_port),
             "JQ_HTTP_PORT": str(self.http_port),
             "JQ_SERVER_ADDRESS": self.address,
@@ -104,17 +120,38 @@ class Cluster:
     def start_server(self, **env: str) -> Proc:
         proc = Proc([str(BIN / "jq-server")], self.env | env, self.tmp / "server.log")
         self.procs.append(proc)
-        wait_until(self._ready, what="jq-server /readyz")
+        wait_until(lambda: self._ready(self.http_port), what="jq-server /readyz")
         return proc
 
-    def _ready(self) -> bool:
+    def start_replica(self, name: str) -> Replica:
+        """Another jq-server on the same database, on ports of its own."""
+        grpc_port, http_port = free_port(), free_port()
+        env = self.env | {"JQ_GRPC_PORT": str(grpc_port), "JQ_HTTP_PORT": str(http_port)}
+        proc = Proc([str(BIN / "jq-server")], env, self.tmp / f"{name}.log")
+        self.procs.append(proc)
+        wait_until(lambda: self._ready(http_port), what=f"{name} /readyz")
+        return Replica(proc, f"127.0.0.1:{grpc_port}", http_port)
+
+    @staticmethod
+    def _ready(http_port: int) -> bool:
         try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.http_port}/readyz", timeout=1
-            ) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as r:
                 return r.status == 200
         except OSError:
             return False
+
+    def metric(self, name: str, http_port: int | None = None, **labels: str) -> float:
+        """One sample from a server's /metrics; 0 when it has not been observed yet."""
+        port = http_port or self.http_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
 
     def start_worker(self, *args: str, name: str = "worker", **env: str) -> Proc:
         port = str(free_port())
@@ -153,9 +190,29 @@ class Cluster:
             proc.stop()
 
 
+@dataclass(frozen=True)
+class Replica:
+    proc: Proc
+    address: str
+    http_port: int
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """A fresh, empty store per test on each backend; PostgreSQL ones are pre-migrated."""
+    backend: str = request.param
+    if backend == "sqlite":
+        return Database(backend, f"sqlite:///{tmp_path}/jobq.db")
+    direct = request.getfixturevalue("pg_databases").create()
+    if backend == "postgres":
+        return Database(backend, direct)
+    bouncer = request.getfixturevalue("pg_bouncer")
+    return Database(backend, bouncer.url(direct.rsplit("/", 1)[1]), direct_url=direct)
+
+
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    made = Cluster(tmp_path)
+def cluster(tmp_path: Path, database: Database) -> Iterator[Cluster]:
+    made = Cluster(tmp_path, database)
     try:
         yield made
     finally:

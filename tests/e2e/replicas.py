@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.e2e.conftest import BIN, Proc, free_port, wait_until
-from tests.harness.services import PostgresServer
 
 TASKS = "replica_tasks"
 
@@ -161,14 +160,3 @@ class LeaderSampler:
 
 # Signals go to the postmaster itself, read from postmaster.pid: as root the harness's
 # process is `runuser`, which does not pass SIGINT or SIGKILL on to postgres.
-def postmaster_pid(pg: PostgresServer) -> int:
-    return int((pg.data / "postmaster.pid").read_text().splitlines()[0])
-
-
-def stop_postgres(pg: PostgresServer, sig: int) -> None:
-    """SIGQUIT: what `pg_ctl stop -m immediate` sends (no checkpoint, crash recovery on
-    the next start); SIGINT: a fast shutdown."""
-    if pg.proc is None or pg.proc.poll() is not None:
-        return
-    os.kill(postmaster_pid(pg), sig)
-    pg.proc.wait(30)

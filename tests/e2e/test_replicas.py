@@ -19,7 +19,7 @@ import pytest
 
 from jobq import AsyncClient, Unavailable
 from tests.e2e.conftest import wait_until
-from tests.e2e.replicas import LeaderSampler, Replicas, stop_postgres
+from tests.e2e.replicas import LeaderSampler, Replicas
 from tests.harness.services import postgres_server
 
 pytestmark = pytest.mark.e2e
@@ -249,7 +249,7 @@ def test_a_database_restart_under_load_loses_no_acknowledged_job(tmp_path: Path)
 
                 # When PostgreSQL stops abruptly, stays down ~3 s, and starts again
                 down_at = time.monotonic()
-                stop_postgres(pg, signal.SIGQUIT)
+                pg.kill(signal.SIGQUIT)  # what `pg_ctl stop -m immediate` sends
                 wait_until(
                     lambda: server.ready_status() == 503, timeout=DOWN_FOR, what="/readyz 503"
                 )
@@ -296,4 +296,4 @@ def test_a_database_restart_under_load_loses_no_acknowledged_job(tmp_path: Path)
             assert set(ok) <= stored, f"{len(set(ok) - stored)} acknowledged jobs lost"
         finally:
             replicas.stop()
-            stop_postgres(pg, signal.SIGINT)
+            pg.kill(signal.SIGINT)  # a fast shutdown

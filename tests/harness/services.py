@@ -43,15 +43,17 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def _as_postgres(*args: str) -> list[str]:
-    # initdb refuses to run as root.
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+def _as_postgres() -> dict[str, Any]:
+    """Popen arguments that drop root: initdb, postgres and pgbouncer refuse to run as root.
 
-
-def _postgres_user() -> dict[str, Any]:
-    """Popen arguments that run a daemon as postgres itself, so its pid is the daemon's own
-    and signals reach it (a runuser wrapper would swallow them)."""
-    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+    The child itself becomes `postgres` (no `runuser` in between), so the pid we hold is
+    the server's: a signal reaches it as sent. Through runuser a SIGINT became a SIGTERM
+    (PostgreSQL's "smart" shutdown, which waits for clients) and a kill hit only runuser,
+    leaving the server running.
+    """
+    if os.geteuid() != 0:
+        return {}
+    return {"user": "postgres", "group": "postgres", "extra_groups": []}
 
 
 class PostgresServer:
@@ -79,7 +81,7 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
         if not self.data.exists():
             subprocess.run(
-                _as_postgres(
+                [
                     str(PG_BIN / "initdb"),
                     "-D",
                     str(self.data),
@@ -90,9 +92,11 @@ class PostgresServer:
                     "-E",
                     "UTF8",
                     "--no-instructions",
-                ),
+                ],
                 check=True,
                 capture_output=True,
+                cwd=self.root,
+                **_as_postgres(),
             )
         self.launch()
 
@@ -120,7 +124,8 @@ class PostgresServer:
             ],
             stdout=log,
             stderr=log,
-            **_postgres_user(),
+            cwd=self.root,
+            **_as_postgres(),
         )
         wait_for_port(self.port)
         self._wait_accepting()
@@ -139,7 +144,8 @@ class PostgresServer:
                 time.sleep(0.1)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Stop the server abruptly (like `pg_ctl stop -m immediate`)."""
+        """Signal the postmaster and wait for it: SIGQUIT is `pg_ctl stop -m immediate`,
+        SIGINT a fast shutdown, SIGKILL a crash."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(30)
@@ -172,4 +178,109 @@ def postgres_server(fsync: bool = True) -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+PGBOUNCER = Path(os.environ.get("JQ_TEST_PGBOUNCER", "/usr/sbin/pgbouncer"))
+
+
+class PgBouncer:
+    """A PgBouncer in transaction pooling mode in front of a `PostgresServer`.
+
+    `[databases] *` forwards every database name, so each test's fresh database is
+    reachable through it without a config reload.
+    """
+
+    def __init__(self, root: Path, upstream: PostgresServer, pool_size: int = 20) -> None:
+        self.root = root
+        self.upstream = upstream
+        self.port = free_port()
+        self.pool_size = pool_size
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def write_config(self) -> Path:
+        # auth_type=trust matches the harness PostgreSQL (initdb -A trust); PgBouncer still
+        # wants the user in auth_file. psycopg sends no startup parameters beyond those
+        # PgBouncer tracks itself; extra_float_digits and options come from other clients
+        # (JDBC, psql -c options) and would otherwise end the connection.
+        (self.root / "userlist.txt").write_text('"postgres" ""\n')
+        ini = self.root / "pgbouncer.ini"
+        ini.write_text(
+            "\n".join(
+                [
+                    "[databases]",
+                    f"* = host=127.0.0.1 port={self.upstream.port}",
+                    "",
+                    "[pgbouncer]",
+                    "listen_addr = 127.0.0.1",
+                    f"listen_port = {self.port}",
+                    "unix_socket_dir =",
+                    "auth_type = trust",
+                    f"auth_file = {self.root / 'userlist.txt'}",
+                    "admin_users = postgres",
+                    "pool_mode = transaction",
+                    "max_client_conn = 1000",
+                    f"default_pool_size = {self.pool_size}",
+                    "ignore_startup_parameters = extra_float_digits,options",
+                    f"logfile = {self.root / 'pgbouncer.log'}",
+                    "",
+                ]
+            )
+        )
+        return ini
+
+    def start(self) -> None:
+        if not PGBOUNCER.exists():
+            missing(f"PgBouncer ({PGBOUNCER})")
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        ini = self.write_config()
+        if os.geteuid() == 0:
+            for path in (ini, self.root / "userlist.txt"):
+                shutil.chown(path, "postgres", "postgres")
+        self._log = open(self.root / "stderr.log", "ab")  # noqa: SIM115 - closed in stop()
+        # Not -d: in the foreground its pid is ours to stop.
+        self.proc = subprocess.Popen(
+            [str(PGBOUNCER), str(ini)],
+            stdout=self._log,
+            stderr=self._log,
+            cwd=self.root,
+            **_as_postgres(),
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"pgbouncer did not start: {self.log()}") from None
+
+    def log(self) -> str:
+        parts = [self.root / "pgbouncer.log", self.root / "stderr.log"]
+        return "\n".join(p.read_text(errors="replace") for p in parts if p.exists())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # immediate shutdown: the tests are done with it
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@contextlib.contextmanager
+def pgbouncer(upstream: PostgresServer) -> Iterator[PgBouncer]:
+    root = Path(tempfile.mkdtemp(prefix="jq-pgbouncer-"))
+    bouncer = PgBouncer(root, upstream)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -97,6 +97,13 @@ class ServerMetrics:
             ["group", "topic", "partition"],
             registry=r,
         )
+        # Stays at 0 on SQLite. On PostgreSQL it grows once per (re)connected LISTEN and once
+        # per NOTIFY; flat on a replica while others submit means its LISTEN is not working.
+        self.store_wakeups = Counter(
+            "jq_store_wakeups_total",
+            "Long-poll wake-ups from the store's LISTEN (work made leasable elsewhere)",
+            registry=r,
+        )
 
     def job_transition(self, queue: str, status: str) -> None:
         self.job_total.labels(queue, status).inc()

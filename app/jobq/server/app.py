@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Any
@@ -115,6 +116,7 @@ class ServerApp:
         self._migrated = False
         self._server: grpc.aio.Server | None = None
         self._http: HttpSidePort | None = None
+        self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.settings.migrate_on_start:
@@ -150,10 +152,17 @@ class ServerApp:
         self.scheduler.start()
         if self.relay is not None:
             self.relay.start()
+        # Work made leasable by another replica (or the leader's scheduler) wakes this
+        # replica's long-polls at once, not at their next periodic look.
+        self._listener = asyncio.create_task(self.store.listen(self._woken_by_store))
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "jq-server listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port}
         )
+
+    def _woken_by_store(self) -> None:
+        self.metrics.store_wakeups.inc()
+        self.service.notifier.work_available()
 
     async def readiness(self) -> str | None:
         """None when ready to serve; otherwise the reason, for /readyz and gRPC health."""
@@ -183,6 +192,10 @@ class ServerApp:
         await self.scheduler.stop()
         if self.relay is not None:
             await self.relay.stop()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self._http is not None:
             await self._http.stop()
         await self.store.close()

@@ -38,8 +38,6 @@ class Scheduler:
                     self._settings.retention_interval.total_seconds(), self._retain, "retention"
                 )
             ),
-            # Work made leasable through another replica wakes this one's long-polls too.
-            asyncio.create_task(self._service.store.listen(self._service.notifier.work_available)),
         ]
 
     async def stop(self) -> None:
