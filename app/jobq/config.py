@@ -54,6 +54,16 @@ class KafkaSettings(_Base):
     aws_region: str = ""
 
 
+class ResultProcessorSettings(KafkaSettings):
+    """jq-result-processor: the jobq-result-processor consumer group and its /metrics port."""
+
+    result_processor_group: str = "jobq-result-processor"
+    result_processor_http_host: str = "127.0.0.1"
+    result_processor_http_port: int = Field(8082, ge=0, le=65535)
+    # How often the lag gauge is refreshed from the broker (and offsets committed at most).
+    result_processor_lag_interval: Duration = dt.timedelta(seconds=5)
+
+
 class ServerSettings(KafkaSettings):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
