@@ -93,6 +93,10 @@ class ServerSettings(KafkaSettings):
     default_backoff_base: Duration = dt.timedelta(seconds=1)
     default_backoff_max: Duration = dt.timedelta(hours=1)
     default_retention: Duration = dt.timedelta(days=7)
+    # A fault the e2e tests inject into a real process (JQ_TEST_FAULT); empty in production.
+    # relay-crash-after-produce: the relay SIGKILLs its own process once Kafka acknowledged
+    # a batch and before the outbox marks it published.
+    test_fault: str = Field("", pattern="^(|relay-crash-after-produce)$")
 
 
 class WorkerSettings(_Base):

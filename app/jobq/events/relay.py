@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,7 @@ class EventRelay:
         flush_timeout: float = 35.0,
         metrics: RelayMetrics | None = None,
         setup: Callable[[], object] | None = None,
+        crash_after_produce: bool = False,
     ) -> None:
         self._events = events
         self._leader = leader
@@ -72,6 +75,7 @@ class EventRelay:
         self._flush_timeout = flush_timeout
         self._metrics = metrics
         self._setup = setup
+        self._crash_after_produce = crash_after_produce
         self._task: asyncio.Task[None] | None = None
 
     async def publish_once(self) -> int:
@@ -80,6 +84,11 @@ class EventRelay:
         if not events:
             return 0
         delivered = await asyncio.to_thread(self._produce, events)
+        if delivered and self._crash_after_produce:
+            # JQ_TEST_FAULT=relay-crash-after-produce: die as a kill -9 would, in the window
+            # the at-least-once guarantee is about (delivered, not yet marked).
+            log.warning("test fault: SIGKILL after produce, before mark (%d events)", delivered)
+            os.kill(os.getpid(), signal.SIGKILL)
         if delivered:
             await self.mark([e.id for e in events[:delivered]])
             if self._metrics is not None:
@@ -171,7 +180,12 @@ class EventRelay:
 
 
 def build_relay(
-    settings: KafkaSettings, store: Store, clock: Clock, registry: CollectorRegistry
+    settings: KafkaSettings,
+    store: Store,
+    clock: Clock,
+    registry: CollectorRegistry,
+    *,
+    crash_after_produce: bool = False,
 ) -> EventRelay | None:
     """The relay for settings.kafka_*, or None when Kafka is not configured."""
     if not settings.kafka_bootstrap_servers:
@@ -200,4 +214,5 @@ def build_relay(
         flush_timeout=settings.kafka_delivery_timeout.total_seconds() + 5,
         metrics=RelayMetrics(registry),
         setup=create_topics if settings.kafka_create_topics else None,
+        crash_after_produce=crash_after_produce,
     )
