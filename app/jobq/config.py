@@ -51,6 +51,8 @@ class KafkaSettings(_Base):
     kafka_delivery_timeout: Duration = dt.timedelta(seconds=30)
     kafka_relay_batch: int = Field(500, ge=1, le=100000)
     kafka_relay_interval: Duration = dt.timedelta(milliseconds=200)
+    # Worker heartbeat summaries on worker.heartbeat: at most one per worker per interval.
+    kafka_heartbeat_interval: Duration = dt.timedelta(seconds=30)
     aws_region: str = ""
 
 

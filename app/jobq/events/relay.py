@@ -12,6 +12,12 @@ larger one. A reader that remembered "last seq published" would skip it forever.
 always asks for every unpublished row in seq order, so a late-committing row is simply
 picked up by the next round. Keep it that way.
 
+Worker heartbeats are not outbox rows (one per worker every few seconds would swamp it):
+every `heartbeat_interval` the leader's relay reads the workers table and produces one
+`WorkerHeartbeat` per active or draining worker whose heartbeat moved since the last one
+sent (key = worker id). At most once: nothing is retried, since the next summary replaces
+a lost one. A consumer sees each live worker about once per interval, never a flood.
+
 One relay publishes at a time: each round runs only while this replica holds the store's
 leader lock. If the lock moves mid-round, two replicas may send the same rows: duplicates
 again, never a loss.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
 import os
@@ -33,13 +40,14 @@ from prometheus_client import CollectorRegistry
 from jobq.config import KafkaSettings
 from jobq.core.clock import Clock
 from jobq.core.errors import StoreUnavailable
-from jobq.core.model import JobEvent
+from jobq.core.model import JobEvent, WorkerInfo, WorkerState
 from jobq.events.admin import ensure_topics
 from jobq.events.codec import EVENT_ID_HEADER, encode
 from jobq.events.connection import kafka_config, producer_config
 from jobq.events.metrics import RelayMetrics
-from jobq.events.topics import TopicNames
-from jobq.store.base import EventLog, LeaderLock, Store
+from jobq.events.topics import WORKER_HEARTBEAT, TopicNames
+from jobq.store.base import EventLog, LeaderLock, Store, WorkerRepository
+from jobq.v1 import events_pb2
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, Message, Producer
@@ -64,6 +72,8 @@ class EventRelay:
         metrics: RelayMetrics | None = None,
         setup: Callable[[], object] | None = None,
         crash_after_produce: bool = False,
+        workers: WorkerRepository | None = None,
+        heartbeat_interval: float = 30.0,
     ) -> None:
         self._events = events
         self._leader = leader
@@ -76,6 +86,10 @@ class EventRelay:
         self._metrics = metrics
         self._setup = setup
         self._crash_after_produce = crash_after_produce
+        self._workers = workers
+        self._heartbeat_interval = dt.timedelta(seconds=heartbeat_interval)
+        self._next_heartbeats: dt.datetime | None = None
+        self._heartbeats_sent: dict[str, dt.datetime] = {}  # worker id -> last_heartbeat sent
         self._task: asyncio.Task[None] | None = None
 
     async def publish_once(self) -> int:
@@ -141,6 +155,46 @@ class EventRelay:
             delivered += 1
         return delivered
 
+    async def publish_heartbeats(self) -> int:
+        """Produce a WorkerHeartbeat for each live worker heard from since the last one sent;
+        return how many. At most once: delivery is not awaited, failures are only logged."""
+        if self._workers is None:
+            return 0
+        now = self._clock.now()
+        workers = await self._workers.all(now, self._heartbeat_interval)
+        fresh = [
+            w
+            for w in workers
+            if w.state in (WorkerState.ACTIVE, WorkerState.DRAINING)
+            and self._heartbeats_sent.get(w.id) != w.last_heartbeat
+        ]
+        topic = self._topics.name(WORKER_HEARTBEAT)
+        sent = 0
+        for worker in fresh:
+            try:
+                self._producer.produce(
+                    topic,
+                    key=worker.id.encode(),
+                    value=_heartbeat(worker).SerializeToString(),
+                    on_delivery=_log_heartbeat_failure,
+                )
+            except BufferError:
+                log.warning("worker heartbeats dropped: the producer's queue is full")
+                break
+            self._heartbeats_sent[worker.id] = worker.last_heartbeat
+            sent += 1
+        self._producer.poll(0)
+        gone = self._heartbeats_sent.keys() - {w.id for w in workers}
+        for worker_id in gone:
+            del self._heartbeats_sent[worker_id]
+        return sent
+
+    async def _heartbeats_due(self) -> None:
+        now = self._clock.now()
+        if self._next_heartbeats is None or now >= self._next_heartbeats:
+            self._next_heartbeats = now + self._heartbeat_interval
+            await self.publish_heartbeats()
+
     async def run(self) -> None:
         """Publish while this replica is the leader, until cancelled."""
         await self.prepare()
@@ -149,6 +203,7 @@ class EventRelay:
             try:
                 if await self._leader.try_acquire():
                     full = await self.publish_once() >= self._batch
+                    await self._heartbeats_due()
             except StoreUnavailable as exc:
                 log.warning("event relay: store unavailable: %s", exc)
             except Exception:
@@ -177,6 +232,23 @@ class EventRelay:
             self._task = None
         # Reports still outstanding are dropped: their rows stay unpublished and are re-sent.
         await asyncio.to_thread(self._producer.flush, 5.0)
+
+
+def _heartbeat(worker: WorkerInfo) -> events_pb2.WorkerHeartbeat:
+    message = events_pb2.WorkerHeartbeat(
+        worker_id=worker.id,
+        hostname=worker.hostname,
+        queues=list(worker.queues),
+        capacity=worker.capacity,
+        running=worker.in_flight,
+    )
+    message.at.FromDatetime(worker.last_heartbeat)
+    return message
+
+
+def _log_heartbeat_failure(err: KafkaError | None, _msg: Message) -> None:
+    if err is not None:
+        log.warning("worker heartbeat not delivered (not retried): %s", err)
 
 
 def build_relay(
@@ -215,4 +287,6 @@ def build_relay(
         metrics=RelayMetrics(registry),
         setup=create_topics if settings.kafka_create_topics else None,
         crash_after_produce=crash_after_produce,
+        workers=store.workers,
+        heartbeat_interval=settings.kafka_heartbeat_interval.total_seconds(),
     )
