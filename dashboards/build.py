@@ -413,6 +413,14 @@ def overview() -> dict[str, Any]:
             "none",
             width=12,
         ),
+        timeseries(
+            lay,
+            "Results processed",
+            "Finished jobs written by jq-result-processor, by outcome.",
+            [("sum by (outcome) (rate(jq_results_processed_total[5m]))", "{{outcome}}")],
+            "ops",
+            width=12,
+        ),
     ]
     return {
         "annotations": {

@@ -51,7 +51,19 @@ class KafkaSettings(_Base):
     kafka_delivery_timeout: Duration = dt.timedelta(seconds=30)
     kafka_relay_batch: int = Field(500, ge=1, le=100000)
     kafka_relay_interval: Duration = dt.timedelta(milliseconds=200)
+    # Worker heartbeat summaries on worker.heartbeat: at most one per worker per interval.
+    kafka_heartbeat_interval: Duration = dt.timedelta(seconds=30)
     aws_region: str = ""
+
+
+class ResultProcessorSettings(KafkaSettings):
+    """jq-result-processor: the jobq-result-processor consumer group and its /metrics port."""
+
+    result_processor_group: str = "jobq-result-processor"
+    result_processor_http_host: str = "127.0.0.1"
+    result_processor_http_port: int = Field(8082, ge=0, le=65535)
+    # How often the lag gauge is refreshed from the broker (and offsets committed at most).
+    result_processor_lag_interval: Duration = dt.timedelta(seconds=5)
 
 
 class ServerSettings(KafkaSettings):
@@ -83,6 +95,10 @@ class ServerSettings(KafkaSettings):
     default_backoff_base: Duration = dt.timedelta(seconds=1)
     default_backoff_max: Duration = dt.timedelta(hours=1)
     default_retention: Duration = dt.timedelta(days=7)
+    # A fault the e2e tests inject into a real process (JQ_TEST_FAULT); empty in production.
+    # relay-crash-after-produce: the relay SIGKILLs its own process once Kafka acknowledged
+    # a batch and before the outbox marks it published.
+    test_fault: str = Field("", pattern="^(|relay-crash-after-produce)$")
 
 
 class WorkerSettings(_Base):

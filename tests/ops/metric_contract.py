@@ -4,7 +4,7 @@ scrape tests are checked against.
 ``METRICS`` maps each metric name, as it appears in a PromQL query (histograms by
 their base name, counters with their ``_total``), to its Prometheus type.
 ``EXPORTED_BY`` says which scrape job serves it, so a test that scrapes a real
-``jq-server`` or ``jq-worker`` can check its own half.
+``jq-server``, ``jq-worker`` or ``jq-result-processor`` can check its own part.
 
 Change a name here only together with the code that exports it.
 """
@@ -17,6 +17,7 @@ MetricType = Literal["counter", "gauge", "histogram"]
 
 SERVER_JOB: Final = "jq-server"
 WORKER_JOB: Final = "jq-worker"
+RESULT_PROCESSOR_JOB: Final = "jq-result-processor"
 
 _SERVER: Final[dict[str, MetricType]] = {
     "jq_job_queue_depth": "gauge",  # {queue, state}
@@ -33,7 +34,11 @@ _SERVER: Final[dict[str, MetricType]] = {
     "jq_db_query_duration_seconds": "histogram",  # {operation}
     "jq_store_errors_total": "counter",  # {operation}
     "jq_redis_operation_duration_seconds": "histogram",  # {operation}
+}
+
+_RESULT_PROCESSOR: Final[dict[str, MetricType]] = {
     "jq_kafka_consumer_lag": "gauge",  # {group, topic, partition}
+    "jq_results_processed_total": "counter",  # {outcome}
 }
 
 _WORKER: Final[dict[str, MetricType]] = {
@@ -42,11 +47,12 @@ _WORKER: Final[dict[str, MetricType]] = {
     "jq_worker_capacity": "gauge",
 }
 
-METRICS: Final[dict[str, MetricType]] = {**_SERVER, **_WORKER}
+METRICS: Final[dict[str, MetricType]] = {**_SERVER, **_WORKER, **_RESULT_PROCESSOR}
 
 EXPORTED_BY: Final[dict[str, str]] = {
     **{name: SERVER_JOB for name in _SERVER},
     **{name: WORKER_JOB for name in _WORKER},
+    **{name: RESULT_PROCESSOR_JOB for name in _RESULT_PROCESSOR},
 }
 
 # Label values the contract fixes; other label values are free.

@@ -66,5 +66,39 @@ class EventConsumer:
             message = self._consumer.poll(0)
         return None
 
+    def commit(self) -> None:
+        """Commit, on every assigned partition, the position after the last record read.
+
+        Call it once what poll() returned is processed (at least once). Duplicates dropped
+        inside poll() count as read, so a partition ending in a duplicate still reaches lag 0.
+        """
+        from confluent_kafka import KafkaError, KafkaException
+
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError._NO_OFFSET:
+                return  # nothing read since the last commit
+            raise
+
+    def lag(self, timeout: float = 5.0) -> dict[tuple[str, int], int]:
+        """Per assigned (topic, partition): high watermark - the group's committed offset.
+
+        A partition the group never committed counts from the low watermark: everything
+        still retained is unread.
+        """
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return {}
+        lag = {}
+        for tp in self._consumer.committed(assignment, timeout=timeout):
+            watermarks = self._consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            if watermarks is None:
+                continue  # the broker did not answer in time: no figure rather than a wrong one
+            low, high = watermarks
+            committed = tp.offset if tp.offset >= 0 else low
+            lag[(tp.topic, tp.partition)] = max(0, high - committed)
+        return lag
+
     def close(self) -> None:
         self._consumer.close()

@@ -12,6 +12,12 @@ larger one. A reader that remembered "last seq published" would skip it forever.
 always asks for every unpublished row in seq order, so a late-committing row is simply
 picked up by the next round. Keep it that way.
 
+Worker heartbeats are not outbox rows (one per worker every few seconds would swamp it):
+every `heartbeat_interval` the leader's relay reads the workers table and produces one
+`WorkerHeartbeat` per active or draining worker whose heartbeat moved since the last one
+sent (key = worker id). At most once: nothing is retried, since the next summary replaces
+a lost one. A consumer sees each live worker about once per interval, never a flood.
+
 One relay publishes at a time: each round runs only while this replica holds the store's
 leader lock. If the lock moves mid-round, two replicas may send the same rows: duplicates
 again, never a loss.
@@ -21,8 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
+import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +40,14 @@ from prometheus_client import CollectorRegistry
 from jobq.config import KafkaSettings
 from jobq.core.clock import Clock
 from jobq.core.errors import StoreUnavailable
-from jobq.core.model import JobEvent
+from jobq.core.model import JobEvent, WorkerInfo, WorkerState
 from jobq.events.admin import ensure_topics
 from jobq.events.codec import EVENT_ID_HEADER, encode
 from jobq.events.connection import kafka_config, producer_config
 from jobq.events.metrics import RelayMetrics
-from jobq.events.topics import TopicNames
-from jobq.store.base import EventLog, LeaderLock, Store
+from jobq.events.topics import WORKER_HEARTBEAT, TopicNames
+from jobq.store.base import EventLog, LeaderLock, Store, WorkerRepository
+from jobq.v1 import events_pb2
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, Message, Producer
@@ -61,6 +71,9 @@ class EventRelay:
         flush_timeout: float = 35.0,
         metrics: RelayMetrics | None = None,
         setup: Callable[[], object] | None = None,
+        crash_after_produce: bool = False,
+        workers: WorkerRepository | None = None,
+        heartbeat_interval: float = 30.0,
     ) -> None:
         self._events = events
         self._leader = leader
@@ -72,6 +85,11 @@ class EventRelay:
         self._flush_timeout = flush_timeout
         self._metrics = metrics
         self._setup = setup
+        self._crash_after_produce = crash_after_produce
+        self._workers = workers
+        self._heartbeat_interval = dt.timedelta(seconds=heartbeat_interval)
+        self._next_heartbeats: dt.datetime | None = None
+        self._heartbeats_sent: dict[str, dt.datetime] = {}  # worker id -> last_heartbeat sent
         self._task: asyncio.Task[None] | None = None
 
     async def publish_once(self) -> int:
@@ -80,6 +98,11 @@ class EventRelay:
         if not events:
             return 0
         delivered = await asyncio.to_thread(self._produce, events)
+        if delivered and self._crash_after_produce:
+            # JQ_TEST_FAULT=relay-crash-after-produce: die as a kill -9 would, in the window
+            # the at-least-once guarantee is about (delivered, not yet marked).
+            log.warning("test fault: SIGKILL after produce, before mark (%d events)", delivered)
+            os.kill(os.getpid(), signal.SIGKILL)
         if delivered:
             await self.mark([e.id for e in events[:delivered]])
             if self._metrics is not None:
@@ -132,6 +155,46 @@ class EventRelay:
             delivered += 1
         return delivered
 
+    async def publish_heartbeats(self) -> int:
+        """Produce a WorkerHeartbeat for each live worker heard from since the last one sent;
+        return how many. At most once: delivery is not awaited, failures are only logged."""
+        if self._workers is None:
+            return 0
+        now = self._clock.now()
+        workers = await self._workers.all(now, self._heartbeat_interval)
+        fresh = [
+            w
+            for w in workers
+            if w.state in (WorkerState.ACTIVE, WorkerState.DRAINING)
+            and self._heartbeats_sent.get(w.id) != w.last_heartbeat
+        ]
+        topic = self._topics.name(WORKER_HEARTBEAT)
+        sent = 0
+        for worker in fresh:
+            try:
+                self._producer.produce(
+                    topic,
+                    key=worker.id.encode(),
+                    value=_heartbeat(worker).SerializeToString(),
+                    on_delivery=_log_heartbeat_failure,
+                )
+            except BufferError:
+                log.warning("worker heartbeats dropped: the producer's queue is full")
+                break
+            self._heartbeats_sent[worker.id] = worker.last_heartbeat
+            sent += 1
+        self._producer.poll(0)
+        gone = self._heartbeats_sent.keys() - {w.id for w in workers}
+        for worker_id in gone:
+            del self._heartbeats_sent[worker_id]
+        return sent
+
+    async def _heartbeats_due(self) -> None:
+        now = self._clock.now()
+        if self._next_heartbeats is None or now >= self._next_heartbeats:
+            self._next_heartbeats = now + self._heartbeat_interval
+            await self.publish_heartbeats()
+
     async def run(self) -> None:
         """Publish while this replica is the leader, until cancelled."""
         await self.prepare()
@@ -140,6 +203,7 @@ class EventRelay:
             try:
                 if await self._leader.try_acquire():
                     full = await self.publish_once() >= self._batch
+                    await self._heartbeats_due()
             except StoreUnavailable as exc:
                 log.warning("event relay: store unavailable: %s", exc)
             except Exception:
@@ -170,8 +234,30 @@ class EventRelay:
         await asyncio.to_thread(self._producer.flush, 5.0)
 
 
+def _heartbeat(worker: WorkerInfo) -> events_pb2.WorkerHeartbeat:
+    message = events_pb2.WorkerHeartbeat(
+        worker_id=worker.id,
+        hostname=worker.hostname,
+        queues=list(worker.queues),
+        capacity=worker.capacity,
+        running=worker.in_flight,
+    )
+    message.at.FromDatetime(worker.last_heartbeat)
+    return message
+
+
+def _log_heartbeat_failure(err: KafkaError | None, _msg: Message) -> None:
+    if err is not None:
+        log.warning("worker heartbeat not delivered (not retried): %s", err)
+
+
 def build_relay(
-    settings: KafkaSettings, store: Store, clock: Clock, registry: CollectorRegistry
+    settings: KafkaSettings,
+    store: Store,
+    clock: Clock,
+    registry: CollectorRegistry,
+    *,
+    crash_after_produce: bool = False,
 ) -> EventRelay | None:
     """The relay for settings.kafka_*, or None when Kafka is not configured."""
     if not settings.kafka_bootstrap_servers:
@@ -200,4 +286,7 @@ def build_relay(
         flush_timeout=settings.kafka_delivery_timeout.total_seconds() + 5,
         metrics=RelayMetrics(registry),
         setup=create_topics if settings.kafka_create_topics else None,
+        crash_after_produce=crash_after_produce,
+        workers=store.workers,
+        heartbeat_interval=settings.kafka_heartbeat_interval.total_seconds(),
     )

@@ -81,20 +81,14 @@ class ServerMetrics:
         self.store_errors = Counter(
             "jq_store_errors_total", "Store operations that failed", ["operation"], registry=r
         )
-        # Declared for the contract the alerts and dashboards read; nothing observes them until
-        # the Redis coordination and Kafka event consumers land, so they carry HELP and TYPE
-        # but no samples.
+        # Declared for the contract the alerts and dashboards read; nothing observes it until
+        # the Redis coordination lands, so it carries HELP and TYPE but no samples.
+        # (jq_kafka_consumer_lag is jq-result-processor's: jobq/events/result_processor.py.)
         self.redis_duration = Histogram(
             "jq_redis_operation_duration_seconds",
             "Redis operation duration",
             ["operation"],
             buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.kafka_consumer_lag = Gauge(
-            "jq_kafka_consumer_lag",
-            "Job events a consumer group has yet to read, per partition",
-            ["group", "topic", "partition"],
             registry=r,
         )
         # Stays at 0 on SQLite. On PostgreSQL it grows once per (re)connected LISTEN and once

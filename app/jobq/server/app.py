@@ -107,7 +107,17 @@ class ServerApp:
         self.service = JobqService(instrumented, clock or SystemClock(), settings, self.metrics)
         self.scheduler = Scheduler(self.service)
         # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox.
-        self.relay = build_relay(settings, self.store, self.service.clock, self.metrics.registry)
+        self.relay = build_relay(
+            settings,
+            self.store,
+            self.service.clock,
+            self.metrics.registry,
+            crash_after_produce=settings.test_fault == "relay-crash-after-produce",
+        )
+        if settings.test_fault:
+            log.warning(
+                "JQ_TEST_FAULT=%s is set: this server will crash on purpose", settings.test_fault
+            )
         # grpc-stubs declares only the sync health servicer; grpcio-health-checking has this one.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.grpc_port = 0
