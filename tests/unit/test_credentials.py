@@ -281,3 +281,25 @@ def test_other_failures_are_not_auth_failures(name: str, message: str) -> None:
 
 def test_only_driver_errors_are_auth_failures() -> None:
     assert not is_auth_failure(ValueError("password authentication failed"))
+
+
+@pytest.mark.parametrize(
+    ("url", "login", "expected"),
+    [
+        ("postgresql://db:5432/jobq", {}, "postgresql+psycopg://db:5432/jobq"),
+        (
+            "postgresql://old:pw@db:5432/jobq",
+            {"user": "jobq", "password": "p@ss/w:rd"},
+            "postgresql+psycopg://jobq:p%40ss%2Fw%3Ard@db:5432/jobq",
+        ),
+        (
+            "postgres://db/jobq?sslmode=require",
+            {"user": "u", "password": "p", "host": "rds", "port": "6543", "dbname": "prod"},
+            "postgresql+psycopg://u:p@rds:6543/prod?sslmode=require",
+        ),
+    ],
+)
+def test_migrations_connect_with_the_secret_login(url, login, expected) -> None:
+    from jobq.store.postgres import yoyo_url
+
+    assert yoyo_url(url, login) == expected

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from jobq.core.lifecycle import decide_failure
@@ -23,6 +24,14 @@ S, E = JobState, EventKind
 class Change:
     event: JobEvent
     fields: dict[str, Any]  # column -> value; always includes "state"
+
+
+def group_by_columns(changes: Sequence[Change]) -> dict[tuple[str, ...], list[Change]]:
+    """Changes that set the same columns, together: each group is one batched UPDATE."""
+    groups: dict[tuple[str, ...], list[Change]] = {}
+    for change in changes:
+        groups.setdefault(tuple(change.fields), []).append(change)
+    return groups
 
 
 def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 from jobq.core.errors import StoreUnavailable
 from jobq.core.model import QueueConfig
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
-from jobq.store.postgres.credentials import DatabaseCredentials
+from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import PgDb
 from jobq.store.postgres.events import PgEventLog
 from jobq.store.postgres.jobs import PgJobs
@@ -26,10 +27,21 @@ __all__ = ["PostgresStore"]
 PING_WAIT = 1.0
 
 
-def yoyo_url(url: str) -> str:
-    """yoyo names the psycopg 3 driver in the scheme."""
-    scheme, rest = url.split("://", 1)
-    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
+def yoyo_url(url: str, login: dict[str, str] | None = None) -> str:
+    """yoyo names the psycopg 3 driver in the scheme and takes the login in the URL."""
+    parts = urllib.parse.urlsplit(url)
+    login = login or {}
+    user = login.get("user", parts.username or "")
+    password = login.get("password", parts.password or "")
+    host = login.get("host", parts.hostname or "")
+    port = login.get("port", str(parts.port) if parts.port else "")
+    dbname = login.get("dbname", parts.path.lstrip("/"))
+    auth = urllib.parse.quote(user, safe="")
+    if password:
+        auth += ":" + urllib.parse.quote(password, safe="")
+    netloc = (f"{auth}@" if auth else "") + host + (f":{port}" if port else "")
+    scheme = "postgresql+psycopg" if parts.scheme in ("postgresql", "postgres") else parts.scheme
+    return urllib.parse.urlunsplit((scheme, netloc, "/" + dbname, parts.query, ""))
 
 
 class PostgresStore:
@@ -48,28 +60,29 @@ class PostgresStore:
         self.url = url
         self.direct_url = direct_url or url
         self._migrations = migrations_dir("postgres", migrations_root)
+        self._credentials = credentials or StaticCredentials()
         self._db = PgDb(url, min_size=pool_min, max_size=pool_max, credentials=credentials)
         rng = rng or random.Random()
         self.jobs = PgJobs(self._db, queue_defaults, rng)
         self.queues = PgQueues(self._db)
         self.workers = PgWorkers(self._db)
         self.events = PgEventLog(self._db)
-        self.leader = PgLeaderLock(self.direct_url)
+        self.leader = PgLeaderLock(self.direct_url, self._credentials)
 
     async def migrate(self) -> None:
         # DDL needs a session (yoyo takes a lock table and runs each migration in a
         # transaction): always the direct URL, never through PgBouncer.
         try:
-            await asyncio.to_thread(apply_migrations, yoyo_url(self.direct_url), self._migrations)
+            url = yoyo_url(self.direct_url, await self._credentials.connection_kwargs())
+            await asyncio.to_thread(apply_migrations, url, self._migrations)
         except Exception as exc:
             if "connection" in str(exc).lower():
                 raise StoreUnavailable(f"cannot migrate PostgreSQL: {exc}") from exc
             raise
 
     async def migrations_pending(self) -> int:
-        return await asyncio.to_thread(
-            pending_migrations, yoyo_url(self.direct_url), self._migrations
-        )
+        url = yoyo_url(self.direct_url, await self._credentials.connection_kwargs())
+        return await asyncio.to_thread(pending_migrations, url, self._migrations)
 
     async def open(self) -> None:
         await self._db.open()
@@ -83,4 +96,4 @@ class PostgresStore:
             await conn.execute("SELECT 1")
 
     async def listen(self, on_work: Callable[[], None]) -> None:
-        await listen_for_work(self.direct_url, on_work)
+        await listen_for_work(self.direct_url, on_work, self._credentials)

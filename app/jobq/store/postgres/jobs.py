@@ -33,7 +33,13 @@ from jobq.core.model import (
 from jobq.core.scheduling import weighted_order
 from jobq.core.states import PENDING_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Page
-from jobq.store.changes import Change, lease_expiry_change, outcome_change, stale_reason
+from jobq.store.changes import (
+    Change,
+    group_by_columns,
+    lease_expiry_change,
+    outcome_change,
+    stale_reason,
+)
 from jobq.store.postgres.db import Conn, PgDb
 from jobq.store.postgres.rows import event_from_row, job_from_row, queue_from_row, queue_params
 from jobq.store.transitions import transition_event
@@ -456,14 +462,17 @@ class PgJobs:
             assert row is not None
             return job_from_row(row)
 
-    async def _apply(self, conn: Conn, job: Job, change: Change, now: dt.datetime) -> None:
-        fields = dict(change.fields)
-        sets = ", ".join(f"{column} = %({column})s" for column in fields)
-        await conn.execute(
-            f"UPDATE jobs SET {sets}, worker_id = NULL, lease_expires_at = NULL, "
-            "updated_at = %(now)s WHERE id = %(id)s",
-            fields | {"now": now, "id": job.id},
-        )
+    async def _apply(self, conn: Conn, changes: Sequence[Change], now: dt.datetime) -> None:
+        """Write running jobs' changes, their leases ending with them: one pipelined
+        statement batch per set of columns, not a round trip per job."""
+        for columns, group in group_by_columns(changes).items():
+            sets = ", ".join(f"{column} = %({column})s" for column in columns)
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    f"UPDATE jobs SET {sets}, worker_id = NULL, lease_expires_at = NULL, "
+                    "updated_at = %(now)s WHERE id = %(id)s",
+                    [c.fields | {"now": now, "id": c.event.job_id} for c in group],
+                )
 
     async def report(
         self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
@@ -471,13 +480,14 @@ class PgJobs:
         async with self._db.tx() as conn:
             jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
             queues = await load_queues(conn, (j.queue for j in jobs.values()))
-            events = []
-            for outcome in outcomes:
-                job = jobs[outcome.lease.job_id]
-                change = outcome_change(job, queues[job.queue], outcome, now, self._rng)
-                events.append(change.event)
-                await self._apply(conn, job, change, now)
-            await insert_events(conn, events)
+            changes = [
+                outcome_change(
+                    jobs[o.lease.job_id], queues[jobs[o.lease.job_id].queue], o, now, self._rng
+                )
+                for o in outcomes
+            ]
+            await self._apply(conn, changes, now)
+            await insert_events(conn, (c.event for c in changes))
             after = await fetch_jobs(conn, list(jobs))
         return [after[o.lease.job_id] for o in outcomes]
 
@@ -559,12 +569,9 @@ class PgJobs:
             )
             expired = [job_from_row(r) for r in await cur.fetchall()]
             queues = await load_queues(conn, (j.queue for j in expired))
-            events = []
-            for job in expired:
-                change = lease_expiry_change(job, queues[job.queue], now, self._rng)
-                events.append(change.event)
-                await self._apply(conn, job, change, now)
-            await insert_events(conn, events)
+            changes = [lease_expiry_change(j, queues[j.queue], now, self._rng) for j in expired]
+            await self._apply(conn, changes, now)
+            await insert_events(conn, (c.event for c in changes))
             after = await fetch_jobs(conn, [j.id for j in expired])
         return [after[j.id] for j in expired]
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import psycopg
 
+from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
+from jobq.store.postgres.db import connection_class
 from jobq.store.postgres.jobs import WORK_CHANNEL
 
 log = logging.getLogger("jobq.store.postgres")
@@ -29,8 +31,14 @@ class PgLeaderLock:
     PostgreSQL notices the closed connection, and another replica takes it on its next try.
     """
 
-    def __init__(self, direct_url: str, key: int = LEADER_KEY) -> None:
+    def __init__(
+        self,
+        direct_url: str,
+        credentials: DatabaseCredentials | None = None,
+        key: int = LEADER_KEY,
+    ) -> None:
         self._url = direct_url
+        self._credentials = credentials or StaticCredentials()
         self._key = key
         self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
         self._held = False
@@ -44,9 +52,7 @@ class PgLeaderLock:
         try:
             if self._conn is None or self._conn.closed:
                 self._held = False
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, prepare_threshold=None, connect_timeout=5
-                )
+                self._conn = await connect_direct(self._url, self._credentials)
             if self._held:
                 await self._conn.execute("SELECT 1")
                 return True
@@ -77,14 +83,27 @@ class PgLeaderLock:
             self._conn = None
 
 
-async def listen_for_work(direct_url: str, on_work: Callable[[], None]) -> None:
+async def connect_direct(
+    url: str, credentials: DatabaseCredentials
+) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    """A session of our own, with the same credentials (and rotation) as the pool."""
+    options: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "connect_timeout": 5}
+    options |= await credentials.connection_kwargs()
+    conn: psycopg.AsyncConnection[tuple[Any, ...]] = await connection_class(credentials).connect(
+        url, **options
+    )
+    return conn
+
+
+async def listen_for_work(
+    direct_url: str, on_work: Callable[[], None], credentials: DatabaseCredentials | None = None
+) -> None:
     """LISTEN on the work channel until cancelled, reconnecting after failures."""
+    credentials = credentials or StaticCredentials()
     delay = 0.5
     while True:
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                direct_url, autocommit=True, prepare_threshold=None, connect_timeout=5
-            )
+            conn = await connect_direct(direct_url, credentials)
             async with conn:
                 await conn.execute(f"LISTEN {WORK_CHANNEL}")
                 delay = 0.5

@@ -33,7 +33,13 @@ from jobq.core.model import (
 from jobq.core.scheduling import weighted_order
 from jobq.core.states import PENDING_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Page
-from jobq.store.changes import Change, lease_expiry_change, outcome_change, stale_reason
+from jobq.store.changes import (
+    Change,
+    group_by_columns,
+    lease_expiry_change,
+    outcome_change,
+    stale_reason,
+)
 from jobq.store.sqlite.db import SqliteDb, opt_span_us, opt_to_us, to_us
 from jobq.store.sqlite.rows import (
     event_from_row,
@@ -115,17 +121,22 @@ async def fetch_jobs(conn: aiosqlite.Connection, ids: Sequence[str]) -> dict[str
     return found
 
 
-async def apply_change(
-    conn: aiosqlite.Connection, job_id: str, change: Change, now: dt.datetime
+async def apply_changes(
+    conn: aiosqlite.Connection, changes: Sequence[Change], now: dt.datetime
 ) -> None:
-    """Write a running job's change; its lease ends with it."""
-    fields = {k: to_us(v) if isinstance(v, dt.datetime) else v for k, v in change.fields.items()}
-    sets = ", ".join(f"{column} = :{column}" for column in fields)
-    await conn.execute(
-        f"UPDATE jobs SET {sets}, worker_id = NULL, lease_expires_at = NULL, "
-        "updated_at = :now WHERE id = :id",
-        fields | {"now": to_us(now), "id": job_id},
-    )
+    """Write running jobs' changes, their leases ending with them: one executemany per set
+    of columns."""
+    for columns, group in group_by_columns(changes).items():
+        sets = ", ".join(f"{column} = :{column}" for column in columns)
+        await conn.executemany(
+            f"UPDATE jobs SET {sets}, worker_id = NULL, lease_expires_at = NULL, "
+            "updated_at = :now WHERE id = :id",
+            [
+                {k: to_us(v) if isinstance(v, dt.datetime) else v for k, v in c.fields.items()}
+                | {"now": to_us(now), "id": c.event.job_id}
+                for c in group
+            ],
+        )
 
 
 class SqliteJobs:
@@ -423,13 +434,14 @@ class SqliteJobs:
         async with self._db.tx() as conn:
             jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
             queues = await load_queues(conn, (j.queue for j in jobs.values()))
-            events: list[JobEvent] = []
-            for outcome in outcomes:
-                job = jobs[outcome.lease.job_id]
-                change = outcome_change(job, queues[job.queue], outcome, now, self._rng)
-                events.append(change.event)
-                await apply_change(conn, job.id, change, now)
-            await insert_events(conn, events)
+            changes = [
+                outcome_change(
+                    jobs[o.lease.job_id], queues[jobs[o.lease.job_id].queue], o, now, self._rng
+                )
+                for o in outcomes
+            ]
+            await apply_changes(conn, changes, now)
+            await insert_events(conn, (c.event for c in changes))
             after = await fetch_jobs(conn, list(jobs))
         return [after[o.lease.job_id] for o in outcomes]
 
@@ -509,12 +521,9 @@ class SqliteJobs:
             )
             expired = [job_from_row(r) for r in await cursor.fetchall()]
             queues = await load_queues(conn, (j.queue for j in expired))
-            events = []
-            for job in expired:
-                change = lease_expiry_change(job, queues[job.queue], now, self._rng)
-                events.append(change.event)
-                await apply_change(conn, job.id, change, now)
-            await insert_events(conn, events)
+            changes = [lease_expiry_change(j, queues[j.queue], now, self._rng) for j in expired]
+            await apply_changes(conn, changes, now)
+            await insert_events(conn, (c.event for c in changes))
             after = await fetch_jobs(conn, [j.id for j in expired])
         return [after[j.id] for j in expired]
 
