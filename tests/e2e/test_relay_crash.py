@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from jobq.config import ServerSettings
 from jobq.core.model import JobEvent
 from jobq.events.topics import TopicNames
-from tests.contract.conftest import sqlite_store
+from jobq.server.app import build_store
+from jobq.store.base import Store
 from tests.e2e.conftest import BIN, Cluster, Proc, wait_until
 from tests.harness.kafka import KafkaBroker
 from tests.integration.test_events_kafka import (
@@ -27,9 +29,18 @@ pytestmark = pytest.mark.e2e
 JOBS, BATCH = 300, 100
 
 
-def backlog(tmp_path: Path) -> int:
+def open_store(cluster: Cluster) -> Store:
+    """The cluster's own database, read directly, whatever its backend."""
+    return build_store(
+        ServerSettings(
+            database_url=cluster.database.url, database_direct_url=cluster.database.direct_url
+        )
+    )
+
+
+def backlog(cluster: Cluster) -> int:
     async def read() -> int:
-        store = await sqlite_store(None, tmp_path)  # type: ignore[arg-type]
+        store = open_store(cluster)
         await store.open()
         try:
             return (await store.events.backlog())[0]
@@ -47,7 +58,7 @@ def test_given_a_server_sigkilled_between_produce_and_mark_then_a_restart_sends_
     with cluster.client() as client:
         jobs = client.submit_many({"type": "echo", "payload": i} for i in range(JOBS))
     first.stop()
-    assert backlog(tmp_path) == JOBS
+    assert backlog(cluster) == JOBS
 
     prefix = f"t{uuid.uuid4().hex[:8]}."
     kafka = {
@@ -65,21 +76,21 @@ def test_given_a_server_sigkilled_between_produce_and_mark_then_a_restart_sends_
     cluster.procs.append(crashing)
     assert crashing.wait(60) == -signal.SIGKILL, crashing.output()
     assert "SIGKILL after produce, before mark (100 events)" in crashing.output()
-    assert backlog(tmp_path) == JOBS  # delivered to Kafka, but nothing marked
+    assert backlog(cluster) == JOBS  # delivered to Kafka, but nothing marked
 
     # ... and a server without it takes over.
     cluster.start_server(**kafka)
-    wait_until(lambda: backlog(tmp_path) == 0, timeout=60, interval=0.5, what="outbox drained")
+    wait_until(lambda: backlog(cluster) == 0, timeout=60, interval=0.5, what="outbox drained")
 
     # Then: every event exactly once after dedupe, in order, and at most one batch re-sent.
-    store_events = asyncio.run(_recorded(tmp_path, [j.job.id for j in jobs]))
+    store_events = asyncio.run(_recorded(cluster, [j.job.id for j in jobs]))
     received, duplicates = consume_all(kafka_broker, TopicNames(prefix), JOBS)
     assert_exactly_once_in_order(received, store_events)
     assert 0 < duplicates <= BATCH
 
 
-async def _recorded(tmp_path: Path, job_ids: list[str]) -> dict[str, list[JobEvent]]:
-    store = await sqlite_store(None, tmp_path)  # type: ignore[arg-type]
+async def _recorded(cluster: Cluster, job_ids: list[str]) -> dict[str, list[JobEvent]]:
+    store = open_store(cluster)
     await store.open()
     try:
         return await recorded_events(store, job_ids)

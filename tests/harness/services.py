@@ -43,17 +43,18 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def _as_postgres() -> dict[str, Any]:
-    """Popen arguments that drop root: initdb, postgres and pgbouncer refuse to run as root.
+def _as_postgres(argv: list[str]) -> list[str]:
+    """The command run as `postgres`: initdb, postgres and pgbouncer refuse to run as root.
 
-    The child itself becomes `postgres` (no `runuser` in between), so the pid we hold is
-    the server's: a signal reaches it as sent. Through runuser a SIGINT became a SIGTERM
-    (PostgreSQL's "smart" shutdown, which waits for clients) and a kill hit only runuser,
-    leaving the server running.
+    setpriv drops root and then execs, so the pid we hold is the server's own and a signal
+    reaches it as sent (through runuser, which forks and waits, a SIGINT became a SIGTERM
+    and a kill hit only runuser). Not Popen(user=...): that forces a fork that runs the
+    parent's fork handlers, and a child forked from a process with live gRPC threads can
+    crash before it execs.
     """
     if os.geteuid() != 0:
-        return {}
-    return {"user": "postgres", "group": "postgres", "extra_groups": []}
+        return argv
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
 class PostgresServer:
@@ -81,22 +82,23 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
         if not self.data.exists():
             subprocess.run(
-                [
-                    str(PG_BIN / "initdb"),
-                    "-D",
-                    str(self.data),
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--no-instructions",
-                ],
+                _as_postgres(
+                    [
+                        str(PG_BIN / "initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        "postgres",
+                        "-A",
+                        "trust",
+                        "-E",
+                        "UTF8",
+                        "--no-instructions",
+                    ]
+                ),
                 check=True,
                 capture_output=True,
                 cwd=self.root,
-                **_as_postgres(),
             )
         self.launch()
 
@@ -105,29 +107,37 @@ class PostgresServer:
             self._log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - closed in stop()
         log = self._log
         self.proc = subprocess.Popen(
-            [
-                str(PG_BIN / "postgres"),
-                "-D",
-                str(self.data),
-                "-p",
-                str(self.port),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                f"unix_socket_directories={self.root}",
-                "-c",
-                f"fsync={'on' if self.fsync else 'off'}",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "synchronous_commit=on",
-            ],
+            _as_postgres(
+                [
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={self.root}",
+                    "-c",
+                    f"fsync={'on' if self.fsync else 'off'}",
+                    "-c",
+                    "max_connections=300",
+                    "-c",
+                    "synchronous_commit=on",
+                ]
+            ),
             stdout=log,
             stderr=log,
             cwd=self.root,
-            **_as_postgres(),
         )
-        wait_for_port(self.port)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            tail = (self.root / "postgres.log").read_text(errors="replace")[-2000:]
+            code = self.proc.poll()
+            raise TimeoutError(
+                f"PostgreSQL (exit {code}) did not start on port {self.port}:\n{tail}"
+            ) from None
         self._wait_accepting()
 
     def _wait_accepting(self, timeout: float = 30.0) -> None:
@@ -245,11 +255,10 @@ class PgBouncer:
         self._log = open(self.root / "stderr.log", "ab")  # noqa: SIM115 - closed in stop()
         # Not -d: in the foreground its pid is ours to stop.
         self.proc = subprocess.Popen(
-            [str(PGBOUNCER), str(ini)],
+            _as_postgres([str(PGBOUNCER), str(ini)]),
             stdout=self._log,
             stderr=self._log,
             cwd=self.root,
-            **_as_postgres(),
         )
         try:
             wait_for_port(self.port)
