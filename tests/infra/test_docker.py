@@ -99,6 +99,9 @@ def test_prometheus_scrapes_server_and_worker() -> None:
     targets = {job["job_name"]: job for job in config["scrape_configs"]}
     assert any("8080" in t for t in targets["jq-server"]["static_configs"][0]["targets"])
     assert any("8081" in t for t in targets["jq-worker"]["static_configs"][0]["targets"])
+    processor = targets["jq-result-processor"]
+    assert processor.get("metrics_path", "/metrics") == "/metrics"
+    assert "jq-result-processor:8082" in processor["static_configs"][0]["targets"]
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     mount = compose["services"]["prometheus"]["volumes"][0]
     assert (DOCKER / mount.split(":")[0]).resolve() == (
@@ -120,3 +123,20 @@ def test_grafana_is_provisioned_from_the_repository_dashboards() -> None:
     )
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+def test_compose_runs_the_result_processor_from_the_worker_image() -> None:
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    processor, worker = services["jq-result-processor"], services["jq-worker"]
+    assert processor["image"] == worker["image"] and processor["build"] == worker["build"]
+    assert processor["entrypoint"] == ["jq-result-processor"] and processor["command"] == []
+    env = processor["environment"]
+    assert env["JQ_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # Reachable from the prometheus container on the port its scrape job names.
+    assert env["JQ_RESULT_PROCESSOR_HTTP_HOST"] == "0.0.0.0"
+    assert str(env["JQ_RESULT_PROCESSOR_HTTP_PORT"]) == "8082"
+    assert "8082:8082" in processor["ports"]
+    # The worker image's HEALTHCHECK probes 8081; this process must bring its own.
+    assert any("8082/healthz" in part for part in processor["healthcheck"]["test"])
+    assert processor["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "app" in processor["profiles"]
