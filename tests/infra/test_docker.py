@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,10 +57,43 @@ def test_image_is_multi_stage_slim_non_root_with_healthcheck(image: str) -> None
     assert "grpc_tools.protoc" not in runtime
 
 
-def test_protobufs_are_generated_before_the_package_is_installed() -> None:
+def test_protobufs_are_generated_by_the_repository_script_before_install() -> None:
+    # The same command as the repository (make proto): modules and mypy-protobuf stubs.
     for path in DOCKERFILES.values():
         text = path.read_text()
-        assert text.index("grpc_tools.protoc -Iproto") < text.index("pip install .")
+        build = text[: text.rindex("FROM")]
+        assert "COPY scripts/gen-proto.sh" in build
+        run = re.search(r"PYTHON=(\S+) bash scripts/gen-proto\.sh", build)
+        assert run, f"{path.name}: the build stage must run scripts/gen-proto.sh"
+        assert run.group(1) == "/opt/protoc/bin/python"
+        assert "python -m venv /opt/protoc" in build
+        assert build.index("scripts/gen-proto.sh \\") < build.index("pip install .")
+        # No protoc of its own, no version of the tools that could drift from pyproject.toml.
+        instructions = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        assert "grpc_tools.protoc" not in instructions
+        assert not re.search(r"(grpcio-tools|mypy-protobuf)\s*==", text)
+        assert "/opt/protoc" not in text[text.rindex("FROM") :], "tools stay in the build stage"
+
+
+def test_build_stage_reads_the_tool_pins_from_the_dev_extra() -> None:
+    """Runs the build stage's pin extraction on the real pyproject.toml."""
+    dev = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["dev"]
+    expected = sorted(r for r in dev if r.split("==")[0] in ("grpcio-tools", "mypy-protobuf"))
+    assert [r.split("==")[0] for r in expected] == ["grpcio-tools", "mypy-protobuf"]
+    for path in DOCKERFILES.values():
+        script = re.search(r'python -c "(import tomllib;[^"]+)"', path.read_text())
+        assert script, path.name
+        # Inside the shell's double quotes "\\n" stays a backslash-n: the code is verbatim.
+        result = subprocess.run(
+            [sys.executable, "-c", script.group(1)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert sorted(result.stdout.split()) == expected
 
 
 def test_server_image_binds_all_interfaces() -> None:
