@@ -88,6 +88,10 @@ class WorkloadConfig:
     worker_cpu: str = "500m"
     worker_memory: str = "512Mi"
     worker_shutdown_grace_seconds: int = 120
+    # jq-result-processor: members of one consumer group; useful up to the topics' partitions.
+    result_processor_replicas: int = 1
+    result_processor_cpu: str = "100m"
+    result_processor_memory: str = "256Mi"
     # Mirror this into ECR for production if Docker Hub rate limits bite.
     pgbouncer_image: str = "docker.io/edoburu/pgbouncer:v1.24.1-p1"
 
@@ -193,7 +197,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             server_replicas=2, worker_min_replicas=1, worker_max_replicas=10,
             worker_concurrency=16, worker_queues=("default",), worker_tasks_module="jobq_tasks",
             jobs_per_worker=100, pgbouncer_replicas=2, pgbouncer_pool_size=40,
-            ingress_host="jobq.staging.internal.example.com",
+            ingress_host="jobq.staging.internal.example.com", result_processor_replicas=2,
         ),
         observability=ObservabilityConfig(
             log_retention=RetentionDays.ONE_MONTH, alarm_email=None,
@@ -229,7 +233,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             server_replicas=3, worker_min_replicas=3, worker_max_replicas=40,
             worker_concurrency=16, worker_queues=("default",), worker_tasks_module="jobq_tasks",
             jobs_per_worker=100, pgbouncer_replicas=3, pgbouncer_pool_size=80,
-            ingress_host="jobq.prod.internal.example.com",
+            ingress_host="jobq.prod.internal.example.com", result_processor_replicas=2,
             server_cpu="1", server_memory="1Gi", worker_cpu="1", worker_memory="1Gi",
         ),
         observability=ObservabilityConfig(

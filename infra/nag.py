@@ -14,6 +14,7 @@ from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
 from infra.config import EnvironmentConfig
+from infra.k8s.identity import KAFKA_TOPIC_PREFIX, RESULT_PROCESSOR_GROUP, RESULT_PROCESSOR_TOPICS
 
 if TYPE_CHECKING:
     from infra.app import JobqStacks
@@ -126,8 +127,13 @@ def _platform(stacks: JobqStacks) -> None:
     kafka_name = stacks.data.kafka.cluster_name
     _ack(platform.server_account.role, "The server may create and use only jobq.* topics and jobq-* groups on its own "
          "cluster; the UUID segment of the ARN is unknown until the cluster exists.",
-         f"AwsSolutions-IAM5[Resource::{kafka_prefix}:topic/{kafka_name}/*/jobq.*]",
+         f"AwsSolutions-IAM5[Resource::{kafka_prefix}:topic/{kafka_name}/*/{KAFKA_TOPIC_PREFIX}*]",
          f"AwsSolutions-IAM5[Resource::{kafka_prefix}:group/{kafka_name}/*/jobq-*]")
+    _ack(platform.result_processor_account.role, "jq-result-processor may read only its two topics with its own "
+         "consumer group; the only wildcard is the ARN's cluster UUID segment, unknown until the cluster exists.",
+         *(f"AwsSolutions-IAM5[Resource::{kafka_prefix}:topic/{kafka_name}/*/{KAFKA_TOPIC_PREFIX}{topic}]"
+           for topic in RESULT_PROCESSOR_TOPICS),
+         f"AwsSolutions-IAM5[Resource::{kafka_prefix}:group/{kafka_name}/*/{RESULT_PROCESSOR_GROUP}]")
 
     _cdk_providers(platform)
 

@@ -7,10 +7,19 @@ from typing import Any
 SERVER_SA = "jq-server"
 WORKER_SA = "jq-worker"
 SECRETS_READER_SA = "jq-secrets-reader"
+RESULT_PROCESSOR_SA = "jq-result-processor"
 SECRET_STORE = "aws-secrets-manager"
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
 Manifest = dict[str, Any]
+
+# Kafka names the IAM policies (platform stack) and the pods (ConfigMap) must agree on.
+# Every jobq topic is "jobq.<topic>" (JQ_KAFKA_TOPIC_PREFIX), so "jobq.*" covers all of them.
+KAFKA_TOPIC_PREFIX = "jobq."
+# jq-result-processor's consumer group (JQ_RESULT_PROCESSOR_GROUP) and the topics it reads
+# (app/jobq/events/result_processor.py SOURCE_TOPICS), without the prefix.
+RESULT_PROCESSOR_GROUP = "jobq-result-processor"
+RESULT_PROCESSOR_TOPICS = ("job.completed", "job.dead-lettered")
 
 
 def namespace(name: str, environment: str) -> Manifest:

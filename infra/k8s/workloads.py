@@ -13,13 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import WorkloadConfig
-from infra.k8s.identity import EXTERNAL_SECRETS_API, SECRET_STORE, SERVER_SA, WORKER_SA
+from infra.k8s.identity import (
+    EXTERNAL_SECRETS_API,
+    KAFKA_TOPIC_PREFIX,
+    RESULT_PROCESSOR_GROUP,
+    RESULT_PROCESSOR_SA,
+    SECRET_STORE,
+    SERVER_SA,
+    WORKER_SA,
+)
 
 Manifest = dict[str, Any]
 
 GRPC_PORT = 50051
 HTTP_PORT = 8080
 WORKER_HTTP_PORT = 8081
+RESULT_PROCESSOR_HTTP_PORT = 8082
 PGBOUNCER_PORT = 6432
 
 CONFIG_MAP = "jq-config"
@@ -84,10 +93,19 @@ def config_map(ns: str, endpoints: Endpoints, environment: str) -> Manifest:
             "JQ_HTTP_HOST": "0.0.0.0",
             "JQ_HTTP_PORT": str(HTTP_PORT),
             "JQ_WORKER_HTTP_PORT": str(WORKER_HTTP_PORT),
+            "JQ_RESULT_PROCESSOR_HTTP_HOST": "0.0.0.0",
+            "JQ_RESULT_PROCESSOR_HTTP_PORT": str(RESULT_PROCESSOR_HTTP_PORT),
+            # The group its IRSA role may use (infra/stacks/platform.py).
+            "JQ_RESULT_PROCESSOR_GROUP": RESULT_PROCESSOR_GROUP,
             "JQ_SERVER_ADDRESS": f"jq-server.{ns}.svc.cluster.local:{GRPC_PORT}",
             "JQ_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
+            # MSK with IAM auth on port 9098: jobq's AWS_MSK_IAM mechanism (librdkafka
+            # OAUTHBEARER with a token signed for JQ_AWS_REGION by the pod's IRSA role).
             "JQ_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-            "JQ_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "JQ_KAFKA_SASL_MECHANISM": "AWS_MSK_IAM",
+            "JQ_AWS_REGION": endpoints.region,
+            # The IRSA policies grant only topics named "jobq.*" (infra/stacks/platform.py).
+            "JQ_KAFKA_TOPIC_PREFIX": KAFKA_TOPIC_PREFIX,
             "AWS_REGION": endpoints.region,
             "JQ_LOG_FORMAT": "json",
         },
@@ -360,6 +378,62 @@ def worker(ns: str, cfg: WorkloadConfig, images: Images, *, prometheus_url: str)
     # Workers drain on SIGTERM; at most a quarter leave at once during node rotation.
     pdb = _pdb(ns, "jq-worker", max_unavailable="25%")
     return [deployment, scaled_object, pdb]
+
+
+def result_processor(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
+    """jq-result-processor: the jobq-result-processor consumer group on job.completed and
+    job.dead-lettered, one JSON line per finished job on stdout.
+
+    It runs from the jq-worker image, which installs the whole jobq package (console
+    script included) and nothing task-specific it needs; only the entrypoint differs.
+    Replicas share the topics' partitions through the group, so more replicas than
+    partitions (JQ_KAFKA_TOPIC_PARTITIONS) sit idle.
+    """
+    labels = _labels("jq-result-processor")
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "jq-result-processor", "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": cfg.result_processor_replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(RESULT_PROCESSOR_HTTP_PORT)},
+                "spec": {
+                    "serviceAccountName": RESULT_PROCESSOR_SA,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "topologySpreadConstraints": _zone_spread("jq-result-processor"),
+                    # SIGTERM: it finishes writing the batch in hand and commits its offsets.
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [
+                        {
+                            "name": "jq-result-processor",
+                            "image": images.worker,
+                            # Replaces the image's jq-worker entrypoint and its default args.
+                            "command": ["jq-result-processor"],
+                            "envFrom": _env_from(),
+                            "ports": [{"name": "http", "containerPort": RESULT_PROCESSOR_HTTP_PORT}],
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 10,
+                                "failureThreshold": 3,
+                            },
+                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                            "securityContext": _RESTRICTED_CONTAINER,
+                            "resources": {
+                                "requests": {"cpu": cfg.result_processor_cpu, "memory": cfg.result_processor_memory},
+                                "limits": {"memory": cfg.result_processor_memory},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    # A member leaving triggers a rebalance; one at a time keeps the group consuming.
+    return [deployment, _pdb(ns, "jq-result-processor", max_unavailable=1)]
 
 
 def pgbouncer(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:

@@ -47,10 +47,13 @@ class PlatformStack(Stack):
         self.secrets_account = eks.ServiceAccount(
             self, "SecretsReaderAccount", cluster=cluster, name=identity.SECRETS_READER_SA, namespace=ns
         )
-        for account in (self.server_account, self.worker_account, self.secrets_account):
+        self.result_processor_account = eks.ServiceAccount(
+            self, "ResultProcessorAccount", cluster=cluster, name=identity.RESULT_PROCESSOR_SA, namespace=ns
+        )
+        for account in (self.server_account, self.worker_account, self.secrets_account, self.result_processor_account):
             account.node.add_dependency(namespace)
 
-        # The server publishes job events to MSK with IAM auth (OAUTHBEARER).
+        # The server publishes job events to MSK with IAM auth (AWS_MSK_IAM: OAUTHBEARER).
         kafka = data.kafka
         self.server_account.add_to_principal_policy(
             iam.PolicyStatement(
@@ -65,13 +68,35 @@ class PlatformStack(Stack):
                     "kafka-cluster:WriteData",
                     "kafka-cluster:ReadData",
                 ],
-                resources=[kafka.topic_arn("jobq.*")],
+                resources=[kafka.topic_arn(f"{identity.KAFKA_TOPIC_PREFIX}*")],
             )
         )
         self.server_account.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
                 resources=[kafka.group_arn("jobq-*")],
+            )
+        )
+
+        # jq-result-processor only reads: its two topics and its own consumer group
+        # (ReadData needs the group's AlterGroup; committed offsets for the lag, DescribeGroup).
+        self.result_processor_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], resources=[kafka.arn]
+            )
+        )
+        self.result_processor_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
+                resources=[
+                    kafka.topic_arn(identity.KAFKA_TOPIC_PREFIX + topic) for topic in identity.RESULT_PROCESSOR_TOPICS
+                ],
+            )
+        )
+        self.result_processor_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
+                resources=[kafka.group_arn(identity.RESULT_PROCESSOR_GROUP)],
             )
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,42 @@ def helm_charts(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for r in template["Resources"].values()
         if r["Type"] == HELM_TYPE
     }
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def service_account_role(synth: Synth, name: str) -> str:
+    """The IAM role a service account in the platform stack is annotated with (IRSA),
+    found through the template's own references, not a hard-coded logical id."""
+    for resource in synth.raw("platform")["Resources"].values():
+        if resource["Type"] != MANIFEST_TYPE:
+            continue
+        objects = json.loads(_flatten(resource["Properties"]["Manifest"]))
+        if any(o["kind"] == "ServiceAccount" and o["metadata"]["name"] == name for o in objects):
+            refs = re.findall(
+                r'"Fn::GetAtt": \["([^"]+)", "Arn"\]',
+                json.dumps(resource["Properties"]["Manifest"]),
+            )
+            (role,) = set(refs)
+            return role
+    raise AssertionError(f"no ServiceAccount {name} in the platform stack")
+
+
+def kafka_statements(synth: Synth, role: str | None = None) -> list[dict[str, Any]]:
+    """The platform stack's IAM statements with kafka-cluster:* actions; with ``role`` (a
+    logical id from ``service_account_role``), only those of policies attached to it."""
+    policies = synth.template("platform").find_resources("AWS::IAM::Policy")
+    return [
+        s
+        for p in policies.values()
+        if role is None or {"Ref": role} in p["Properties"].get("Roles", [])
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if any(str(a).startswith("kafka-cluster:") for a in _as_list(s["Action"]))
+    ]
+
+
+def statement_resources(statement: dict[str, Any]) -> list[str]:
+    """Resources of a statement, CloudFormation tokens rendered as TOKEN."""
+    return [_flatten(r) for r in _as_list(statement["Resource"])]

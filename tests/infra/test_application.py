@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from jobq_infra_testing import Synth, find_object, manifest_objects
+import fnmatch
+from typing import Any
+
+from jobq_infra_testing import (
+    Synth,
+    find_object,
+    kafka_statements,
+    manifest_objects,
+    statement_resources,
+)
+
+from jobq.events.topics import TOPIC_OF_KIND, WORKER_HEARTBEAT
 
 
 def test_workers_autoscale_on_queue_depth(synth: Synth) -> None:
@@ -29,7 +40,7 @@ def test_every_deployment_has_a_disruption_budget(synth: Synth) -> None:
         for o in manifest_objects(app)
         if o["kind"] == "PodDisruptionBudget"
     }
-    assert set(deployments) == {"jq-server", "jq-worker", "jq-pgbouncer"}
+    assert set(deployments) == {"jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor"}
     for name, deployment in deployments.items():
         selector = budgets[name]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
@@ -59,7 +70,9 @@ def test_server_binds_all_interfaces_and_probes_its_http_port(synth: Synth) -> N
     config = find_object(app, "ConfigMap", "jq-config")["data"]
     assert config["JQ_GRPC_HOST"] == "0.0.0.0" and config["JQ_HTTP_HOST"] == "0.0.0.0"
     assert config["JQ_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
-    assert config["JQ_KAFKA_SASL_MECHANISM"] == "OAUTHBEARER"
+    # The values jobq's settings accept (app/jobq/config.py): OAUTHBEARER is not one of them.
+    assert config["JQ_KAFKA_SASL_MECHANISM"] == "AWS_MSK_IAM"
+    assert config["JQ_AWS_REGION"]
     server = find_object(app, "Deployment", "jq-server")["spec"]["template"]["spec"]
     (container,) = server["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -102,8 +115,72 @@ def test_secrets_come_from_secrets_manager_not_the_template(synth: Synth) -> Non
 def test_images_come_from_the_environment_ecr(synth: Synth) -> None:
     # Without -c image-tag the app synthesizes with a placeholder tag that no registry holds.
     app = synth.raw("application")
-    for name in ("jq-server", "jq-worker"):
+    for name in ("jq-server", "jq-worker", "jq-result-processor"):
         (container,) = find_object(app, "Deployment", name)["spec"]["template"]["spec"][
             "containers"
         ]
         assert ".dkr.ecr." in container["image"] and container["image"].endswith(":unreleased")
+
+
+def test_topic_prefix_matches_the_topics_the_kafka_roles_may_use(synth: Synth) -> None:
+    # jobq names its topics JQ_KAFKA_TOPIC_PREFIX + "job.completed" etc.; the IRSA policies
+    # grant topic/<cluster>/*/<pattern>, so a pattern matching no real topic denies produce
+    # and consume alike.
+    config = find_object(synth.raw("application"), "ConfigMap", "jq-config")["data"]
+    prefix = config["JQ_KAFKA_TOPIC_PREFIX"]
+    names = {prefix + topic for topic in (*TOPIC_OF_KIND.values(), WORKER_HEARTBEAT)}
+    patterns = [
+        resource.rsplit("/", 1)[1]
+        for statement in kafka_statements(synth)
+        for resource in statement_resources(statement)
+        if ":topic/" in resource
+    ]
+    assert patterns
+    for pattern in patterns:
+        assert any(fnmatch.fnmatchcase(name, pattern) for name in names), (
+            f"topic pattern {pattern} matches none of {sorted(names)}"
+        )
+
+
+def _pod(app: dict[str, Any], name: str) -> dict[str, Any]:
+    return find_object(app, "Deployment", name)["spec"]["template"]
+
+
+def test_result_processor_runs_from_the_worker_image(synth: Synth) -> None:
+    app = synth.raw("application")
+    deployment = find_object(app, "Deployment", "jq-result-processor")
+    assert deployment["spec"]["replicas"] == synth.config.workload.result_processor_replicas
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (worker,) = _pod(app, "jq-worker")["spec"]["containers"]
+    assert container["image"] == worker["image"]
+    # `command` replaces the image's jq-worker entrypoint and, without `args`, its CMD.
+    assert container["command"] == ["jq-result-processor"] and "args" not in container
+    assert pod["serviceAccountName"] == "jq-result-processor"
+    assert {"configMapRef": {"name": "jq-config"}} in container["envFrom"]
+    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+    assert requests["cpu"] and requests["memory"] and limits["memory"] == requests["memory"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_result_processor_probes_and_is_scraped_like_the_worker(synth: Synth) -> None:
+    app = synth.raw("application")
+    config = find_object(app, "ConfigMap", "jq-config")["data"]
+    template = _pod(app, "jq-result-processor")
+    (container,) = template["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    # It binds where the kubelet and Prometheus reach it, on the port they call.
+    assert config["JQ_RESULT_PROCESSOR_HTTP_HOST"] == "0.0.0.0"
+    assert int(config["JQ_RESULT_PROCESSOR_HTTP_PORT"]) == ports["http"] == 8082
+    assert config["JQ_RESULT_PROCESSOR_GROUP"] == "jobq-result-processor"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    annotations = template["metadata"]["annotations"]
+    worker_annotations = _pod(app, "jq-worker")["metadata"]["annotations"]
+    assert annotations.keys() == worker_annotations.keys()
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == "8082"
+    labels = template["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "jq-result-processor"
+    assert labels["app.kubernetes.io/part-of"] == "jobq"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,10 +57,43 @@ def test_image_is_multi_stage_slim_non_root_with_healthcheck(image: str) -> None
     assert "grpc_tools.protoc" not in runtime
 
 
-def test_protobufs_are_generated_before_the_package_is_installed() -> None:
+def test_protobufs_are_generated_by_the_repository_script_before_install() -> None:
+    # The same command as the repository (make proto): modules and mypy-protobuf stubs.
     for path in DOCKERFILES.values():
         text = path.read_text()
-        assert text.index("grpc_tools.protoc -Iproto") < text.index("pip install .")
+        build = text[: text.rindex("FROM")]
+        assert "COPY scripts/gen-proto.sh" in build
+        run = re.search(r"PYTHON=(\S+) bash scripts/gen-proto\.sh", build)
+        assert run, f"{path.name}: the build stage must run scripts/gen-proto.sh"
+        assert run.group(1) == "/opt/protoc/bin/python"
+        assert "python -m venv /opt/protoc" in build
+        assert build.index("scripts/gen-proto.sh \\") < build.index("pip install .")
+        # No protoc of its own, no version of the tools that could drift from pyproject.toml.
+        instructions = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        assert "grpc_tools.protoc" not in instructions
+        assert not re.search(r"(grpcio-tools|mypy-protobuf)\s*==", text)
+        assert "/opt/protoc" not in text[text.rindex("FROM") :], "tools stay in the build stage"
+
+
+def test_build_stage_reads_the_tool_pins_from_the_dev_extra() -> None:
+    """Runs the build stage's pin extraction on the real pyproject.toml."""
+    dev = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["dev"]
+    expected = sorted(r for r in dev if r.split("==")[0] in ("grpcio-tools", "mypy-protobuf"))
+    assert [r.split("==")[0] for r in expected] == ["grpcio-tools", "mypy-protobuf"]
+    for path in DOCKERFILES.values():
+        script = re.search(r'python -c "(import tomllib;[^"]+)"', path.read_text())
+        assert script, path.name
+        # Inside the shell's double quotes "\\n" stays a backslash-n: the code is verbatim.
+        result = subprocess.run(
+            [sys.executable, "-c", script.group(1)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert sorted(result.stdout.split()) == expected
 
 
 def test_server_image_binds_all_interfaces() -> None:
@@ -99,6 +134,9 @@ def test_prometheus_scrapes_server_and_worker() -> None:
     targets = {job["job_name"]: job for job in config["scrape_configs"]}
     assert any("8080" in t for t in targets["jq-server"]["static_configs"][0]["targets"])
     assert any("8081" in t for t in targets["jq-worker"]["static_configs"][0]["targets"])
+    processor = targets["jq-result-processor"]
+    assert processor.get("metrics_path", "/metrics") == "/metrics"
+    assert "jq-result-processor:8082" in processor["static_configs"][0]["targets"]
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     mount = compose["services"]["prometheus"]["volumes"][0]
     assert (DOCKER / mount.split(":")[0]).resolve() == (
@@ -120,3 +158,20 @@ def test_grafana_is_provisioned_from_the_repository_dashboards() -> None:
     )
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+def test_compose_runs_the_result_processor_from_the_worker_image() -> None:
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    processor, worker = services["jq-result-processor"], services["jq-worker"]
+    assert processor["image"] == worker["image"] and processor["build"] == worker["build"]
+    assert processor["entrypoint"] == ["jq-result-processor"] and processor["command"] == []
+    env = processor["environment"]
+    assert env["JQ_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # Reachable from the prometheus container on the port its scrape job names.
+    assert env["JQ_RESULT_PROCESSOR_HTTP_HOST"] == "0.0.0.0"
+    assert str(env["JQ_RESULT_PROCESSOR_HTTP_PORT"]) == "8082"
+    assert "8082:8082" in processor["ports"]
+    # The worker image's HEALTHCHECK probes 8081; this process must bring its own.
+    assert any("8082/healthz" in part for part in processor["healthcheck"]["test"])
+    assert processor["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "app" in processor["profiles"]

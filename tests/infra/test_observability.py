@@ -113,7 +113,7 @@ def test_queue_depth_and_outbox_alarms_exist(synth: Synth) -> None:
 
 def test_application_log_groups_and_dashboard(synth: Synth) -> None:
     obs = synth.template("observability")
-    for component in ("jq-server", "jq-worker"):
+    for component in ("jq-server", "jq-worker", "jq-result-processor"):
         obs.has_resource_properties(
             "AWS::Logs::LogGroup", {"LogGroupName": f"/jobq/{synth.config.name}/{component}"}
         )

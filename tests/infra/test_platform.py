@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 
 from aws_cdk.assertions import Match
-from jobq_infra_testing import Synth, find_object, helm_charts, manifest_objects
+from jobq_infra_testing import (
+    Synth,
+    find_object,
+    helm_charts,
+    kafka_statements,
+    manifest_objects,
+    service_account_role,
+    statement_resources,
+)
 
 
 def test_ecr_repositories_scan_on_push_and_expire_old_images(synth: Synth) -> None:
@@ -69,7 +77,7 @@ def test_workloads_get_irsa_roles_and_namespace(synth: Synth) -> None:
         for o in manifest_objects(platform)
         if o["kind"] == "ServiceAccount"
     }
-    for name in ("jq-server", "jq-worker", "jq-secrets-reader"):
+    for name in ("jq-server", "jq-worker", "jq-secrets-reader", "jq-result-processor"):
         assert "eks.amazonaws.com/role-arn" in accounts[name]["metadata"]["annotations"]
         assert accounts[name]["metadata"]["namespace"] == synth.config.namespace
 
@@ -89,3 +97,29 @@ def test_server_role_may_only_use_jobq_topics(synth: Synth) -> None:
     for statement in kafka_statements:
         assert "kafka-cluster:*" not in json.dumps(statement["Action"])
         assert statement["Resource"] != "*"
+
+
+def test_result_processor_role_only_reads_its_topics_with_its_group(synth: Synth) -> None:
+    role = service_account_role(synth, "jq-result-processor")
+    statements = kafka_statements(synth, role)
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        for resource in statement_resources(statement):
+            # Topic and group ARNs are built from the cluster name; the cluster's is its GetAtt.
+            kind = next((k for k in ("topic", "group") if f":{k}/" in resource), "cluster")
+            granted.setdefault(kind, set()).update(actions)
+    assert granted["cluster"] == {"kafka-cluster:Connect", "kafka-cluster:DescribeCluster"}
+    assert granted["topic"] == {"kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"}
+    assert granted["group"] == {"kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"}
+    topics = {
+        r.rsplit("/", 1)[1] for s in statements for r in statement_resources(s) if ":topic/" in r
+    }
+    groups = {
+        r.rsplit("/", 1)[1] for s in statements for r in statement_resources(s) if ":group/" in r
+    }
+    assert topics == {"jobq.job.completed", "jobq.job.dead-lettered"}
+    assert groups == {"jobq-result-processor"}

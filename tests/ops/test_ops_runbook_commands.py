@@ -25,7 +25,7 @@ RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
 PAGES = sorted(RUNBOOKS_DIR.glob("*.md"))
 CLI = "import sys; sys.argv[0] = 'jq-ctl'; from jobq.ctl.main import main; main()"
 NAMESPACE = "job-queue-$JQ_ENV"
-DEPLOYMENTS = {"jq-server", "jq-worker", "jq-pgbouncer"}
+DEPLOYMENTS = {"jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor"}
 
 # A command ends where the shell would start another, or a comment starts.
 _COMMAND_END = re.compile(r"\s(?:#|\||&&|;|>)|`")
