@@ -77,6 +77,8 @@ class ServerSettings(KafkaSettings):
     database_direct_url: str = ""
     database_pool_min: int = Field(2, ge=0)
     database_pool_max: int = Field(20, ge=1)
+    # How long a request waits for a pooled connection before it fails UNAVAILABLE.
+    database_pool_timeout: Duration = dt.timedelta(seconds=10)
     # Credentials from AWS Secrets Manager (the RDS secret JSON); re-read on rejection.
     database_secret_arn: str = ""
     migrations_dir: Path | None = None

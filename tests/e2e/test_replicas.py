@@ -242,7 +242,9 @@ def test_a_database_restart_under_load_loses_no_acknowledged_job(tmp_path: Path)
         replicas = Replicas(tmp_path, url)
         try:
             # Given a server and a worker on PostgreSQL, and clients submitting continuously
-            server = replicas.start_server("server")
+            # A request waits at most 1 s for a database connection, so the 3 s outage is
+            # seen by clients (as UNAVAILABLE) rather than waited out.
+            server = replicas.start_server("server", JQ_DATABASE_POOL_TIMEOUT="1s")
             replicas.start_worker(server, "--queues", "replicas", "--concurrency", "20")
             with Submitter(server.address) as submitter:
                 wait_until(lambda: submitter.ok_since(0) >= 200, what="submits before the outage")

@@ -58,3 +58,31 @@ async def test_readyz_fails_while_draining(server) -> None:
         assert ready.status == 503
         assert (await ready.json())["reason"] == "draining"
     server._draining = False
+
+
+async def test_grpc_health_follows_readiness(server, channel, monkeypatch) -> None:
+    import asyncio
+
+    from jobq.server import app as server_app
+
+    stub = health_pb2_grpc.HealthStub(channel)
+    request = health_pb2.HealthCheckRequest(service="jobq.v1.JobService")
+
+    async def unavailable() -> str:
+        return "store unavailable: test"
+
+    monkeypatch.setattr(server_app, "HEALTH_EVERY", 0.05)
+    server._health_watch.cancel()
+    server._health_watch = asyncio.create_task(server._follow_readiness())
+    monkeypatch.setattr(server, "readiness", unavailable)
+    for _ in range(100):
+        if (await stub.Check(request)).status == health_pb2.HealthCheckResponse.NOT_SERVING:
+            break
+        await asyncio.sleep(0.05)
+    assert (await stub.Check(request)).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    monkeypatch.undo()
+    for _ in range(100):
+        if (await stub.Check(request)).status == health_pb2.HealthCheckResponse.SERVING:
+            break
+        await asyncio.sleep(0.05)
+    assert (await stub.Check(request)).status == health_pb2.HealthCheckResponse.SERVING

@@ -39,6 +39,8 @@ from jobq.v1 import (
 
 log = logging.getLogger("jobq.server")
 
+HEALTH_EVERY = 2.0  # seconds between readiness checks that drive the gRPC health status
+
 SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
@@ -66,6 +68,7 @@ def build_store(settings: ServerSettings) -> Store:
             migrations_root=settings.migrations_dir,
             pool_min=settings.database_pool_min,
             pool_max=settings.database_pool_max,
+            acquire_timeout=settings.database_pool_timeout.total_seconds(),
             credentials=build_credentials(
                 settings.database_secret_arn or None, settings.aws_region or None
             ),
@@ -127,6 +130,7 @@ class ServerApp:
         self._server: grpc.aio.Server | None = None
         self._http: HttpSidePort | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._health_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.settings.migrate_on_start:
@@ -166,6 +170,7 @@ class ServerApp:
         # replica's long-polls at once, not at their next periodic look.
         self._listener = asyncio.create_task(self.store.listen(self._woken_by_store))
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self._health_watch = asyncio.create_task(self._follow_readiness())
         log.info(
             "jq-server listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port}
         )
@@ -189,6 +194,20 @@ class ServerApp:
             return f"store unavailable: {exc}"
         return None
 
+    async def _follow_readiness(self) -> None:
+        """gRPC health says what /readyz says: NOT_SERVING while the store is unreachable."""
+        serving = True
+        while True:
+            await asyncio.sleep(HEALTH_EVERY)
+            ready = await self.readiness() is None
+            if ready != serving:
+                serving = ready
+                await self._set_health(
+                    health_pb2.HealthCheckResponse.SERVING
+                    if ready
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+
     async def _set_health(self, status: Any) -> None:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, status)
@@ -196,6 +215,10 @@ class ServerApp:
     async def stop(self) -> None:
         """Graceful: stop taking calls, let in-flight ones finish, then close the store."""
         self._draining = True
+        if self._health_watch is not None:
+            self._health_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_watch
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace.total_seconds())

@@ -55,13 +55,20 @@ class PostgresStore:
         pool_min: int = 2,
         pool_max: int = 20,
         credentials: DatabaseCredentials | None = None,
+        acquire_timeout: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
         self.direct_url = direct_url or url
         self._migrations = migrations_dir("postgres", migrations_root)
         self._credentials = credentials or StaticCredentials()
-        self._db = PgDb(url, min_size=pool_min, max_size=pool_max, credentials=credentials)
+        self._db = PgDb(
+            url,
+            min_size=pool_min,
+            max_size=pool_max,
+            credentials=credentials,
+            acquire_timeout=acquire_timeout,
+        )
         rng = rng or random.Random()
         self.jobs = PgJobs(self._db, queue_defaults, rng)
         self.queues = PgQueues(self._db)

@@ -60,6 +60,7 @@ class PgDb:
         min_size: int = 2,
         max_size: int = 20,
         credentials: DatabaseCredentials | None = None,
+        acquire_timeout: float = 10.0,
     ) -> None:
         self.url = url
         self.credentials = credentials or StaticCredentials()
@@ -74,7 +75,8 @@ class PgDb:
             kwargs=kwargs,
             connection_class=connection_class(self.credentials),
             open=False,
-            timeout=10.0,
+            # How long a request waits for a connection before it fails UNAVAILABLE.
+            timeout=acquire_timeout,
             check=psycopg_pool.AsyncConnectionPool.check_connection,
             reconnect_timeout=3600.0,
             name="jobq",
