@@ -11,10 +11,21 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from jobq.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.lifecycle import decide_failure
-from jobq.core.model import Job, JobEvent, LeaseRef, Outcome, OutcomeKind, QueueConfig
+from jobq.core.model import (
+    Job,
+    JobEvent,
+    LeaseRef,
+    NewJob,
+    Outcome,
+    OutcomeKind,
+    QueueConfig,
+    WorkerInfo,
+    WorkerState,
+)
 from jobq.core.retry import Random
-from jobq.core.states import EventKind, JobState
+from jobq.core.states import PENDING_STATES, EventKind, JobState
 from jobq.store.transitions import transition_event
 
 S, E = JobState, EventKind
@@ -126,3 +137,74 @@ def lease_expiry_change(job: Job, queue: QueueConfig, now: dt.datetime, rng: Ran
     return Change(
         event, {"state": S.SCHEDULED.value, "last_error": error, "run_at": decision.run_at}
     )
+
+
+def batch_duplicate(new: NewJob, index: int, seen: dict[tuple[str, str], NewJob]) -> None:
+    """Refuse a batch that names one idempotency key twice (same payload or not)."""
+    if not new.idempotency_key or (new.queue, new.idempotency_key) not in seen:
+        return
+    earlier = seen[(new.queue, new.idempotency_key)]
+    if (earlier.type, earlier.payload) != (new.type, new.payload):
+        raise AlreadyExists(
+            f"jobs[{index}]: idempotency key {new.idempotency_key!r} is used twice in "
+            "this batch with different payloads"
+        )
+    raise InvalidArgument(f"jobs[{index}].idempotency_key", "repeats an earlier job of this batch")
+
+
+def idempotent_match(existing: Job | None, new: NewJob) -> Job | None:
+    """The stored job a submission's idempotency key returns, or AlreadyExists if it differs."""
+    if existing is None:
+        return None
+    if (existing.type, existing.payload) != (new.type, new.payload):
+        raise AlreadyExists(
+            f"idempotency key {new.idempotency_key!r} in queue {new.queue!r} belongs to "
+            f"job {existing.id} with a different type or payload"
+        )
+    return existing
+
+
+def checked_dead_letters(
+    selector_ids: Sequence[str], queue: str | None, found: dict[str, Job]
+) -> list[Job]:
+    """The dead jobs a selector of ids names, or the error saying why not."""
+    missing = [i for i in selector_ids if i not in found]
+    if missing:
+        raise NotFound(f"no such job: {', '.join(missing)}")
+    not_dead = [j.id for j in found.values() if j.state is not S.DEAD]
+    if not_dead:
+        raise FailedPrecondition(f"not dead-lettered: {', '.join(not_dead)}")
+    if queue and any(j.queue != queue for j in found.values()):
+        raise InvalidArgument("selector.ids", f"not all in queue {queue!r}")
+    return list(found.values())
+
+
+def with_liveness(worker: WorkerInfo, now: dt.datetime, lost_after: dt.timedelta) -> WorkerInfo:
+    """A worker that stopped heartbeating without saying goodbye is reported as lost."""
+    alive = worker.state in (WorkerState.ACTIVE, WorkerState.DRAINING)
+    if alive and now - worker.last_heartbeat > lost_after:
+        return dataclasses.replace(worker, state=WorkerState.LOST)
+    return worker
+
+
+def cancel_change(job: Job, now: dt.datetime, reason: str) -> Change | None:
+    """Cancel a pending job now, or ask a running one's worker to stop (None if already
+    asked); a finished job cannot be cancelled."""
+    base: dict[str, Any] = {
+        "job_id": job.id,
+        "queue": job.queue,
+        "from_state": job.state,
+        "attempt": job.attempt,
+        "at": now,
+        "reason": reason or None,
+        "correlation_id": job.correlation_id or None,
+    }
+    if job.state in PENDING_STATES:
+        event = transition_event(**base, kind=E.CANCELLED, to_state=S.CANCELLED)
+        return Change(event, {"state": S.CANCELLED.value, "finished_at": now})
+    if job.state is S.RUNNING:
+        if job.cancel_requested:
+            return None
+        event = transition_event(**base, kind=E.CANCEL_REQUESTED, to_state=S.RUNNING)
+        return Change(event, {"cancel_requested": True})
+    raise FailedPrecondition(f"job {job.id} is already {job.state.value}")

@@ -11,7 +11,6 @@ from typing import Any
 import aiosqlite
 
 from jobq.core.errors import (
-    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -31,11 +30,15 @@ from jobq.core.model import (
     WorkerState,
 )
 from jobq.core.scheduling import weighted_order
-from jobq.core.states import PENDING_STATES, EventKind, JobState
+from jobq.core.states import EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Page
 from jobq.store.changes import (
     Change,
+    batch_duplicate,
+    cancel_change,
+    checked_dead_letters,
     group_by_columns,
+    idempotent_match,
     lease_expiry_change,
     outcome_change,
     stale_reason,
@@ -218,30 +221,13 @@ class SqliteJobs:
     ) -> Job | None:
         if not new.idempotency_key:
             return None
+        batch_duplicate(new, index, seen)
         key = (new.queue, new.idempotency_key)
-        if key in seen:
-            earlier = seen[key]
-            if (earlier.type, earlier.payload) != (new.type, new.payload):
-                raise AlreadyExists(
-                    f"jobs[{index}]: idempotency key {new.idempotency_key!r} is used twice in "
-                    "this batch with different payloads"
-                )
-            raise InvalidArgument(
-                f"jobs[{index}].idempotency_key", "repeats an earlier job of this batch"
-            )
         cursor = await conn.execute(
             "SELECT * FROM jobs WHERE queue = ? AND idempotency_key = ?", key
         )
         row = await cursor.fetchone()
-        if row is None:
-            return None
-        job = job_from_row(row)
-        if (job.type, job.payload) != (new.type, new.payload):
-            raise AlreadyExists(
-                f"idempotency key {new.idempotency_key!r} in queue {new.queue!r} belongs to "
-                f"job {job.id} with a different type or payload"
-            )
-        return job
+        return idempotent_match(None if row is None else job_from_row(row), new)
 
     async def get(self, job_id: str) -> Job | None:
         async with self._db.read() as conn:
@@ -269,49 +255,22 @@ class SqliteJobs:
             return [event_from_row(r) for r in await cursor.fetchall()]
 
     async def cancel(self, job_id: str, now: dt.datetime, reason: str) -> Job:
-        now_us = to_us(now)
         async with self._db.tx() as conn:
             job = (await fetch_jobs(conn, [job_id])).get(job_id)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
-            if job.state in PENDING_STATES:
-                event = transition_event(
-                    job_id=job.id,
-                    correlation_id=job.correlation_id or None,
-                    queue=job.queue,
-                    kind=E.CANCELLED,
-                    from_state=job.state,
-                    to_state=S.CANCELLED,
-                    attempt=job.attempt,
-                    at=now,
-                    reason=reason or None,
-                )
+            change = cancel_change(job, now, reason)
+            if change is not None:
+                fields = {
+                    k: to_us(v) if isinstance(v, dt.datetime) else v
+                    for k, v in change.fields.items()
+                }
+                sets = ", ".join(f"{column} = :{column}" for column in fields)
                 await conn.execute(
-                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
-                    "WHERE id = ?",
-                    (now_us, now_us, job_id),
+                    f"UPDATE jobs SET {sets}, updated_at = :now WHERE id = :id",
+                    fields | {"now": to_us(now), "id": job_id},
                 )
-                await insert_events(conn, [event])
-            elif job.state is S.RUNNING:
-                if not job.cancel_requested:
-                    event = transition_event(
-                        job_id=job.id,
-                        correlation_id=job.correlation_id or None,
-                        queue=job.queue,
-                        kind=E.CANCEL_REQUESTED,
-                        from_state=S.RUNNING,
-                        to_state=S.RUNNING,
-                        attempt=job.attempt,
-                        at=now,
-                        reason=reason or None,
-                    )
-                    await conn.execute(
-                        "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
-                        (now_us, job_id),
-                    )
-                    await insert_events(conn, [event])
-            else:
-                raise FailedPrecondition(f"job {job_id} is already {job.state.value}")
+                await insert_events(conn, [change.event])
             return (await fetch_jobs(conn, [job_id]))[job_id]
 
     async def lease(
@@ -576,15 +535,7 @@ class SqliteJobs:
     ) -> list[Job]:
         if selector.ids:
             jobs = await fetch_jobs(conn, list(selector.ids))
-            missing = [i for i in selector.ids if i not in jobs]
-            if missing:
-                raise NotFound(f"no such job: {', '.join(missing)}")
-            not_dead = [j.id for j in jobs.values() if j.state is not S.DEAD]
-            if not_dead:
-                raise FailedPrecondition(f"not dead-lettered: {', '.join(not_dead)}")
-            if selector.queue and any(j.queue != selector.queue for j in jobs.values()):
-                raise InvalidArgument("selector.ids", f"not all in queue {selector.queue!r}")
-            return list(jobs.values())
+            return checked_dead_letters(selector.ids, selector.queue, jobs)
         cursor = await conn.execute(
             "SELECT * FROM jobs WHERE state = 'dead' AND queue = ?", (selector.queue,)
         )

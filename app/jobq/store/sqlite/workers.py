@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 
 from jobq.core.errors import NotFound
 from jobq.core.model import WorkerInfo, WorkerState
+from jobq.store.changes import with_liveness
 from jobq.store.sqlite.db import SqliteDb, to_us
 from jobq.store.sqlite.rows import worker_from_row
 
@@ -57,7 +57,7 @@ class SqliteWorkers:
         async with self._db.read() as conn:
             cursor = await conn.execute(SELECT_WORKERS + " ORDER BY w.started_at")
             workers = [worker_from_row(r) for r in await cursor.fetchall()]
-        return [_with_liveness(w, now, lost_after) for w in workers]
+        return [with_liveness(w, now, lost_after) for w in workers]
 
     async def set_state(self, worker_id: str, state: WorkerState) -> WorkerInfo:
         async with self._db.tx() as conn:
@@ -69,11 +69,3 @@ class SqliteWorkers:
         worker = await self.get(worker_id)
         assert worker is not None
         return worker
-
-
-def _with_liveness(worker: WorkerInfo, now: dt.datetime, lost_after: dt.timedelta) -> WorkerInfo:
-    """A worker that stopped heartbeating without saying goodbye is reported as lost."""
-    alive = worker.state in (WorkerState.ACTIVE, WorkerState.DRAINING)
-    if alive and now - worker.last_heartbeat > lost_after:
-        return dataclasses.replace(worker, state=WorkerState.LOST)
-    return worker
