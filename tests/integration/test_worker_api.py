@@ -162,3 +162,29 @@ async def test_submitting_a_task_object_uses_its_name_queue_and_attempts(client)
     assert (job.type, job.queue, job.max_attempts) == ("email.send", "emails", 7)
     other = await client.submit(send, {}, queue="urgent", max_attempts=2)
     assert (other.queue, other.max_attempts) == ("urgent", 2)
+
+
+async def test_many_stale_leases_fit_in_one_status_a_client_can_read(channel, client) -> None:
+    # Given 300 leases that were all completed, then named again in one heartbeat
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    await client.submit_many([{"type": "echo", "payload": i} for i in range(300)])
+    worker = await register(stub)
+    leased = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=300))).jobs
+    refs = [pb.LeaseRef(job_id=j.id, attempt=j.attempt) for j in leased]
+    await stub.ReportOutcomes(
+        pb.ReportOutcomesRequest(
+            worker_id=worker,
+            outcomes=[pb.Outcome(lease=r, completed=pb.Outcome.Completed()) for r in refs],
+        )
+    )
+    # When the worker heartbeats all of them
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=refs))
+    # Then it reads FAILED_PRECONDITION (not a transport error about oversized trailers),
+    # with the count and a bounded list of the stale jobs it can drop before resending
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.details().startswith("300 stale lease(s)")
+    failure = error_details_pb2.PreconditionFailure()
+    rpc_status.from_call(raised.value).details[0].Unpack(failure)
+    assert 0 < len(failure.violations) <= 25
+    assert {v.subject for v in failure.violations} <= {r.job_id for r in refs}

@@ -47,8 +47,10 @@ class StaleLease(FailedPrecondition):
     VIOLATION_TYPE = "STALE_LEASE"
 
     def __init__(self, stale: dict[str, str]) -> None:
-        detail = "; ".join(f"{job_id}: {why}" for job_id, why in stale.items())
-        super().__init__(f"stale lease, nothing changed: {detail}")
+        shown = list(stale.items())[:3]
+        detail = "; ".join(f"{job_id}: {why}" for job_id, why in shown)
+        more = f" (and {len(stale) - len(shown)} more)" if len(stale) > len(shown) else ""
+        super().__init__(f"{len(stale)} stale lease(s), nothing changed: {detail}{more}")
         self.stale = stale
 
 

@@ -39,10 +39,16 @@ def status_code_for(error: JobqError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# gRPC refuses trailers over 16 KiB (and may drop them over 8 KiB): a status names at most
+# this many stale leases. A worker drops those, resends, and learns of the rest next time.
+MAX_STALE_DETAILS = 25
+MAX_MESSAGE = 1000
+
+
 def rich_status(error: JobqError) -> grpc.Status:
     """The status for `error`, with google.rpc details a client can act on."""
     code = status_code_for(error)
-    message = str(error)
+    message = str(error)[:MAX_MESSAGE]
     details: list[any_pb2.Any] = []
     if isinstance(error, StaleLease):
         failure = error_details_pb2.PreconditionFailure(
@@ -50,7 +56,7 @@ def rich_status(error: JobqError) -> grpc.Status:
                 error_details_pb2.PreconditionFailure.Violation(
                     type=StaleLease.VIOLATION_TYPE, subject=job_id, description=why
                 )
-                for job_id, why in error.stale.items()
+                for job_id, why in list(error.stale.items())[:MAX_STALE_DETAILS]
             ]
         )
         packed = any_pb2.Any()

@@ -35,7 +35,8 @@ log = logging.getLogger("jobq.worker")
 
 REPORT_BATCH = 500
 PROGRESS_EVERY = 0.5
-CANCEL_GRACE = 5.0  # an async task that ignores ctx.cancelled is interrupted after this
+CANCEL_GRACE = 5.0
+MAX_HEARTBEAT_ROUNDS = 100  # an async task that ignores ctx.cancelled is interrupted after this
 
 
 @dataclasses.dataclass
@@ -173,6 +174,11 @@ class Worker:
                 log.warning("server forgot this worker; registering again")
                 await self._register()
                 continue
+            except JobqError as exc:  # anything else: say so, back off, keep the worker up
+                log.error("lease failed: %s: %s", type(exc).__name__, exc)
+                await self._sleep_unless_stopped(delay)
+                delay = min(delay * 2, 5.0)
+                continue
             delay = 0.2
             if self._stop.is_set():
                 if jobs:
@@ -290,7 +296,9 @@ class Worker:
             await self._heartbeat()
 
     async def _heartbeat(self) -> None:
-        for _ in range(3):
+        # A rejection names at most a few dozen stale leases; keep going until the rest
+        # are extended (bounded, in case the server keeps finding new ones).
+        for _ in range(MAX_HEARTBEAT_ROUNDS):
             try:
                 response = await self._conn.heartbeat([r.lease for r in self._held.values()])
             except StaleLease as exc:
@@ -302,6 +310,9 @@ class Worker:
             except FailedPrecondition:
                 log.warning("server forgot this worker; registering again")
                 await self._register()
+                return
+            except JobqError as exc:
+                log.error("heartbeat failed: %s: %s", type(exc).__name__, exc)
                 return
             for job_id in response.cancel_job_ids:
                 self._request_cancel(job_id)
@@ -349,8 +360,8 @@ class Worker:
                         self._request_cancel(job_id)
                 except StaleLease as exc:
                     self._lose(exc.stale)
-                except Unavailable as exc:
-                    log.warning("progress report failed: %s", exc)
+                except JobqError as exc:
+                    log.warning("progress report failed: %s: %s", type(exc).__name__, exc)
 
     # --- outcomes ---------------------------------------------------------------------------
 
@@ -369,8 +380,10 @@ class Worker:
             except InvalidArgument as exc:
                 self._reject(batch, exc)
                 continue
-            except Unavailable as exc:
-                log.warning("reporting outcomes failed, will retry: %s", exc)
+            except JobqError as exc:  # unavailable, or anything unexpected: keep and retry
+                log.warning(
+                    "reporting outcomes failed, will retry: %s: %s", type(exc).__name__, exc
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
