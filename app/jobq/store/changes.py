@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from jobq.core.model import (
 )
 from jobq.core.retry import Random
 from jobq.core.states import PENDING_STATES, EventKind, JobState
-from jobq.store.transitions import transition_event
+from jobq.store.transitions import job_event
 
 S, E = JobState, EventKind
 
@@ -62,16 +63,8 @@ def outcome_change(
     job: Job, queue: QueueConfig, outcome: Outcome, now: dt.datetime, rng: Random
 ) -> Change:
     """A worker's report on a running job: success, cancellation, retry or dead letter."""
-    base: dict[str, Any] = {
-        "job_id": job.id,
-        "queue": job.queue,
-        "from_state": S.RUNNING,
-        "attempt": job.attempt,
-        "at": now,
-        "correlation_id": job.correlation_id or None,
-    }
     if outcome.kind is OutcomeKind.COMPLETED:
-        event = transition_event(**base, kind=E.SUCCEEDED, to_state=S.SUCCEEDED)
+        event = job_event(job, E.SUCCEEDED, S.SUCCEEDED, now)
         return Change(
             event,
             {
@@ -82,9 +75,7 @@ def outcome_change(
             },
         )
     if outcome.kind is OutcomeKind.CANCELLED or job.cancel_requested:
-        event = transition_event(
-            **base, kind=E.CANCELLED, to_state=S.CANCELLED, error=outcome.error
-        )
+        event = job_event(job, E.CANCELLED, S.CANCELLED, now, error=outcome.error)
         return Change(
             event,
             {
@@ -96,10 +87,11 @@ def outcome_change(
     decision = decide_failure(
         job, queue, now, retryable=outcome.retryable, retry_after=outcome.retry_after, rng=rng
     )
-    event = transition_event(
-        **base,
-        kind=decision.kind,
-        to_state=decision.to_state,
+    event = job_event(
+        job,
+        decision.kind,
+        decision.to_state,
+        now,
         error=outcome.error,
         retryable=outcome.retryable,
     )
@@ -116,21 +108,12 @@ def outcome_change(
 def lease_expiry_change(job: Job, queue: QueueConfig, now: dt.datetime, rng: Random) -> Change:
     """A running job whose lease ran out: cancelled if that was asked, else retried or dead."""
     error = f"lease expired: worker {job.worker_id} stopped heartbeating"
-    base: dict[str, Any] = {
-        "job_id": job.id,
-        "queue": job.queue,
-        "from_state": S.RUNNING,
-        "attempt": job.attempt,
-        "at": now,
-        "error": error,
-        "worker_id": job.worker_id,
-        "correlation_id": job.correlation_id or None,
-    }
+    expired = functools.partial(job_event, job, at=now, error=error, worker_id=job.worker_id)
     if job.cancel_requested:
-        event = transition_event(**base, kind=E.CANCELLED, to_state=S.CANCELLED)
+        event = expired(E.CANCELLED, S.CANCELLED)
         return Change(event, {"state": S.CANCELLED.value, "last_error": error, "finished_at": now})
     decision = decide_failure(job, queue, now, retryable=True, lease_expired=True, rng=rng)
-    event = transition_event(**base, kind=decision.kind, to_state=decision.to_state)
+    event = expired(decision.kind, decision.to_state)
     if decision.to_state is S.DEAD:
         return Change(event, {"state": S.DEAD.value, "last_error": error, "finished_at": now})
     assert decision.run_at is not None
@@ -190,21 +173,12 @@ def with_liveness(worker: WorkerInfo, now: dt.datetime, lost_after: dt.timedelta
 def cancel_change(job: Job, now: dt.datetime, reason: str) -> Change | None:
     """Cancel a pending job now, or ask a running one's worker to stop (None if already
     asked); a finished job cannot be cancelled."""
-    base: dict[str, Any] = {
-        "job_id": job.id,
-        "queue": job.queue,
-        "from_state": job.state,
-        "attempt": job.attempt,
-        "at": now,
-        "reason": reason or None,
-        "correlation_id": job.correlation_id or None,
-    }
     if job.state in PENDING_STATES:
-        event = transition_event(**base, kind=E.CANCELLED, to_state=S.CANCELLED)
+        event = job_event(job, E.CANCELLED, S.CANCELLED, now, reason=reason or None)
         return Change(event, {"state": S.CANCELLED.value, "finished_at": now})
     if job.state is S.RUNNING:
         if job.cancel_requested:
             return None
-        event = transition_event(**base, kind=E.CANCEL_REQUESTED, to_state=S.RUNNING)
+        event = job_event(job, E.CANCEL_REQUESTED, S.RUNNING, now, reason=reason or None)
         return Change(event, {"cancel_requested": True})
     raise FailedPrecondition(f"job {job.id} is already {job.state.value}")

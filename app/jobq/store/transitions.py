@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jobq.core.model import JobEvent
+from jobq.core.model import Job, JobEvent
 from jobq.core.states import EventKind, JobState, check_transition
 from jobq.ids import new_id
 
@@ -33,4 +33,28 @@ def transition_event(
         attempt=attempt,
         at=at,
         details={k: v for k, v in details.items() if v is not None},
+    )
+
+
+def job_event(
+    job: Job,
+    kind: EventKind,
+    to_state: JobState | None,
+    at: dt.datetime,
+    *,
+    from_state: JobState | None = None,
+    **details: Any,
+) -> JobEvent:
+    """The event for a transition of `job` as read (its state, unless `from_state` is given),
+    carrying its id, queue, attempt and correlation id."""
+    return transition_event(
+        job_id=job.id,
+        queue=job.queue,
+        kind=kind,
+        from_state=job.state if from_state is None else from_state,
+        to_state=to_state,
+        attempt=job.attempt,
+        at=at,
+        correlation_id=job.correlation_id or None,
+        **details,
     )

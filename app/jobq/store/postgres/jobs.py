@@ -45,7 +45,7 @@ from jobq.store.changes import (
 )
 from jobq.store.postgres.db import Conn, PgDb
 from jobq.store.postgres.rows import event_from_row, job_from_row, queue_from_row, queue_params
-from jobq.store.transitions import transition_event
+from jobq.store.transitions import job_event, transition_event
 
 S, E = JobState, EventKind
 
@@ -343,16 +343,8 @@ class PgJobs:
                 await insert_events(
                     conn,
                     (
-                        transition_event(
-                            job_id=j.id,
-                            correlation_id=j.correlation_id or None,
-                            queue=j.queue,
-                            kind=E.STARTED,
-                            from_state=S.QUEUED,
-                            to_state=S.RUNNING,
-                            attempt=j.attempt,
-                            at=now,
-                            worker_id=worker_id,
+                        job_event(
+                            j, E.STARTED, S.RUNNING, now, from_state=S.QUEUED, worker_id=worker_id
                         )
                         for j in started
                     ),
@@ -469,16 +461,8 @@ class PgJobs:
             await insert_events(
                 conn,
                 (
-                    transition_event(
-                        job_id=j.id,
-                        correlation_id=j.correlation_id or None,
-                        queue=j.queue,
-                        kind=E.RELEASED,
-                        from_state=S.RUNNING,
-                        to_state=S.QUEUED,
-                        attempt=j.attempt,
-                        at=now,
-                        worker_id=worker_id,
+                    job_event(
+                        j, E.RELEASED, S.QUEUED, now, from_state=S.RUNNING, worker_id=worker_id
                     )
                     for j in held
                 ),
@@ -597,19 +581,7 @@ class PgJobs:
                 )
             await insert_events(
                 conn,
-                (
-                    transition_event(
-                        job_id=j.id,
-                        correlation_id=j.correlation_id or None,
-                        queue=j.queue,
-                        kind=E.REPLAYED,
-                        from_state=S.DEAD,
-                        to_state=S.QUEUED,
-                        attempt=j.attempt,
-                        at=now,
-                    )
-                    for j in dead
-                ),
+                (job_event(j, E.REPLAYED, S.QUEUED, now, from_state=S.DEAD) for j in dead),
             )
             await notify_work(conn, (j.queue for j in dead))
             return len(dead)
@@ -619,19 +591,7 @@ class PgJobs:
             dead = await self._select_dead(conn, selector)
             await insert_events(
                 conn,
-                (
-                    transition_event(
-                        job_id=j.id,
-                        correlation_id=j.correlation_id or None,
-                        queue=j.queue,
-                        kind=E.DISCARDED,
-                        from_state=S.DEAD,
-                        to_state=None,
-                        attempt=j.attempt,
-                        at=now,
-                    )
-                    for j in dead
-                ),
+                (job_event(j, E.DISCARDED, None, now, from_state=S.DEAD) for j in dead),
             )
             if dead:
                 await conn.execute(

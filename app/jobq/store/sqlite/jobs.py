@@ -51,7 +51,7 @@ from jobq.store.sqlite.rows import (
     queue_from_row,
     queue_params,
 )
-from jobq.store.transitions import transition_event
+from jobq.store.transitions import job_event, transition_event
 
 S = JobState
 E = EventKind
@@ -423,16 +423,8 @@ class SqliteJobs:
             await insert_events(
                 conn,
                 (
-                    transition_event(
-                        job_id=j.id,
-                        correlation_id=j.correlation_id or None,
-                        queue=j.queue,
-                        kind=E.RELEASED,
-                        from_state=S.RUNNING,
-                        to_state=S.QUEUED,
-                        attempt=j.attempt,
-                        at=now,
-                        worker_id=worker_id,
+                    job_event(
+                        j, E.RELEASED, S.QUEUED, now, from_state=S.RUNNING, worker_id=worker_id
                     )
                     for j in held
                 ),
@@ -554,19 +546,7 @@ class SqliteJobs:
             )
             await insert_events(
                 conn,
-                (
-                    transition_event(
-                        job_id=j.id,
-                        correlation_id=j.correlation_id or None,
-                        queue=j.queue,
-                        kind=E.REPLAYED,
-                        from_state=S.DEAD,
-                        to_state=S.QUEUED,
-                        attempt=j.attempt,
-                        at=now,
-                    )
-                    for j in dead
-                ),
+                (job_event(j, E.REPLAYED, S.QUEUED, now, from_state=S.DEAD) for j in dead),
             )
             return len(dead)
 
@@ -575,19 +555,7 @@ class SqliteJobs:
             dead = await self._select_dead(conn, selector)
             await insert_events(
                 conn,
-                (
-                    transition_event(
-                        job_id=j.id,
-                        correlation_id=j.correlation_id or None,
-                        queue=j.queue,
-                        kind=E.DISCARDED,
-                        from_state=S.DEAD,
-                        to_state=None,
-                        attempt=j.attempt,
-                        at=now,
-                    )
-                    for j in dead
-                ),
+                (job_event(j, E.DISCARDED, None, now, from_state=S.DEAD) for j in dead),
             )
             await conn.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in dead])
             return len(dead)
