@@ -96,11 +96,15 @@ class WorkerConnection:
         )
         return [job_from_pb(j) for j in response.jobs]
 
-    async def heartbeat(self, leases: Sequence[LeaseRef]) -> pb.HeartbeatResponse:
+    async def heartbeat(
+        self,
+        leases: Sequence[LeaseRef],
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline sent with the call
+    ) -> pb.HeartbeatResponse:
         request = pb.HeartbeatRequest(
             worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
         )
-        return await self._call(self._stub.Heartbeat, request)
+        return await self._call(self._stub.Heartbeat, request, timeout=timeout)
 
     async def progress(self, lease: LeaseRef, fraction: float, message: str) -> bool:
         request = pb.ReportProgressRequest(
@@ -115,12 +119,13 @@ class WorkerConnection:
         )
         await self._call(self._stub.ReportOutcomes, request)
 
-    async def release(self, leases: Sequence[LeaseRef]) -> int:
+    async def release(self, leases: Sequence[LeaseRef]) -> list[tuple[LeaseRef, str]]:
+        """Give leases back; the ones the server says were no longer held, with why."""
         request = pb.ReleaseJobsRequest(
             worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
         )
         response = await self._call(self._stub.ReleaseJobs, request)
-        return int(response.released)
+        return [(LeaseRef(s.lease.job_id, s.lease.attempt), s.reason) for s in response.stale]
 
     async def deregister(self) -> None:
         await self._call(
