@@ -65,7 +65,9 @@ class FakeServer:
             return []
 
     async def heartbeat(
-        self, leases: Sequence[LeaseRef], timeout: float | None = None
+        self,
+        leases: Sequence[LeaseRef],
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> pb.HeartbeatResponse:
         self.beats.append(list(leases))
         answer = self.heartbeat_answers.pop(0) if self.heartbeat_answers else None

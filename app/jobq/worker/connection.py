@@ -20,6 +20,16 @@ from jobq.v1 import worker_service_pb2_grpc
 
 T = TypeVar("T")
 
+# gRPC backs off reconnecting up to 2 minutes, failing every call at once meanwhile; a
+# worker whose leases last seconds must be back within a heartbeat of the server's return
+# (ADR 0007).
+WORKER_CHANNEL_OPTIONS = [
+    *channel_options(),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
 
 def _lease(ref: LeaseRef) -> pb.LeaseRef:
     return pb.LeaseRef(job_id=ref.job_id, attempt=ref.attempt)
@@ -39,7 +49,7 @@ def _outcome(outcome: Outcome) -> pb.Outcome:
 
 class WorkerConnection:
     def __init__(self, address: str, token: str = "", timeout: float = 30.0) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._channel = grpc.aio.insecure_channel(address, options=WORKER_CHANNEL_OPTIONS)
         self._stub = worker_service_pb2_grpc.WorkerServiceStub(self._channel)
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout

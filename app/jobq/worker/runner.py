@@ -215,6 +215,10 @@ class Worker:
             if job.attempt > current.lease.attempt:
                 self._adopt(current, lease)
             return
+        # An older attempt whose outcome is not yet acknowledged is over on the server (it
+        # handed out this one): that outcome was taken already, or will be refused. Either
+        # way it is not held any more, and a heartbeat must not name the job twice.
+        self._settle([r for r in self._outbox if r.lease.job_id == job.id])
         loop = asyncio.get_running_loop()
         ctx = JobContext(
             job.id,
@@ -347,7 +351,8 @@ class Worker:
             # server outage the lease may have little time left (ADR 0007). Jitter keeps a
             # fleet of workers from retrying in step.
             delay = HEARTBEAT_RETRY_FIRST
-            while not await self._heartbeat(period):
+            # A beat slower than the lease (three intervals) is of no use any more.
+            while not await self._heartbeat(3 * period):
                 pause = delay * self._rng.uniform(0.5, 1.0)
                 if time.monotonic() + pause >= next_beat:
                     break
@@ -455,8 +460,9 @@ class Worker:
         """
         delay = HEARTBEAT_RETRY_FIRST
         while True:
-            # A lease lost meanwhile (a heartbeat said so) has nothing left to report.
-            batch = [r for r in batch if not r.lost]
+            # A lease lost or let go meanwhile (a heartbeat said so, or a newer attempt came)
+            # has nothing left to report.
+            batch = [r for r in batch if self._held.get(r.lease) is r]
             if not batch:
                 return
             try:
@@ -468,7 +474,7 @@ class Worker:
                 continue
             except StaleLease as exc:
                 self._lose(_named(exc, [r.lease for r in batch]))
-                remaining = [r for r in batch if not r.lost]
+                remaining = [r for r in batch if self._held.get(r.lease) is r]
                 if len(remaining) < len(batch):
                     batch = remaining
                     continue
