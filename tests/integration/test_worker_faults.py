@@ -17,6 +17,7 @@ import pytest
 
 from jobq.client import AsyncClient
 from jobq.config import ServerSettings
+from jobq.core.errors import Unavailable
 from jobq.core.states import JobState
 from jobq.server.app import ServerApp
 from jobq.worker.task import Task
@@ -65,7 +66,7 @@ async def pg_app(pg_databases: Any) -> AsyncIterator[ServerApp]:
 
 async def until(condition: Callable[[], Any]) -> None:
     async def poll() -> None:
-        while not await condition():
+        while not await condition():  # noqa: ASYNC110 - polls the server
             await asyncio.sleep(0.1)
 
     await asyncio.wait_for(poll(), LIVENESS)
@@ -171,3 +172,61 @@ async def test_a_server_restart_shorter_than_the_lease_does_not_run_a_job_twice(
         await server.stop()
         assert (done.state, done.attempt, runs) == (JobState.SUCCEEDED, 1, [1])
         assert "lease_expired" not in kinds
+
+
+async def test_a_job_reaped_while_its_worker_was_cut_off_is_not_run_twice_by_it(
+    tmp_path: Path,
+) -> None:
+    # Given a job running under a 1s lease, on the only worker
+    runs: list[int] = []
+    release = asyncio.Event()
+
+    async def slow(payload: Any, ctx: Any) -> str:
+        runs.append(ctx.attempt)
+        await release.wait()
+        return "done"
+
+    config = settings(
+        f"sqlite:///{tmp_path}/jobq.db",
+        default_lease_timeout=dt.timedelta(seconds=1),
+        default_backoff_base=dt.timedelta(milliseconds=100),
+    )
+    server = ServerApp(config)
+    await server.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.grpc_port}") as client:
+            job = await client.submit("slow", {})
+            async with running_worker(server, {"slow": Task("slow", slow)}) as worker:
+                cut_off = [False]
+                send = worker._conn.heartbeat
+
+                async def heartbeat(*args: Any, **kwargs: Any) -> Any:
+                    if cut_off[0]:
+                        raise Unavailable("cut off")
+                    return await send(*args, **kwargs)
+
+                worker._conn.heartbeat = heartbeat  # type: ignore[method-assign]
+                while not runs:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                # When its heartbeats do not get through, the server reaps attempt 1 and hands
+                # the same worker attempt 2 while attempt 1 still runs there
+                cut_off[0] = True
+
+                async def second_attempt_leased() -> bool:
+                    got = await client.get(job.id)
+                    return (got.attempt, got.state) == (2, JobState.RUNNING)
+
+                await until(second_attempt_leased)
+                cut_off[0] = False
+                await asyncio.sleep(1.5)  # more than a lease: attempt 2 must be heartbeated
+                release.set()
+
+                async def finished() -> bool:
+                    return (await client.get(job.id)).state in FINAL
+
+                await until(finished)
+            # Then the worker ran the job once, and reported it under attempt 2
+            done = await client.get(job.id)
+            assert (done.state, done.attempt, runs) == (JobState.SUCCEEDED, 2, [1])
+    finally:
+        await server.stop()

@@ -292,8 +292,9 @@ async def test_a_stale_answer_for_one_attempt_leaves_another_attempt_alone() -> 
     await until(lambda: server.report_calls >= 1)
     await server.leases.put([job(1, "slow", attempt=2)])
     await until(lambda: LeaseRef(job(1).id, 2) in running.worker._held)
-    # When the server says the job's lease is stale (an older server names only the job) for
-    # a heartbeat that named attempt 1
+    assert await running.worker._heartbeat()
+    assert server.beats[-1] == [LeaseRef(job(1).id, 2)], "a heartbeat names each job once"
+    # When the server says the job's lease is stale for a call that named attempt 1
     running.worker._lose([(LeaseRef(job(1).id, 1), "attempt 1 is stale")])
     # Then attempt 2 keeps running and is reported
     down[0] = False
