@@ -198,8 +198,14 @@ class Worker:
                 continue
             delay = 0.2
             if self._stop.is_set():
-                if jobs:
-                    await self._give_back([LeaseRef(j.id, j.attempt) for j in jobs])
+                # A newer attempt of a job still executing here is adopted even now: giving
+                # it back would have the job run elsewhere while it runs on here.
+                running_here = [j for j in jobs if self._executing_here(j.id)]
+                for job in running_here:
+                    self._start(job)
+                rest = [LeaseRef(j.id, j.attempt) for j in jobs if j not in running_here]
+                if rest:
+                    await self._give_back(rest)
                 return
             for job in jobs:
                 self._start(job)
@@ -211,7 +217,7 @@ class Worker:
     def _start(self, job: Job) -> None:
         lease = LeaseRef(job.id, job.attempt)
         current = self._running.get(job.id)
-        if current is not None and not current.lost:
+        if current is not None and self._executing_here(job.id):
             if job.attempt > current.lease.attempt:
                 self._adopt(current, lease)
             return
@@ -235,6 +241,10 @@ class Worker:
         self._executing += 1
         self._metrics.in_flight.set(self._executing)
         running.task = asyncio.create_task(self._execute(running))
+
+    def _executing_here(self, job_id: str) -> bool:
+        current = self._running.get(job_id)
+        return current is not None and not current.lost
 
     def _adopt(self, running: Running, lease: LeaseRef) -> None:
         """The server reaped the attempt still running here and handed out `lease`: the one
