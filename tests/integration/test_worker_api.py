@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import grpc
 import pytest
@@ -71,7 +72,6 @@ async def test_stale_attempt_is_failed_precondition_and_changes_nothing(channel,
     calls = [
         stub.CompleteJob(pb.CompleteJobRequest(worker_id=worker, lease=stale, result="1")),
         stub.FailJob(pb.FailJobRequest(worker_id=worker, lease=stale, error="x", retryable=False)),
-        stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=[stale])),
         stub.ReportProgress(pb.ReportProgressRequest(worker_id=worker, lease=stale, progress=0.5)),
     ]
     before = await client.get(job.id)
@@ -82,6 +82,8 @@ async def test_stale_attempt_is_failed_precondition_and_changes_nothing(channel,
         failure = error_details_pb2.PreconditionFailure()
         rpc_status.from_call(raised.value).details[0].Unpack(failure)
         assert [v.subject for v in failure.violations] == [leased.id]
+    beat = await stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=[stale]))
+    assert [s.lease.job_id for s in beat.stale] == [leased.id], "named stale, not extended"
     assert await client.get(job.id) == before
 
 
@@ -165,21 +167,17 @@ async def test_submitting_a_task_object_uses_its_name_queue_and_attempts(client)
 
 
 async def test_many_stale_leases_fit_in_one_status_a_client_can_read(channel, client) -> None:
-    # Given 300 leases that were all completed, then named again in one heartbeat
+    # Given 300 leases that were all completed, then reported again in one call
     stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
     await client.submit_many([{"type": "echo", "payload": i} for i in range(300)])
     worker = await register(stub)
     leased = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=300))).jobs
     refs = [pb.LeaseRef(job_id=j.id, attempt=j.attempt) for j in leased]
-    await stub.ReportOutcomes(
-        pb.ReportOutcomesRequest(
-            worker_id=worker,
-            outcomes=[pb.Outcome(lease=r, completed=pb.Outcome.Completed()) for r in refs],
-        )
-    )
-    # When the worker heartbeats all of them
+    outcomes = [pb.Outcome(lease=r, completed=pb.Outcome.Completed()) for r in refs]
+    await stub.ReportOutcomes(pb.ReportOutcomesRequest(worker_id=worker, outcomes=outcomes))
+    # When the worker reports all of them again
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=refs))
+        await stub.ReportOutcomes(pb.ReportOutcomesRequest(worker_id=worker, outcomes=outcomes))
     # Then it reads FAILED_PRECONDITION (not a transport error about oversized trailers),
     # with the count and a bounded list of the stale jobs it can drop before resending
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -188,3 +186,42 @@ async def test_many_stale_leases_fit_in_one_status_a_client_can_read(channel, cl
     rpc_status.from_call(raised.value).details[0].Unpack(failure)
     assert 0 < len(failure.violations) <= 25
     assert {v.subject for v in failure.violations} <= {r.job_id for r in refs}
+
+
+async def test_heartbeat_extends_the_live_leases_and_names_the_stale_ones(channel, client) -> None:
+    # Given a worker holding 3 leases, one of them completed by an outcome report just now
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    await client.submit_many([{"type": "echo", "payload": i} for i in range(3)])
+    worker = await register(stub)
+    leased = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=3))).jobs
+    refs = [pb.LeaseRef(job_id=j.id, attempt=j.attempt) for j in leased]
+    await stub.ReportOutcomes(
+        pb.ReportOutcomesRequest(
+            worker_id=worker, outcomes=[pb.Outcome(lease=refs[0], completed=pb.Outcome.Completed())]
+        )
+    )
+    # When it heartbeats all three
+    beat = await stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=refs))
+    # Then the call succeeds, naming the completed one as stale, and extends the other two
+    assert [(s.lease.job_id, s.lease.attempt) for s in beat.stale] == [(refs[0].job_id, 1)]
+    assert beat.stale[0].reason == "job is succeeded, not running"
+    extended = beat.lease_expires_at.ToDatetime(tzinfo=dt.UTC)
+    for ref in refs[1:]:
+        assert (await client.get(ref.job_id)).lease_expires_at == extended
+
+
+async def test_release_of_a_stale_lease_is_ok_and_names_it(channel, client) -> None:
+    # Given a draining worker with one live lease and one whose attempt was completed
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    await client.submit_many([{"type": "echo", "payload": i} for i in range(2)])
+    worker = await register(stub)
+    live, done = (await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=2))).jobs
+    refs = [pb.LeaseRef(job_id=j.id, attempt=j.attempt) for j in (live, done)]
+    await stub.CompleteJob(pb.CompleteJobRequest(worker_id=worker, lease=refs[1], result="1"))
+    # When it releases both
+    answer = await stub.ReleaseJobs(pb.ReleaseJobsRequest(worker_id=worker, leases=refs))
+    # Then the live one goes back to the queue and the stale one is named, not an error
+    assert answer.released == 1
+    assert [s.lease.job_id for s in answer.stale] == [done.id]
+    assert (await client.get(live.id)).state is JobState.QUEUED
+    assert (await client.get(done.id)).state is JobState.SUCCEEDED

@@ -23,11 +23,14 @@ class Lock:
         return outcome
 
 
-def scheduler(lock: Lock) -> tuple[Scheduler, Any]:
+def scheduler(lock: Lock, times: list[dt.datetime] | None = None) -> tuple[Scheduler, Any]:
     ticks: list[int] = []
+    since: list[dt.datetime | None] = []
+    now = iter(times or [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * 100)
 
-    async def tick() -> None:
+    async def tick(leader_since: dt.datetime | None = None) -> None:
         ticks.append(1)
+        since.append(leader_since)
 
     service = SimpleNamespace(
         settings=SimpleNamespace(),
@@ -35,7 +38,8 @@ def scheduler(lock: Lock) -> tuple[Scheduler, Any]:
         metrics=ServerMetrics(),
         tick=tick,
         ticks=ticks,
-        clock=SimpleNamespace(now=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+        since=since,
+        clock=SimpleNamespace(now=lambda: next(now)),
     )
     return Scheduler(service), service  # type: ignore[arg-type]
 
@@ -67,3 +71,14 @@ async def test_given_the_lock_fails_when_it_ticks_then_it_is_not_the_leader() ->
         await made._lead_and_tick()
     assert service.ticks == [1]
     assert leader_gauge(service) == 0
+
+
+async def test_given_it_becomes_leader_then_each_tick_names_when_so_reaping_waits_a_lease() -> None:
+    # Given leadership won at t1, kept, lost, and won again at t4 (the clock is read only
+    # when leadership is won)
+    t1, t4 = (dt.datetime(2026, 1, 1, 0, 0, s, tzinfo=dt.UTC) for s in (1, 4))
+    made, service = scheduler(Lock([True, True, False, True]), [t1, t4])
+    for _ in range(4):
+        await made._lead_and_tick()
+    # Then every tick is told when this spell of leadership began (the reaping grace's start)
+    assert service.since == [t1, t1, t4]

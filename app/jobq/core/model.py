@@ -162,10 +162,26 @@ class SubmitResult:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StaleLeaseRef:
+    """A lease a worker named but no longer holds, and why (the fencing check's answer)."""
+
+    lease: LeaseRef
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HeartbeatResult:
     cancel_job_ids: tuple[str, ...]
     drain: bool
     lease_expires_at: dt.datetime | None
+    # Leases not extended because they are no longer the worker's; every other one was.
+    stale: tuple[StaleLeaseRef, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    released: int
+    stale: tuple[StaleLeaseRef, ...] = ()  # named but not held: nothing to give back
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 
 from jobq.core.errors import StoreUnavailable
@@ -24,6 +25,7 @@ class Scheduler:
         self._settings = service.settings
         self._tasks: list[asyncio.Task[None]] = []
         self._leader = False
+        self._leader_since: dt.datetime | None = None
 
     def start(self) -> None:
         self._tasks = [
@@ -69,10 +71,14 @@ class Scheduler:
         try:
             leader = await self._service.store.leader.try_acquire()
         finally:
+            if leader and not self._leader:
+                self._leader_since = self._service.clock.now()
             self._leader = leader
             self._service.metrics.leader.set(1 if leader else 0)
         if self._leader:
-            await self._service.tick()
+            # A new leader knows nothing of the heartbeats its predecessor (or its own last
+            # life) missed while down: it reaps nothing for one lease period (ADR 0007).
+            await self._service.tick(self._leader_since)
 
     async def _retain(self) -> None:
         """Delete finished jobs past retention in small batches, yielding between them."""

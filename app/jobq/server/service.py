@@ -12,6 +12,7 @@ from jobq.config import ServerSettings
 from jobq.core.clock import Clock
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.model import (
+    HeartbeatResult,
     Job,
     JobFilter,
     LeaseRef,
@@ -19,6 +20,7 @@ from jobq.core.model import (
     OutcomeKind,
     QueueConfig,
     QueueStats,
+    ReleaseResult,
     SubmitResult,
     WorkerInfo,
     WorkerState,
@@ -184,7 +186,7 @@ class JobqService:
                 timeouts.append(queue.lease_timeout)
         return max(MIN_HEARTBEAT_INTERVAL, min(timeouts) / 3)
 
-    async def heartbeat(self, worker_id: str, leases: Sequence[LeaseRef]) -> Any:
+    async def heartbeat(self, worker_id: str, leases: Sequence[LeaseRef]) -> HeartbeatResult:
         self._need_worker_id(worker_id)
         return await self.store.jobs.heartbeat(worker_id, leases, self.clock.now())
 
@@ -254,13 +256,16 @@ class JobqService:
         self.notifier.jobs_changed(j.id for j in jobs)
         return jobs
 
-    async def release(self, worker_id: str, leases: Sequence[LeaseRef]) -> int:
+    async def release(self, worker_id: str, leases: Sequence[LeaseRef]) -> ReleaseResult:
         self._need_worker_id(worker_id)
-        released = await self.store.jobs.release(worker_id, leases, self.clock.now())
-        if released:
-            self.notifier.jobs_changed(lease.job_id for lease in leases)
+        result = await self.store.jobs.release(worker_id, leases, self.clock.now())
+        if result.released:
+            stale = {s.lease.job_id for s in result.stale}
+            self.notifier.jobs_changed(
+                lease.job_id for lease in leases if lease.job_id not in stale
+            )
             self.notifier.work_available()
-        return released
+        return result
 
     async def deregister(self, worker_id: str) -> None:
         self._need_worker_id(worker_id)
@@ -345,12 +350,13 @@ class JobqService:
 
     # --- singleton work, run by the scheduler loop -----------------------------------------
 
-    async def tick(self) -> None:
+    async def tick(self, leader_since: dt.datetime | None = None) -> None:
+        """One round of singleton work; `leader_since`: when this process became leader."""
         now = self.clock.now()
         batch = self.settings.scheduler_batch
         expired = await self.store.jobs.expire_unstarted(now, batch)
         promoted = await self.store.jobs.promote_due(now, batch)
-        reaped = await self.store.jobs.reap_expired_leases(now, batch)
+        reaped = await self.store.jobs.reap_expired_leases(now, batch, leader_since)
         for job in reaped:
             self.metrics.lease_expired(job)
         if reaped:

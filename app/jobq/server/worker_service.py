@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from jobq.core.model import Outcome, OutcomeKind
+from jobq.core.model import Outcome, OutcomeKind, StaleLeaseRef
 from jobq.server import convert
 from jobq.server.rpc_context import Context
 from jobq.server.service import JobqService
@@ -12,6 +13,15 @@ from jobq.v1 import job_pb2, worker_service_pb2_grpc
 from jobq.v1 import worker_service_pb2 as pb
 
 DEFAULT_WAIT = dt.timedelta(0)
+
+
+def _stale_to_pb(stale: Sequence[StaleLeaseRef]) -> list[pb.StaleLease]:
+    return [
+        pb.StaleLease(
+            lease=pb.LeaseRef(job_id=s.lease.job_id, attempt=s.lease.attempt), reason=s.reason
+        )
+        for s in stale
+    ]
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
@@ -43,6 +53,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             cancel_job_ids=list(result.cancel_job_ids),
             drain=result.drain,
             lease_expires_at=convert.ts(result.lease_expires_at),
+            stale=_stale_to_pb(result.stale),
         )
 
     async def LeaseJobs(
@@ -113,9 +124,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         leases = [
             convert.lease_from_pb(ref, f"leases[{i}]") for i, ref in enumerate(request.leases)
         ]
-        return pb.ReleaseJobsResponse(
-            released=await self._service.release(request.worker_id, leases)
-        )
+        result = await self._service.release(request.worker_id, leases)
+        return pb.ReleaseJobsResponse(released=result.released, stale=_stale_to_pb(result.stale))
 
     async def DeregisterWorker(
         self, request: pb.DeregisterWorkerRequest, context: Context

@@ -22,6 +22,7 @@ from jobq.core.model import (
     Outcome,
     QueueConfig,
     QueueStats,
+    ReleaseResult,
     SubmitResult,
     WorkerInfo,
     WorkerState,
@@ -69,7 +70,11 @@ class JobRepository(Protocol):
     async def heartbeat(
         self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
     ) -> HeartbeatResult:
-        """Extend every lease, all or none (StaleLease names the ones not held)."""
+        """Extend every lease the worker still holds; report the others in `stale`.
+
+        A lease can go stale at any moment (its outcome was reported, or it was reaped),
+        so one stale lease never stops the live ones from being extended.
+        """
         ...
 
     async def report_progress(
@@ -82,13 +87,24 @@ class JobRepository(Protocol):
         """Apply completions, failures and cancellations, all or none."""
         ...
 
-    async def release(self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime) -> int:
-        """Give leases back without using up an attempt; leases no longer held are skipped."""
+    async def release(
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+    ) -> ReleaseResult:
+        """Give the held leases back without using up an attempt; report the stale ones."""
         ...
 
     async def promote_due(self, now: dt.datetime, limit: int) -> int: ...
 
-    async def reap_expired_leases(self, now: dt.datetime, limit: int) -> list[Job]: ...
+    async def reap_expired_leases(
+        self, now: dt.datetime, limit: int, leader_since: dt.datetime | None = None
+    ) -> list[Job]:
+        """Retry or dead-letter running jobs whose lease expired.
+
+        With `leader_since`, a queue's leases are reaped only once one lease period has
+        passed since then: a new leader (a restart, a failover) gives live workers that
+        long to reach it before their work is handed to someone else.
+        """
+        ...
 
     async def expire_unstarted(self, now: dt.datetime, limit: int) -> list[str]:
         """Expire pending jobs past expires_at; the queue of each, for metrics."""

@@ -22,6 +22,7 @@ from jobq.core.model import (
     Outcome,
     OutcomeKind,
     QueueConfig,
+    StaleLeaseRef,
     WorkerInfo,
     WorkerState,
 )
@@ -57,6 +58,32 @@ def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None
     if job.worker_id != worker_id:
         return f"leased by another worker ({job.worker_id})"
     return None
+
+
+def no_repeated_jobs(leases: Sequence[LeaseRef]) -> None:
+    ids = [lease.job_id for lease in leases]
+    if len(set(ids)) != len(ids):
+        raise InvalidArgument("leases", "names the same job more than once")
+
+
+def partition_leases(
+    jobs: dict[str, Job], worker_id: str, leases: Sequence[LeaseRef]
+) -> tuple[list[Job], tuple[StaleLeaseRef, ...]]:
+    """The jobs `worker_id` still holds, and the leases it does not (with why).
+
+    Heartbeats and releases act on the held ones and report the rest: one lease that
+    went stale (say its outcome is still in flight) must not stop the others.
+    """
+    held: list[Job] = []
+    stale: list[StaleLeaseRef] = []
+    for lease in leases:
+        job = jobs.get(lease.job_id)
+        why = stale_reason(job, worker_id, lease)
+        if why is None and job is not None:
+            held.append(job)
+        else:
+            stale.append(StaleLeaseRef(lease, why or "no such job"))
+    return held, tuple(stale)
 
 
 def outcome_change(

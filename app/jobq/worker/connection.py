@@ -20,6 +20,16 @@ from jobq.v1 import worker_service_pb2_grpc
 
 T = TypeVar("T")
 
+# gRPC backs off reconnecting up to 2 minutes, failing every call at once meanwhile; a
+# worker whose leases last seconds must be back within a heartbeat of the server's return
+# (ADR 0007).
+WORKER_CHANNEL_OPTIONS = [
+    *channel_options(),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
 
 def _lease(ref: LeaseRef) -> pb.LeaseRef:
     return pb.LeaseRef(job_id=ref.job_id, attempt=ref.attempt)
@@ -39,7 +49,7 @@ def _outcome(outcome: Outcome) -> pb.Outcome:
 
 class WorkerConnection:
     def __init__(self, address: str, token: str = "", timeout: float = 30.0) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._channel = grpc.aio.insecure_channel(address, options=WORKER_CHANNEL_OPTIONS)
         self._stub = worker_service_pb2_grpc.WorkerServiceStub(self._channel)
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout
@@ -96,11 +106,15 @@ class WorkerConnection:
         )
         return [job_from_pb(j) for j in response.jobs]
 
-    async def heartbeat(self, leases: Sequence[LeaseRef]) -> pb.HeartbeatResponse:
+    async def heartbeat(
+        self,
+        leases: Sequence[LeaseRef],
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline sent with the call
+    ) -> pb.HeartbeatResponse:
         request = pb.HeartbeatRequest(
             worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
         )
-        return await self._call(self._stub.Heartbeat, request)
+        return await self._call(self._stub.Heartbeat, request, timeout=timeout)
 
     async def progress(self, lease: LeaseRef, fraction: float, message: str) -> bool:
         request = pb.ReportProgressRequest(
@@ -115,12 +129,13 @@ class WorkerConnection:
         )
         await self._call(self._stub.ReportOutcomes, request)
 
-    async def release(self, leases: Sequence[LeaseRef]) -> int:
+    async def release(self, leases: Sequence[LeaseRef]) -> list[tuple[LeaseRef, str]]:
+        """Give leases back; the ones the server says were no longer held, with why."""
         request = pb.ReleaseJobsRequest(
             worker_id=self.worker_id, leases=[_lease(ref) for ref in leases]
         )
         response = await self._call(self._stub.ReleaseJobs, request)
-        return int(response.released)
+        return [(LeaseRef(s.lease.job_id, s.lease.attempt), s.reason) for s in response.stale]
 
     async def deregister(self) -> None:
         await self._call(

@@ -3,6 +3,12 @@
 One heartbeat covers every lease the worker holds; outcomes are acknowledged many per call.
 A lease is held from LeaseJobs until the server acknowledges its outcome, so heartbeats
 keep it alive while the outcome waits to be sent.
+
+A lease is a (job, attempt) pair, and every answer about one (stale, refused, acknowledged)
+touches that attempt only. A process runs a job at most once at a time: when the server
+hands out a newer attempt of a job still executing here (it reaped the older one while it
+could not hear us), the running execution adopts the new lease and reports under it
+(ADR 0007).
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import datetime as dt
 import functools
 import json
 import logging
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -29,6 +36,7 @@ from jobq.observability.context import correlation_id
 from jobq.observability.worker_metrics import WorkerMetrics
 from jobq.worker.connection import WorkerConnection
 from jobq.worker.context import JobContext
+from jobq.worker.outcomes import MAX_MESSAGE_CHARS, UnsendableResult, clean_text, result_json
 from jobq.worker.task import PermanentError, RetryLater, Task
 
 log = logging.getLogger("jobq.worker")
@@ -37,6 +45,8 @@ REPORT_BATCH = 500
 PROGRESS_EVERY = 0.5
 CANCEL_GRACE = 5.0
 MAX_HEARTBEAT_ROUNDS = 100  # an async task that ignores ctx.cancelled is interrupted after this
+HEARTBEAT_RETRY_FIRST = 0.1  # seconds; doubled per failure, jittered, until the next beat
+REPORT_RETRY_MAX = 5.0
 
 
 @dataclasses.dataclass
@@ -53,13 +63,16 @@ class WorkerOptions:
 class Running:
     job: Job
     ctx: JobContext
+    lease: LeaseRef  # the attempt this execution answers for: newer once adopted
     task: asyncio.Task[None] | None = None
+    outcome: Outcome | None = None  # once finished, until acknowledged or dropped
+    rewritten: bool = False  # the server refused the outcome once: it became a failure
     lost: bool = False  # the lease is gone: drop the outcome
     released: bool = False  # given back on drain: drop the outcome
 
-    @property
-    def lease(self) -> LeaseRef:
-        return LeaseRef(self.job.id, self.job.attempt)
+    def to_send(self) -> Outcome:
+        assert self.outcome is not None
+        return dataclasses.replace(self.outcome, lease=self.lease)
 
 
 class Worker:
@@ -76,12 +89,16 @@ class Worker:
         self._opts = options
         self._metrics = metrics or WorkerMetrics()
         self._tracer = tracer
-        self._held: dict[str, Running] = {}
+        # Every lease held, executing or with its outcome not yet acknowledged...
+        self._held: dict[LeaseRef, Running] = {}
+        # ...and the one execution of each job running now.
+        self._running: dict[str, Running] = {}
         self._executing = 0
         self._slot_freed = asyncio.Event()
-        self._outbox: list[Outcome] = []
+        self._outbox: list[Running] = []
         self._outbox_ready = asyncio.Event()
-        self._progress: dict[str, tuple[float, str]] = {}
+        self._progress: dict[Running, tuple[float, str]] = {}
+        self._rng = random.Random()
         self._stop = asyncio.Event()
         self._force = False
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -181,8 +198,14 @@ class Worker:
                 continue
             delay = 0.2
             if self._stop.is_set():
-                if jobs:
-                    await self._give_back([LeaseRef(j.id, j.attempt) for j in jobs])
+                # A newer attempt of a job still executing here is adopted even now: giving
+                # it back would have the job run elsewhere while it runs on here.
+                running_here = [j for j in jobs if self._executing_here(j.id)]
+                for job in running_here:
+                    self._start(job)
+                rest = [LeaseRef(j.id, j.attempt) for j in jobs if j not in running_here]
+                if rest:
+                    await self._give_back(rest)
                 return
             for job in jobs:
                 self._start(job)
@@ -192,6 +215,16 @@ class Worker:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     def _start(self, job: Job) -> None:
+        lease = LeaseRef(job.id, job.attempt)
+        current = self._running.get(job.id)
+        if current is not None and self._executing_here(job.id):
+            if job.attempt > current.lease.attempt:
+                self._adopt(current, lease)
+            return
+        # An older attempt whose outcome is not yet acknowledged is over on the server (it
+        # handed out this one): that outcome was taken already, or will be refused. Either
+        # way it is not held any more, and a heartbeat must not name the job twice.
+        self._settle([r for r in self._outbox if r.lease.job_id == job.id])
         loop = asyncio.get_running_loop()
         ctx = JobContext(
             job.id,
@@ -199,14 +232,35 @@ class Worker:
             job.queue,
             job.attempt,
             job.correlation_id,
-            functools.partial(self._record_progress, job.id),
+            lambda fraction, message: self._record_progress(running, fraction, message),
             loop,
         )
-        running = Running(job, ctx)
-        self._held[job.id] = running
+        running = Running(job, ctx, lease)
+        self._held[lease] = running
+        self._running[job.id] = running
         self._executing += 1
         self._metrics.in_flight.set(self._executing)
         running.task = asyncio.create_task(self._execute(running))
+
+    def _executing_here(self, job_id: str) -> bool:
+        current = self._running.get(job_id)
+        return current is not None and not current.lost
+
+    def _adopt(self, running: Running, lease: LeaseRef) -> None:
+        """The server reaped the attempt still running here and handed out `lease`: the one
+        execution carries on under the new lease, rather than the job running twice."""
+        log.warning(
+            "leased attempt %d of a job still running here as attempt %d: it carries on as %d",
+            lease.attempt,
+            running.lease.attempt,
+            lease.attempt,
+            extra={"job_id": lease.job_id},
+        )
+        if self._held.get(running.lease) is running:
+            del self._held[running.lease]
+        running.lease = lease
+        running.ctx.attempt = lease.attempt
+        self._held[lease] = running
 
     async def _execute(self, running: Running) -> None:
         job = running.job
@@ -227,12 +281,17 @@ class Worker:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            outcome = await self._outcome_of(running)
+            try:
+                outcome = await self._outcome_of(running)
+            finally:
+                if self._running.get(job.id) is running:
+                    del self._running[job.id]
             span.set_attribute("jobq.outcome", outcome.kind.value)
             if outcome.kind is OutcomeKind.FAILED:
                 span.set_status(trace.StatusCode.ERROR, outcome.error)
         if not (running.lost or running.released):
-            self._outbox.append(outcome)
+            running.outcome = outcome
+            self._outbox.append(running)
             self._outbox_ready.set()
 
     async def _outcome_of(self, running: Running) -> Outcome:
@@ -247,7 +306,7 @@ class Worker:
             if ctx.cancelled:
                 outcome = Outcome(running.lease, OutcomeKind.CANCELLED)
             else:
-                outcome = Outcome(running.lease, OutcomeKind.COMPLETED, result=_to_json(result))
+                outcome = Outcome(running.lease, OutcomeKind.COMPLETED, result=result_json(result))
         except asyncio.CancelledError:
             if running.lost or running.released or not ctx.cancelled:
                 raise
@@ -257,6 +316,8 @@ class Worker:
             outcome = _failure(running.lease, f"timed out after {limit}", retryable=True)
         except PermanentError as exc:
             outcome = _failure(running.lease, f"PermanentError: {exc}", retryable=False)
+        except UnsendableResult as exc:
+            outcome = _failure(running.lease, str(exc), retryable=False)
         except RetryLater as exc:
             outcome = _failure(
                 running.lease, f"RetryLater: {exc}", retryable=True, retry_after=exc.delay
@@ -291,38 +352,57 @@ class Worker:
     # --- heartbeats, cancellation, lost leases ----------------------------------------------
 
     async def _heartbeat_loop(self, interval: dt.timedelta) -> None:
+        period = interval.total_seconds()
+        next_beat = time.monotonic() + period
         while True:
-            await asyncio.sleep(interval.total_seconds())
-            await self._heartbeat()
+            await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
+            next_beat = time.monotonic() + period
+            # A failed heartbeat is retried at once, not at the next interval: after a short
+            # server outage the lease may have little time left (ADR 0007). Jitter keeps a
+            # fleet of workers from retrying in step.
+            delay = HEARTBEAT_RETRY_FIRST
+            # A beat slower than the lease (three intervals) is of no use any more.
+            while not await self._heartbeat(3 * period):
+                pause = delay * self._rng.uniform(0.5, 1.0)
+                if time.monotonic() + pause >= next_beat:
+                    break
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, period / 2)
 
-    async def _heartbeat(self) -> None:
-        # A rejection names at most a few dozen stale leases; keep going until the rest
-        # are extended (bounded, in case the server keeps finding new ones).
+    async def _heartbeat(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """One heartbeat of every held lease; False when it should be tried again soon."""
+        # A server from before heartbeats named stale leases in their answer rejects the
+        # whole call naming a few of them; drop those and send again (bounded).
         for _ in range(MAX_HEARTBEAT_ROUNDS):
+            sent = list(self._held)
             try:
-                response = await self._conn.heartbeat([r.lease for r in self._held.values()])
+                response = await self._conn.heartbeat(sent, timeout=timeout)
             except StaleLease as exc:
-                self._lose(exc.stale)
-                continue  # the rest of the leases still need their heartbeat
+                self._lose(_named(exc, sent))
+                continue
             except Unavailable as exc:
-                log.warning("heartbeat failed: %s", exc)
-                return
+                log.warning("heartbeat failed, retrying: %s", exc)
+                return False
             except FailedPrecondition:
                 log.warning("server forgot this worker; registering again")
                 await self._register()
-                return
+                return True
             except JobqError as exc:
-                log.error("heartbeat failed: %s: %s", type(exc).__name__, exc)
-                return
+                log.error("heartbeat failed, retrying: %s: %s", type(exc).__name__, exc)
+                return False
+            self._lose(
+                (LeaseRef(s.lease.job_id, s.lease.attempt), s.reason) for s in response.stale
+            )
             for job_id in response.cancel_job_ids:
                 self._request_cancel(job_id)
             if response.drain and not self._stop.is_set():
                 log.info("drain requested by an operator")
                 self.stop()
-            return
+            return True
+        return True
 
     def _request_cancel(self, job_id: str) -> None:
-        running = self._held.get(job_id)
+        running = self._running.get(job_id)
         if running is None or running.ctx.cancelled:
             return
         log.info("cancellation requested", extra={"job_id": job_id})
@@ -330,81 +410,143 @@ class Worker:
         if running.task is not None and not running.task.done():
             asyncio.get_running_loop().call_later(CANCEL_GRACE, _cancel_if_running, running)
 
-    def _lose(self, stale: Mapping[str, str]) -> None:
-        for job_id, why in stale.items():
-            running = self._held.pop(job_id, None)
+    def _lose(self, stale: Iterable[tuple[LeaseRef, str]]) -> None:
+        """The server says these leases are no longer ours. Each names one attempt: a newer
+        attempt of the same job, held here, is not touched."""
+        dropped = False
+        for lease, why in stale:
+            running = self._held.pop(lease, None)
             if running is None:
                 continue
-            log.warning("lease lost: %s", why, extra={"job_id": job_id})
+            log.warning("lease lost: %s", why, extra={"job_id": lease.job_id})
             running.lost = True
+            dropped = True
             running.ctx._cancel()
             if running.task is not None and not running.task.done():
                 running.task.cancel()
+        if dropped:
+            self._outbox = [r for r in self._outbox if not r.lost]
 
     # --- progress -------------------------------------------------------------------------
 
-    def _record_progress(self, job_id: str, fraction: float, message: str) -> None:
-        if job_id in self._held:
-            self._progress[job_id] = (fraction, message)
+    def _record_progress(self, running: Running, fraction: float, message: str) -> None:
+        if self._running.get(running.lease.job_id) is running:
+            self._progress[running] = (fraction, clean_text(message, MAX_MESSAGE_CHARS))
 
     async def _progress_loop(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_EVERY)
             pending, self._progress = self._progress, {}
-            for job_id, (fraction, message) in pending.items():
-                running = self._held.get(job_id)
-                if running is None:
+            for running, (fraction, message) in pending.items():
+                if running.lost or running.released or running.outcome is not None:
                     continue
+                lease = running.lease
                 try:
-                    if await self._conn.progress(running.lease, fraction, message):
-                        self._request_cancel(job_id)
+                    if await self._conn.progress(lease, fraction, message):
+                        self._request_cancel(lease.job_id)
                 except StaleLease as exc:
-                    self._lose(exc.stale)
+                    self._lose(_named(exc, [lease]))
                 except JobqError as exc:
                     log.warning("progress report failed: %s: %s", type(exc).__name__, exc)
 
     # --- outcomes ---------------------------------------------------------------------------
 
     async def _report_loop(self) -> None:
-        delay = 0.2
         while True:
             await self._outbox_ready.wait()
             await asyncio.sleep(self._opts.report_interval.total_seconds())
             batch = self._outbox[:REPORT_BATCH]
-            try:
-                await self._conn.report(batch)
-            except StaleLease as exc:
-                self._lose(exc.stale)
-                self._outbox = [o for o in self._outbox if o.lease.job_id not in exc.stale]
-                continue
-            except InvalidArgument as exc:
-                self._reject(batch, exc)
-                continue
-            except JobqError as exc:  # unavailable, or anything unexpected: keep and retry
-                log.warning(
-                    "reporting outcomes failed, will retry: %s: %s", type(exc).__name__, exc
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.2
-            del self._outbox[: len(batch)]
-            for outcome in batch:
-                self._held.pop(outcome.lease.job_id, None)
+            if batch:
+                await self._send(batch)
             if not self._outbox:
                 self._outbox_ready.clear()
 
-    def _reject(self, batch: list[Outcome], exc: InvalidArgument) -> None:
-        """The server refused one outcome (say a result over the size limit): fail that job."""
-        index = _index_in(exc.field)
-        if index is None or index >= len(batch):
-            log.error("outcomes rejected, dropping batch: %s", exc)
-            for outcome in batch:
-                self._held.pop(outcome.lease.job_id, None)
-            del self._outbox[: len(batch)]
-            return
-        bad = batch[index]
-        self._outbox[index] = _failure(bad.lease, f"result rejected: {exc}", retryable=False)
+    async def _send(self, batch: list[Running]) -> None:
+        """Report `batch` until each outcome is acknowledged or dropped.
+
+        Only UNAVAILABLE sends the same batch again. An outcome the server refuses by name
+        is replaced by a failure, and dropped if that is refused too; any other error splits
+        the batch, so one bad outcome never holds back the others (ADR 0007).
+        """
+        delay = HEARTBEAT_RETRY_FIRST
+        while True:
+            # A lease lost or let go meanwhile (a heartbeat said so, or a newer attempt came)
+            # has nothing left to report.
+            batch = [r for r in batch if self._held.get(r.lease) is r]
+            if not batch:
+                return
+            try:
+                await self._conn.report([r.to_send() for r in batch])
+            except Unavailable as exc:
+                log.warning("reporting outcomes failed, will retry: %s", exc)
+                await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
+                delay = min(delay * 2, REPORT_RETRY_MAX)
+                continue
+            except StaleLease as exc:
+                self._lose(_named(exc, [r.lease for r in batch]))
+                remaining = [r for r in batch if self._held.get(r.lease) is r]
+                if len(remaining) < len(batch):
+                    batch = remaining
+                    continue
+                error: JobqError = exc
+            except InvalidArgument as exc:
+                index = _index_in(exc.field)
+                if index is not None and index < len(batch):
+                    if not self._refused(batch[index], exc):
+                        batch = batch[:index] + batch[index + 1 :]
+                    continue
+                error = exc
+            except JobqError as exc:
+                error = exc
+            else:
+                self._settle(batch)
+                return
+            if len(batch) == 1:
+                if not self._refused(batch[0], error):
+                    return
+                continue
+            log.warning(
+                "reporting %d outcomes failed, splitting the batch: %s: %s",
+                len(batch),
+                type(error).__name__,
+                error,
+            )
+            middle = len(batch) // 2
+            await self._send(batch[:middle])
+            batch = batch[middle:]
+
+    def _refused(self, running: Running, exc: JobqError) -> bool:
+        """The server would not take this outcome: fail the attempt instead, once (True);
+        if even that was refused, drop it (False) and let its lease expire."""
+        if not running.rewritten:
+            log.error(
+                "the server refused an outcome; failing the attempt instead: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"job_id": running.lease.job_id},
+            )
+            running.rewritten = True
+            running.outcome = _failure(
+                running.lease, f"the server refused this outcome: {exc}", retryable=False
+            )
+            return True
+        log.error(
+            "the server refused an outcome twice; dropping it: the lease will expire and the "
+            "job run again: %s: %s",
+            type(exc).__name__,
+            exc,
+            extra={"job_id": running.lease.job_id},
+        )
+        self._settle([running])
+        return False
+
+    def _settle(self, runs: list[Running]) -> None:
+        """These outcomes are done with (acknowledged or dropped): forget their leases."""
+        done = set(runs)
+        self._outbox = [r for r in self._outbox if r not in done]
+        for running in runs:
+            if self._held.get(running.lease) is running:
+                del self._held[running.lease]
 
     # --- drain ------------------------------------------------------------------------------
 
@@ -415,7 +557,7 @@ class Worker:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), deadline - time.monotonic())
-        unfinished = [r for r in self._held.values() if r.task is not None and not r.task.done()]
+        unfinished = [r for r in self._running.values() if r.task is not None and not r.task.done()]
         if unfinished:
             log.warning("grace period over: releasing %d jobs", len(unfinished))
             await self._release(unfinished)
@@ -427,14 +569,18 @@ class Worker:
             running.ctx._cancel()
             if running.task is not None and not running.task.done():
                 running.task.cancel()
-            self._held.pop(running.job.id, None)
+            if self._held.get(running.lease) is running:
+                del self._held[running.lease]
         await self._give_back([r.lease for r in runs])
 
     async def _give_back(self, leases: list[LeaseRef]) -> None:
         try:
-            await self._conn.release(leases)
+            stale = await self._conn.release(leases)
         except JobqError as exc:
             log.error("could not release leases; they will expire: %s", exc)
+            return
+        for lease, why in stale:
+            log.info("not released, no longer held: %s", why, extra={"job_id": lease.job_id})
 
     # Shutdown's last step: give the reporter until the deadline, then log what is left.
     async def _flush_outcomes(self, timeout: float) -> None:  # noqa: ASYNC109
@@ -454,15 +600,17 @@ def _failure(
     lease: LeaseRef, error: str, *, retryable: bool, retry_after: dt.timedelta | None = None
 ) -> Outcome:
     return Outcome(
-        lease, OutcomeKind.FAILED, error=error[:4000], retryable=retryable, retry_after=retry_after
+        lease,
+        OutcomeKind.FAILED,
+        error=clean_text(error),
+        retryable=retryable,
+        retry_after=retry_after,
     )
 
 
-def _to_json(result: Any) -> str:
-    try:
-        return json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise PermanentError(f"the task's result is not JSON-serialisable: {exc}") from None
+def _named(exc: StaleLease, sent: Sequence[LeaseRef]) -> list[tuple[LeaseRef, str]]:
+    """The leases of a call that a StaleLease (which names jobs) is about."""
+    return [(lease, exc.stale[lease.job_id]) for lease in sent if lease.job_id in exc.stale]
 
 
 def _index_in(field: str) -> int | None:

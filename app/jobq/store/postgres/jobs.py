@@ -26,6 +26,7 @@ from jobq.core.model import (
     NewJob,
     Outcome,
     QueueConfig,
+    ReleaseResult,
     SubmitResult,
     WorkerState,
 )
@@ -40,7 +41,9 @@ from jobq.store.changes import (
     group_by_columns,
     idempotent_match,
     lease_expiry_change,
+    no_repeated_jobs,
     outcome_change,
+    partition_leases,
     stale_reason,
 )
 from jobq.store.postgres.db import Conn, PgDb
@@ -354,9 +357,8 @@ class PgJobs:
 
     async def _held(self, conn: Conn, worker_id: str, leases: Sequence[LeaseRef]) -> dict[str, Job]:
         """The jobs behind `leases`, locked, or StaleLease naming every lease not held."""
+        no_repeated_jobs(leases)
         ids = [lease.job_id for lease in leases]
-        if len(set(ids)) != len(ids):
-            raise InvalidArgument("leases", "names the same job more than once")
         valid = [i for i in ids if _valid_uuid(i)]
         jobs = await fetch_jobs(conn, sorted(valid), lock=True)
         stale = {
@@ -371,6 +373,7 @@ class PgJobs:
     async def heartbeat(
         self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
     ) -> HeartbeatResult:
+        no_repeated_jobs(leases)
         async with self._db.tx() as conn:
             cur = await conn.execute(
                 "UPDATE workers SET last_heartbeat = %s, "
@@ -381,9 +384,11 @@ class PgJobs:
             row = await cur.fetchone()
             if row is None:
                 raise FailedPrecondition(f"worker {worker_id} is not registered")
-            jobs = await self._held(conn, worker_id, leases)
-            queues = await load_queues(conn, (j.queue for j in jobs.values()))
-            expiries = {j.id: now + queues[j.queue].lease_timeout for j in jobs.values()}
+            valid = sorted(lease.job_id for lease in leases if _valid_uuid(lease.job_id))
+            jobs = await fetch_jobs(conn, valid, lock=True)
+            held, stale = partition_leases(jobs, worker_id, leases)
+            queues = await load_queues(conn, (j.queue for j in held))
+            expiries = {j.id: now + queues[j.queue].lease_timeout for j in held}
             if expiries:
                 async with conn.cursor() as c:
                     await c.executemany(
@@ -391,9 +396,10 @@ class PgJobs:
                         [(until, job_id) for job_id, until in expiries.items()],
                     )
         return HeartbeatResult(
-            cancel_job_ids=tuple(j.id for j in jobs.values() if j.cancel_requested),
+            cancel_job_ids=tuple(j.id for j in held if j.cancel_requested),
             drain=row["state"] == WorkerState.DRAINING.value,
             lease_expires_at=min(expiries.values(), default=None),
+            stale=stale,
         )
 
     async def report_progress(
@@ -439,17 +445,16 @@ class PgJobs:
             after = await fetch_jobs(conn, list(jobs))
         return [after[o.lease.job_id] for o in outcomes]
 
-    async def release(self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime) -> int:
+    async def release(
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+    ) -> ReleaseResult:
+        no_repeated_jobs(leases)
         async with self._db.tx() as conn:
             valid = sorted(lease.job_id for lease in leases if _valid_uuid(lease.job_id))
             jobs = await fetch_jobs(conn, valid, lock=True)
-            held = [
-                jobs[lease.job_id]
-                for lease in leases
-                if stale_reason(jobs.get(lease.job_id), worker_id, lease) is None
-            ]
+            held, stale = partition_leases(jobs, worker_id, leases)
             if not held:
-                return 0
+                return ReleaseResult(0, stale)
             # A released attempt does not count against max_attempts.
             async with conn.cursor() as cur:
                 await cur.executemany(
@@ -468,7 +473,7 @@ class PgJobs:
                 ),
             )
             await notify_work(conn, (j.queue for j in held))
-            return len(held)
+            return ReleaseResult(len(held), stale)
 
     async def promote_due(self, now: dt.datetime, limit: int) -> int:
         async with self._db.tx() as conn:
@@ -500,12 +505,21 @@ class PgJobs:
             await notify_work(conn, (r["queue"] for r in due))
             return len(due)
 
-    async def reap_expired_leases(self, now: dt.datetime, limit: int) -> list[Job]:
+    async def reap_expired_leases(
+        self, now: dt.datetime, limit: int, leader_since: dt.datetime | None = None
+    ) -> list[Job]:
+        grace, params = "", [now]
+        if leader_since is not None:
+            grace = (
+                " AND queue IN (SELECT name FROM queues"
+                " WHERE %s::timestamptz + lease_timeout <= %s)"
+            )
+            params += [leader_since, now]
         async with self._db.tx() as conn:
             cur = await conn.execute(
-                "SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= %s "
+                f"SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= %s{grace} "
                 "ORDER BY lease_expires_at LIMIT %s FOR UPDATE SKIP LOCKED",
-                (now, limit),
+                (*params, limit),
             )
             expired = [job_from_row(r) for r in await cur.fetchall()]
             queues = await load_queues(conn, (j.queue for j in expired))

@@ -12,7 +12,6 @@ import aiosqlite
 
 from jobq.core.errors import (
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     StaleLease,
 )
@@ -26,6 +25,7 @@ from jobq.core.model import (
     NewJob,
     Outcome,
     QueueConfig,
+    ReleaseResult,
     SubmitResult,
     WorkerState,
 )
@@ -40,7 +40,9 @@ from jobq.store.changes import (
     group_by_columns,
     idempotent_match,
     lease_expiry_change,
+    no_repeated_jobs,
     outcome_change,
+    partition_leases,
     stale_reason,
 )
 from jobq.store.sqlite.db import SqliteDb, opt_span_us, opt_to_us, to_us
@@ -336,10 +338,8 @@ class SqliteJobs:
         self, conn: aiosqlite.Connection, worker_id: str, leases: Sequence[LeaseRef]
     ) -> dict[str, Job]:
         """The jobs behind `leases`, or StaleLease naming every lease the worker does not hold."""
-        ids = [lease.job_id for lease in leases]
-        if len(set(ids)) != len(ids):
-            raise InvalidArgument("leases", "names the same job more than once")
-        jobs = await fetch_jobs(conn, ids)
+        no_repeated_jobs(leases)
+        jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
         stale = {
             lease.job_id: why
             for lease in leases
@@ -352,6 +352,7 @@ class SqliteJobs:
     async def heartbeat(
         self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
     ) -> HeartbeatResult:
+        no_repeated_jobs(leases)
         now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
@@ -363,17 +364,19 @@ class SqliteJobs:
             row = await cursor.fetchone()
             if row is None:
                 raise FailedPrecondition(f"worker {worker_id} is not registered")
-            jobs = await self._held(conn, worker_id, leases)
-            queues = await load_queues(conn, (j.queue for j in jobs.values()))
-            expiries = {j.id: now + queues[j.queue].lease_timeout for j in jobs.values()}
+            jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+            held, stale = partition_leases(jobs, worker_id, leases)
+            queues = await load_queues(conn, (j.queue for j in held))
+            expiries = {j.id: now + queues[j.queue].lease_timeout for j in held}
             await conn.executemany(
                 "UPDATE jobs SET lease_expires_at = ? WHERE id = ?",
                 [(to_us(until), job_id) for job_id, until in expiries.items()],
             )
         return HeartbeatResult(
-            cancel_job_ids=tuple(j.id for j in jobs.values() if j.cancel_requested),
+            cancel_job_ids=tuple(j.id for j in held if j.cancel_requested),
             drain=row["state"] == WorkerState.DRAINING.value,
             lease_expires_at=min(expiries.values(), default=None),
+            stale=stale,
         )
 
     async def report_progress(
@@ -404,15 +407,14 @@ class SqliteJobs:
             after = await fetch_jobs(conn, list(jobs))
         return [after[o.lease.job_id] for o in outcomes]
 
-    async def release(self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime) -> int:
+    async def release(
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+    ) -> ReleaseResult:
+        no_repeated_jobs(leases)
         now_us = to_us(now)
         async with self._db.tx() as conn:
             jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
-            held = [
-                jobs[lease.job_id]
-                for lease in leases
-                if stale_reason(jobs.get(lease.job_id), worker_id, lease) is None
-            ]
+            held, stale = partition_leases(jobs, worker_id, leases)
             # A released attempt does not count against max_attempts.
             await conn.executemany(
                 "UPDATE jobs SET state = 'queued', attempt_base = attempt_base + 1, "
@@ -429,7 +431,7 @@ class SqliteJobs:
                     for j in held
                 ),
             )
-            return len(held)
+            return ReleaseResult(len(held), stale)
 
     async def promote_due(self, now: dt.datetime, limit: int) -> int:
         now_us = to_us(now)
@@ -463,12 +465,18 @@ class SqliteJobs:
             )
             return len(due)
 
-    async def reap_expired_leases(self, now: dt.datetime, limit: int) -> list[Job]:
+    async def reap_expired_leases(
+        self, now: dt.datetime, limit: int, leader_since: dt.datetime | None = None
+    ) -> list[Job]:
+        grace, params = "", [to_us(now)]
+        if leader_since is not None:
+            grace = " AND queue IN (SELECT name FROM queues WHERE ? + lease_timeout_us <= ?)"
+            params += [to_us(leader_since), to_us(now)]
         async with self._db.tx() as conn:
             cursor = await conn.execute(
-                "SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= ? "
-                "ORDER BY lease_expires_at LIMIT ?",
-                (to_us(now), limit),
+                "SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= ?"
+                f"{grace} ORDER BY lease_expires_at LIMIT ?",
+                (*params, limit),
             )
             expired = [job_from_row(r) for r in await cursor.fetchall()]
             queues = await load_queues(conn, (j.queue for j in expired))
