@@ -148,7 +148,7 @@ class BatchSubmitter:
     """
 
     def __init__(
-        self, address: str, total: int, chunk: int = 250, limit: float = 60.0, seed: int = 9
+        self, address: str, total: int, chunk: int = 250, limit: float = 90.0, seed: int = 9
     ) -> None:
         self.address = address
         self.total = total

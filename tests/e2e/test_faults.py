@@ -37,7 +37,7 @@ SETTLE = 60.0  # after the last fault, how long jobs may take to finish before t
 
 
 def run_to_completion(cluster: FaultCluster, submitter: BatchSubmitter) -> Audit:
-    submitter.join(60)
+    submitter.join(submitter.limit + 15)
     acknowledged = set(submitter.acknowledged.values())
     wait_for_success(cluster.database_url, acknowledged, SETTLE)
     return audit(cluster, acknowledged)
@@ -190,7 +190,10 @@ def run_with_faults(cluster: FaultCluster, pg: Any) -> None:
     )
 
     # Then every acknowledged job succeeded
-    assert len(result.acknowledged) == FAULT_JOBS, "some batches were never acknowledged"
+    assert len(result.acknowledged) == FAULT_JOBS, (
+        f"only {len(result.acknowledged)} of {FAULT_JOBS} jobs were acknowledged within"
+        f" {submitter.limit}s of retries; failures: {dict(submitter.failures)}"
+    )
     assert_nothing_lost(result)
     # And every run of a job but its last followed an attempt whose lease expired
     unexplained = result.unexplained()
@@ -240,7 +243,7 @@ def test_a_server_restart_shorter_than_the_lease_runs_no_job_twice(
         cluster.kill_server()
         time.sleep(SERVER_DOWN_FOR)
         cluster.start_server()
-        outages.append((running, time.monotonic() - killed))
+        outages.append((running, round(time.monotonic() - killed, 1)))
         time.sleep(RESTART_LEASE)  # the restarted server has had a full lease to reap in
     result = run_to_completion(cluster, submitter)
     print(
@@ -248,17 +251,21 @@ def test_a_server_restart_shorter_than_the_lease_runs_no_job_twice(
         f" outages (jobs running, seconds down) {[(n, round(s, 1)) for n, s in outages]}"
     )
 
-    # (The premise: each outage was shorter than the lease. If the machine was too slow to
-    # restart the server in time, duplicates would be legitimate, so say that instead.)
-    assert all(down < RESTART_LEASE for _, down in outages), (
-        f"the server was down longer than the {RESTART_LEASE}s lease: {outages}"
-    )
     # Then every job succeeded, and none ran twice: no worker died, so no lease of a
     # running job may have expired
     assert len(result.acknowledged) == RESTART_JOBS
     assert_nothing_lost(result)
     duplicated = sorted(result.duplicated)
+    # The requirement covers outages shorter than the lease. One that was longer (a machine
+    # too loaded to restart the server in time) does not excuse a duplicate here, but the
+    # message says so, so that it is not read as the same defect.
+    premise = (
+        "each shorter than the lease"
+        if all(down < RESTART_LEASE for _, down in outages)
+        else f"NOT all shorter than the {RESTART_LEASE}s lease: the machine was too slow"
+    )
     assert not duplicated, (
-        f"{len(duplicated)} jobs held by live workers ran again after a server restart"
-        f" shorter than the lease (outages: {outages}):{result.describe_all(duplicated)}"
+        f"{len(duplicated)} jobs held by live workers ran again after server restarts"
+        f" (outages as (jobs running, seconds down): {outages}, {premise}):"
+        f"{result.describe_all(duplicated)}"
     )
