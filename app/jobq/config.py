@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobq.core import bounds
 from jobq.core.durations import parse_duration
 from jobq.core.errors import InvalidArgument
 
@@ -116,7 +117,13 @@ class ServerSettings(KafkaSettings):
     test_fault: str = Field("", pattern="^(|relay-crash-after-produce)$")
 
     @model_validator(mode="after")
-    def _receive_fits_one_payload(self) -> ServerSettings:
+    def _within_bounds(self) -> ServerSettings:
+        # Queue defaults are stored with each auto-created queue: a huge one would overflow
+        # the lease and retry arithmetic later, so they share the API's maxima.
+        for name in ("lease_timeout", "backoff_base", "backoff_max", "retention"):
+            maximum = bounds.DURATION_MAX[name]
+            if getattr(self, f"default_{name}") > maximum:
+                raise ValueError(f"JQ_DEFAULT_{name.upper()} must be at most {maximum.days} days")
         if self.max_receive_bytes and self.max_receive_bytes < self.max_payload_bytes + (
             REQUEST_OVERHEAD_BYTES
         ):
