@@ -6,13 +6,20 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobq.core import bounds
 from jobq.core.durations import parse_duration
 from jobq.core.errors import InvalidArgument
 
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+
+# What a job or an outcome carries besides its payload: every other field at its bound
+# (jobq.core.bounds: trace context 16 KiB, the short strings, times) with room to spare.
+JOB_OVERHEAD_BYTES = 32 << 10
+REQUEST_OVERHEAD_BYTES = 64 << 10
+RECEIVE_CAP_BYTES = 64 << 20
 
 
 class ConfigError(Exception):
@@ -83,8 +90,15 @@ class ServerSettings(KafkaSettings):
     database_secret_arn: str = ""
     migrations_dir: Path | None = None
     migrate_on_start: bool = True
-    max_payload_bytes: int = Field(1024 * 1024, ge=1)
+    max_payload_bytes: int = Field(1024 * 1024, ge=1, le=64 << 20)
     max_batch: int = Field(1000, ge=1, le=10000)
+    # Nesting of a payload or result; Python's JSON parser recurses once per level.
+    max_json_depth: int = Field(64, ge=1, le=500)
+    # A worker's failure text is kept up to this many bytes (NULs escaped), never refused.
+    max_error_bytes: int = Field(16384, ge=256, le=1 << 20)
+    # The largest gRPC request accepted (RESOURCE_EXHAUSTED above it); 0: derived from
+    # max_batch, max_payload_bytes and max_error_bytes (see receive_limit).
+    max_receive_bytes: int = Field(0, ge=0, le=1 << 30)
     auto_create_queues: bool = True
     scheduler_interval: Duration = dt.timedelta(milliseconds=250)
     scheduler_batch: int = Field(500, ge=1)
@@ -101,6 +115,33 @@ class ServerSettings(KafkaSettings):
     # relay-crash-after-produce: the relay SIGKILLs its own process once Kafka acknowledged
     # a batch and before the outbox marks it published.
     test_fault: str = Field("", pattern="^(|relay-crash-after-produce)$")
+
+    @model_validator(mode="after")
+    def _within_bounds(self) -> ServerSettings:
+        # Queue defaults are stored with each auto-created queue: a huge one would overflow
+        # the lease and retry arithmetic later, so they share the API's maxima.
+        for name in ("lease_timeout", "backoff_base", "backoff_max", "retention"):
+            maximum = bounds.DURATION_MAX[name]
+            if getattr(self, f"default_{name}") > maximum:
+                raise ValueError(f"JQ_DEFAULT_{name.upper()} must be at most {maximum.days} days")
+        if self.max_receive_bytes and self.max_receive_bytes < self.max_payload_bytes + (
+            REQUEST_OVERHEAD_BYTES
+        ):
+            raise ValueError(
+                "JQ_MAX_RECEIVE_BYTES must hold one JQ_MAX_PAYLOAD_BYTES payload plus "
+                f"{REQUEST_OVERHEAD_BYTES} bytes of other fields (0: derived)"
+            )
+        return self
+
+    def receive_limit(self) -> int:
+        """The gRPC server's max receive message length: a full batch of payloads (or of
+        error texts) and their other fields, capped at RECEIVE_CAP_BYTES so one request
+        cannot take the server's memory; never less than one payload's request."""
+        if self.max_receive_bytes:
+            return self.max_receive_bytes
+        largest = max(self.max_payload_bytes, self.max_error_bytes)
+        batch = self.max_batch * (largest + JOB_OVERHEAD_BYTES)
+        return max(min(batch, RECEIVE_CAP_BYTES), self.max_payload_bytes + REQUEST_OVERHEAD_BYTES)
 
 
 class WorkerSettings(_Base):
@@ -132,7 +173,8 @@ def load(cls: type[T], **overrides: Any) -> T:
         problems = []
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
-            problems.append(f"JQ_{field.upper()}: {error['msg']}")
+            # A check across settings has no single location; its message names them.
+            problems.append(f"JQ_{field.upper()}: {error['msg']}" if field else error["msg"])
         raise ConfigError("; ".join(problems)) from None
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from collections.abc import Callable
 
+from jobq.core import bounds
+from jobq.core.bounds import Limits as Limits  # re-exported: callers build it from settings
 from jobq.core.errors import InvalidArgument
-from jobq.core.model import DEFAULT_QUEUE, DEFAULT_TENANT, NewJob, QueueConfig
+from jobq.core.model import DEFAULT_QUEUE, DEFAULT_TENANT, NewJob, Outcome, OutcomeKind, QueueConfig
 
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 TASK_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
@@ -17,13 +18,7 @@ TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
 MAX_ATTEMPTS_LIMIT = 1000
 IDEMPOTENCY_KEY_MAX = 200
-MAX_DELAY = dt.timedelta(days=365)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Limits:
-    max_payload_bytes: int = 1024 * 1024
-    max_batch: int = 1000
+MAX_DELAY = bounds.DURATION_MAX["delay"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,7 +41,8 @@ class JobSpec:
 
 
 def validate_queue_name(name: str, field: str = "queue") -> str:
-    if not QUEUE_NAME.match(name):
+    # fullmatch: `$` would let a trailing newline through.
+    if not QUEUE_NAME.fullmatch(name):
         raise InvalidArgument(
             field,
             f"{name!r} is not a queue name: lowercase letters, digits, '.', '_', '-', 1-63 chars",
@@ -54,15 +50,8 @@ def validate_queue_name(name: str, field: str = "queue") -> str:
     return name
 
 
-def validate_json(text: str, field: str, limit: int) -> str:
-    size = len(text.encode())
-    if size > limit:
-        raise InvalidArgument(field, f"{size} bytes is over the limit of {limit}")
-    try:
-        json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(field, f"not valid JSON ({exc})") from None
-    return text
+def validate_json(text: str, field: str, limits: Limits) -> str:
+    return bounds.json_text(text, field, limits)
 
 
 def _non_negative(value: dt.timedelta | None, field: str) -> dt.timedelta | None:
@@ -77,15 +66,15 @@ def validate_job(
     """Turn a client's JobSpec into a NewJob with absolute times, or raise InvalidArgument."""
     if not spec.type:
         raise InvalidArgument("type", "must not be empty")
-    if not TASK_TYPE.match(spec.type):
+    if not TASK_TYPE.fullmatch(spec.type):
         raise InvalidArgument(
             "type", f"{spec.type!r} is not a task name (letters, digits, . _ : -)"
         )
     queue = validate_queue_name(spec.queue or DEFAULT_QUEUE)
     tenant = spec.tenant or DEFAULT_TENANT
-    if not TENANT.match(tenant):
+    if not TENANT.fullmatch(tenant):
         raise InvalidArgument("tenant", f"{tenant!r} is not a tenant name")
-    payload = validate_json(spec.payload or "null", "payload", limits.max_payload_bytes)
+    payload = validate_json(spec.payload or "null", "payload", limits)
     if not PRIORITY_MIN <= spec.priority <= PRIORITY_MAX:
         raise InvalidArgument("priority", f"must be in {PRIORITY_MIN}..{PRIORITY_MAX}")
     if not 0 <= spec.max_attempts <= MAX_ATTEMPTS_LIMIT:
@@ -97,15 +86,17 @@ def validate_job(
     ttl = _non_negative(spec.ttl, "ttl")
     if delay is not None and spec.run_at is not None:
         raise InvalidArgument("delay", "give run_at or delay, not both")
-    if delay is not None and delay > MAX_DELAY:
-        raise InvalidArgument("delay", "must be at most 365 days")
-    run_at = spec.run_at or now + (delay or dt.timedelta(0))
+    for name, value in (("delay", delay), ("timeout", timeout), ("ttl", ttl)):
+        if value is not None and value > bounds.DURATION_MAX[name]:
+            raise InvalidArgument(name, f"must be at most {bounds.DURATION_MAX[name].days} days")
+    run_at = spec.run_at or bounds.later(now, delay or dt.timedelta(0), "delay")
     if run_at.tzinfo is None:
         raise InvalidArgument("run_at", "must carry a timezone")
-    if len(spec.idempotency_key) > IDEMPOTENCY_KEY_MAX:
-        raise InvalidArgument(
-            "idempotency_key", f"must be at most {IDEMPOTENCY_KEY_MAX} characters"
-        )
+    expires_at = bounds.later(run_at, ttl, "ttl") if ttl else None
+    bounds.text(spec.idempotency_key, "idempotency_key", IDEMPOTENCY_KEY_MAX)
+    # Checked here as well as on the wire: the servicer fills both from request metadata.
+    bounds.field_text(spec.correlation_id, "correlation_id", "correlation_id")
+    bounds.trace_context(spec.trace_context, "trace_context")
     return NewJob(
         id=new_id(),
         queue=queue,
@@ -115,7 +106,7 @@ def validate_job(
         max_attempts=spec.max_attempts or None,
         run_at=max(run_at, now) if spec.run_at is None else run_at,
         timeout=timeout if timeout else None,
-        expires_at=run_at + ttl if ttl else None,
+        expires_at=expires_at,
         ttl=ttl if ttl else None,
         idempotency_key=spec.idempotency_key or None,
         tenant=tenant,
@@ -126,7 +117,7 @@ def validate_job(
 
 def validate_queue(queue: QueueConfig) -> QueueConfig:
     validate_queue_name(queue.name, "queue.name")
-    if not TENANT.match(queue.tenant):
+    if not TENANT.fullmatch(queue.tenant):
         raise InvalidArgument("queue.tenant", f"{queue.tenant!r} is not a tenant name")
     if not 1 <= queue.weight <= 1000:
         raise InvalidArgument("queue.weight", "must be in 1..1000")
@@ -134,6 +125,12 @@ def validate_queue(queue: QueueConfig) -> QueueConfig:
         raise InvalidArgument("queue.max_attempts", f"must be in 1..{MAX_ATTEMPTS_LIMIT}")
     if queue.concurrency_limit < 0:
         raise InvalidArgument("queue.concurrency_limit", "must not be negative (0: unlimited)")
+    for field in ("backoff_base", "backoff_max", "lease_timeout", "retention", "default_ttl"):
+        value = getattr(queue, field)
+        if value is not None and value > bounds.DURATION_MAX[field]:
+            raise InvalidArgument(
+                f"queue.{field}", f"must be at most {bounds.DURATION_MAX[field].days} days"
+            )
     for field in ("backoff_base", "backoff_max", "lease_timeout", "retention"):
         if getattr(queue, field) <= dt.timedelta(0):
             raise InvalidArgument(f"queue.{field}", "must be positive")
@@ -142,3 +139,14 @@ def validate_queue(queue: QueueConfig) -> QueueConfig:
     if queue.default_ttl is not None and queue.default_ttl <= dt.timedelta(0):
         raise InvalidArgument("queue.default_ttl", "must be positive (unset: no expiry)")
     return queue
+
+
+def validate_outcome(outcome: Outcome, field: str, limits: Limits) -> Outcome:
+    """A worker's outcome made storable: its result must be JSON within the limits (a task's
+    result is the task author's to fix); its error text is sanitised, never refused."""
+    if outcome.kind is OutcomeKind.COMPLETED:
+        validate_json(outcome.result or "null", f"{field}.completed.result", limits)
+        return outcome
+    if outcome.error is None:
+        return outcome
+    return dataclasses.replace(outcome, error=bounds.error_text(outcome.error, limits))

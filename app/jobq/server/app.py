@@ -21,11 +21,12 @@ from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.server.admin_service import AdminServicer
+from jobq.server.guard import RequestGuard
 from jobq.server.instrumented_store import InstrumentedStore
 from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
 from jobq.server.scheduler import Scheduler
-from jobq.server.service import JobqService, queue_defaults
+from jobq.server.service import JobqService, limits_from, queue_defaults
 from jobq.server.worker_service import WorkerServicer
 from jobq.store.base import Store
 from jobq.v1 import (
@@ -137,8 +138,15 @@ class ServerApp:
             await self.store.migrate()
         await self.store.open()
         server = grpc.aio.server(
-            interceptors=[RpcInterceptor(self.metrics, self.tracer)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 << 20)],
+            # The guard runs inside RpcInterceptor, which maps its rejections to a status.
+            interceptors=[
+                RpcInterceptor(self.metrics, self.tracer),
+                RequestGuard(limits_from(self.settings)),
+            ],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", self.settings.receive_limit()),
+            ],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.service), server)
         worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(

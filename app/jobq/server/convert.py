@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from jobq.core import bounds
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import (
     Job,
@@ -70,8 +71,8 @@ def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return out
 
 
-def from_ts(value: timestamp_pb2.Timestamp) -> dt.datetime:
-    return value.ToDatetime(tzinfo=dt.UTC)
+def from_ts(value: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
+    return bounds.timestamp(value.seconds, value.nanos, field)
 
 
 def dur(value: dt.timedelta | None) -> duration_pb2.Duration | None:
@@ -83,9 +84,8 @@ def dur(value: dt.timedelta | None) -> duration_pb2.Duration | None:
 
 
 def from_dur(value: duration_pb2.Duration, field: str) -> dt.timedelta:
-    if value.seconds < 0 or value.nanos < 0:
-        raise InvalidArgument(field, "must not be negative")
-    return value.ToTimedelta()
+    """`field` ends in the Duration's name, which picks its maximum in bounds.DURATION_MAX."""
+    return bounds.duration(value.seconds, value.nanos, field, field.rpartition(".")[2])
 
 
 def job_to_pb(job: Job) -> job_pb2.Job:
@@ -130,7 +130,7 @@ def spec_from_pb(job: job_pb2.Job, field: str = "job") -> JobSpec:
         queue=job.queue,
         priority=job.priority,
         max_attempts=job.max_attempts,
-        run_at=from_ts(job.run_at) if job.HasField("run_at") else None,
+        run_at=from_ts(job.run_at, f"{field}.run_at") if job.HasField("run_at") else None,
         delay=from_dur(job.delay, f"{field}.delay") if job.HasField("delay") else None,
         timeout=from_dur(job.timeout, f"{field}.timeout") if job.HasField("timeout") else None,
         ttl=from_dur(job.ttl, f"{field}.ttl") if job.HasField("ttl") else None,
@@ -257,8 +257,14 @@ def filter_from_pb(request: Any) -> JobFilter:
         states=tuple(states),
         type=request.type or None,
         tenant=request.tenant or None,
-        created_after=from_ts(request.created_after) if request.HasField("created_after") else None,
+        created_after=(
+            from_ts(request.created_after, "created_after")
+            if request.HasField("created_after")
+            else None
+        ),
         created_before=(
-            from_ts(request.created_before) if request.HasField("created_before") else None
+            from_ts(request.created_before, "created_before")
+            if request.HasField("created_before")
+            else None
         ),
     )

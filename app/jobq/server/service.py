@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from jobq.config import ServerSettings
+from jobq.core import bounds
 from jobq.core.clock import Clock
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.model import (
@@ -17,7 +18,6 @@ from jobq.core.model import (
     JobFilter,
     LeaseRef,
     Outcome,
-    OutcomeKind,
     QueueConfig,
     QueueStats,
     ReleaseResult,
@@ -30,7 +30,7 @@ from jobq.core.validation import (
     JobSpec,
     Limits,
     validate_job,
-    validate_json,
+    validate_outcome,
     validate_queue,
     validate_queue_name,
 )
@@ -54,6 +54,15 @@ def queue_defaults(settings: ServerSettings) -> QueueConfig:
     )
 
 
+def limits_from(settings: ServerSettings) -> Limits:
+    return Limits(
+        max_payload_bytes=settings.max_payload_bytes,
+        max_batch=settings.max_batch,
+        max_json_depth=settings.max_json_depth,
+        max_error_bytes=settings.max_error_bytes,
+    )
+
+
 def _prefixed(exc: InvalidArgument, prefix: str) -> InvalidArgument:
     return InvalidArgument(f"{prefix}.{exc.field}", exc.problem)
 
@@ -74,7 +83,7 @@ class JobqService:
         self.metrics = metrics
         self.notifier = notifier or Notifier()
         self._rng = rng or random.Random()
-        self._limits = Limits(settings.max_payload_bytes, settings.max_batch)
+        self._limits = limits_from(settings)
         self._defaults = queue_defaults(settings)
 
     # --- jobs -------------------------------------------------------------------------
@@ -109,7 +118,8 @@ class JobqService:
     async def get(self, job_id: str) -> Job:
         if not job_id:
             raise InvalidArgument("id", "must not be empty")
-        job = await self.store.jobs.get(job_id)
+        # Not an id the server wrote: no job has it, on either store.
+        job = await self.store.jobs.get(job_id) if bounds.is_job_id(job_id) else None
         if job is None:
             raise NotFound(f"job {job_id} not found")
         return job
@@ -117,6 +127,7 @@ class JobqService:
     async def list_jobs(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
         if page_size < 0 or page_size > MAX_PAGE:
             raise InvalidArgument("page_size", f"must be in 0..{MAX_PAGE} (0: 50)")
+        bounds.page_token(page_token)
         return await self.store.jobs.page(flt, page_size or 50, page_token or None)
 
     async def cancel(self, job_id: str, reason: str) -> Job:
@@ -243,13 +254,10 @@ class JobqService:
             return []
         if len(outcomes) > self._limits.max_batch:
             raise InvalidArgument("outcomes", f"at most {self._limits.max_batch} per call")
-        for index, outcome in enumerate(outcomes):
-            if outcome.kind is OutcomeKind.COMPLETED:
-                validate_json(
-                    outcome.result or "null",
-                    f"outcomes[{index}].completed.result",
-                    self._limits.max_payload_bytes,
-                )
+        outcomes = [
+            validate_outcome(outcome, f"outcomes[{index}]", self._limits)
+            for index, outcome in enumerate(outcomes)
+        ]
         jobs = await self.store.jobs.report(worker_id, outcomes, self.clock.now())
         for job in jobs:
             self.metrics.job_finished(job)
@@ -332,6 +340,9 @@ class JobqService:
     def _need_selector(selector: DeadLetterSelector) -> None:
         if not selector.ids and not selector.queue:
             raise InvalidArgument("selector", "name a queue or job ids")
+        for index, job_id in enumerate(selector.ids):
+            if not bounds.is_job_id(job_id):
+                raise InvalidArgument(f"selector.ids[{index}]", f"{job_id[:64]!r} is not a job id")
 
     async def cluster_stats(self) -> dict[str, Any]:
         stats = await self.queue_stats(None)

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from jobq.core.bounds import is_job_id
 from jobq.core.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -144,13 +145,9 @@ async def fetch_jobs(conn: Conn, ids: Sequence[str], lock: bool = False) -> dict
 
 
 def _valid_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    # Canonical form only: uuid.UUID takes `urn:uuid:` and braces, which the ::uuid cast
+    # refuses, and SQLite (ids as text) would match none of them either.
+    return is_job_id(value)
 
 
 class PgJobs:
