@@ -82,3 +82,27 @@ async def test_given_it_becomes_leader_then_each_tick_names_when_so_reaping_wait
         await made._lead_and_tick()
     # Then every tick is told when this spell of leadership began (the reaping grace's start)
     assert service.since == [t1, t1, t4]
+
+
+async def test_given_a_stop_the_driver_turns_into_its_own_error_then_the_loop_still_ends() -> None:
+    """psycopg may answer a cancellation inside a query with a psycopg error, which the
+    leader lock reads as "not leader": stop() must not wait out the interval."""
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def swallowing_work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RuntimeError("query cancelled") from None
+
+    made, _ = scheduler(Lock([]))
+    loop = asyncio.create_task(made._every(3600, swallowing_work, "tick"))
+    made._tasks = [loop]
+    await started.wait()
+    stopping = asyncio.ensure_future(made.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)  # unlike wait_for, cancels nothing
+    loop.cancel()  # a second cancel, so a failing run ends too
+    assert stopping in done, "stop() waited for the loop's next interval"

@@ -59,6 +59,12 @@ class Scheduler:
                 log.warning("scheduler %s: store unavailable: %s", name, exc)
             except Exception:
                 log.exception("scheduler %s failed", name)
+            # A stop that lands inside a query or a connect may come back as the driver's
+            # own error (the leader lock turns psycopg errors into "not leader"); the stop
+            # must still end the loop, not leave it asleep for an interval.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(seconds)
 
     async def _lead_and_tick(self) -> None:
