@@ -67,3 +67,28 @@ async def test_given_the_lock_fails_when_it_ticks_then_it_is_not_the_leader() ->
         await made._lead_and_tick()
     assert service.ticks == [1]
     assert leader_gauge(service) == 0
+
+
+async def test_stop_ends_a_loop_whose_work_turned_the_cancellation_into_an_error() -> None:
+    """Given a tick in flight whose driver answers cancellation with its own error (as psycopg
+    does for a query cancelled mid-flight), stop() still ends the loop instead of letting it
+    sleep out its interval (here an hour)."""
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RuntimeError("query cancelled") from None
+
+    made, _ = scheduler(Lock([]))
+    loop_task = asyncio.create_task(made._every(3600, work, "tick"))
+    made._tasks = [loop_task]
+    await started.wait()
+    stopping = asyncio.create_task(made.stop())
+    done, _ = await asyncio.wait([stopping], timeout=10)
+    assert stopping in done, "stop() waited for the loop's hour-long sleep"
+    assert loop_task.done()
