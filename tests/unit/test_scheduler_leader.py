@@ -92,3 +92,24 @@ async def test_stop_ends_a_loop_whose_work_turned_the_cancellation_into_an_error
     done, _ = await asyncio.wait([stopping], timeout=10)
     assert stopping in done, "stop() waited for the loop's hour-long sleep"
     assert loop_task.done()
+
+
+async def test_stop_ends_a_loop_whose_work_swallowed_the_cancellation() -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            return  # as a driver that answers "not the leader" when interrupted
+
+    made, _ = scheduler(Lock([]))
+    loop_task = asyncio.create_task(made._every(3600, work, "tick"))
+    made._tasks = [loop_task]
+    await started.wait()
+    stopping = asyncio.create_task(made.stop())
+    done, _ = await asyncio.wait([stopping], timeout=10)
+    assert stopping in done, "stop() waited for the loop's hour-long sleep"

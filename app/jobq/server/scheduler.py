@@ -54,11 +54,10 @@ class Scheduler:
             try:
                 await work()
             except StoreUnavailable as exc:
-                _stop_if_cancelled()
                 log.warning("scheduler %s: store unavailable: %s", name, exc)
             except Exception:
-                _stop_if_cancelled()
                 log.exception("scheduler %s failed", name)
+            _stop_if_cancelled()
             await asyncio.sleep(seconds)
 
     async def _lead_and_tick(self) -> None:
@@ -90,8 +89,8 @@ class Scheduler:
 
 def _stop_if_cancelled() -> None:
     """A driver may turn a cancellation in flight into its own error (psycopg: the query was
-    cancelled); then the loop must still stop, not sleep out a whole interval (an hour of
-    JQ_SCHEDULER_INTERVAL, a minute of JQ_RETENTION_INTERVAL) before it sees stop()."""
+    cancelled) or swallow it; then the loop must still stop, not sleep out a whole interval
+    (a minute of JQ_RETENTION_INTERVAL by default) before it sees stop()."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
