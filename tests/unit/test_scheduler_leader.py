@@ -84,25 +84,47 @@ async def test_given_it_becomes_leader_then_each_tick_names_when_so_reaping_wait
     assert service.since == [t1, t1, t4]
 
 
-async def test_given_a_stop_the_driver_turns_into_its_own_error_then_the_loop_still_ends() -> None:
-    """psycopg may answer a cancellation inside a query with a psycopg error, which the
-    leader lock reads as "not leader": stop() must not wait out the interval."""
+async def test_stop_ends_a_loop_whose_work_turned_the_cancellation_into_an_error() -> None:
+    """Given a tick in flight whose driver answers cancellation with its own error (as psycopg
+    does for a query cancelled mid-flight), stop() still ends the loop instead of letting it
+    sleep out its interval (here an hour)."""
     import asyncio
 
     started = asyncio.Event()
 
-    async def swallowing_work() -> None:
+    async def work() -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await asyncio.sleep(60)
         except asyncio.CancelledError:
             raise RuntimeError("query cancelled") from None
 
     made, _ = scheduler(Lock([]))
-    loop = asyncio.create_task(made._every(3600, swallowing_work, "tick"))
-    made._tasks = [loop]
+    loop_task = asyncio.create_task(made._every(3600, work, "tick"))
+    made._tasks = [loop_task]
     await started.wait()
-    stopping = asyncio.ensure_future(made.stop())
-    done, _ = await asyncio.wait({stopping}, timeout=5)  # unlike wait_for, cancels nothing
-    loop.cancel()  # a second cancel, so a failing run ends too
-    assert stopping in done, "stop() waited for the loop's next interval"
+    stopping = asyncio.create_task(made.stop())
+    done, _ = await asyncio.wait([stopping], timeout=10)
+    assert stopping in done, "stop() waited for the loop's hour-long sleep"
+    assert loop_task.done()
+
+
+async def test_stop_ends_a_loop_whose_work_swallowed_the_cancellation() -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            return  # as a driver that answers "not the leader" when interrupted
+
+    made, _ = scheduler(Lock([]))
+    loop_task = asyncio.create_task(made._every(3600, work, "tick"))
+    made._tasks = [loop_task]
+    await started.wait()
+    stopping = asyncio.create_task(made.stop())
+    done, _ = await asyncio.wait([stopping], timeout=10)
+    assert stopping in done, "stop() waited for the loop's hour-long sleep"

@@ -59,12 +59,7 @@ class Scheduler:
                 log.warning("scheduler %s: store unavailable: %s", name, exc)
             except Exception:
                 log.exception("scheduler %s failed", name)
-            # A stop that lands inside a query or a connect may come back as the driver's
-            # own error (the leader lock turns psycopg errors into "not leader"); the stop
-            # must still end the loop, not leave it asleep for an interval.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise asyncio.CancelledError
+            _stop_if_cancelled()
             await asyncio.sleep(seconds)
 
     async def _lead_and_tick(self) -> None:
@@ -96,3 +91,12 @@ class Scheduler:
             >= batch
         ):
             await asyncio.sleep(0.05)
+
+
+def _stop_if_cancelled() -> None:
+    """A driver may turn a cancellation in flight into its own error (psycopg: the query was
+    cancelled) or swallow it; then the loop must still stop, not sleep out a whole interval
+    (a minute of JQ_RETENTION_INTERVAL by default) before it sees stop()."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
