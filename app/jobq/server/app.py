@@ -40,6 +40,7 @@ from jobq.v1 import (
 log = logging.getLogger("jobq.server")
 
 HEALTH_EVERY = 2.0  # seconds between readiness checks that drive the gRPC health status
+PENDING_WAIT = 2.0  # seconds readiness waits for the migration tool to count pending ones
 
 SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
@@ -183,16 +184,21 @@ class ServerApp:
         """None when ready to serve; otherwise the reason, for /readyz and gRPC health."""
         if self._draining:
             return "draining"
+        problem = None
         try:
-            await self.store.ping()
-            if not self._migrated:
-                pending = await self.store.migrations_pending()
-                if pending:
-                    return f"{pending} migrations not applied (run jq-server migrate)"
-                self._migrated = True
+            await self.store.ping()  # a write: a store that only reads is not ready
         except (JobqError, OSError) as exc:
-            return f"store unavailable: {exc}"
-        return None
+            problem = f"store unavailable: {exc}"
+        if not self._migrated:
+            # Also after a failed ping: a table the probe needs may be a migration not applied.
+            try:
+                pending = await asyncio.wait_for(self.store.migrations_pending(), PENDING_WAIT)
+            except Exception as exc:  # the migration tool's driver errors come unwrapped
+                return problem or f"store unavailable: {type(exc).__name__}: {exc}"
+            if pending:
+                return f"{pending} migrations not applied (run jq-server migrate)"
+            self._migrated = problem is None
+        return problem
 
     async def _follow_readiness(self) -> None:
         """gRPC health says what /readyz says: NOT_SERVING while the store is unreachable."""
