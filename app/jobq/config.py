@@ -107,6 +107,8 @@ class WorkerSettings(_Base):
     server_address: str = "127.0.0.1:50051"
     token: str = ""
     worker_id: str = ""
+    # Comma-separated modules whose @task functions the worker runs; --tasks overrides.
+    tasks: str = "jobq.examples"
     queues: str = ""
     concurrency: int = Field(10, ge=1, le=10000)
     grace_period: Duration = dt.timedelta(seconds=30)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from typing import Any
 
 import grpc
@@ -80,6 +81,41 @@ def build_store(settings: ServerSettings) -> Store:
     )
 
 
+def _listen(server: grpc.aio.Server, host: str, port: int) -> int:
+    """Bind the gRPC port, or raise one line naming the setting that moves it."""
+    address = f"{host}:{port}"
+    # Asked first, so that the cause is ours in one line rather than gRPC core's log.
+    problem = _bind_error(host, port) if port else None
+    if problem:
+        raise OSError(
+            f"cannot listen for gRPC on {address}: {problem} "
+            "(set JQ_GRPC_PORT to a free port, or JQ_GRPC_HOST)"
+        )
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio says only "Failed to bind"; the OS says why
+        bound = 0
+    if bound == 0:
+        raise OSError(
+            f"cannot listen for gRPC on {address}: {_bind_error(host, port) or 'refused'} "
+            "(set JQ_GRPC_PORT to a free port, or JQ_GRPC_HOST)"
+        )
+    return bound
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why binding host:port fails, or None; SO_REUSEADDR as gRPC sets it (TIME_WAIT is fine)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, sockaddr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(sockaddr)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def db_system(url: str) -> str:
     """The OpenTelemetry `db.system.name` of a JQ_DATABASE_URL."""
     return "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
@@ -134,6 +170,17 @@ class ServerApp:
         self._health_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Start everything, or stop what had started and raise one line saying why not."""
+        try:
+            await self._start()
+        except BaseException:
+            # A half-started server (the store's thread, gRPC's) would keep the process
+            # alive after the error; undo what started so the cause is the last word.
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start(self) -> None:
         if self.settings.migrate_on_start:
             await self.store.migrate()
         await self.store.open()
@@ -152,16 +199,14 @@ class ServerApp:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
-        self.grpc_port = server.add_insecure_port(address)
-        if self.grpc_port == 0:
-            raise OSError(f"cannot listen on {address} for gRPC")
+        self.grpc_port = _listen(server, self.settings.grpc_host, self.settings.grpc_port)
         await server.start()
         self._server = server
         self._http = HttpSidePort(
             build_http_app(self.metrics.registry, self.readiness),
             self.settings.http_host,
             self.settings.http_port,
+            setting="JQ_HTTP_PORT",
         )
         self.http_port = await self._http.start()
         self.scheduler.start()
