@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 import socket
@@ -79,6 +80,31 @@ def build_store(settings: ServerSettings) -> Store:
     raise JobqError(
         f"JQ_DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:///path or postgresql://)"
     )
+
+
+def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """gRPC core's names for the keepalive settings: half-open and idle connections close."""
+
+    def ms(value: dt.timedelta) -> int:
+        return int(value.total_seconds() * 1000)
+
+    return [
+        ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_time)),
+        ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout)),
+        ("grpc.keepalive_permit_without_calls", int(settings.grpc_keepalive_permit_without_calls)),
+        ("grpc.max_connection_idle_ms", ms(settings.grpc_max_connection_idle)),
+        # The policy for clients' pings: as often as this, and without calls if permitted;
+        # more often is answered with GOAWAY (too_many_pings).
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            ms(settings.grpc_client_ping_min_interval),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        # Keep pinging a quiet connection (default: 2 pings, then none until data flows), so
+        # that a peer gone half-open under a stream that sends nothing is found.
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_sent_ping_interval_without_data_ms", ms(settings.grpc_keepalive_time)),
+    ]
 
 
 def _listen(server: grpc.aio.Server, host: str, port: int) -> int:
@@ -184,9 +210,18 @@ class ServerApp:
         if self.settings.migrate_on_start:
             await self.store.migrate()
         await self.store.open()
+        interceptor = RpcInterceptor(
+            self.metrics,
+            self.tracer,
+            stream_send_timeout=self.settings.stream_send_timeout.total_seconds(),
+        )
         server = grpc.aio.server(
-            interceptors=[RpcInterceptor(self.metrics, self.tracer)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 << 20)],
+            interceptors=[interceptor],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", 64 << 20),
+                *keepalive_options(self.settings),
+            ],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.service), server)
         worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
