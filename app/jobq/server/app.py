@@ -100,10 +100,6 @@ def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
             ms(settings.grpc_client_ping_min_interval),
         ),
         ("grpc.http2.max_ping_strikes", 2),
-        # Keep pinging a quiet connection (default: 2 pings, then none until data flows), so
-        # that a peer gone half-open under a stream that sends nothing is found.
-        ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.http2.min_sent_ping_interval_without_data_ms", ms(settings.grpc_keepalive_time)),
     ]
 
 
