@@ -31,11 +31,13 @@ class SqliteStore:
         *,
         migrations_root: Path | None = None,
         rng: random.Random | None = None,
+        exclusive: bool = True,
     ) -> None:
+        """`exclusive=False`: no server lock, for a tool that only inspects a served file."""
         self.path = path
         self._migrations = migrations_dir("sqlite", migrations_root)
         self._db = SqliteDb(path)
-        self._lock = FileLock(path)
+        self._lock = FileLock(path) if exclusive else None
         self.jobs = SqliteJobs(self._db, queue_defaults, rng or random.Random())
         self.queues = SqliteQueues(self._db)
         self.workers = SqliteWorkers(self._db)
@@ -51,7 +53,8 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create {self.path.parent}: {exc.strerror}") from None
-        self._lock.acquire()
+        if self._lock is not None:
+            self._lock.acquire()
         try:
             # yoyo writes its lock table even when nothing is pending, and takes a refused
             # write for another migrator's lock (10 s, then a traceback): ask first.
@@ -65,12 +68,14 @@ class SqliteStore:
         return await asyncio.to_thread(pending_migrations, self._url, self._migrations)
 
     async def open(self) -> None:
-        self._lock.acquire()
+        if self._lock is not None:
+            self._lock.acquire()
         await self._db.open()
 
     async def close(self) -> None:
         await self._db.close()
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
 
     async def listen(self, on_work: Callable[[], None]) -> None:
         """One server owns the file, so every change is already seen in-process."""
