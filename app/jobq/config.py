@@ -105,6 +105,16 @@ class ServerSettings(KafkaSettings):
     retention_interval: Duration = dt.timedelta(minutes=1)
     max_lease_wait: Duration = dt.timedelta(seconds=30)
     shutdown_grace: Duration = dt.timedelta(seconds=10)
+    # A server stream (WatchJob) whose reader takes nothing for this long is dropped.
+    stream_send_timeout: Duration = dt.timedelta(seconds=30)
+    # gRPC keepalive: ping a connection quiet for keepalive_time, close it when a ping is not
+    # answered within keepalive_timeout (a half-open peer); close connections with no call
+    # for max_connection_idle. Clients may ping as often as client_ping_min_interval.
+    grpc_keepalive_time: Duration = dt.timedelta(seconds=60)
+    grpc_keepalive_timeout: Duration = dt.timedelta(seconds=20)
+    grpc_keepalive_permit_without_calls: bool = True
+    grpc_max_connection_idle: Duration = dt.timedelta(minutes=10)
+    grpc_client_ping_min_interval: Duration = dt.timedelta(seconds=10)
     # Queue defaults for queues created on first submit.
     default_max_attempts: int = Field(3, ge=1, le=1000)
     default_lease_timeout: Duration = dt.timedelta(seconds=30)
@@ -148,6 +158,8 @@ class WorkerSettings(_Base):
     server_address: str = "127.0.0.1:50051"
     token: str = ""
     worker_id: str = ""
+    # Comma-separated modules whose @task functions the worker runs; --tasks overrides.
+    tasks: str = "jobq.examples"
     queues: str = ""
     concurrency: int = Field(10, ge=1, le=10000)
     grace_period: Duration = dt.timedelta(seconds=30)

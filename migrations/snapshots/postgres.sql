@@ -64,6 +64,11 @@ CREATE TABLE public.queues (
     created_at timestamp with time zone NOT NULL,
     updated_at timestamp with time zone NOT NULL
 );
+CREATE TABLE public.store_probe (
+    id integer NOT NULL,
+    probed_at timestamp with time zone NOT NULL,
+    CONSTRAINT store_probe_id_check CHECK ((id = 1))
+);
 CREATE TABLE public.workers (
     id text NOT NULL,
     hostname text NOT NULL,
@@ -82,6 +87,8 @@ ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+ALTER TABLE ONLY public.store_probe
+    ADD CONSTRAINT store_probe_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
 CREATE INDEX job_events_job ON public.job_events USING btree (job_id, seq);

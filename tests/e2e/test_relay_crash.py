@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from jobq.config import ServerSettings
-from jobq.core.model import JobEvent
+from jobq.config import ServerSettings, sqlite_path
+from jobq.core.model import JobEvent, QueueConfig
 from jobq.events.topics import TopicNames
 from jobq.server.app import build_store
 from jobq.store.base import Store
+from jobq.store.sqlite import SqliteStore
 from tests.e2e.conftest import BIN, Cluster, Proc, wait_until
 from tests.harness.kafka import KafkaBroker
 from tests.integration.test_events_kafka import (
@@ -31,6 +32,11 @@ JOBS, BATCH = 300, 100
 
 def open_store(cluster: Cluster) -> Store:
     """The cluster's own database, read directly, whatever its backend."""
+    if cluster.database.backend == "sqlite":
+        # Beside the server that holds the file: an inspector, not a second server.
+        return SqliteStore(
+            sqlite_path(cluster.database.url), QueueConfig(name="default"), exclusive=False
+        )
     return build_store(
         ServerSettings(
             database_url=cluster.database.url, database_direct_url=cluster.database.direct_url

@@ -175,11 +175,22 @@ class AsyncClient:
         return cv.job_from_pb(await self._call(self._jobs.CancelJob, request))
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
-        """The job now, then at each change of state or progress, until it finishes."""
+        """The job now, then at each change of state or progress, until it finishes.
+
+        The server sends the whole job once and then only what changed; each Job yielded
+        here is the first one with the changes so far applied.
+        """
         call = self._jobs.WatchJob(job_pb.WatchJobRequest(id=job_id), metadata=self._metadata())
+        job: Job | None = None
         try:
             async for message in call:
-                yield cv.job_from_pb(message)
+                if message.HasField("job"):
+                    job = cv.job_from_pb(message.job)
+                elif message.HasField("change") and job is not None:
+                    job = cv.apply_change(job, message.change)
+                else:
+                    continue  # a kind of update this client does not know yet
+                yield job
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
         finally:

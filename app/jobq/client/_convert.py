@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -11,7 +12,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from jobq.core.durations import parse_duration
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo, WorkerState
 from jobq.core.states import JobState
-from jobq.v1 import job_pb2, queue_pb2, worker_pb2
+from jobq.v1 import job_pb2, job_service_pb2, queue_pb2, worker_pb2
 from jobq.worker.task import Task
 
 STATE_FROM_PB = {
@@ -92,6 +93,27 @@ def job_from_pb(job: job_pb2.Job) -> Job:
         correlation_id=job.correlation_id,
         trace_context=dict(job.trace_context),
     )
+
+
+def apply_change(job: Job, change: job_service_pb2.JobChange) -> Job:
+    """`job` with the fields a WatchJob update carries as they are now."""
+    fields: dict[str, Any] = {
+        "state": STATE_FROM_PB.get(change.state, job.state),
+        "attempt": change.attempt,
+        "progress": change.progress,
+        "progress_message": change.progress_message,
+        "cancel_requested": change.cancel_requested,
+        "worker_id": change.worker_id or None,
+        "lease_expires_at": opt_dt(change, "lease_expires_at"),
+        "updated_at": opt_dt(change, "updated_at") or job.updated_at,
+        "started_at": opt_dt(change, "started_at"),
+        "finished_at": opt_dt(change, "finished_at"),
+    }
+    if change.HasField("result"):
+        fields["result"] = change.result or None
+    if change.HasField("last_error"):
+        fields["last_error"] = change.last_error or None
+    return dataclasses.replace(job, **fields)
 
 
 def job_request(

@@ -34,16 +34,24 @@ def build_http_app(
 
 
 class HttpSidePort:
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(self, app: web.Application, host: str, port: int, setting: str = "") -> None:
         self._runner = web.AppRunner(app, access_log=None)
         self._host = host
         self._port = port
+        self._setting = setting  # the variable an operator sets to move the port
         self.port = port
 
     async def start(self) -> int:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            hint = f" (set {self._setting} to a free port)" if self._setting else ""
+            raise OSError(
+                f"cannot listen for HTTP on {self._host}:{self._port}: {exc.strerror or exc}{hint}"
+            ) from None
         addresses = self._runner.addresses  # (host, port, ...) of each listening socket
         if addresses:
             self.port = addresses[0][1]

@@ -91,6 +91,13 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # Server streams (WatchJob) open now, and those dropped because nothing read them.
+        self.streams_open = Gauge("jq_grpc_streams_open", "Server streams open", registry=r)
+        self.streams_dropped = Counter(
+            "jq_grpc_streams_dropped",
+            "Server streams ended because the client read nothing for JQ_STREAM_SEND_TIMEOUT",
+            registry=r,
+        )
         # Stays at 0 on SQLite. On PostgreSQL it grows once per (re)connected LISTEN and once
         # per NOTIFY; flat on a replica while others submit means its LISTEN is not working.
         self.store_wakeups = Counter(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
+import socket
 from typing import Any
 
 import grpc
@@ -41,6 +43,7 @@ from jobq.v1 import (
 log = logging.getLogger("jobq.server")
 
 HEALTH_EVERY = 2.0  # seconds between readiness checks that drive the gRPC health status
+PENDING_WAIT = 2.0  # seconds readiness waits for the migration tool to count pending ones
 
 SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
@@ -78,6 +81,62 @@ def build_store(settings: ServerSettings) -> Store:
     raise JobqError(
         f"JQ_DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:///path or postgresql://)"
     )
+
+
+def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """gRPC core's names for the keepalive settings: half-open and idle connections close."""
+
+    def ms(value: dt.timedelta) -> int:
+        return int(value.total_seconds() * 1000)
+
+    return [
+        ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_time)),
+        ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout)),
+        ("grpc.keepalive_permit_without_calls", int(settings.grpc_keepalive_permit_without_calls)),
+        ("grpc.max_connection_idle_ms", ms(settings.grpc_max_connection_idle)),
+        # The policy for clients' pings: as often as this, and without calls if permitted;
+        # more often is answered with GOAWAY (too_many_pings).
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            ms(settings.grpc_client_ping_min_interval),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
+def _listen(server: grpc.aio.Server, host: str, port: int) -> int:
+    """Bind the gRPC port, or raise one line naming the setting that moves it."""
+    address = f"{host}:{port}"
+    # Asked first, so that the cause is ours in one line rather than gRPC core's log.
+    problem = _bind_error(host, port) if port else None
+    if problem:
+        raise OSError(
+            f"cannot listen for gRPC on {address}: {problem} "
+            "(set JQ_GRPC_PORT to a free port, or JQ_GRPC_HOST)"
+        )
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio says only "Failed to bind"; the OS says why
+        bound = 0
+    if bound == 0:
+        raise OSError(
+            f"cannot listen for gRPC on {address}: {_bind_error(host, port) or 'refused'} "
+            "(set JQ_GRPC_PORT to a free port, or JQ_GRPC_HOST)"
+        )
+    return bound
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why binding host:port fails, or None; SO_REUSEADDR as gRPC sets it (TIME_WAIT is fine)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, sockaddr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(sockaddr)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def db_system(url: str) -> str:
@@ -134,18 +193,32 @@ class ServerApp:
         self._health_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Start everything, or stop what had started and raise one line saying why not."""
+        try:
+            await self._start()
+        except BaseException:
+            # A half-started server (the store's thread, gRPC's) would keep the process
+            # alive after the error; undo what started so the cause is the last word.
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start(self) -> None:
         if self.settings.migrate_on_start:
             await self.store.migrate()
         await self.store.open()
+        interceptor = RpcInterceptor(
+            self.metrics,
+            self.tracer,
+            stream_send_timeout=self.settings.stream_send_timeout.total_seconds(),
+        )
         server = grpc.aio.server(
             # The guard runs inside RpcInterceptor, which maps its rejections to a status.
-            interceptors=[
-                RpcInterceptor(self.metrics, self.tracer),
-                RequestGuard(limits_from(self.settings)),
-            ],
+            interceptors=[interceptor, RequestGuard(limits_from(self.settings))],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", self.settings.receive_limit()),
+                *keepalive_options(self.settings),
             ],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.service), server)
@@ -159,16 +232,14 @@ class ServerApp:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
-        self.grpc_port = server.add_insecure_port(address)
-        if self.grpc_port == 0:
-            raise OSError(f"cannot listen on {address} for gRPC")
+        self.grpc_port = _listen(server, self.settings.grpc_host, self.settings.grpc_port)
         await server.start()
         self._server = server
         self._http = HttpSidePort(
             build_http_app(self.metrics.registry, self.readiness),
             self.settings.http_host,
             self.settings.http_port,
+            setting="JQ_HTTP_PORT",
         )
         self.http_port = await self._http.start()
         self.scheduler.start()
@@ -191,16 +262,21 @@ class ServerApp:
         """None when ready to serve; otherwise the reason, for /readyz and gRPC health."""
         if self._draining:
             return "draining"
+        problem = None
         try:
-            await self.store.ping()
-            if not self._migrated:
-                pending = await self.store.migrations_pending()
-                if pending:
-                    return f"{pending} migrations not applied (run jq-server migrate)"
-                self._migrated = True
+            await self.store.ping()  # a write: a store that only reads is not ready
         except (JobqError, OSError) as exc:
-            return f"store unavailable: {exc}"
-        return None
+            problem = f"store unavailable: {exc}"
+        if not self._migrated:
+            # Also after a failed ping: a table the probe needs may be a migration not applied.
+            try:
+                pending = await asyncio.wait_for(self.store.migrations_pending(), PENDING_WAIT)
+            except Exception as exc:  # the migration tool's driver errors come unwrapped
+                return problem or f"store unavailable: {type(exc).__name__}: {exc}"
+            if pending:
+                return f"{pending} migrations not applied (run jq-server migrate)"
+            self._migrated = problem is None
+        return problem
 
     async def _follow_readiness(self) -> None:
         """gRPC health says what /readyz says: NOT_SERVING while the store is unreachable."""

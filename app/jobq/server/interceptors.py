@@ -3,10 +3,12 @@ metrics, logs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
@@ -42,9 +44,15 @@ class RpcInterceptor(_ServerInterceptor):
     """Wraps every handler: sets the correlation id, opens the call's server span (a child of
     the caller's `traceparent`), maps JobqError to a status, times the call."""
 
-    def __init__(self, metrics: ServerMetrics, tracer: trace.Tracer = NO_TRACER) -> None:
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        tracer: trace.Tracer = NO_TRACER,
+        stream_send_timeout: float = 30.0,
+    ) -> None:
         self._metrics = metrics
         self._tracer = tracer
+        self._send_timeout = stream_send_timeout
 
     async def intercept_service(
         self,
@@ -90,22 +98,49 @@ class RpcInterceptor(_ServerInterceptor):
         return call
 
     def _stream(self, method: str, cid: str, parent: TraceContext, behaviour: Behaviour) -> Handler:
-        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+        if not inspect.isasyncgenfunction(behaviour):
+            return behaviour  # writes for itself (grpc health's Watch)
+
+        async def call(request: Any, context: Context) -> None:
             correlation_id.set(cid)
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             with self._span(method, cid, parent) as span:
                 try:
-                    async for response in behaviour(request, context):
-                        yield response
+                    self._metrics.streams_open.inc()
+                    async with contextlib.aclosing(behaviour(request, context)) as responses:
+                        async for response in responses:
+                            if not await self._send(context, response):
+                                code = grpc.StatusCode.CANCELLED
+                                self._metrics.streams_dropped.inc()
+                                log.warning(
+                                    "stream dropped: nothing read for JQ_STREAM_SEND_TIMEOUT",
+                                    extra={"method": method},
+                                )
+                                # Cancelled, not aborted: a status would queue behind the
+                                # message the reader does not take, and keep this task.
+                                raise asyncio.CancelledError
                 except Exception as exc:
                     code = _code_for(exc, context)
                     _record(span, exc, code)
                     await _end_call(method, exc, code, context)
                 finally:
+                    self._metrics.streams_open.dec()
                     self._observe(method, code, start, span)
 
         return call
+
+    async def _send(self, context: Context, response: Any) -> bool:
+        """Write one message; False when the reader took nothing for the send timeout.
+
+        A reader that stops leaves each write waiting on HTTP/2 flow control; bounded, the
+        stream's task ends and what it holds is freed instead of waiting for ever.
+        """
+        try:
+            await asyncio.wait_for(context.write(response), self._send_timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _span(
         self, method: str, cid: str, parent: TraceContext

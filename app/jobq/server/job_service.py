@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
+from jobq.core.model import Job
 from jobq.core.validation import JobSpec
 from jobq.observability import tracing
 from jobq.observability.context import correlation_id
@@ -74,6 +76,34 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
 
     async def WatchJob(
         self, request: job_service_pb2.WatchJobRequest, context: Context
-    ) -> AsyncIterator[job_pb2.Job]:
+    ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:
+        # The whole job once; then what changed, never the payload again: re-sending a 1 MB
+        # job on each progress step multiplied into gigabytes for a few watchers.
+        previous: Job | None = None
         async for job in self._service.watch(request.id):
-            yield convert.job_to_pb(job)
+            if previous is None:
+                yield job_service_pb2.WatchJobResponse(job=convert.job_to_pb(job))
+            else:
+                yield job_service_pb2.WatchJobResponse(change=change_to_pb(previous, job))
+            previous = job
+
+
+def change_to_pb(previous: Job, job: Job) -> job_service_pb2.JobChange:
+    """The changing fields of `job` as they are now; result and last_error when they changed."""
+    fields: dict[str, Any] = {
+        "state": convert.STATE_TO_PB[job.state],
+        "attempt": job.attempt,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "cancel_requested": job.cancel_requested,
+        "worker_id": job.worker_id or "",
+        "lease_expires_at": convert.ts(job.lease_expires_at),
+        "updated_at": convert.ts(job.updated_at),
+        "started_at": convert.ts(job.started_at),
+        "finished_at": convert.ts(job.finished_at),
+    }
+    if job.result != previous.result:
+        fields["result"] = job.result or ""
+    if job.last_error != previous.last_error:
+        fields["last_error"] = job.last_error or ""
+    return job_service_pb2.JobChange(**{k: v for k, v in fields.items() if v is not None})

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from typing import NoReturn
 
 import typer
 
 from jobq.config import ConfigError, ServerSettings, load
 from jobq.core.errors import JobqError
 from jobq.observability.logging import configure_logging
+
+log = logging.getLogger("jobq.server")
 
 cli = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__)
 
@@ -38,9 +42,8 @@ def serve() -> None:
     configure_logging(settings.log_level, settings.log_format, "jq-server")
     try:
         asyncio.run(run(settings))
-    except (JobqError, OSError) as exc:
-        typer.echo(f"jq-server: {exc}", err=True)
-        raise typer.Exit(1) from None
+    except Exception as exc:
+        _fail(exc)
 
 
 @cli.command()
@@ -49,9 +52,30 @@ def migrate() -> None:
     from jobq.server.app import build_store
 
     settings = _settings()
-    store = build_store(settings)
-    asyncio.run(store.migrate())
+    try:
+        store = build_store(settings)
+        asyncio.run(store.migrate())
+    except Exception as exc:
+        _fail(exc)
     typer.echo("migrations applied")
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """The cause in one line on stderr and exit 1; the traceback only at JQ_LOG_LEVEL=DEBUG.
+
+    Errors of ours (JobqError, OSError) already say what to change; anything else is named
+    by its type, since its message alone may not say where it came from.
+    """
+    log.debug("jq-server failed", exc_info=exc)
+    ours = isinstance(exc, JobqError | OSError)
+    message = str(exc) if ours else f"{type(exc).__name__}: {exc}"
+    typer.echo(f"jq-server: {_first_line(message)}", err=True)
+    raise typer.Exit(1) from None
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "failed"
 
 
 def main() -> None:

@@ -23,11 +23,27 @@ from jobq.worker.task import Task, collect_tasks
 log = logging.getLogger("jobq.worker")
 
 
+class TasksError(Exception):
+    """A tasks module cannot be imported or holds no task; the message names the module."""
+
+
 def load_tasks(modules: list[str]) -> dict[str, Task]:
     # Task modules are named relative to where the worker is started, like `python -m`.
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
-    return collect_tasks(importlib.import_module(name) for name in modules)
+    imported = []
+    for name in modules:
+        try:
+            imported.append(importlib.import_module(name))
+        except Exception as exc:  # whatever the module raises while it is imported
+            raise TasksError(
+                f"cannot import tasks module {name!r} (JQ_TASKS or --tasks): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    try:
+        return collect_tasks(imported)
+    except ValueError as exc:
+        raise TasksError(f"cannot load tasks from {', '.join(modules)}: {exc}") from exc
 
 
 async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: list[str]) -> None:
@@ -53,9 +69,17 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
         return None if worker.registered.is_set() else "not registered with the server yet"
 
     http = HttpSidePort(
-        build_http_app(metrics.registry, readiness), settings.http_host, settings.http_port
+        build_http_app(metrics.registry, readiness),
+        settings.http_host,
+        settings.http_port,
+        setting="JQ_WORKER_HTTP_PORT",
     )
-    await http.start()
+    try:
+        await http.start()
+    except OSError:
+        await connection.close()
+        tracer_provider.shutdown()
+        raise
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -77,7 +101,7 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
 
 def main_command(
     tasks: str = typer.Option(
-        "jobq.examples", "--tasks", help="Comma-separated modules whose @task functions to run."
+        "", "--tasks", help="Comma-separated modules whose @task functions to run (JQ_TASKS)."
     ),
     queues: str = typer.Option(
         "", "--queues", help="Comma-separated queues (default: JQ_QUEUES, else the tasks' queues)."
@@ -99,19 +123,29 @@ def main_command(
         typer.echo(f"jq-worker: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format, "jq-worker")
+    tasks = tasks or settings.tasks
     try:
         found = load_tasks([m.strip() for m in tasks.split(",") if m.strip()])
-    except (ImportError, ValueError) as exc:
-        typer.echo(f"jq-worker: cannot load tasks: {exc}", err=True)
+    except TasksError as exc:
+        typer.echo(f"jq-worker: {_first_line(str(exc))}", err=True)
         raise typer.Exit(2) from None
     if not found:
-        typer.echo(f"jq-worker: no @task functions in {tasks}", err=True)
+        typer.echo(f"jq-worker: no @task functions in {tasks} (JQ_TASKS or --tasks)", err=True)
         raise typer.Exit(2)
     chosen = queues or settings.queues
     names = [q.strip() for q in chosen.split(",") if q.strip()] or sorted(
         {t.queue for t in found.values()}
     )
-    asyncio.run(run_worker(settings, found, names))
+    try:
+        asyncio.run(run_worker(settings, found, names))
+    except OSError as exc:  # the side port: the message names the variable that moves it
+        typer.echo(f"jq-worker: {_first_line(str(exc))}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "failed"
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
+
 from jobq.core.errors import StoreUnavailable
 from jobq.core.model import QueueConfig
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
@@ -83,9 +85,10 @@ class PostgresStore:
             url = yoyo_url(self.direct_url, await self._credentials.connection_kwargs())
             await asyncio.to_thread(apply_migrations, url, self._migrations)
         except Exception as exc:
-            if "connection" in str(exc).lower():
-                raise StoreUnavailable(f"cannot migrate PostgreSQL: {exc}") from exc
-            raise
+            # One line for the operator (a refused connection, a read-only database), not
+            # yoyo's traceback; the first line of the driver's message names the cause.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"cannot migrate PostgreSQL: {first}") from exc
 
     async def migrations_pending(self) -> int:
         url = yoyo_url(self.direct_url, await self._credentials.connection_kwargs())
@@ -99,8 +102,12 @@ class PostgresStore:
         await self._db.close()
 
     async def ping(self) -> None:
-        async with self._db.read(wait=PING_WAIT) as conn:
-            await conn.execute("SELECT 1")
+        """A committed one-row write: a standby, a read-only default or a full disk is not ready."""
+        try:
+            async with self._db.tx(wait=PING_WAIT) as conn:
+                await conn.execute("UPDATE store_probe SET probed_at = now() WHERE id = 1")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL does not accept writes: {exc}") from None
 
     async def listen(self, on_work: Callable[[], None]) -> None:
         await listen_for_work(self.direct_url, on_work, self._credentials)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from jobq.store.migrations import apply_migrations, migrations_dir, pending_migr
 from jobq.store.sqlite.db import SqliteDb
 from jobq.store.sqlite.events import SqliteEventLog
 from jobq.store.sqlite.jobs import SqliteJobs
+from jobq.store.sqlite.lock import FileLock
 from jobq.store.sqlite.queues import SqliteQueues
 from jobq.store.sqlite.workers import SqliteWorkers
 
@@ -28,10 +31,13 @@ class SqliteStore:
         *,
         migrations_root: Path | None = None,
         rng: random.Random | None = None,
+        exclusive: bool = True,
     ) -> None:
+        """`exclusive=False`: no server lock, for a tool that only inspects a served file."""
         self.path = path
         self._migrations = migrations_dir("sqlite", migrations_root)
         self._db = SqliteDb(path)
+        self._lock = FileLock(path) if exclusive else None
         self.jobs = SqliteJobs(self._db, queue_defaults, rng or random.Random())
         self.queues = SqliteQueues(self._db)
         self.workers = SqliteWorkers(self._db)
@@ -43,25 +49,56 @@ class SqliteStore:
         return f"sqlite:///{self.path}"
 
     async def migrate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(apply_migrations, self._url, self._migrations)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            # yoyo writes its lock table even when nothing is pending, and takes a refused
+            # write for another migrator's lock (10 s, then a traceback): ask first.
+            await asyncio.to_thread(_check_writable, self.path)
+            await asyncio.to_thread(apply_migrations, self._url, self._migrations)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreUnavailable(f"cannot migrate SQLite database {self.path}: {first}") from exc
 
     async def migrations_pending(self) -> int:
         return await asyncio.to_thread(pending_migrations, self._url, self._migrations)
 
     async def open(self) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
         await self._db.open()
 
     async def close(self) -> None:
         await self._db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     async def listen(self, on_work: Callable[[], None]) -> None:
         """One server owns the file, so every change is already seen in-process."""
         await asyncio.Event().wait()
 
     async def ping(self) -> None:
-        async with self._db.read() as conn:
-            try:
-                await conn.execute("SELECT 1 FROM queues LIMIT 1")
-            except Exception as exc:
-                raise StoreUnavailable(f"SQLite store not usable: {exc}") from exc
+        """A committed one-row write: a file that reads but cannot be written is not ready."""
+        try:
+            async with self._db.tx() as conn:
+                await conn.execute(
+                    "UPDATE store_probe SET probed_at = ? WHERE id = 1", (time.time_ns() // 1000,)
+                )
+        except (StoreUnavailable, sqlite3.Error) as exc:
+            cause = exc.__cause__ or exc
+            raise StoreUnavailable(f"SQLite store does not accept writes: {cause}") from None
+
+
+def _check_writable(path: Path) -> None:
+    """Raise sqlite3.Error when the file refuses a write; leaves the file as it was."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TABLE _jobq_write_check (x INTEGER)")  # rolled back below
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
