@@ -355,3 +355,42 @@ def test_results_up_to_the_depth_limit_are_sent_as_they_are(depth: int) -> None:
     for _ in range(depth):
         value = [value]
     assert result_json(value) == "[" * depth + "1" + "]" * depth
+
+
+# --- a worker that holds more leases than one call may carry -------------------------------
+
+
+async def test_a_worker_holding_more_leases_than_a_call_carries_splits_its_calls() -> None:
+    # Given a worker allowed 1,200 jobs at once, behind a server that refuses more than
+    # 1,000 leases or jobs in one call (JQ_MAX_BATCH's default)
+    from jobq.worker.runner import CALL_BATCH
+
+    asked: list[int] = []
+    server = FakeServer()
+    real_lease = server.lease
+
+    async def lease(queues: Any, max_jobs: int, wait: dt.timedelta, types: Any) -> list[Job]:
+        asked.append(max_jobs)
+        if max_jobs > 1000:
+            raise InvalidArgument("max_jobs", "must be in 1..1000")
+        return await real_lease(queues, max_jobs, wait, types)
+
+    server.lease = lease  # type: ignore[method-assign]
+    release = asyncio.Event()
+
+    async def hold(payload: Any) -> str:
+        await release.wait()
+        return "done"
+
+    running = await start(server, tasks(hold=hold), concurrency=1200)
+    await server.leases.put([job(n, "hold") for n in range(1200)])
+    await until(lambda: running.worker.in_flight == 1200)
+    # When it heartbeats, Then every lease is sent, none in a call over the limit
+    assert await running.worker._heartbeat()
+    beats = server.beats[-3:]
+    assert [len(b) for b in beats] == [CALL_BATCH, CALL_BATCH, 200]
+    assert {lease for b in beats for lease in b} == {LeaseRef(job(n).id, 1) for n in range(1200)}
+    assert max(asked) <= 1000, "a lease call asks for no more than the server grants"
+    release.set()
+    await until(lambda: len(server.acknowledged) == 1200)
+    await stop(running)

@@ -41,7 +41,10 @@ from jobq.worker.task import PermanentError, RetryLater, Task
 
 log = logging.getLogger("jobq.worker")
 
-REPORT_BATCH = 500
+# At most this many leases, jobs or outcomes in one call: the server refuses more than
+# JQ_MAX_BATCH (1000 by default), and a worker may run up to 10,000 jobs at once.
+CALL_BATCH = 500
+REPORT_BATCH = CALL_BATCH
 PROGRESS_EVERY = 0.5
 CANCEL_GRACE = 5.0
 MAX_HEARTBEAT_ROUNDS = 100  # an async task that ignores ctx.cancelled is interrupted after this
@@ -180,7 +183,10 @@ class Worker:
                 # Not cancelled on stop: a lease granted mid-shutdown must be seen, to be
                 # released, rather than left RUNNING until its lease expires.
                 jobs = await self._conn.lease(
-                    self._opts.queues, free, self._opts.lease_wait, sorted(self._tasks)
+                    self._opts.queues,
+                    min(free, CALL_BATCH),
+                    self._opts.lease_wait,
+                    sorted(self._tasks),
                 )
             except Unavailable as exc:
                 log.warning("lease failed, server unavailable: %s", exc)
@@ -371,10 +377,22 @@ class Worker:
 
     async def _heartbeat(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """One heartbeat of every held lease; False when it should be tried again soon."""
+        held = list(self._held)
+        chunks = [held[i : i + CALL_BATCH] for i in range(0, len(held), CALL_BATCH)] or [[]]
+        beat = True
+        for chunk in chunks:
+            beat = await self._heartbeat_chunk(chunk, timeout) and beat
+        return beat
+
+    async def _heartbeat_chunk(
+        self,
+        chunk: list[LeaseRef],
+        timeout: float | None,  # noqa: ASYNC109 - the gRPC deadline sent with the call
+    ) -> bool:
         # A server from before heartbeats named stale leases in their answer rejects the
         # whole call naming a few of them; drop those and send again (bounded).
         for _ in range(MAX_HEARTBEAT_ROUNDS):
-            sent = list(self._held)
+            sent = [lease for lease in chunk if lease in self._held]
             try:
                 response = await self._conn.heartbeat(sent, timeout=timeout)
             except StaleLease as exc:
@@ -574,13 +592,14 @@ class Worker:
         await self._give_back([r.lease for r in runs])
 
     async def _give_back(self, leases: list[LeaseRef]) -> None:
-        try:
-            stale = await self._conn.release(leases)
-        except JobqError as exc:
-            log.error("could not release leases; they will expire: %s", exc)
-            return
-        for lease, why in stale:
-            log.info("not released, no longer held: %s", why, extra={"job_id": lease.job_id})
+        for start in range(0, len(leases), CALL_BATCH):
+            try:
+                stale = await self._conn.release(leases[start : start + CALL_BATCH])
+            except JobqError as exc:
+                log.error("could not release leases; they will expire: %s", exc)
+                continue
+            for lease, why in stale:
+                log.info("not released, no longer held: %s", why, extra={"job_id": lease.job_id})
 
     # Shutdown's last step: give the reporter until the deadline, then log what is left.
     async def _flush_outcomes(self, timeout: float) -> None:  # noqa: ASYNC109
