@@ -10,7 +10,7 @@ import pytest
 
 from jobq.core.states import JobState
 
-from .conftest import Cluster, wait_until
+from .conftest import BIN, Cluster, Proc, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +30,26 @@ def test_submit_and_watch_to_success_with_jq_ctl(cluster: Cluster) -> None:
 
 def test_progress_is_streamed_to_watch(cluster: Cluster) -> None:
     cluster.start_server()
-    cluster.start_worker()
     submitted = cluster.ctl_json("submit", "progress", '{"steps": 4, "step_seconds": 0.6}')
-    updates = cluster.ctl("watch", submitted["job"]["id"], "--json")
-    assert updates.returncode == 0, updates.stderr
-    seen = [json.loads(line) for line in updates.stdout.splitlines()]
+    # The watcher is up (it has printed the queued job) before any worker can start the
+    # job, so a slow jq-ctl start on a loaded machine cannot miss the steps.
+    watch = Proc(
+        [
+            str(BIN / "jq-ctl"),
+            "--server",
+            cluster.address,
+            "watch",
+            submitted["job"]["id"],
+            "--json",
+        ],
+        cluster.env,
+        cluster.tmp / "watch.log",
+    )
+    cluster.procs.append(watch)
+    wait_until(lambda: '"queued"' in watch.output(), what="the watcher's first update")
+    cluster.start_worker()
+    assert watch.popen.wait(timeout=60) == 0, watch.output()
+    seen = [json.loads(line) for line in watch.output().splitlines() if line.startswith("{")]
     progress = [u["progress"] for u in seen if u["state"] == "running"]
     assert len(set(progress)) >= 3, f"expected several progress steps, saw {progress}"
     assert seen[-1]["state"] == "succeeded"

@@ -45,7 +45,8 @@ def plain(value: Any) -> Any:
 
 
 def emit_json(value: Any) -> None:
-    print(json.dumps(plain(value), indent=None, separators=(",", ":")))
+    # Flushed per line: `jq-ctl watch --json | jq` shows each update as it happens.
+    print(json.dumps(plain(value), indent=None, separators=(",", ":")), flush=True)
 
 
 def _when(value: dt.datetime | None) -> str:
