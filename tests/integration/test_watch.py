@@ -7,6 +7,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +125,35 @@ async def test_an_idle_connection_is_closed_after_max_connection_idle(tmp_path: 
         await eventually(
             lambda: channel.get_state() is grpc.ChannelConnectivity.IDLE, "the idle close"
         )
+
+
+async def test_a_half_open_watcher_is_dropped_after_the_keepalive_timeout(tmp_path: Path) -> None:
+    # Given a job nobody runs (so its stream has nothing to send) watched from another process
+    settings = {
+        "grpc_keepalive_time": dt.timedelta(milliseconds=500),
+        "grpc_keepalive_timeout": dt.timedelta(milliseconds=500),
+    }
+    async with serving(tmp_path, **settings) as app:
+        async with AsyncClient(f"127.0.0.1:{app.grpc_port}") as client:
+            job = await client.submit("echo", {"n": 1})
+        watcher = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).with_name("watch_client.py")),
+            f"127.0.0.1:{app.grpc_port}",
+            job.id,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert watcher.stdout is not None
+            assert await asyncio.wait_for(watcher.stdout.readline(), BOUND) == b"update\n"
+            assert gauge(app, "jq_grpc_streams_open") == 1
+            # When its process freezes (the connection stays open, nothing answers a ping)
+            os.kill(watcher.pid, signal.SIGSTOP)
+            # Then the server's keepalive finds it gone and ends the stream
+            await eventually(lambda: gauge(app, "jq_grpc_streams_open") == 0, "the half-open drop")
+        finally:
+            watcher.kill()
+            await watcher.wait()
 
 
 def test_keepalive_settings_reach_grpc_core_by_its_option_names() -> None:

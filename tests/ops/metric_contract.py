@@ -25,6 +25,8 @@ _SERVER: Final[dict[str, MetricType]] = {
     "jq_queue_paused": "gauge",  # {queue}: 1 while the queue is paused, else 0
     "jq_workers_active": "gauge",
     "jq_grpc_request_duration_seconds": "histogram",  # {method, code}
+    "jq_grpc_streams_open": "gauge",  # WatchJob streams open now
+    "jq_grpc_streams_dropped_total": "counter",  # streams that read nothing for a while
     "jq_job_submit_to_start_seconds": "histogram",  # {queue}
     "jq_lease_expired_total": "counter",  # {queue}
     "jq_job_retries_total": "counter",  # {queue}

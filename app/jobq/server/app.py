@@ -92,6 +92,9 @@ def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
     return [
         ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_time)),
         ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout)),
+        # This grpcio waits for a keepalive ping's answer for ping_timeout (a minute by
+        # default), not keepalive_timeout: without it a half-open peer is found that late.
+        ("grpc.http2.ping_timeout_ms", ms(settings.grpc_keepalive_timeout)),
         ("grpc.keepalive_permit_without_calls", int(settings.grpc_keepalive_permit_without_calls)),
         ("grpc.max_connection_idle_ms", ms(settings.grpc_max_connection_idle)),
         # The policy for clients' pings: as often as this, and without calls if permitted;

@@ -1,0 +1,13 @@
+"""A watcher in its own process, so a test can freeze it (SIGSTOP) like a peer whose host
+vanished: its connection stays open, and nothing on it answers."""
+
+import sys
+
+import grpc
+
+from jobq.v1 import job_service_pb2, job_service_pb2_grpc
+
+with grpc.insecure_channel(sys.argv[1]) as channel:
+    stub = job_service_pb2_grpc.JobServiceStub(channel)
+    for _ in stub.WatchJob(job_service_pb2.WatchJobRequest(id=sys.argv[2])):
+        print("update", flush=True)
