@@ -317,6 +317,18 @@ def overview() -> dict[str, Any]:
             width=12,
             stack=True,
         ),
+        timeseries(
+            lay,
+            "Watch streams",
+            "WatchJob streams open, and those dropped per second because their client read"
+            " nothing for JQ_STREAM_SEND_TIMEOUT (a stuck or overloaded watcher).",
+            [
+                ("sum(jq_grpc_streams_open)", "open"),
+                (f"sum(rate(jq_grpc_streams_dropped_total[{RATE}]))", "dropped / s"),
+            ],
+            "short",
+            width=12,
+        ),
         # Errors.
         timeseries(
             lay,

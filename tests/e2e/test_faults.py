@@ -30,7 +30,8 @@ from tests.e2e.faults import (
 )
 from tests.harness.services import postgres_server
 
-pytestmark = pytest.mark.e2e
+# Each run is bounded by its own deadlines; a loaded machine may need more than the default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 WORKERS = 3
 SETTLE = 60.0  # after the last fault, how long jobs may take to finish before they count as lost
