@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -20,13 +20,7 @@ from google.protobuf.message import Message
 
 from jobq.core import bounds
 from jobq.core.errors import InvalidArgument
-from jobq.server.rpc_context import Context
-
-if TYPE_CHECKING:
-    MethodHandler = grpc.RpcMethodHandler[Any, Any]
-    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _ServerInterceptor = grpc.aio.ServerInterceptor
+from jobq.server.rpc_context import Context, MethodHandler, ServerInterceptor, rewrapped
 
 GUARDED_PREFIX = "/jobq.v1."
 
@@ -82,7 +76,7 @@ def _check_one(fd: FieldDescriptor, value: Any, where: str, limits: bounds.Limit
         check_message(value, limits, f"{where}.")
 
 
-class RequestGuard(_ServerInterceptor):
+class RequestGuard(ServerInterceptor):
     """Decodes jobq requests without raising and checks their bounds, inside the handler, so
     the outer RpcInterceptor maps a rejection to INVALID_ARGUMENT like any other."""
 
@@ -101,20 +95,7 @@ class RequestGuard(_ServerInterceptor):
             or not details.method.startswith(GUARDED_PREFIX)
         ):
             return handler
-        decode = decoder(handler.request_deserializer)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary),
-                request_deserializer=decode,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream),
-                request_deserializer=decode,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrapped(handler, self._unary, self._stream, decoder(handler.request_deserializer))
 
     def _unary(self, behaviour: Callable[..., Any]) -> Callable[[Any, Context], Any]:
         async def call(request: Any, context: Context) -> Any:

@@ -9,7 +9,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
@@ -23,24 +23,19 @@ from jobq.observability.context import CORRELATION_HEADER, correlation_id
 from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import NO_TRACER, extract_metadata
 from jobq.server.errors import rich_status, status_code_for
-from jobq.server.rpc_context import Context
+from jobq.server.rpc_context import (
+    Behaviour,
+    Context,
+    Handler,
+    MethodHandler,
+    ServerInterceptor,
+    rewrapped,
+)
 
 log = logging.getLogger("jobq.rpc")
 
-Handler = Callable[[Any, Context], Any]
-# A registered behaviour: grpc-stubs types RpcMethodHandler for the sync server, whose
-# context differs from the grpc.aio one our handlers really receive.
-Behaviour = Callable[..., Any]
 
-# The stubs make these generic; at run time they cannot be subscripted.
-if TYPE_CHECKING:
-    MethodHandler = grpc.RpcMethodHandler[Any, Any]
-    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _ServerInterceptor = grpc.aio.ServerInterceptor
-
-
-class RpcInterceptor(_ServerInterceptor):
+class RpcInterceptor(ServerInterceptor):
     """Wraps every handler: sets the correlation id, opens the call's server span (a child of
     the caller's `traceparent`), maps JobqError to a status, times the call."""
 
@@ -66,19 +61,11 @@ class RpcInterceptor(_ServerInterceptor):
         metadata = tuple(details.invocation_metadata or ())
         cid = str(dict(metadata).get(CORRELATION_HEADER) or new_id())
         parent = extract_metadata(metadata)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, cid, parent, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, cid, parent, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrapped(
+            handler,
+            lambda behaviour: self._unary(method, cid, parent, behaviour),
+            lambda behaviour: self._stream(method, cid, parent, behaviour),
+        )
 
     def _unary(self, method: str, cid: str, parent: TraceContext, behaviour: Behaviour) -> Handler:
         async def call(request: Any, context: Context) -> Any:
