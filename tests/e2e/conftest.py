@@ -45,6 +45,15 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
     raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
+def scalar(url: str, sql: str) -> Any:
+    """One value from the test's database, read beside the processes under test."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        return row[0] if row else None
+
+
 class Proc:
     """A child process with its output in a log file."""
 

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from .conftest import Cluster, Database, wait_until
+from .conftest import Cluster, Database, scalar, wait_until
 
 JOBS = 10_000
 
@@ -26,12 +25,6 @@ def pg_cluster(tmp_path: Path, pg_databases: Any) -> Iterator[Cluster]:
         yield made
     finally:
         made.stop()
-
-
-def scalar(url: str, sql: str) -> Any:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
-        return row[0] if row else None
 
 
 @pytest.mark.timeout(240)  # the bound below, submitting, and the cluster's start and stop

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from jobq import AsyncClient, Unavailable
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import scalar, wait_until
 from tests.e2e.replicas import LeaderSampler, Replicas
 from tests.harness.services import postgres_server
 
@@ -39,12 +39,6 @@ def replicas(tmp_path: Path, database_url: str) -> Iterator[Replicas]:
         yield made
     finally:
         made.stop()
-
-
-def scalar(url: str, sql: str) -> Any:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
-        return row[0] if row else None
 
 
 def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
