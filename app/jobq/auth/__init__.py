@@ -1,0 +1,1 @@
+"""Who is calling: the principal every RPC runs as, and what its roles allow."""
