@@ -47,6 +47,12 @@ def wait_ready(port: int, timeout: float = 30) -> None:
     raise SystemExit("jq-server did not become ready")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -78,21 +84,33 @@ async def light_load_latency(client: AsyncClient, samples: int) -> list[float]:
     return latencies
 
 
-async def run(address: str, args: argparse.Namespace) -> None:
+async def run(address: str, args: argparse.Namespace, procs: dict[str, list[int]]) -> None:
     async with AsyncClient(address, timeout=120) as client:
+        cpu_before = {name: sum(map(cpu_seconds, pids)) for name, pids in procs.items()}
         start = time.perf_counter()
         submit_task = asyncio.create_task(submit_all(client, args.jobs, args.batch))
         submit_s = await submit_task
         await wait_done(client, args.jobs)
         process_s = time.perf_counter() - start
+        cpu = {name: sum(map(cpu_seconds, pids)) - cpu_before[name] for name, pids in procs.items()}
         latencies = await light_load_latency(client, args.samples)
-    print(f"submit:     {args.jobs} jobs in {submit_s:.2f}s = {args.jobs / submit_s:,.0f} jobs/s "
-          f"(SubmitBatch of {args.batch}, workers already leasing)")
-    print(f"processing: {args.jobs} jobs submitted, run and acknowledged in {process_s:.2f}s = "
-          f"{args.jobs / process_s:,.0f} jobs/s ({args.workers} workers x {args.concurrency})")
-    print(f"submit-to-start at light load ({args.samples} jobs, one at a time): "
-          f"p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
-          f"p99 {percentile(latencies, 0.99):.1f} ms, mean {statistics.fmean(latencies):.1f} ms")
+    print(
+        f"submit:     {args.jobs} jobs in {submit_s:.2f}s = {args.jobs / submit_s:,.0f} jobs/s "
+        f"(SubmitBatch of {args.batch}, workers already leasing)"
+    )
+    print(
+        f"processing: {args.jobs} jobs submitted, run and acknowledged in {process_s:.2f}s = "
+        f"{args.jobs / process_s:,.0f} jobs/s ({args.workers} workers x {args.concurrency})"
+    )
+    print(
+        "cpu per job: "
+        + ", ".join(f"{name} {seconds / args.jobs * 1e3:.3f} ms" for name, seconds in cpu.items())
+    )
+    print(
+        f"submit-to-start at light load ({args.samples} jobs, one at a time): "
+        f"p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms, mean {statistics.fmean(latencies):.1f} ms"
+    )
 
 
 def main() -> None:
@@ -129,12 +147,16 @@ def main() -> None:
             wait_ready(http_port)
             for _ in range(args.workers):
                 worker_env = env | {"JQ_WORKER_HTTP_PORT": str(free_port())}
-                procs.append(subprocess.Popen(
-                    [str(BIN / "jq-worker"), "--tasks", "benchmarks.tasks"], env=worker_env,
-                    cwd=ROOT,
-                ))
+                procs.append(
+                    subprocess.Popen(
+                        [str(BIN / "jq-worker"), "--tasks", "benchmarks.tasks"],
+                        env=worker_env,
+                        cwd=ROOT,
+                    )
+                )
             time.sleep(1.0)
-            asyncio.run(run(address, args))
+            roles = {"server": [procs[0].pid], "workers": [p.pid for p in procs[1:]]}
+            asyncio.run(run(address, args, roles))
         finally:
             # Workers first, so they can release and deregister while the server is up.
             for proc in reversed(procs):

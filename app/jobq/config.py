@@ -33,6 +33,9 @@ class _Base(BaseSettings):
     log_format: str = Field("json", pattern="^(json|text)$")
     # OTLP/gRPC collector for traces, e.g. http://otel-collector:4317; empty: no export.
     otlp_endpoint: str = ""
+    # Of the traces that start here (no sampled parent), the share kept; a parent's
+    # decision is always followed, so a sampled submitter's trace is complete.
+    trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
 
 
 class KafkaSettings(_Base):

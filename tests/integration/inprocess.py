@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from jobq.config import ServerSettings
-from jobq.observability.tracing import NO_TRACER, tracer_from
+from jobq.observability.tracing import NO_TRACER, build_tracer_provider, tracer_from
 from jobq.observability.worker_metrics import WorkerMetrics
 from jobq.server.app import ServerApp
 from jobq.worker.connection import WorkerConnection
@@ -25,13 +25,21 @@ from jobq.worker.task import Task
 class Spans:
     """A tracer provider whose finished spans land in memory, exported as each one ends."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, sample_ratio: float | None = None) -> None:
         self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        if sample_ratio is None:
+            self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
+            self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        else:  # the provider a process builds for itself, with JQ_TRACE_SAMPLE_RATIO
+            built = build_tracer_provider(
+                service, exporter=self.exporter, sample_ratio=sample_ratio
+            )
+            assert built is not None
+            self.provider = built
         self.tracer = tracer_from(self.provider)
 
     def finished(self) -> tuple[ReadableSpan, ...]:
+        self.provider.force_flush()
         return self.exporter.get_finished_spans()
 
     def named(self, name: str) -> list[ReadableSpan]:

@@ -101,3 +101,61 @@ async def test_given_a_job_submitted_in_a_trace_when_a_worker_runs_it_then_it_jo
     assert run.attributes is not None
     assert run.attributes["jobq.job.id"] == job.id
     assert run.attributes["jobq.outcome"] == "completed"
+
+
+@task("traced.own_span", queue="traced")
+async def traced_own_span(payload):
+    # A task's own span, made with the application's tracer (here the test's).
+    with OWN_SPANS.tracer.start_as_current_span("inside the task"):
+        return payload
+
+
+OWN_SPANS = Spans("task")
+
+
+async def test_given_a_sample_ratio_of_zero_then_only_jobs_of_a_sampled_trace_get_spans(
+    tmp_path: Path,
+) -> None:
+    server_spans = Spans("jq-server", sample_ratio=0.0)
+    worker_spans = Spans("jq-worker", sample_ratio=0.0)
+    app_spans = Spans("app")  # the submitter samples everything
+    async with (
+        running_server(tmp_path, server_spans) as server,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+    ):
+        untraced = await client.submit("traced.echo", {"n": 3}, queue="traced")
+        with app_spans.tracer.start_as_current_span("checkout") as parent:
+            traced = await client.submit("traced.echo", {"n": 4}, queue="traced")
+        async with running_worker(server, {"traced.echo": traced_echo}, tracing=worker_spans):
+            for job in (untraced, traced):
+                assert (await client.wait(job.id)).state is JobState.SUCCEEDED
+
+    # The submitter's sampled trace is followed end to end...
+    runs = worker_spans.named("run traced.echo")
+    assert [run.attributes["jobq.job.id"] for run in runs if run.attributes] == [traced.id]
+    assert runs[0].context.trace_id == parent.get_span_context().trace_id
+    (rpc,) = server_spans.named(SUBMIT)
+    assert rpc.context.trace_id == parent.get_span_context().trace_id
+    # ...and a trace that would start here is dropped at the ratio (0: always).
+    assert all(
+        s.context.trace_id == parent.get_span_context().trace_id for s in server_spans.finished()
+    )
+
+
+async def test_given_no_trace_export_then_a_tasks_own_span_still_joins_the_submitters_trace(
+    tmp_path: Path,
+) -> None:
+    app_spans = Spans("app")
+    async with (
+        running_server(tmp_path) as server,  # neither server nor worker exports spans
+        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+    ):
+        with app_spans.tracer.start_as_current_span("checkout") as parent:
+            job = await client.submit("traced.own_span", {"n": 5}, queue="traced")
+        async with running_worker(server, {"traced.own_span": traced_own_span}):
+            assert (await client.wait(job.id)).state is JobState.SUCCEEDED
+
+    (inside,) = OWN_SPANS.named("inside the task")
+    assert inside.context.trace_id == parent.get_span_context().trace_id
+    assert inside.parent is not None
+    assert inside.parent.span_id == parent.get_span_context().span_id

@@ -13,6 +13,7 @@ from jobq.core.durations import parse_duration
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo, WorkerState
 from jobq.core.states import JobState
 from jobq.v1 import job_pb2, job_service_pb2, queue_pb2, worker_pb2
+from jobq.wire.times import EPOCH, from_duration, from_timestamp, to_duration, to_timestamp
 from jobq.worker.task import Task
 
 STATE_FROM_PB = {
@@ -37,33 +38,27 @@ DurationLike = str | float | int | dt.timedelta
 
 
 def ts(value: dt.datetime) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
+    return to_timestamp(value)
 
 
 def opt_dt(message: Any, field: str) -> dt.datetime | None:
     if not message.HasField(field):
         return None
-    value: timestamp_pb2.Timestamp = getattr(message, field)
-    return value.ToDatetime(tzinfo=dt.UTC)
+    return from_timestamp(getattr(message, field))
 
 
 def dur(value: DurationLike) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromTimedelta(parse_duration(value))
-    return out
+    return to_duration(parse_duration(value))
 
 
 def opt_td(message: Any, field: str) -> dt.timedelta | None:
     if not message.HasField(field):
         return None
-    value: duration_pb2.Duration = getattr(message, field)
-    return value.ToTimedelta()
+    return from_duration(getattr(message, field))
 
 
 def job_from_pb(job: job_pb2.Job) -> Job:
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    epoch = EPOCH
     return Job(
         id=job.id,
         queue=job.queue,

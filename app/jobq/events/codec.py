@@ -7,6 +7,7 @@ from google.protobuf import json_format
 from jobq.core.model import JobEvent
 from jobq.core.states import JobState
 from jobq.v1 import events_pb2, job_pb2
+from jobq.wire.times import to_timestamp
 
 EVENT_ID_HEADER = "jq-event-id"
 
@@ -29,7 +30,7 @@ def to_message(event: JobEvent) -> events_pb2.JobEvent:
         sequence=event.seq,
         correlation_id=str(event.details.get("correlation_id", "")),
     )
-    message.at.FromDatetime(event.at)
+    message.at.CopyFrom(to_timestamp(event.at))
     json_format.ParseDict(event.details, message.details)
     trace = event.details.get("trace_context")
     if isinstance(trace, dict):

@@ -14,6 +14,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACER_NAME = "jobq"
@@ -25,20 +26,29 @@ NO_TRACER: trace.Tracer = trace.NoOpTracer()
 
 
 def build_tracer_provider(
-    service: str, otlp_endpoint: str = "", exporter: SpanExporter | None = None
-) -> TracerProvider:
+    service: str,
+    otlp_endpoint: str = "",
+    exporter: SpanExporter | None = None,
+    sample_ratio: float = 1.0,
+) -> TracerProvider | None:
     """A provider for one process; spans go to `exporter`, else to OTLP when an endpoint is set.
 
-    With neither, spans are still made (so trace context reaches jobs and logs) but dropped.
+    With neither, None: spans would go nowhere, so the process makes none and uses NO_TRACER,
+    which still carries a caller's trace context into jobs, events and RPCs. A trace with no
+    sampled parent is kept with probability `sample_ratio`; a parent's decision is followed.
     """
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if exporter is None and otlp_endpoint:
         # Imported only when export is configured: it pulls in the OTLP protobufs.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=otlp_endpoint, insecure=_is_plaintext(otlp_endpoint))
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+    if exporter is None:
+        return None
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
 
@@ -46,8 +56,8 @@ def _is_plaintext(endpoint: str) -> bool:
     return endpoint.startswith("http://") or "://" not in endpoint
 
 
-def tracer_from(provider: trace.TracerProvider) -> trace.Tracer:
-    return provider.get_tracer(TRACER_NAME)
+def tracer_from(provider: trace.TracerProvider | None) -> trace.Tracer:
+    return NO_TRACER if provider is None else provider.get_tracer(TRACER_NAME)
 
 
 def inject(ctx: otel_context.Context | None = None) -> dict[str, str]:

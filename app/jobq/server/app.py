@@ -164,7 +164,7 @@ class ServerApp:
         # here is flushed and shut down with the server.
         self._owns_tracing = tracer_provider is None
         self.tracer_provider = tracer_provider or build_tracer_provider(
-            "jq-server", settings.otlp_endpoint
+            "jq-server", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
         )
         self.tracer = tracer_from(self.tracer_provider)
         instrumented = InstrumentedStore(
@@ -319,7 +319,7 @@ class ServerApp:
         if self._http is not None:
             await self._http.stop()
         await self.store.close()
-        if self._owns_tracing:
+        if self._owns_tracing and self.tracer_provider is not None:
             self.tracer_provider.shutdown()  # exports the spans still buffered
         log.info("jq-server stopped")
 

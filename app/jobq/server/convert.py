@@ -24,6 +24,7 @@ from jobq.core.model import (
 from jobq.core.states import JobState
 from jobq.core.validation import JobSpec
 from jobq.v1 import job_pb2, queue_pb2, worker_pb2, worker_service_pb2
+from jobq.wire.times import to_duration, to_timestamp
 
 STATE_TO_PB = {
     JobState.SCHEDULED: job_pb2.JOB_STATE_SCHEDULED,
@@ -66,9 +67,7 @@ OUTPUT_ONLY_JOB_FIELDS = (
 def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
+    return to_timestamp(value)
 
 
 def from_ts(value: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
@@ -78,9 +77,7 @@ def from_ts(value: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
 def dur(value: dt.timedelta | None) -> duration_pb2.Duration | None:
     if value is None:
         return None
-    out = duration_pb2.Duration()
-    out.FromTimedelta(value)
-    return out
+    return to_duration(value)
 
 
 def from_dur(value: duration_pb2.Duration, field: str) -> dt.timedelta:

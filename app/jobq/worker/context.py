@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 
 
@@ -25,12 +24,14 @@ class JobContext:
         self.correlation_id = correlation_id
         self._on_progress = on_progress
         self._loop = loop
-        self._cancelled = threading.Event()
+        # Set once, on the event loop; a sync task's thread only reads it (an attribute read
+        # is atomic), so no lock or threading.Event is needed per job.
+        self._cancelled = False
 
     @property
     def cancelled(self) -> bool:
         """True once cancellation was requested; a task should stop soon after."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress (0..1). Safe from async tasks and from sync tasks' threads."""
@@ -45,4 +46,4 @@ class JobContext:
             self._loop.call_soon_threadsafe(self._on_progress, fraction, message)
 
     def _cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True

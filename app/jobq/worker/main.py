@@ -48,7 +48,9 @@ def load_tasks(modules: list[str]) -> dict[str, Task]:
 
 async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: list[str]) -> None:
     metrics = WorkerMetrics()
-    tracer_provider = build_tracer_provider("jq-worker", settings.otlp_endpoint)
+    tracer_provider = build_tracer_provider(
+        "jq-worker", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
+    )
     connection = WorkerConnection(settings.server_address, settings.token)
     worker = Worker(
         connection,
@@ -78,7 +80,8 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
         await http.start()
     except OSError:
         await connection.close()
-        tracer_provider.shutdown()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
         raise
     loop = asyncio.get_running_loop()
     signals = 0
@@ -96,7 +99,8 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
     finally:
         await http.stop()
         await connection.close()
-        tracer_provider.shutdown()  # exports the spans still buffered
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # exports the spans still buffered
 
 
 def main_command(

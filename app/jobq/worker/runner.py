@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from jobq.core.errors import FailedPrecondition, InvalidArgument, JobqError, StaleLease, Unavailable
@@ -101,6 +102,7 @@ class Worker:
         self._outbox: list[Running] = []
         self._outbox_ready = asyncio.Event()
         self._progress: dict[Running, tuple[float, str]] = {}
+        self._series: dict[tuple[str, str, OutcomeKind], Any] = {}
         self._rng = random.Random()
         self._stop = asyncio.Event()
         self._force = False
@@ -230,7 +232,8 @@ class Worker:
         # An older attempt whose outcome is not yet acknowledged is over on the server (it
         # handed out this one): that outcome was taken already, or will be refused. Either
         # way it is not held any more, and a heartbeat must not name the job twice.
-        self._settle([r for r in self._outbox if r.lease.job_id == job.id])
+        if job.attempt > 1:  # only a re-lease can have an older attempt here
+            self._settle([r for r in self._outbox if r.lease.job_id == job.id])
         loop = asyncio.get_running_loop()
         ctx = JobContext(
             job.id,
@@ -272,6 +275,28 @@ class Worker:
         job = running.job
         # Its own asyncio task, so these hold for this job's log lines and spans only.
         correlation_id.set(job.correlation_id)
+        try:
+            if self._tracer is tracing.NO_TRACER:
+                outcome = await self._untraced(running)
+            else:
+                outcome = await self._traced(running)
+        finally:
+            if self._running.get(job.id) is running:
+                del self._running[job.id]
+        if not (running.lost or running.released):
+            running.outcome = outcome
+            self._outbox.append(running)
+            self._outbox_ready.set()
+
+    async def _untraced(self, running: Running) -> Outcome:
+        """No spans are exported: none is made, but a task's own spans still join the
+        submitter's trace."""
+        if running.job.trace_context:
+            otel_context.attach(tracing.extract(running.job.trace_context))
+        return await self._outcome_of(running)
+
+    async def _traced(self, running: Running) -> Outcome:
+        job = running.job
         # A child of the context stored at submit: the execution joins the submitter's trace.
         with self._tracer.start_as_current_span(
             f"run {job.type}",
@@ -287,18 +312,12 @@ class Worker:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            try:
-                outcome = await self._outcome_of(running)
-            finally:
-                if self._running.get(job.id) is running:
-                    del self._running[job.id]
-            span.set_attribute("jobq.outcome", outcome.kind.value)
-            if outcome.kind is OutcomeKind.FAILED:
-                span.set_status(trace.StatusCode.ERROR, outcome.error)
-        if not (running.lost or running.released):
-            running.outcome = outcome
-            self._outbox.append(running)
-            self._outbox_ready.set()
+            outcome = await self._outcome_of(running)
+            if span.is_recording():
+                span.set_attribute("jobq.outcome", outcome.kind.value)
+                if outcome.kind is OutcomeKind.FAILED:
+                    span.set_status(trace.StatusCode.ERROR, outcome.error)
+        return outcome
 
     async def _outcome_of(self, running: Running) -> Outcome:
         job, ctx = running.job, running.ctx
@@ -335,10 +354,17 @@ class Worker:
             self._executing -= 1
             self._metrics.in_flight.set(self._executing)
             self._slot_freed.set()
-        self._metrics.processing.labels(job.queue, job.type, outcome.kind.value).observe(
-            time.perf_counter() - started
-        )
+        self._processing(job.queue, job.type, outcome.kind).observe(time.perf_counter() - started)
         return outcome
+
+    def _processing(self, queue: str, job_type: str, kind: OutcomeKind) -> Any:
+        """The histogram child for one series, looked up once rather than per job (the
+        registry keeps every series anyway, so this holds nothing more)."""
+        key = (queue, job_type, kind)
+        child = self._series.get(key)
+        if child is None:
+            child = self._series[key] = self._metrics.processing.labels(queue, job_type, kind.value)
+        return child
 
     async def _invoke(self, task: Task, job: Job, ctx: JobContext) -> Any:
         payload = json.loads(job.payload) if job.payload else None

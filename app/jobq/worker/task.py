@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import inspect
 import types
 from collections.abc import Callable, Iterable
@@ -37,11 +38,12 @@ class Task:
     max_attempts: int = 0
     timeout: dt.timedelta | None = None
 
-    @property
+    # Read once per job: worked out once per task (inspect.signature is costly).
+    @functools.cached_property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
 
-    @property
+    @functools.cached_property
     def takes_context(self) -> bool:
         return len(inspect.signature(self.fn).parameters) >= 2
 

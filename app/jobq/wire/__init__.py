@@ -1,0 +1,1 @@
+"""What client, server, worker and event codec share about the wire format."""
