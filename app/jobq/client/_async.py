@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import dataclasses
 import datetime as dt
@@ -13,6 +14,7 @@ from google.protobuf import field_mask_pb2
 
 from jobq.client import _convert as cv
 from jobq.client._errors import from_rpc_error
+from jobq.core.errors import InvalidArgument
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.ids import new_id
@@ -35,6 +37,9 @@ T = TypeVar("T")
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 SUBMIT_CHUNK = 500
+# Batches in flight at once: the server overlaps their transactions (one batch's commit
+# waits on the WAL flush while the next is parsed), about doubling enqueue rate.
+SUBMIT_IN_FLIGHT = 4
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,30 +126,54 @@ class AsyncClient:
         jobs: Iterable[dict[str, Any]],
         *,
         chunk: int = SUBMIT_CHUNK,
+        in_flight: int = SUBMIT_IN_FLIGHT,
         on_progress: Callable[[int], None] | None = None,
     ) -> list[Submitted]:
-        """Submit in batches of `chunk`; each dict takes submit's arguments ("type", "payload",
-        "queue", ...). Each batch is all or nothing."""
-        results: list[Submitted] = []
-        batch: list[Any] = []
+        """Submit in batches of `chunk`, up to `in_flight` batches at once; each dict takes
+        submit's arguments ("type", "payload", "queue", ...). Results keep the order of `jobs`.
 
-        async def flush() -> None:
-            response = await self._call(
-                self._jobs.SubmitBatch, job_pb.SubmitBatchRequest(jobs=batch)
-            )
-            results.extend(Submitted(cv.job_from_pb(r.job), r.created) for r in response.results)
+        Each batch is all or nothing. When one fails its error is raised and no further batch
+        is sent, but batches already in flight may have been accepted: give jobs idempotency
+        keys to make submitting them again safe."""
+        if in_flight < 1:
+            raise InvalidArgument("in_flight", "must be at least 1")
+        sent: list[list[Submitted]] = []
+        slots = asyncio.Semaphore(in_flight)
+
+        async def send(index: int, batch: list[Any]) -> None:
+            try:
+                request = job_pb.SubmitBatchRequest(jobs=batch)
+                response = await self._call(self._jobs.SubmitBatch, request)
+            finally:
+                slots.release()
+            sent[index] = [Submitted(cv.job_from_pb(r.job), r.created) for r in response.results]
             if on_progress:
                 on_progress(len(batch))
-            batch.clear()
 
-        for spec in jobs:
-            spec = dict(spec)
-            batch.append(cv.job_request(spec.pop("type", ""), spec.pop("payload", None), **spec))
-            if len(batch) >= chunk:
-                await flush()
-        if batch:
-            await flush()
-        return results
+        async def dispatch(group: asyncio.TaskGroup, batch: list[Any]) -> None:
+            # Waits for a free slot; a failed batch cancels this wait, so nothing more is sent.
+            await slots.acquire()
+            sent.append([])
+            group.create_task(send(len(sent) - 1, batch))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                batch: list[Any] = []
+                for spec in jobs:
+                    options = dict(spec)
+                    batch.append(
+                        cv.job_request(
+                            options.pop("type", ""), options.pop("payload", None), **options
+                        )
+                    )
+                    if len(batch) >= chunk:
+                        await dispatch(group, batch)
+                        batch = []
+                if batch:
+                    await dispatch(group, batch)
+        except ExceptionGroup as failed:  # the caller gets the error, as from submit()
+            raise failed.exceptions[0] from None
+        return [submitted for results in sent for submitted in results]
 
     async def get(self, job_id: str) -> Job:
         return cv.job_from_pb(await self._call(self._jobs.GetJob, job_pb.GetJobRequest(id=job_id)))
