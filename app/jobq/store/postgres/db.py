@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Self
 
 import psycopg
 import psycopg_pool
+from psycopg import pq
 from psycopg.rows import dict_row
 
 from jobq.core.errors import JobqError, StoreUnavailable
@@ -27,6 +29,25 @@ from jobq.store.postgres.credentials import (
 log = logging.getLogger("jobq.store.postgres")
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+# A connection back in the pool for less than this is handed out again without the check
+# query: under load every checkout would pay a round trip for it. One idle for longer, where
+# a database restart or a dropped TCP connection goes unnoticed, is checked before use.
+CHECK_IDLE_AFTER = 1.0  # seconds
+
+
+async def _stamp_returned(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn._jq_returned_at = time.monotonic()  # type: ignore[attr-defined]
+
+
+async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check: raising discards the connection and takes another."""
+    if conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
+        raise psycopg.OperationalError("the connection is closed")
+    returned = getattr(conn, "_jq_returned_at", None)
+    if returned is not None and time.monotonic() - returned < CHECK_IDLE_AFTER:
+        return
+    await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -77,7 +98,8 @@ class PgDb:
             open=False,
             # How long a request waits for a connection before it fails UNAVAILABLE.
             timeout=acquire_timeout,
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            check=_check_if_idle,
+            reset=_stamp_returned,
             reconnect_timeout=3600.0,
             name="jobq",
         )
