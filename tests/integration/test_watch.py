@@ -68,7 +68,8 @@ async def test_a_watcher_of_a_big_job_gets_it_once_then_small_updates(tmp_path: 
         AsyncClient(f"127.0.0.1:{app.grpc_port}") as client,
         grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel,
     ):
-        payload = BIG | {"steps": 5, "step_seconds": 0.1}
+        # 1.5 s of steps spans several 0.5 s progress reports, even on a loaded machine.
+        payload = BIG | {"steps": 5, "step_seconds": 0.3}
         job = await client.submit("progress", payload)
         stub = job_service_pb2_grpc.JobServiceStub(channel)
         raw = stub.WatchJob(job_service_pb2.WatchJobRequest(id=job.id))
