@@ -71,6 +71,21 @@ class ResultProcessorSettings(KafkaSettings):
     result_processor_http_port: int = Field(8082, ge=0, le=65535)
     # How often the lag gauge is refreshed from the broker (and offsets committed at most).
     result_processor_lag_interval: Duration = dt.timedelta(seconds=5)
+    # A file to append the lines to (and recover dedupe state from at start); empty: stdout.
+    result_processor_output: str = ""
+    # A fault the e2e tests inject (JQ_TEST_FAULT); empty in production.
+    # result-processor-crash-after-write: SIGKILL once a batch's lines are written and
+    # flushed, before its offsets are committed.
+    test_fault: str = Field("", pattern="^(|result-processor-crash-after-write)$")
+
+
+class MetricsAggregatorSettings(KafkaSettings):
+    """jq-metrics-aggregator: the jobq-metrics-aggregator consumer group and its /metrics."""
+
+    metrics_aggregator_group: str = "jobq-metrics-aggregator"
+    metrics_aggregator_http_host: str = "127.0.0.1"
+    metrics_aggregator_http_port: int = Field(8083, ge=0, le=65535)
+    metrics_aggregator_lag_interval: Duration = dt.timedelta(seconds=5)
 
 
 class ServerSettings(KafkaSettings):
