@@ -183,7 +183,7 @@ async def traced_finish(payload):
     return payload
 
 
-async def test_given_a_job_submitted_in_a_span_then_its_event_and_the_processor_span_join_that_trace(
+async def test_given_a_job_submitted_in_a_span_then_its_event_and_processor_span_are_in_its_trace(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}."
