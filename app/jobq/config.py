@@ -60,6 +60,9 @@ class KafkaSettings(_Base):
     kafka_relay_interval: Duration = dt.timedelta(milliseconds=200)
     # Worker heartbeat summaries on worker.heartbeat: at most one per worker per interval.
     kafka_heartbeat_interval: Duration = dt.timedelta(seconds=30)
+    # jobq consumer groups (jq-result-processor, jq-metrics-aggregator): how long the group
+    # waits for a silent member before handing its partitions to the others.
+    kafka_consumer_session_timeout: Duration = dt.timedelta(seconds=45)
     aws_region: str = ""
 
 

@@ -176,7 +176,12 @@ def build_consumer(settings: MetricsAggregatorSettings) -> EventConsumer:
     from jobq.events.connection import kafka_config
 
     health = ConsumerHealth()
-    config = consumer_config(kafka_config(settings), settings.metrics_aggregator_group, health)
+    config = consumer_config(
+        kafka_config(settings),
+        settings.metrics_aggregator_group,
+        health,
+        settings.kafka_consumer_session_timeout.total_seconds(),
+    )
     return EventConsumer(Consumer(config), health=health)
 
 

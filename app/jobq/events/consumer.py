@@ -174,17 +174,28 @@ class EventConsumer:
         self._consumer.close()
 
 
-def consumer_config(base: dict[str, Any], group: str, health: ConsumerHealth) -> dict[str, Any]:
-    """librdkafka options for a jobq consumer group member that reports its broker's health."""
+def consumer_config(
+    base: dict[str, Any], group: str, health: ConsumerHealth, session_timeout: float = 45.0
+) -> dict[str, Any]:
+    """librdkafka options for a jobq consumer group member that reports its broker's health.
+
+    `session_timeout`: how long the group waits for a silent member (a killed process, a
+    broker outage) before giving its partitions to the others.
+    """
 
     def on_error(error: KafkaError) -> None:
         from confluent_kafka import KafkaError
 
         # Transport errors are retried by librdkafka itself; they only say we are cut off.
+        # Logged once per outage, not once per reconnect attempt.
         if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            if health.broker_error is None:
+                log.warning("Kafka unreachable, reconnecting: %s", error.str())
             health.broker_unreachable(error.str())
+            return
         log.warning("Kafka client error: %s", error.str())
 
+    session_ms = int(session_timeout * 1000)
     return {
         **base,
         "group.id": group,
@@ -192,6 +203,11 @@ def consumer_config(base: dict[str, Any], group: str, health: ConsumerHealth) ->
         "auto.offset.reset": "earliest",
         # Offsets are committed by ConsumerLoop, only after the handler has flushed.
         "enable.auto.commit": False,
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(100, min(3000, session_ms // 3)),
+        # Reconnects back off exponentially (librdkafka adds jitter) up to 10 s.
+        "reconnect.backoff.ms": 500,
+        "reconnect.backoff.max.ms": 10000,
         "error_cb": on_error,
     }
 
@@ -230,7 +246,7 @@ class Backoff:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^n)]."""
 
     def __init__(
-        self, base: float = 0.5, cap: float = 30.0, rng: Callable[[], float] = random.random
+        self, base: float = 0.5, cap: float = 10.0, rng: Callable[[], float] = random.random
     ) -> None:
         self._base, self._cap, self._rng = base, cap, rng
         self._failures = 0

@@ -225,7 +225,12 @@ def build_consumer(
     from jobq.events.connection import kafka_config
 
     health = health or ConsumerHealth()
-    config = consumer_config(kafka_config(settings), settings.result_processor_group, health)
+    config = consumer_config(
+        kafka_config(settings),
+        settings.result_processor_group,
+        health,
+        settings.kafka_consumer_session_timeout.total_seconds(),
+    )
     return EventConsumer(Consumer(config), REMEMBER, health)
 
 
