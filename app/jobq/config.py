@@ -121,6 +121,9 @@ class ServerSettings(KafkaSettings):
     scheduler_interval: Duration = dt.timedelta(milliseconds=250)
     scheduler_batch: int = Field(500, ge=1)
     retention_interval: Duration = dt.timedelta(minutes=1)
+    # Job events older than this are deleted by the leader: published ones (or, with no Kafka
+    # configured, all), never those of a job not yet finished (ADR 0010).
+    outbox_retention: Duration = dt.timedelta(days=7)
     max_lease_wait: Duration = dt.timedelta(seconds=30)
     shutdown_grace: Duration = dt.timedelta(seconds=10)
     # A server stream (WatchJob) whose reader takes nothing for this long is dropped.
@@ -152,6 +155,8 @@ class ServerSettings(KafkaSettings):
             maximum = bounds.DURATION_MAX[name]
             if getattr(self, f"default_{name}") > maximum:
                 raise ValueError(f"JQ_DEFAULT_{name.upper()} must be at most {maximum.days} days")
+        if not dt.timedelta(minutes=1) <= self.outbox_retention <= dt.timedelta(days=3650):
+            raise ValueError("JQ_OUTBOX_RETENTION must be between 1 minute and 3650 days")
         if self.max_receive_bytes and self.max_receive_bytes < self.max_payload_bytes + (
             REQUEST_OVERHEAD_BYTES
         ):

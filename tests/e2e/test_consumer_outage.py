@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import BIN, Cluster, Proc, free_port, wait_until
 from tests.harness.kafka import KafkaBroker
+from tests.integration.test_metrics_scrape import assert_exports_contract, check_with_promtool
+from tests.ops.metric_contract import METRICS_AGGREGATOR_JOB
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 
@@ -222,3 +224,18 @@ def test_given_a_broker_outage_and_a_kill_then_consumers_recover_and_write_each_
     assert set(by_job.values()) == {1}, [j for j, n in by_job.items() if n > 1]
     assert len({w["event_id"] for w in written}) == len(written) == 120
     assert all(w["outcome"] == "succeeded" for w in written)
+
+    # And: the aggregator's cluster-wide metrics count every job (at least once) and time them.
+    with urllib.request.urlopen(f"http://127.0.0.1:{consumers.aggregator_port}/metrics") as r:
+        text = r.read().decode()
+    check_with_promtool(text)
+    assert_exports_contract(text, METRICS_AGGREGATOR_JOB)
+    counted = {
+        labels["outcome"]: v
+        for labels, v in samples(consumers.aggregator_port, "jq_cluster_jobs_total")
+        if labels["queue"] == "default"
+    }
+    assert all(counted[o] >= 120 for o in ("submitted", "started", "succeeded")), counted
+    for histogram in ("jq_cluster_job_submit_to_start_seconds", "jq_cluster_job_run_seconds"):
+        (count,) = [v for _, v in samples(consumers.aggregator_port, f"{histogram}_count")]
+        assert count >= 120, histogram
