@@ -93,6 +93,7 @@ class EventConsumer:
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.health.assigned = frozenset((p.topic, p.partition) for p in partitions)
+        self.health.broker_reachable()  # the group coordinator just answered
         log.info("partitions assigned", extra={"partitions": len(partitions)})
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
