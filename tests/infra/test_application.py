@@ -41,7 +41,13 @@ def test_every_deployment_has_a_disruption_budget(synth: Synth) -> None:
         for o in manifest_objects(app)
         if o["kind"] == "PodDisruptionBudget"
     }
-    assert set(deployments) == {"jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor"}
+    assert set(deployments) == {
+        "jq-server",
+        "jq-worker",
+        "jq-pgbouncer",
+        "jq-result-processor",
+        "jq-metrics-aggregator",
+    }
     for name, deployment in deployments.items():
         selector = budgets[name]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
