@@ -195,12 +195,15 @@ def open_output(path: Path, remember: int = REMEMBER) -> tuple[TextIO, list[str]
 
 def _tail_event_ids(raw: BinaryIO, size: int, remember: int) -> list[str]:
     # Read backwards in blocks until `remember` whole lines are in hand.
-    block, data, position = 1 << 16, b"", size
-    while position > 0 and data.count(b"\n") <= remember:
+    block, chunks, newlines, position = 1 << 16, [], 0, size
+    while position > 0 and newlines <= remember:
         step = min(block, position)
         position -= step
         raw.seek(position)
-        data = raw.read(step) + data
+        chunk = raw.read(step)
+        newlines += chunk.count(b"\n")
+        chunks.append(chunk)
+    data = b"".join(reversed(chunks))
     end = data.rfind(b"\n") + 1
     if position + end < size:  # a torn last line: cut it off
         raw.truncate(position + end)
