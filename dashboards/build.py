@@ -433,6 +433,73 @@ def overview() -> dict[str, Any]:
             "ops",
             width=12,
         ),
+        stat(
+            lay,
+            "Outbox relay",
+            "1: a server replica publishes the outbox to Kafka. 0: no Kafka configured; events"
+            " are only kept (up to JQ_OUTBOX_RETENTION) and the outbox alerts are off.",
+            ("max(jq_outbox_relay_enabled)", "relay on"),
+            "none",
+            [(None, "blue"), (1, "green")],
+        ),
+        timeseries(
+            lay,
+            "Outbox events pruned",
+            "Job events deleted by outbox retention (JQ_OUTBOX_RETENTION), per second.",
+            [("sum(rate(jq_outbox_events_pruned_total[" + RATE + "]))", "pruned")],
+            "ops",
+            width=8,
+        ),
+        # Cluster-wide, from the event stream (jq-metrics-aggregator): the same whichever
+        # server replica Prometheus scraped.
+        timeseries(
+            lay,
+            "Cluster throughput by outcome",
+            "Job transitions per second across the cluster, from jq-metrics-aggregator.",
+            [
+                (
+                    f"sum by (queue, outcome) (rate(jq_cluster_jobs_total{{{QUEUE}}}[{RATE}]))",
+                    "{{queue}} {{outcome}}",
+                )
+            ],
+            "ops",
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "Cluster dead-letter rate",
+            "Jobs dead-lettered per second across the cluster, from jq-metrics-aggregator.",
+            [
+                (
+                    "sum by (queue) (rate(jq_cluster_jobs_total"
+                    f'{{outcome="dead_lettered",{QUEUE}}}[{RATE}]))',
+                    "{{queue}}",
+                )
+            ],
+            "ops",
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "Cluster submit-to-start p95",
+            "95th percentile time from a job becoming due to its start, across the cluster.",
+            [(quantile(0.95, "jq_cluster_job_submit_to_start_seconds", "queue", QUEUE), "{{queue}}")],
+            "s",
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "Cluster run time p95",
+            "95th percentile time from an attempt's start to its end, across the cluster.",
+            [
+                (
+                    quantile(0.95, "jq_cluster_job_run_seconds", "queue, outcome", QUEUE),
+                    "{{queue}} {{outcome}}",
+                )
+            ],
+            "s",
+            width=12,
+        ),
     ]
     return {
         "annotations": {

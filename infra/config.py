@@ -92,6 +92,9 @@ class WorkloadConfig:
     result_processor_replicas: int = 1
     result_processor_cpu: str = "100m"
     result_processor_memory: str = "256Mi"
+    metrics_aggregator_replicas: int = 1
+    metrics_aggregator_cpu: str = "100m"
+    metrics_aggregator_memory: str = "256Mi"
     # Mirror this into ECR for production if Docker Hub rate limits bite.
     pgbouncer_image: str = "docker.io/edoburu/pgbouncer:v1.24.1-p1"
 

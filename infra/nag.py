@@ -14,7 +14,13 @@ from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
 from infra.config import EnvironmentConfig
-from infra.k8s.identity import KAFKA_TOPIC_PREFIX, RESULT_PROCESSOR_GROUP, RESULT_PROCESSOR_TOPICS
+from infra.k8s.identity import (
+    KAFKA_TOPIC_PREFIX,
+    METRICS_AGGREGATOR_GROUP,
+    METRICS_AGGREGATOR_TOPICS,
+    RESULT_PROCESSOR_GROUP,
+    RESULT_PROCESSOR_TOPICS,
+)
 
 if TYPE_CHECKING:
     from infra.app import JobqStacks
@@ -134,6 +140,12 @@ def _platform(stacks: JobqStacks) -> None:
          *(f"AwsSolutions-IAM5[Resource::{kafka_prefix}:topic/{kafka_name}/*/{KAFKA_TOPIC_PREFIX}{topic}]"
            for topic in RESULT_PROCESSOR_TOPICS),
          f"AwsSolutions-IAM5[Resource::{kafka_prefix}:group/{kafka_name}/*/{RESULT_PROCESSOR_GROUP}]")
+    _ack(platform.metrics_aggregator_account.role, "jq-metrics-aggregator may read only the job topics it counts "
+         "with its own consumer group; the only wildcard is the ARN's cluster UUID segment, unknown until the "
+         "cluster exists.",
+         *(f"AwsSolutions-IAM5[Resource::{kafka_prefix}:topic/{kafka_name}/*/{KAFKA_TOPIC_PREFIX}{topic}]"
+           for topic in METRICS_AGGREGATOR_TOPICS),
+         f"AwsSolutions-IAM5[Resource::{kafka_prefix}:group/{kafka_name}/*/{METRICS_AGGREGATOR_GROUP}]")
 
     _cdk_providers(platform)
 

@@ -63,6 +63,9 @@ class KafkaSettings(_Base):
     kafka_relay_interval: Duration = dt.timedelta(milliseconds=200)
     # Worker heartbeat summaries on worker.heartbeat: at most one per worker per interval.
     kafka_heartbeat_interval: Duration = dt.timedelta(seconds=30)
+    # jobq consumer groups (jq-result-processor, jq-metrics-aggregator): how long the group
+    # waits for a silent member before handing its partitions to the others.
+    kafka_consumer_session_timeout: Duration = dt.timedelta(seconds=45)
     aws_region: str = ""
 
 
@@ -74,6 +77,21 @@ class ResultProcessorSettings(KafkaSettings):
     result_processor_http_port: int = Field(8082, ge=0, le=65535)
     # How often the lag gauge is refreshed from the broker (and offsets committed at most).
     result_processor_lag_interval: Duration = dt.timedelta(seconds=5)
+    # A file to append the lines to (and recover dedupe state from at start); empty: stdout.
+    result_processor_output: str = ""
+    # A fault the e2e tests inject (JQ_TEST_FAULT); empty in production.
+    # result-processor-crash-after-write: SIGKILL once a batch's lines are written and
+    # flushed, before its offsets are committed.
+    test_fault: str = Field("", pattern="^(|result-processor-crash-after-write)$")
+
+
+class MetricsAggregatorSettings(KafkaSettings):
+    """jq-metrics-aggregator: the jobq-metrics-aggregator consumer group and its /metrics."""
+
+    metrics_aggregator_group: str = "jobq-metrics-aggregator"
+    metrics_aggregator_http_host: str = "127.0.0.1"
+    metrics_aggregator_http_port: int = Field(8083, ge=0, le=65535)
+    metrics_aggregator_lag_interval: Duration = dt.timedelta(seconds=5)
 
 
 class ServerSettings(KafkaSettings):
@@ -106,6 +124,9 @@ class ServerSettings(KafkaSettings):
     scheduler_interval: Duration = dt.timedelta(milliseconds=250)
     scheduler_batch: int = Field(500, ge=1)
     retention_interval: Duration = dt.timedelta(minutes=1)
+    # Job events older than this are deleted by the leader: published ones (or, with no Kafka
+    # configured, all), never those of a job not yet finished (ADR 0010).
+    outbox_retention: Duration = dt.timedelta(days=7)
     max_lease_wait: Duration = dt.timedelta(seconds=30)
     shutdown_grace: Duration = dt.timedelta(seconds=10)
     # A server stream (WatchJob) whose reader takes nothing for this long is dropped.
@@ -137,6 +158,8 @@ class ServerSettings(KafkaSettings):
             maximum = bounds.DURATION_MAX[name]
             if getattr(self, f"default_{name}") > maximum:
                 raise ValueError(f"JQ_DEFAULT_{name.upper()} must be at most {maximum.days} days")
+        if not dt.timedelta(minutes=1) <= self.outbox_retention <= dt.timedelta(days=3650):
+            raise ValueError("JQ_OUTBOX_RETENTION must be between 1 minute and 3650 days")
         if self.max_receive_bytes and self.max_receive_bytes < self.max_payload_bytes + (
             REQUEST_OVERHEAD_BYTES
         ):

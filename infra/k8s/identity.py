@@ -8,6 +8,7 @@ SERVER_SA = "jq-server"
 WORKER_SA = "jq-worker"
 SECRETS_READER_SA = "jq-secrets-reader"
 RESULT_PROCESSOR_SA = "jq-result-processor"
+METRICS_AGGREGATOR_SA = "jq-metrics-aggregator"
 SECRET_STORE = "aws-secrets-manager"
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
@@ -20,6 +21,18 @@ KAFKA_TOPIC_PREFIX = "jobq."
 # (app/jobq/events/result_processor.py SOURCE_TOPICS), without the prefix.
 RESULT_PROCESSOR_GROUP = "jobq-result-processor"
 RESULT_PROCESSOR_TOPICS = ("job.completed", "job.dead-lettered")
+# jq-metrics-aggregator's group (JQ_METRICS_AGGREGATOR_GROUP) and topics
+# (app/jobq/events/aggregator.py SOURCE_TOPICS), without the prefix.
+METRICS_AGGREGATOR_GROUP = "jobq-metrics-aggregator"
+METRICS_AGGREGATOR_TOPICS = (
+    "job.submitted",
+    "job.started",
+    "job.completed",
+    "job.failed",
+    "job.dead-lettered",
+    "job.cancelled",
+    "job.expired",
+)
 
 
 def namespace(name: str, environment: str) -> Manifest:

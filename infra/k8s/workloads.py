@@ -16,6 +16,8 @@ from infra.config import WorkloadConfig
 from infra.k8s.identity import (
     EXTERNAL_SECRETS_API,
     KAFKA_TOPIC_PREFIX,
+    METRICS_AGGREGATOR_GROUP,
+    METRICS_AGGREGATOR_SA,
     RESULT_PROCESSOR_GROUP,
     RESULT_PROCESSOR_SA,
     SECRET_STORE,
@@ -29,6 +31,7 @@ GRPC_PORT = 50051
 HTTP_PORT = 8080
 WORKER_HTTP_PORT = 8081
 RESULT_PROCESSOR_HTTP_PORT = 8082
+METRICS_AGGREGATOR_HTTP_PORT = 8083
 PGBOUNCER_PORT = 6432
 
 CONFIG_MAP = "jq-config"
@@ -97,6 +100,9 @@ def config_map(ns: str, endpoints: Endpoints, environment: str) -> Manifest:
             "JQ_RESULT_PROCESSOR_HTTP_PORT": str(RESULT_PROCESSOR_HTTP_PORT),
             # The group its IRSA role may use (infra/stacks/platform.py).
             "JQ_RESULT_PROCESSOR_GROUP": RESULT_PROCESSOR_GROUP,
+            "JQ_METRICS_AGGREGATOR_HTTP_HOST": "0.0.0.0",
+            "JQ_METRICS_AGGREGATOR_HTTP_PORT": str(METRICS_AGGREGATOR_HTTP_PORT),
+            "JQ_METRICS_AGGREGATOR_GROUP": METRICS_AGGREGATOR_GROUP,
             "JQ_SERVER_ADDRESS": f"jq-server.{ns}.svc.cluster.local:{GRPC_PORT}",
             "JQ_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
             # MSK with IAM auth on port 9098: jobq's AWS_MSK_IAM mechanism (librdkafka
@@ -418,7 +424,9 @@ def result_processor(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manif
                                 "periodSeconds": 10,
                                 "failureThreshold": 3,
                             },
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                            # 503 while Kafka is unreachable or no partition is assigned; the
+                            # liveness probe stays on /healthz so an outage restarts nothing.
+                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10},
                             "securityContext": _RESTRICTED_CONTAINER,
                             "resources": {
                                 "requests": {"cpu": cfg.result_processor_cpu, "memory": cfg.result_processor_memory},
@@ -434,6 +442,58 @@ def result_processor(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manif
     }
     # A member leaving triggers a rebalance; one at a time keeps the group consuming.
     return [deployment, _pdb(ns, "jq-result-processor", max_unavailable=1)]
+
+
+def metrics_aggregator(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
+    """jq-metrics-aggregator: the jobq-metrics-aggregator consumer group on every job topic,
+    cluster-wide jq_cluster_* metrics on its /metrics (scraped through the pod annotations).
+
+    From the jq-worker image, like jq-result-processor; replicas split the partitions and
+    Prometheus sums them.
+    """
+    labels = _labels("jq-metrics-aggregator")
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "jq-metrics-aggregator", "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": cfg.metrics_aggregator_replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(METRICS_AGGREGATOR_HTTP_PORT)},
+                "spec": {
+                    "serviceAccountName": METRICS_AGGREGATOR_SA,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "topologySpreadConstraints": _zone_spread("jq-metrics-aggregator"),
+                    # SIGTERM: it commits the offsets of what it has counted.
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [
+                        {
+                            "name": "jq-metrics-aggregator",
+                            "image": images.worker,
+                            "command": ["jq-metrics-aggregator"],
+                            "envFrom": _env_from(),
+                            "ports": [{"name": "http", "containerPort": METRICS_AGGREGATOR_HTTP_PORT}],
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 10,
+                                "failureThreshold": 3,
+                            },
+                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10},
+                            "securityContext": _RESTRICTED_CONTAINER,
+                            "resources": {
+                                "requests": {"cpu": cfg.metrics_aggregator_cpu, "memory": cfg.metrics_aggregator_memory},
+                                "limits": {"memory": cfg.metrics_aggregator_memory},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    return [deployment, _pdb(ns, "jq-metrics-aggregator", max_unavailable=1)]
 
 
 def pgbouncer(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:

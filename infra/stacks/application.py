@@ -57,9 +57,11 @@ class ApplicationStack(Stack):
         server = manifest("Server", workloads.server(ns, config.workload, images))
         worker = manifest("Worker", workloads.worker(ns, config.workload, images, prometheus_url=PROMETHEUS_URL))
         result_processor = manifest("ResultProcessor", workloads.result_processor(ns, config.workload, images))
+        metrics_aggregator = manifest("MetricsAggregator", workloads.metrics_aggregator(ns, config.workload, images))
 
         pgbouncer.node.add_dependency(secrets)
         for workload in (server, worker):
             workload.node.add_dependency(settings, secrets, pgbouncer)
         # Needs only the ConfigMap and Kafka, not the database.
         result_processor.node.add_dependency(settings)
+        metrics_aggregator.node.add_dependency(settings)

@@ -50,7 +50,9 @@ class ObservabilityStack(Stack):
                 retention=obs.log_retention,
                 removal_policy=RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY,
             )
-            for component in ("jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor")
+            for component in (
+                "jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor", "jq-metrics-aggregator"
+            )
         }
 
         topic_key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description=f"{prefix} alarm topic")

@@ -50,7 +50,16 @@ class PlatformStack(Stack):
         self.result_processor_account = eks.ServiceAccount(
             self, "ResultProcessorAccount", cluster=cluster, name=identity.RESULT_PROCESSOR_SA, namespace=ns
         )
-        for account in (self.server_account, self.worker_account, self.secrets_account, self.result_processor_account):
+        self.metrics_aggregator_account = eks.ServiceAccount(
+            self, "MetricsAggregatorAccount", cluster=cluster, name=identity.METRICS_AGGREGATOR_SA, namespace=ns
+        )
+        for account in (
+            self.server_account,
+            self.worker_account,
+            self.secrets_account,
+            self.result_processor_account,
+            self.metrics_aggregator_account,
+        ):
             account.node.add_dependency(namespace)
 
         # The server publishes job events to MSK with IAM auth (AWS_MSK_IAM: OAUTHBEARER).
@@ -97,6 +106,27 @@ class PlatformStack(Stack):
             iam.PolicyStatement(
                 actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
                 resources=[kafka.group_arn(identity.RESULT_PROCESSOR_GROUP)],
+            )
+        )
+
+        # jq-metrics-aggregator only reads too: the job topics it counts, with its own group.
+        self.metrics_aggregator_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], resources=[kafka.arn]
+            )
+        )
+        self.metrics_aggregator_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
+                resources=[
+                    kafka.topic_arn(identity.KAFKA_TOPIC_PREFIX + topic) for topic in identity.METRICS_AGGREGATOR_TOPICS
+                ],
+            )
+        )
+        self.metrics_aggregator_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
+                resources=[kafka.group_arn(identity.METRICS_AGGREGATOR_GROUP)],
             )
         )
 

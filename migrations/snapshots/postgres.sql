@@ -91,6 +91,7 @@ ALTER TABLE ONLY public.store_probe
     ADD CONSTRAINT store_probe_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
+CREATE INDEX job_events_at ON public.job_events USING btree (at);
 CREATE INDEX job_events_job ON public.job_events USING btree (job_id, seq);
 CREATE INDEX job_events_unpublished ON public.job_events USING btree (seq) WHERE (published_at IS NULL);
 CREATE INDEX jobs_created_at ON public.jobs USING btree (created_at);

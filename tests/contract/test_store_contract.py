@@ -531,6 +531,58 @@ async def test_published_events_leave_the_outbox(store, clock) -> None:
     assert (await store.events.backlog())[0] == 1
 
 
+async def finish_one(store: Store, clock: FixedClock) -> str:
+    """A job submitted, started and succeeded now: three events."""
+    job = await submit(store, clock)
+    leased = await lease_one(store, clock)
+    await store.jobs.report("w1", [completed(leased)], clock.now())
+    return job.id
+
+
+async def publish_all(store: Store, clock: FixedClock) -> None:
+    await store.events.mark_published(
+        [e.id for e in await store.events.unpublished(1000)], clock.now()
+    )
+
+
+async def test_pruning_deletes_old_published_events_in_batches_and_keeps_the_rest(
+    store, clock
+) -> None:
+    # Given: three finished jobs and a live one, published, an hour and more ago; a finished
+    # job whose events were never published; and a finished job from just now.
+    await register(store, clock)
+    old = [await finish_one(store, clock) for _ in range(3)]
+    live = (await submit(store, clock, delay=seconds(86400))).id
+    await publish_all(store, clock)
+    unsent = await finish_one(store, clock)
+    clock.advance(7200)
+    young = await finish_one(store, clock)
+    young_events = [e.id for e in await store.jobs.events(young)]
+    await store.events.mark_published(young_events, clock.now())
+    before = clock.now() - seconds(3600)
+
+    # When: pruned in batches of 2, only published ones.
+    batches = []
+    while deleted := await store.events.prune(before, 2, unpublished=False):
+        batches.append(deleted)
+
+    # Then: the nine events of the old finished jobs went, two at a time.
+    assert batches == [2, 2, 2, 2, 1]
+    for job_id in old:
+        assert await store.jobs.events(job_id) == []
+    # And: a live job's history, unpublished events and younger events stay.
+    assert [e.kind for e in await store.jobs.events(live)] == [EventKind.SUBMITTED]
+    assert len(await store.jobs.events(unsent)) == 3
+    assert len(await store.jobs.events(young)) == 3
+    assert (await store.events.backlog())[0] == 3
+
+    # When: no relay will ever send them, the unpublished old ones go too; the live job's stay.
+    assert await store.events.prune(before, 10, unpublished=True) == 3
+    assert await store.jobs.events(unsent) == []
+    assert len(await store.jobs.events(live)) == 1
+    assert (await store.events.backlog())[0] == 0
+
+
 async def test_list_filters_and_pages_newest_first(store, clock) -> None:
     ids = [(await submit(store, clock, queue="q", type="t")).id for _ in range(5)]
     await submit(store, clock, queue="other")

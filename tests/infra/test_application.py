@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+import pytest
 from jobq_infra_testing import (
     Synth,
     find_object,
@@ -40,7 +41,13 @@ def test_every_deployment_has_a_disruption_budget(synth: Synth) -> None:
         for o in manifest_objects(app)
         if o["kind"] == "PodDisruptionBudget"
     }
-    assert set(deployments) == {"jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor"}
+    assert set(deployments) == {
+        "jq-server",
+        "jq-worker",
+        "jq-pgbouncer",
+        "jq-result-processor",
+        "jq-metrics-aggregator",
+    }
     for name, deployment in deployments.items():
         selector = budgets[name]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
@@ -115,7 +122,7 @@ def test_secrets_come_from_secrets_manager_not_the_template(synth: Synth) -> Non
 def test_images_come_from_the_environment_ecr(synth: Synth) -> None:
     # Without -c image-tag the app synthesizes with a placeholder tag that no registry holds.
     app = synth.raw("application")
-    for name in ("jq-server", "jq-worker", "jq-result-processor"):
+    for name in ("jq-server", "jq-worker", "jq-result-processor", "jq-metrics-aggregator"):
         (container,) = find_object(app, "Deployment", name)["spec"]["template"]["spec"][
             "containers"
         ]
@@ -146,41 +153,63 @@ def _pod(app: dict[str, Any], name: str) -> dict[str, Any]:
     return find_object(app, "Deployment", name)["spec"]["template"]
 
 
-def test_result_processor_runs_from_the_worker_image(synth: Synth) -> None:
+CONSUMERS = {
+    # deployment: (replicas setting, settings prefix, group, port)
+    "jq-result-processor": (
+        "result_processor",
+        "JQ_RESULT_PROCESSOR",
+        "jobq-result-processor",
+        8082,
+    ),
+    "jq-metrics-aggregator": (
+        "metrics_aggregator",
+        "JQ_METRICS_AGGREGATOR",
+        "jobq-metrics-aggregator",
+        8083,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSUMERS))
+def test_consumer_runs_from_the_worker_image(synth: Synth, name: str) -> None:
+    setting = CONSUMERS[name][0]
     app = synth.raw("application")
-    deployment = find_object(app, "Deployment", "jq-result-processor")
-    assert deployment["spec"]["replicas"] == synth.config.workload.result_processor_replicas
+    deployment = find_object(app, "Deployment", name)
+    assert deployment["spec"]["replicas"] == getattr(synth.config.workload, f"{setting}_replicas")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     (worker,) = _pod(app, "jq-worker")["spec"]["containers"]
     assert container["image"] == worker["image"]
     # `command` replaces the image's jq-worker entrypoint and, without `args`, its CMD.
-    assert container["command"] == ["jq-result-processor"] and "args" not in container
-    assert pod["serviceAccountName"] == "jq-result-processor"
+    assert container["command"] == [name] and "args" not in container
+    assert pod["serviceAccountName"] == name
     assert {"configMapRef": {"name": "jq-config"}} in container["envFrom"]
     requests, limits = container["resources"]["requests"], container["resources"]["limits"]
     assert requests["cpu"] and requests["memory"] and limits["memory"] == requests["memory"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_result_processor_probes_and_is_scraped_like_the_worker(synth: Synth) -> None:
+@pytest.mark.parametrize("name", sorted(CONSUMERS))
+def test_consumer_probes_and_is_scraped_like_the_worker(synth: Synth, name: str) -> None:
+    _, env, group, port = CONSUMERS[name]
     app = synth.raw("application")
     config = find_object(app, "ConfigMap", "jq-config")["data"]
-    template = _pod(app, "jq-result-processor")
+    template = _pod(app, name)
     (container,) = template["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     # It binds where the kubelet and Prometheus reach it, on the port they call.
-    assert config["JQ_RESULT_PROCESSOR_HTTP_HOST"] == "0.0.0.0"
-    assert int(config["JQ_RESULT_PROCESSOR_HTTP_PORT"]) == ports["http"] == 8082
-    assert config["JQ_RESULT_PROCESSOR_GROUP"] == "jobq-result-processor"
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert config[f"{env}_HTTP_HOST"] == "0.0.0.0"
+    assert int(config[f"{env}_HTTP_PORT"]) == ports["http"] == port
+    assert config[f"{env}_GROUP"] == group
+    # Alive through a broker outage (nothing to restart), not ready while it lasts.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     annotations = template["metadata"]["annotations"]
     worker_annotations = _pod(app, "jq-worker")["metadata"]["annotations"]
     assert annotations.keys() == worker_annotations.keys()
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] == "/metrics"
-    assert annotations["prometheus.io/port"] == "8082"
+    assert annotations["prometheus.io/port"] == str(port)
     labels = template["metadata"]["labels"]
-    assert labels["app.kubernetes.io/name"] == "jq-result-processor"
+    assert labels["app.kubernetes.io/name"] == name
     assert labels["app.kubernetes.io/part-of"] == "jobq"

@@ -134,9 +134,10 @@ def test_prometheus_scrapes_server_and_worker() -> None:
     targets = {job["job_name"]: job for job in config["scrape_configs"]}
     assert any("8080" in t for t in targets["jq-server"]["static_configs"][0]["targets"])
     assert any("8081" in t for t in targets["jq-worker"]["static_configs"][0]["targets"])
-    processor = targets["jq-result-processor"]
-    assert processor.get("metrics_path", "/metrics") == "/metrics"
-    assert "jq-result-processor:8082" in processor["static_configs"][0]["targets"]
+    for job, port in (("jq-result-processor", 8082), ("jq-metrics-aggregator", 8083)):
+        consumer = targets[job]
+        assert consumer.get("metrics_path", "/metrics") == "/metrics"
+        assert f"{job}:{port}" in consumer["static_configs"][0]["targets"]
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     mount = compose["services"]["prometheus"]["volumes"][0]
     assert (DOCKER / mount.split(":")[0]).resolve() == (
@@ -160,18 +161,25 @@ def test_grafana_is_provisioned_from_the_repository_dashboards() -> None:
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
 
 
-def test_compose_runs_the_result_processor_from_the_worker_image() -> None:
+@pytest.mark.parametrize(
+    ("name", "env", "port"),
+    [
+        ("jq-result-processor", "JQ_RESULT_PROCESSOR", 8082),
+        ("jq-metrics-aggregator", "JQ_METRICS_AGGREGATOR", 8083),
+    ],
+)
+def test_compose_runs_each_consumer_from_the_worker_image(name: str, env: str, port: int) -> None:
     services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
-    processor, worker = services["jq-result-processor"], services["jq-worker"]
-    assert processor["image"] == worker["image"] and processor["build"] == worker["build"]
-    assert processor["entrypoint"] == ["jq-result-processor"] and processor["command"] == []
-    env = processor["environment"]
-    assert env["JQ_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    consumer, worker = services[name], services["jq-worker"]
+    assert consumer["image"] == worker["image"] and consumer["build"] == worker["build"]
+    assert consumer["entrypoint"] == [name] and consumer["command"] == []
+    settings = consumer["environment"]
+    assert settings["JQ_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     # Reachable from the prometheus container on the port its scrape job names.
-    assert env["JQ_RESULT_PROCESSOR_HTTP_HOST"] == "0.0.0.0"
-    assert str(env["JQ_RESULT_PROCESSOR_HTTP_PORT"]) == "8082"
-    assert "8082:8082" in processor["ports"]
+    assert settings[f"{env}_HTTP_HOST"] == "0.0.0.0"
+    assert str(settings[f"{env}_HTTP_PORT"]) == str(port)
+    assert f"{port}:{port}" in consumer["ports"]
     # The worker image's HEALTHCHECK probes 8081; this process must bring its own.
-    assert any("8082/healthz" in part for part in processor["healthcheck"]["test"])
-    assert processor["depends_on"]["kafka"]["condition"] == "service_healthy"
-    assert "app" in processor["profiles"]
+    assert any(f"{port}/healthz" in part for part in consumer["healthcheck"]["test"])
+    assert consumer["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "app" in consumer["profiles"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aws_cdk.assertions import Match
 from jobq_infra_testing import (
     Synth,
@@ -14,6 +15,9 @@ from jobq_infra_testing import (
     service_account_role,
     statement_resources,
 )
+
+from jobq.events.aggregator import SOURCE_TOPICS as AGGREGATOR_SOURCES
+from jobq.events.result_processor import SOURCE_TOPICS as RESULT_PROCESSOR_SOURCES
 
 
 def test_ecr_repositories_scan_on_push_and_expire_old_images(synth: Synth) -> None:
@@ -99,8 +103,16 @@ def test_server_role_may_only_use_jobq_topics(synth: Synth) -> None:
         assert statement["Resource"] != "*"
 
 
-def test_result_processor_role_only_reads_its_topics_with_its_group(synth: Synth) -> None:
-    role = service_account_role(synth, "jq-result-processor")
+CONSUMER_TOPICS = {
+    "jq-result-processor": ("jobq-result-processor", RESULT_PROCESSOR_SOURCES),
+    "jq-metrics-aggregator": ("jobq-metrics-aggregator", AGGREGATOR_SOURCES),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSUMER_TOPICS))
+def test_consumer_role_only_reads_its_topics_with_its_group(synth: Synth, name: str) -> None:
+    group, sources = CONSUMER_TOPICS[name]
+    role = service_account_role(synth, name)
     statements = kafka_statements(synth, role)
     granted: dict[str, set[str]] = {}
     for statement in statements:
@@ -121,5 +133,6 @@ def test_result_processor_role_only_reads_its_topics_with_its_group(synth: Synth
     groups = {
         r.rsplit("/", 1)[1] for s in statements for r in statement_resources(s) if ":group/" in r
     }
-    assert topics == {"jobq.job.completed", "jobq.job.dead-lettered"}
-    assert groups == {"jobq-result-processor"}
+    # Exactly the topics the code reads (SOURCE_TOPICS), under the deployed prefix.
+    assert topics == {f"jobq.{t}" for t in sources}
+    assert groups == {group}

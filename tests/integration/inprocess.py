@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -46,21 +47,24 @@ class Spans:
         return [s for s in self.finished() if s.name == name]
 
 
-def server_settings(tmp_path: Path) -> ServerSettings:
-    return ServerSettings(
-        grpc_port=0,
-        http_port=0,
-        database_url=f"sqlite:///{tmp_path}/jobq.db",
-        scheduler_interval=dt.timedelta(milliseconds=50),
-        shutdown_grace=dt.timedelta(seconds=1),
-    )
+def server_settings(tmp_path: Path, **overrides: Any) -> ServerSettings:
+    values: dict[str, Any] = {
+        "grpc_port": 0,
+        "http_port": 0,
+        "database_url": f"sqlite:///{tmp_path}/jobq.db",
+        "scheduler_interval": dt.timedelta(milliseconds=50),
+        "shutdown_grace": dt.timedelta(seconds=1),
+    }
+    return ServerSettings(**(values | overrides))
 
 
 @contextlib.asynccontextmanager
-async def running_server(tmp_path: Path, tracing: Spans | None = None) -> AsyncIterator[ServerApp]:
-    app = ServerApp(
-        server_settings(tmp_path), tracer_provider=tracing.provider if tracing else None
-    )
+async def running_server(
+    tmp_path: Path, tracing: Spans | None = None, **overrides: Any
+) -> AsyncIterator[ServerApp]:
+    """A ServerApp on free ports; `overrides`: other settings (e.g. kafka_bootstrap_servers)."""
+    provider = tracing.provider if tracing else None
+    app = ServerApp(server_settings(tmp_path, **overrides), tracer_provider=provider)
     await app.start()
     try:
         yield app

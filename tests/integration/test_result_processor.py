@@ -1,5 +1,6 @@
 """jq-result-processor against a real broker: events produced by the outbox relay, one line
-per finished job even with a duplicate record on the topic, lag down to 0 on /metrics."""
+per finished job even with a duplicate record on the topic, lag down to 0 on /metrics; a
+job's trace context carried by its events into the processor's span."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import aiohttp
 from confluent_kafka import Producer
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, generate_latest
 
+from jobq.client import AsyncClient
 from jobq.config import ResultProcessorSettings
 from jobq.core.clock import FixedClock
 from jobq.core.model import Outcome, OutcomeKind, QueueConfig
@@ -25,8 +28,10 @@ from jobq.events.result_processor import ResultMetrics, ResultProcessor, build_c
 from jobq.events.topics import TopicNames
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.store.base import Store
+from jobq.worker.task import task
 from tests.contract.helpers import lease_of, new_job, register
 from tests.harness.kafka import KafkaBroker
+from tests.integration.inprocess import Spans, running_server, running_worker
 from tests.integration.test_events_kafka import T0, drain, kafka_settings
 from tests.integration.test_metrics_scrape import assert_exports_contract, check_with_promtool
 from tests.ops.metric_contract import RESULT_PROCESSOR_JOB
@@ -171,3 +176,67 @@ async def test_given_finished_jobs_and_a_duplicate_event_then_each_job_is_writte
         again.stop.set()
         await asyncio.to_thread(thread2.join, 30)
     assert out2.getvalue() == ""
+
+
+@task("traced.finish", queue="traced-events")
+async def traced_finish(payload):
+    return payload
+
+
+async def test_given_a_job_submitted_in_a_span_then_its_event_and_processor_span_are_in_its_trace(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    app_spans, processor_spans = Spans("app"), Spans("jq-result-processor")
+    settings = ResultProcessorSettings(
+        kafka_bootstrap_servers=kafka_broker.bootstrap_servers,
+        kafka_topic_prefix=prefix,
+        result_processor_group=f"jobq-result-processor-{prefix}",
+    )
+    metrics = ResultMetrics(settings.result_processor_group, CollectorRegistry())
+    out = io.StringIO()
+    processor = ResultProcessor(
+        build_consumer(settings),
+        TopicNames(prefix),
+        metrics,
+        out,
+        lag_interval=0.5,
+        tracer=processor_spans.tracer,
+        group=settings.result_processor_group,
+    )
+    thread = threading.Thread(target=processor.run, daemon=True)
+    # Given: a server publishing to Kafka and a worker; a job submitted inside a span.
+    async with (
+        running_server(
+            tmp_path,
+            kafka_bootstrap_servers=kafka_broker.bootstrap_servers,
+            kafka_topic_prefix=prefix,
+            kafka_topic_partitions=3,
+        ) as server,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+    ):
+        with app_spans.tracer.start_as_current_span("checkout") as parent:
+            job = await client.submit("traced.finish", {"n": 1}, queue="traced-events")
+        async with running_worker(server, {"traced.finish": traced_finish}):
+            # When: the job succeeds and the result processor reads its job.completed event.
+            thread.start()
+            try:
+                deadline = time.monotonic() + 60
+                while not out.getvalue():
+                    assert time.monotonic() < deadline, "no result line"
+                    await asyncio.sleep(0.2)
+            finally:
+                processor.stop.set()
+                await asyncio.to_thread(thread.join, 30)
+
+    # Then: the event named the job's trace, and the processor's span for it is in that trace.
+    (line,) = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert (line["job_id"], line["outcome"]) == (job.id, "succeeded")
+    (span,) = processor_spans.named("jq-result-processor succeeded")
+    trace_id = parent.get_span_context().trace_id
+    assert span.context.trace_id == trace_id
+    assert span.parent is not None and span.parent.is_remote
+    assert span.kind is trace.SpanKind.CONSUMER
+    assert span.attributes is not None
+    assert span.attributes["messaging.message.id"] == line["event_id"]
+    assert span.attributes["messaging.destination.name"] == f"{prefix}job.completed"

@@ -4,7 +4,8 @@ scrape tests are checked against.
 ``METRICS`` maps each metric name, as it appears in a PromQL query (histograms by
 their base name, counters with their ``_total``), to its Prometheus type.
 ``EXPORTED_BY`` says which scrape job serves it, so a test that scrapes a real
-``jq-server``, ``jq-worker`` or ``jq-result-processor`` can check its own part.
+``jq-server``, ``jq-worker``, ``jq-result-processor`` or ``jq-metrics-aggregator`` can
+check its own part.
 
 Change a name here only together with the code that exports it.
 """
@@ -18,6 +19,7 @@ MetricType = Literal["counter", "gauge", "histogram"]
 SERVER_JOB: Final = "jq-server"
 WORKER_JOB: Final = "jq-worker"
 RESULT_PROCESSOR_JOB: Final = "jq-result-processor"
+METRICS_AGGREGATOR_JOB: Final = "jq-metrics-aggregator"
 
 _SERVER: Final[dict[str, MetricType]] = {
     "jq_job_queue_depth": "gauge",  # {queue, state}
@@ -33,6 +35,8 @@ _SERVER: Final[dict[str, MetricType]] = {
     "jq_dead_letters_total": "counter",  # {queue}
     "jq_outbox_backlog": "gauge",
     "jq_outbox_oldest_age_seconds": "gauge",
+    "jq_outbox_relay_enabled": "gauge",  # 0: no Kafka configured, the outbox is only kept
+    "jq_outbox_events_pruned_total": "counter",  # deleted by JQ_OUTBOX_RETENTION
     "jq_db_query_duration_seconds": "histogram",  # {operation}
     "jq_store_errors_total": "counter",  # {operation}
     "jq_redis_operation_duration_seconds": "histogram",  # {operation}
@@ -43,18 +47,32 @@ _RESULT_PROCESSOR: Final[dict[str, MetricType]] = {
     "jq_results_processed_total": "counter",  # {outcome}
 }
 
+# jq_kafka_consumer_lag is exported by every consumer group (label group); the contract
+# lists it under the result processor, the first of them.
+_METRICS_AGGREGATOR: Final[dict[str, MetricType]] = {
+    "jq_cluster_jobs_total": "counter",  # {queue, outcome}
+    "jq_cluster_job_submit_to_start_seconds": "histogram",  # {queue}
+    "jq_cluster_job_run_seconds": "histogram",  # {queue, outcome}
+}
+
 _WORKER: Final[dict[str, MetricType]] = {
     "jq_job_processing_duration_seconds": "histogram",  # {queue, type, outcome}
     "jq_worker_jobs_in_flight": "gauge",
     "jq_worker_capacity": "gauge",
 }
 
-METRICS: Final[dict[str, MetricType]] = {**_SERVER, **_WORKER, **_RESULT_PROCESSOR}
+METRICS: Final[dict[str, MetricType]] = {
+    **_SERVER,
+    **_WORKER,
+    **_RESULT_PROCESSOR,
+    **_METRICS_AGGREGATOR,
+}
 
 EXPORTED_BY: Final[dict[str, str]] = {
     **{name: SERVER_JOB for name in _SERVER},
     **{name: WORKER_JOB for name in _WORKER},
     **{name: RESULT_PROCESSOR_JOB for name in _RESULT_PROCESSOR},
+    **{name: METRICS_AGGREGATOR_JOB for name in _METRICS_AGGREGATOR},
 }
 
 # Label values the contract fixes; other label values are free.

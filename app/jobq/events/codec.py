@@ -31,7 +31,9 @@ def to_message(event: JobEvent) -> events_pb2.JobEvent:
         correlation_id=str(event.details.get("correlation_id", "")),
     )
     message.at.CopyFrom(to_timestamp(event.at))
-    json_format.ParseDict(event.details, message.details)
+    # The trace context has a field of its own; the details keep the kind-specific rest.
+    details = {k: v for k, v in event.details.items() if k != "trace_context"}
+    json_format.ParseDict(details, message.details)
     trace = event.details.get("trace_context")
     if isinstance(trace, dict):
         message.trace_context.update({str(k): str(v) for k, v in trace.items()})

@@ -66,6 +66,16 @@ class ServerMetrics:
         self.outbox_oldest_age = Gauge(
             "jq_outbox_oldest_age_seconds", "Age of the oldest unpublished job event", registry=r
         )
+        self.outbox_relay_enabled = Gauge(
+            "jq_outbox_relay_enabled",
+            "1 when this replica publishes the outbox to Kafka, 0 when Kafka is not configured",
+            registry=r,
+        )
+        self.outbox_pruned = Counter(
+            "jq_outbox_events_pruned_total",
+            "Job events deleted by outbox retention (JQ_OUTBOX_RETENTION)",
+            registry=r,
+        )
         self.db_duration = Histogram(
             "jq_db_query_duration_seconds",
             "Store operation duration",

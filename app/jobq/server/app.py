@@ -172,7 +172,8 @@ class ServerApp:
         )
         self.service = JobqService(instrumented, clock or SystemClock(), settings, self.metrics)
         self.scheduler = Scheduler(self.service)
-        # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox.
+        # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox (up to
+        # JQ_OUTBOX_RETENTION), and jq_outbox_relay_enabled says nobody is sending them.
         self.relay = build_relay(
             settings,
             self.store,
@@ -180,6 +181,7 @@ class ServerApp:
             self.metrics.registry,
             crash_after_produce=settings.test_fault == "relay-crash-after-produce",
         )
+        self.metrics.outbox_relay_enabled.set(0 if self.relay is None else 1)
         if settings.test_fault:
             log.warning(
                 "JQ_TEST_FAULT=%s is set: this server will crash on purpose", settings.test_fault

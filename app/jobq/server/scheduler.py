@@ -82,7 +82,8 @@ class Scheduler:
             await self._service.tick(self._leader_since)
 
     async def _retain(self) -> None:
-        """Delete finished jobs past retention in small batches, yielding between them."""
+        """Delete finished jobs and old job events past retention in small batches,
+        yielding between them."""
         if not self._leader:
             return
         batch = self._settings.scheduler_batch
@@ -90,6 +91,21 @@ class Scheduler:
             await self._service.store.jobs.delete_finished(self._service.clock.now(), batch)
             >= batch
         ):
+            await asyncio.sleep(0.05)
+        await self._prune_events(batch)
+
+    async def _prune_events(self, batch: int) -> None:
+        """Outbox retention: events older than JQ_OUTBOX_RETENTION. With Kafka configured only
+        published ones go (an unsent event waits for the relay however old); without, no
+        relay will ever send them, so they are kept only up to the retention."""
+        relay_off = not self._settings.kafka_bootstrap_servers
+        before = self._service.clock.now() - self._settings.outbox_retention
+        while pruned := await self._service.store.events.prune(
+            before, batch, unpublished=relay_off
+        ):
+            self._service.metrics.outbox_pruned.inc(pruned)
+            if pruned < batch:
+                return
             await asyncio.sleep(0.05)
 
 

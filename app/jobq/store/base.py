@@ -156,6 +156,13 @@ class EventLog(Protocol):
         """How many events wait, and when the oldest happened."""
         ...
 
+    async def prune(self, before: dt.datetime, limit: int, *, unpublished: bool) -> int:
+        """Delete up to `limit` of the oldest events that happened before `before`; return
+        how many. Only published ones unless `unpublished` (no relay will ever send them),
+        and never an event of a job still live (not finished), so a job's history stays
+        whole while it can still change."""
+        ...
+
 
 class LeaderLock(Protocol):
     """Singleton work (promotion, reaping, expiry, retention) runs only while this is held."""

@@ -46,15 +46,29 @@ def job_event(
     **details: Any,
 ) -> JobEvent:
     """The event for a transition of `job` as read (its state, unless `from_state` is given),
-    carrying its id, queue, attempt and correlation id."""
+    carrying its id, queue, attempt, correlation id and W3C trace context (so that a consumer
+    of the event can join the job's trace)."""
+    before = job.state if from_state is None else from_state
     return transition_event(
         job_id=job.id,
         queue=job.queue,
         kind=kind,
-        from_state=job.state if from_state is None else from_state,
+        from_state=before,
         to_state=to_state,
         attempt=job.attempt,
         at=at,
         correlation_id=job.correlation_id or None,
+        trace_context=job.trace_context or None,
+        **attempt_times(job, kind, before),
         **details,
     )
+
+
+def attempt_times(job: Job, kind: EventKind, before: JobState | None) -> dict[str, str]:
+    """What a consumer needs to time a job from its events alone (jq-metrics-aggregator):
+    a start names when the job became due, the end of an attempt when that attempt began."""
+    if kind is EventKind.STARTED:
+        return {"due_at": job.run_at.isoformat()}
+    if before is JobState.RUNNING and job.started_at is not None:
+        return {"started_at": job.started_at.isoformat()}
+    return {}

@@ -37,3 +37,16 @@ class PgEventLog:
             row = await cur.fetchone()
         assert row is not None
         return row["n"], row["oldest"]
+
+    async def prune(self, before: dt.datetime, limit: int, *, unpublished: bool) -> int:
+        async with self._db.tx() as conn:
+            cur = await conn.execute(
+                "DELETE FROM job_events WHERE seq IN ("
+                " SELECT e.seq FROM job_events e WHERE e.at < %(before)s"
+                " AND (e.published_at IS NOT NULL OR %(unpublished)s)"
+                " AND NOT EXISTS (SELECT 1 FROM jobs j"
+                "  WHERE j.id = e.job_id AND j.finished_at IS NULL)"
+                " ORDER BY e.at LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED)",
+                {"before": before, "unpublished": unpublished, "limit": limit},
+            )
+            return cur.rowcount

@@ -216,6 +216,7 @@ class PgJobs:
                         at=now,
                         type=new.type,
                         correlation_id=new.correlation_id or None,
+                        trace_context=new.trace_context or None,
                     )
                 )
             if rows:
@@ -479,7 +480,8 @@ class PgJobs:
                 " AND (expires_at IS NULL OR expires_at > %(now)s) ORDER BY run_at"
                 " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE jobs j SET state = 'queued', updated_at = %(now)s FROM due "
-                "WHERE j.id = due.id RETURNING j.id, j.queue, j.attempt, j.correlation_id",
+                "WHERE j.id = due.id RETURNING j.id, j.queue, j.attempt, j.correlation_id,"
+                " j.trace_context",
                 {"now": now, "limit": limit},
             )
             due = await cur.fetchall()
@@ -489,6 +491,7 @@ class PgJobs:
                     transition_event(
                         job_id=str(r["id"]),
                         correlation_id=r["correlation_id"] or None,
+                        trace_context=r["trace_context"] or None,
                         queue=r["queue"],
                         kind=E.PROMOTED,
                         from_state=S.SCHEDULED,
@@ -533,7 +536,7 @@ class PgJobs:
                 " AND expires_at <= %(now)s LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE jobs j SET state = 'expired', finished_at = %(now)s, updated_at = %(now)s"
                 " FROM gone WHERE j.id = gone.id"
-                " RETURNING j.id, j.queue, j.attempt, j.correlation_id, gone.state"
+                " RETURNING j.id, j.queue, j.attempt, j.correlation_id, j.trace_context, gone.state"
                 " AS was",
                 {"now": now, "limit": limit},
             )
@@ -544,6 +547,7 @@ class PgJobs:
                     transition_event(
                         job_id=str(r["id"]),
                         correlation_id=r["correlation_id"] or None,
+                        trace_context=r["trace_context"] or None,
                         queue=r["queue"],
                         kind=E.EXPIRED,
                         from_state=S(r["was"]),

@@ -36,3 +36,16 @@ class SqliteEventLog:
             )
             count, oldest = await cursor.fetchone()
         return count, None if oldest is None else from_us(oldest)
+
+    async def prune(self, before: dt.datetime, limit: int, *, unpublished: bool) -> int:
+        async with self._db.tx() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM job_events WHERE seq IN ("
+                " SELECT e.seq FROM job_events e WHERE e.at < ?"
+                " AND (e.published_at IS NOT NULL OR ?)"
+                " AND NOT EXISTS (SELECT 1 FROM jobs j"
+                "  WHERE j.id = e.job_id AND j.finished_at IS NULL)"
+                " ORDER BY e.at LIMIT ?)",
+                (to_us(before), 1 if unpublished else 0, limit),
+            )
+            return int(cursor.rowcount)

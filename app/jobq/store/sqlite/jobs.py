@@ -53,7 +53,7 @@ from jobq.store.sqlite.rows import (
     queue_from_row,
     queue_params,
 )
-from jobq.store.transitions import job_event, transition_event
+from jobq.store.transitions import attempt_times, job_event, transition_event
 
 S = JobState
 E = EventKind
@@ -203,6 +203,7 @@ class SqliteJobs:
                         at=now,
                         type=new.type,
                         correlation_id=new.correlation_id or None,
+                        trace_context=new.trace_context or None,
                     )
                 )
             await conn.executemany(INSERT_JOB, rows)
@@ -326,6 +327,8 @@ class SqliteJobs:
                             attempt=j.attempt + 1,
                             at=now,
                             worker_id=worker_id,
+                            trace_context=j.trace_context or None,
+                            **attempt_times(j, E.STARTED, S.QUEUED),
                         )
                         for j in candidates
                     ),
@@ -437,7 +440,7 @@ class SqliteJobs:
         now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
-                "SELECT id, queue, attempt, correlation_id FROM jobs"
+                "SELECT id, queue, attempt, correlation_id, trace_context FROM jobs"
                 " WHERE state = 'scheduled' AND run_at <= ? "
                 "AND (expires_at IS NULL OR expires_at > ?) ORDER BY run_at LIMIT ?",
                 (now_us, now_us, limit),
@@ -453,6 +456,7 @@ class SqliteJobs:
                     transition_event(
                         job_id=r["id"],
                         correlation_id=r["correlation_id"] or None,
+                        trace_context=json.loads(r["trace_context"]) or None,
                         queue=r["queue"],
                         kind=E.PROMOTED,
                         from_state=S.SCHEDULED,
@@ -490,7 +494,7 @@ class SqliteJobs:
         now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
-                "SELECT id, queue, state, attempt, correlation_id FROM jobs"
+                "SELECT id, queue, state, attempt, correlation_id, trace_context FROM jobs"
                 " WHERE state IN ('scheduled', 'queued') "
                 "AND expires_at <= ? LIMIT ?",
                 (now_us, limit),
@@ -506,6 +510,7 @@ class SqliteJobs:
                     transition_event(
                         job_id=r["id"],
                         correlation_id=r["correlation_id"] or None,
+                        trace_context=json.loads(r["trace_context"]) or None,
                         queue=r["queue"],
                         kind=E.EXPIRED,
                         from_state=S(r["state"]),
