@@ -190,7 +190,9 @@ async def run_metrics_aggregator(settings: MetricsAggregatorSettings) -> None:
     SIGINT/SIGTERM."""
     from jobq.observability.http import HttpSidePort, build_http_app
 
-    provider = tracing.build_tracer_provider("jq-metrics-aggregator", settings.otlp_endpoint)
+    provider = tracing.build_tracer_provider(
+        "jq-metrics-aggregator", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
+    )
     metrics = AggregatorMetrics(settings.metrics_aggregator_group, CollectorRegistry())
     aggregator = MetricsAggregator(
         build_consumer(settings),
@@ -215,7 +217,8 @@ async def run_metrics_aggregator(settings: MetricsAggregatorSettings) -> None:
         await asyncio.to_thread(aggregator.run)
     finally:
         await http.stop()
-        provider.shutdown()
+        if provider is not None:
+            provider.shutdown()
 
 
 def main() -> None:

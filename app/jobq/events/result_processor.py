@@ -257,7 +257,9 @@ async def run_result_processor(
             out, seen = open_output(Path(settings.result_processor_output))
         else:
             out = sys.stdout
-    provider = tracing.build_tracer_provider("jq-result-processor", settings.otlp_endpoint)
+    provider = tracing.build_tracer_provider(
+        "jq-result-processor", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
+    )
     metrics = ResultMetrics(settings.result_processor_group, CollectorRegistry())
     consumer = build_consumer(settings)
     consumer.remember_seen(seen)
@@ -290,7 +292,8 @@ async def run_result_processor(
         await asyncio.to_thread(processor.run)
     finally:
         await http.stop()
-        provider.shutdown()
+        if provider is not None:
+            provider.shutdown()
         if out is not sys.stdout:
             out.close()
 
