@@ -8,12 +8,12 @@ import dataclasses
 import pytest
 
 from jobq.core.clock import FixedClock
-from jobq.core.errors import AlreadyExists, NotFound
+from jobq.core.errors import AlreadyExists, NotFound, StaleLease
 from jobq.core.model import JobFilter, QueueConfig, WorkerInfo, WorkerState
 from jobq.core.states import EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Store
 
-from .helpers import register, seconds, submit
+from .helpers import lease_of, register, seconds, submit
 from .test_store_contract import failed
 
 S = JobState
@@ -218,3 +218,32 @@ async def test_leases_of_a_tenants_job_use_that_tenants_queue_settings(store, cl
         await store.jobs.report("w1", [failed(job)], clock.now())
     assert (await store.jobs.get(acme.id)).state is S.DEAD
     assert (await store.jobs.get(globex.id)).state is S.SCHEDULED
+
+
+async def test_a_stopped_worker_id_still_holding_leases_cannot_be_taken_over(store, clock) -> None:
+    await store.workers.register(worker("w", clock, "acme", "key-a"))
+    job = await submit(store, clock, tenant="acme")
+    assert await store.jobs.lease("w", ["default"], 1, clock.now(), tenant="acme")
+    await store.workers.set_state("w", WorkerState.STOPPED)
+    with pytest.raises(AlreadyExists):
+        await store.workers.register(worker("w", clock, "globex", "key-g"))
+    assert (await store.jobs.get(job.id)).worker_id == "w"
+    assert (await store.workers.get("w")).tenant == "acme", "nothing changed"
+
+
+async def test_worker_calls_in_another_scope_hold_nothing_of_the_job(store, clock) -> None:
+    job = await submit(store, clock, tenant="acme")
+    await register(store, clock)
+    (held,) = await store.jobs.lease("w1", ["default"], 1, clock.now(), tenant="acme")
+    ref = lease_of(held)
+    beat = await store.jobs.heartbeat("w1", [ref], clock.now(), tenant="globex")
+    assert [(s.lease, s.reason) for s in beat.stale] == [(ref, "no such job")]
+    released = await store.jobs.release("w1", [ref], clock.now(), tenant="globex")
+    assert released.released == 0
+    with pytest.raises(StaleLease):
+        await store.jobs.report("w1", [failed(held)], clock.now(), tenant="globex")
+    with pytest.raises(StaleLease):
+        await store.jobs.report_progress("w1", ref, 0.5, "", clock.now(), tenant="globex")
+    assert (await store.jobs.get(job.id)).state is S.RUNNING, "nothing changed"
+    done = await store.jobs.report("w1", [failed(held)], clock.now(), tenant="acme")
+    assert done[0].state is S.SCHEDULED

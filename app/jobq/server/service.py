@@ -239,8 +239,10 @@ class JobqService:
         return worker
 
     async def heartbeat(self, worker_id: str, leases: Sequence[LeaseRef]) -> HeartbeatResult:
-        await self._own_worker(worker_id)
-        return await self.store.jobs.heartbeat(worker_id, leases, self.clock.now())
+        worker = await self._own_worker(worker_id)
+        return await self.store.jobs.heartbeat(
+            worker_id, leases, self.clock.now(), tenant=worker_scope(worker)
+        )
 
     async def lease(
         self,
@@ -280,13 +282,13 @@ class JobqService:
     async def report_progress(
         self, worker_id: str, lease: LeaseRef, progress: float, message: str
     ) -> Job:
-        await self._own_worker(worker_id)
+        worker = await self._own_worker(worker_id)
         if not 0.0 <= progress <= 1.0:
             raise InvalidArgument("progress", "must be in 0..1")
         if len(message) > 1000:
             raise InvalidArgument("message", "must be at most 1000 characters")
         job = await self.store.jobs.report_progress(
-            worker_id, lease, progress, message, self.clock.now()
+            worker_id, lease, progress, message, self.clock.now(), tenant=worker_scope(worker)
         )
         self.notifier.jobs_changed([job.id])
         return job
@@ -295,22 +297,26 @@ class JobqService:
         self._need_worker_id(worker_id)
         if not outcomes:
             return []
-        await self._own_worker(worker_id)
+        worker = await self._own_worker(worker_id)
         if len(outcomes) > self._limits.max_batch:
             raise InvalidArgument("outcomes", f"at most {self._limits.max_batch} per call")
         outcomes = [
             validate_outcome(outcome, f"outcomes[{index}]", self._limits)
             for index, outcome in enumerate(outcomes)
         ]
-        jobs = await self.store.jobs.report(worker_id, outcomes, self.clock.now())
+        jobs = await self.store.jobs.report(
+            worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker)
+        )
         for job in jobs:
             self.metrics.job_finished(job)
         self.notifier.jobs_changed(j.id for j in jobs)
         return jobs
 
     async def release(self, worker_id: str, leases: Sequence[LeaseRef]) -> ReleaseResult:
-        await self._own_worker(worker_id)
-        result = await self.store.jobs.release(worker_id, leases, self.clock.now())
+        worker = await self._own_worker(worker_id)
+        result = await self.store.jobs.release(
+            worker_id, leases, self.clock.now(), tenant=worker_scope(worker)
+        )
         if result.released:
             stale = {s.lease.job_id for s in result.stale}
             self.notifier.jobs_changed(

@@ -87,13 +87,13 @@ class JobRepository(Protocol):
     ) -> list[Job]:
         """Lease from the queues so named in `tenant` (None: in every tenant).
 
-        The worker-protocol calls below name no tenant: a lease is held by one worker id,
-        which the service lets only its registering principal use, so they reach only jobs
-        leased within that worker's scope."""
+        The worker-protocol calls below act on leases held by one worker id, which the
+        service lets only its registering principal use; their `tenant` is that worker's
+        scope, so a job of another tenant is never held, whoever once had the id."""
         ...
 
     async def heartbeat(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime, *, tenant: Tenant = None
     ) -> HeartbeatResult:
         """Extend every lease the worker still holds; report the others in `stale`.
 
@@ -103,17 +103,29 @@ class JobRepository(Protocol):
         ...
 
     async def report_progress(
-        self, worker_id: str, lease: LeaseRef, progress: float, message: str, now: dt.datetime
+        self,
+        worker_id: str,
+        lease: LeaseRef,
+        progress: float,
+        message: str,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> Job: ...
 
     async def report(
-        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         """Apply completions, failures and cancellations, all or none."""
         ...
 
     async def release(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime, *, tenant: Tenant = None
     ) -> ReleaseResult:
         """Give the held leases back without using up an attempt; report the stale ones."""
         ...

@@ -161,6 +161,11 @@ def _in_scope(job: Job | None, tenant: Tenant) -> Job | None:
     return job if job is not None and (tenant is None or job.tenant == tenant) else None
 
 
+def _scoped(jobs: dict[str, Job], tenant: Tenant) -> dict[str, Job]:
+    """Only the jobs in scope: another tenant's job reads as "no such job"."""
+    return jobs if tenant is None else {i: j for i, j in jobs.items() if j.tenant == tenant}
+
+
 async def fetch_jobs(conn: Conn, ids: Sequence[str], lock: bool = False) -> dict[str, Job]:
     if not ids:
         return {}
@@ -396,12 +401,14 @@ class PgJobs:
                 leased.extend(started)
             return leased
 
-    async def _held(self, conn: Conn, worker_id: str, leases: Sequence[LeaseRef]) -> dict[str, Job]:
+    async def _held(
+        self, conn: Conn, worker_id: str, leases: Sequence[LeaseRef], tenant: Tenant
+    ) -> dict[str, Job]:
         """The jobs behind `leases`, locked, or StaleLease naming every lease not held."""
         no_repeated_jobs(leases)
         ids = [lease.job_id for lease in leases]
         valid = [i for i in ids if _valid_uuid(i)]
-        jobs = await fetch_jobs(conn, sorted(valid), lock=True)
+        jobs = _scoped(await fetch_jobs(conn, sorted(valid), lock=True), tenant)
         stale = {
             lease.job_id: why
             for lease in leases
@@ -412,7 +419,12 @@ class PgJobs:
         return jobs
 
     async def heartbeat(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> HeartbeatResult:
         no_repeated_jobs(leases)
         async with self._db.tx() as conn:
@@ -426,7 +438,7 @@ class PgJobs:
             if row is None:
                 raise FailedPrecondition(f"worker {worker_id} is not registered")
             valid = sorted(lease.job_id for lease in leases if _valid_uuid(lease.job_id))
-            jobs = await fetch_jobs(conn, valid, lock=True)
+            jobs = _scoped(await fetch_jobs(conn, valid, lock=True), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
             queues = await load_queues(conn, (queue_of(j) for j in held))
             expiries = {j.id: now + queues[queue_of(j)].lease_timeout for j in held}
@@ -444,10 +456,17 @@ class PgJobs:
         )
 
     async def report_progress(
-        self, worker_id: str, lease: LeaseRef, progress: float, message: str, now: dt.datetime
+        self,
+        worker_id: str,
+        lease: LeaseRef,
+        progress: float,
+        message: str,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> Job:
         async with self._db.tx() as conn:
-            await self._held(conn, worker_id, [lease])
+            await self._held(conn, worker_id, [lease], tenant)
             cur = await conn.execute(
                 "UPDATE jobs SET progress = %s, progress_message = %s, updated_at = %s "
                 "WHERE id = %s RETURNING *",
@@ -470,10 +489,15 @@ class PgJobs:
                 )
 
     async def report(
-        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         async with self._db.tx() as conn:
-            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
+            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes], tenant)
             queues = await load_queues(conn, (queue_of(j) for j in jobs.values()))
             changes = [
                 outcome_change(
@@ -487,12 +511,17 @@ class PgJobs:
         return [after[o.lease.job_id] for o in outcomes]
 
     async def release(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> ReleaseResult:
         no_repeated_jobs(leases)
         async with self._db.tx() as conn:
             valid = sorted(lease.job_id for lease in leases if _valid_uuid(lease.job_id))
-            jobs = await fetch_jobs(conn, valid, lock=True)
+            jobs = _scoped(await fetch_jobs(conn, valid, lock=True), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
             if not held:
                 return ReleaseResult(0, stale)

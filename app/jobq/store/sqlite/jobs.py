@@ -151,6 +151,11 @@ def _in_scope(job: Job | None, tenant: Tenant) -> Job | None:
     return job if job is not None and (tenant is None or job.tenant == tenant) else None
 
 
+def _scoped(jobs: dict[str, Job], tenant: Tenant) -> dict[str, Job]:
+    """Only the jobs in scope: another tenant's job reads as "no such job"."""
+    return jobs if tenant is None else {i: j for i, j in jobs.items() if j.tenant == tenant}
+
+
 async def fetch_jobs(conn: aiosqlite.Connection, ids: Sequence[str]) -> dict[str, Job]:
     if not ids:
         return {}
@@ -389,11 +394,15 @@ class SqliteJobs:
             return leased
 
     async def _held(
-        self, conn: aiosqlite.Connection, worker_id: str, leases: Sequence[LeaseRef]
+        self,
+        conn: aiosqlite.Connection,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        tenant: Tenant,
     ) -> dict[str, Job]:
         """The jobs behind `leases`, or StaleLease naming every lease the worker does not hold."""
         no_repeated_jobs(leases)
-        jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+        jobs = _scoped(await fetch_jobs(conn, [lease.job_id for lease in leases]), tenant)
         stale = {
             lease.job_id: why
             for lease in leases
@@ -404,7 +413,12 @@ class SqliteJobs:
         return jobs
 
     async def heartbeat(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> HeartbeatResult:
         no_repeated_jobs(leases)
         now_us = to_us(now)
@@ -418,7 +432,7 @@ class SqliteJobs:
             row = await cursor.fetchone()
             if row is None:
                 raise FailedPrecondition(f"worker {worker_id} is not registered")
-            jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+            jobs = _scoped(await fetch_jobs(conn, [lease.job_id for lease in leases]), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
             queues = await load_queues(conn, (queue_of(j) for j in held))
             expiries = {j.id: now + queues[queue_of(j)].lease_timeout for j in held}
@@ -434,10 +448,17 @@ class SqliteJobs:
         )
 
     async def report_progress(
-        self, worker_id: str, lease: LeaseRef, progress: float, message: str, now: dt.datetime
+        self,
+        worker_id: str,
+        lease: LeaseRef,
+        progress: float,
+        message: str,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> Job:
         async with self._db.tx() as conn:
-            await self._held(conn, worker_id, [lease])
+            await self._held(conn, worker_id, [lease], tenant)
             await conn.execute(
                 "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ?",
                 (progress, message, to_us(now), lease.job_id),
@@ -445,10 +466,15 @@ class SqliteJobs:
             return (await fetch_jobs(conn, [lease.job_id]))[lease.job_id]
 
     async def report(
-        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         async with self._db.tx() as conn:
-            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
+            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes], tenant)
             queues = await load_queues(conn, (queue_of(j) for j in jobs.values()))
             changes = [
                 outcome_change(
@@ -462,12 +488,17 @@ class SqliteJobs:
         return [after[o.lease.job_id] for o in outcomes]
 
     async def release(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> ReleaseResult:
         no_repeated_jobs(leases)
         now_us = to_us(now)
         async with self._db.tx() as conn:
-            jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+            jobs = _scoped(await fetch_jobs(conn, [lease.job_id for lease in leases]), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
             # A released attempt does not count against max_attempts.
             await conn.executemany(

@@ -20,7 +20,10 @@ ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.q
     task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
     last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
     subject = excluded.subject
-WHERE workers.subject IN (excluded.subject, '') OR workers.state = 'stopped'
+WHERE workers.subject = excluded.subject
+   OR ((workers.subject = '' OR workers.state = 'stopped')
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = workers.id
+                       AND j.state = 'running'))
 RETURNING id
 """
 
