@@ -9,7 +9,8 @@ CREATE TABLE public.job_events (
     attempt integer NOT NULL,
     at timestamp with time zone NOT NULL,
     details jsonb DEFAULT '{}'::jsonb NOT NULL,
-    published_at timestamp with time zone
+    published_at timestamp with time zone,
+    tenant text DEFAULT 'default'::text NOT NULL
 );
 ALTER TABLE public.job_events ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.job_events_seq_seq
@@ -77,7 +78,9 @@ CREATE TABLE public.workers (
     capacity integer NOT NULL,
     state text NOT NULL,
     started_at timestamp with time zone NOT NULL,
-    last_heartbeat timestamp with time zone NOT NULL
+    last_heartbeat timestamp with time zone NOT NULL,
+    tenant text DEFAULT 'default'::text NOT NULL,
+    subject text DEFAULT ''::text NOT NULL
 );
 ALTER TABLE ONLY public.job_events
     ADD CONSTRAINT job_events_id_key UNIQUE (id);
@@ -86,7 +89,7 @@ ALTER TABLE ONLY public.job_events
 ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.queues
-    ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+    ADD CONSTRAINT queues_pkey PRIMARY KEY (tenant, name);
 ALTER TABLE ONLY public.store_probe
     ADD CONSTRAINT store_probe_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.workers
@@ -96,13 +99,14 @@ CREATE INDEX job_events_job ON public.job_events USING btree (job_id, seq);
 CREATE INDEX job_events_unpublished ON public.job_events USING btree (seq) WHERE (published_at IS NULL);
 CREATE INDEX jobs_created_at ON public.jobs USING btree (created_at);
 CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (finished_at IS NOT NULL);
-CREATE UNIQUE INDEX jobs_idempotency ON public.jobs USING btree (queue, idempotency_key) WHERE (idempotency_key IS NOT NULL);
-CREATE INDEX jobs_leasable ON public.jobs USING btree (queue, priority DESC, run_at, id) WHERE (state = 'queued'::text);
+CREATE UNIQUE INDEX jobs_idempotency ON public.jobs USING btree (tenant, queue, idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_leasable ON public.jobs USING btree (tenant, queue, priority DESC, run_at, id) WHERE (state = 'queued'::text);
 CREATE INDEX jobs_pending_expiry ON public.jobs USING btree (expires_at) WHERE ((state = ANY (ARRAY['scheduled'::text, 'queued'::text])) AND (expires_at IS NOT NULL));
 CREATE INDEX jobs_priority ON public.jobs USING btree (priority);
 CREATE INDEX jobs_running_lease ON public.jobs USING btree (lease_expires_at) WHERE (state = 'running'::text);
 CREATE INDEX jobs_scheduled ON public.jobs USING btree (run_at) WHERE (state = 'scheduled'::text);
 CREATE INDEX jobs_state ON public.jobs USING btree (state, queue);
+CREATE INDEX jobs_tenant ON public.jobs USING btree (tenant, id);
 CREATE INDEX jobs_worker_id ON public.jobs USING btree (worker_id) WHERE (worker_id IS NOT NULL);
 ALTER TABLE ONLY public.jobs
-    ADD CONSTRAINT jobs_queue_fkey FOREIGN KEY (queue) REFERENCES public.queues(name);
+    ADD CONSTRAINT jobs_queue_fkey FOREIGN KEY (tenant, queue) REFERENCES public.queues(tenant, name);

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from jobq.config import ServerSettings
 from jobq.server.app import ServerApp
+from jobq.server.rpc_context import ServerInterceptor
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -54,7 +55,9 @@ def fingerprinter(url: str) -> tuple[Callable[[], tuple[Any, ...]], Callable[[],
 
 
 @contextlib.asynccontextmanager
-async def running(url: str, **overrides: Any) -> AsyncIterator[ServerApp]:
+async def running(
+    url: str, interceptors: Sequence[ServerInterceptor] = (), **overrides: Any
+) -> AsyncIterator[ServerApp]:
     """A server whose background loops stay idle during a test: nothing but the test's own
     requests changes a row, so a fingerprint that moved was moved by the request."""
     fields: dict[str, Any] = {
@@ -67,7 +70,7 @@ async def running(url: str, **overrides: Any) -> AsyncIterator[ServerApp]:
         "database_pool_min": 1,
         "database_pool_max": 4,
     } | overrides
-    app = ServerApp(ServerSettings(**fields))
+    app = ServerApp(ServerSettings(**fields), interceptors=interceptors)
     await app.start()
     try:
         yield app

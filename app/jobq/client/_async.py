@@ -241,35 +241,38 @@ class AsyncClient:
         request = admin_pb.CreateQueueRequest(queue=_queue_message(name, settings))
         return cv.queue_from_pb(await self._call(self._admin.CreateQueue, request))
 
-    async def update_queue(self, name: str, **changes: Any) -> QueueConfig:
+    async def update_queue(self, name: str, *, tenant: str = "", **changes: Any) -> QueueConfig:
+        """`tenant`: whose queue (only a caller that sees every tenant names another)."""
+        queue = _queue_message(name, changes)
+        queue.tenant = tenant
         request = admin_pb.UpdateQueueRequest(
-            queue=_queue_message(name, changes),
-            update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
+            queue=queue, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes))
         )
         return cv.queue_from_pb(await self._call(self._admin.UpdateQueue, request))
 
-    async def get_queue(self, name: str) -> QueueConfig:
-        request = admin_pb.GetQueueRequest(name=name)
+    async def get_queue(self, name: str, tenant: str = "") -> QueueConfig:
+        request = admin_pb.GetQueueRequest(name=name, tenant=tenant)
         return cv.queue_from_pb(await self._call(self._admin.GetQueue, request))
 
     async def list_queues(self) -> builtins.list[QueueConfig]:
         response = await self._call(self._admin.ListQueues, admin_pb.ListQueuesRequest())
         return [cv.queue_from_pb(q) for q in response.queues]
 
-    async def pause_queue(self, name: str) -> QueueConfig:
-        request = admin_pb.PauseQueueRequest(name=name)
+    async def pause_queue(self, name: str, tenant: str = "") -> QueueConfig:
+        request = admin_pb.PauseQueueRequest(name=name, tenant=tenant)
         return cv.queue_from_pb(await self._call(self._admin.PauseQueue, request))
 
-    async def resume_queue(self, name: str) -> QueueConfig:
-        request = admin_pb.ResumeQueueRequest(name=name)
+    async def resume_queue(self, name: str, tenant: str = "") -> QueueConfig:
+        request = admin_pb.ResumeQueueRequest(name=name, tenant=tenant)
         return cv.queue_from_pb(await self._call(self._admin.ResumeQueue, request))
 
-    async def purge_queue(self, name: str) -> int:
-        request = admin_pb.PurgeQueueRequest(name=name)
+    async def purge_queue(self, name: str, tenant: str = "") -> int:
+        request = admin_pb.PurgeQueueRequest(name=name, tenant=tenant)
         return (await self._call(self._admin.PurgeQueue, request)).cancelled
 
-    async def queue_stats(self, name: str = "") -> builtins.list[QueueStats]:
-        request = admin_pb.GetQueueStatsRequest(name=name)
+    async def queue_stats(self, name: str = "", tenant: str = "") -> builtins.list[QueueStats]:
+        """`tenant` empty: every tenant the caller sees."""
+        request = admin_pb.GetQueueStatsRequest(name=name, tenant=tenant)
         response = await self._call(self._admin.GetQueueStats, request)
         return [cv.queue_stats_from_pb(s) for s in response.stats]
 

@@ -177,6 +177,7 @@ def queue_stats_from_pb(stats: queue_pb2.QueueStats) -> QueueStats:
         paused=stats.paused,
         by_state=dict(stats.by_state),
         oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
+        tenant=stats.tenant,
     )
 
 
@@ -192,4 +193,6 @@ def worker_from_pb(worker: worker_pb2.Worker) -> WorkerInfo:
         last_heartbeat=opt_dt(worker, "last_heartbeat") or epoch,
         task_types=tuple(worker.task_types),
         in_flight=worker.in_flight,
+        tenant=worker.tenant,
+        subject=worker.subject,
     )

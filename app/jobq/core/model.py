@@ -101,6 +101,8 @@ class WorkerInfo:
     last_heartbeat: dt.datetime
     task_types: tuple[str, ...] = ()
     in_flight: int = 0
+    tenant: str = DEFAULT_TENANT  # the tenant whose jobs it leases; "*": every tenant
+    subject: str = ""  # the principal that registered it: only that one may act as it
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,6 +142,7 @@ class JobEvent:
     at: dt.datetime
     details: dict[str, Any]
     queue: str = ""
+    tenant: str = DEFAULT_TENANT
     published_at: dt.datetime | None = None
     # The outbox's publication order, assigned by the store on insert (0 until then).
     seq: int = 0
@@ -190,3 +193,4 @@ class QueueStats:
     paused: bool
     by_state: dict[str, int]
     oldest_queued_age_seconds: float
+    tenant: str = DEFAULT_TENANT

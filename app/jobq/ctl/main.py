@@ -347,6 +347,13 @@ QueueBackoffMax = Annotated[str | None, typer.Option(help="Largest retry delay."
 QueueTtl = Annotated[str | None, typer.Option(help="Default job TTL.")]
 QueueConcurrency = Annotated[int | None, typer.Option(help="Running jobs at once, 0: no limit.")]
 QueueRetention = Annotated[str | None, typer.Option(help="Keep finished jobs this long.")]
+TenantOption = Annotated[
+    str,
+    typer.Option(
+        "--tenant",
+        help="Whose queue: only a caller that sees every tenant names another (default: its own).",
+    ),
+]
 
 
 @queues_app.command("create")
@@ -360,12 +367,15 @@ def queues_create(
     ttl: QueueTtl = None,
     concurrency: QueueConcurrency = None,
     retention: QueueRetention = None,
+    tenant: TenantOption = "",
     json_out: JsonFlag = False,
 ) -> None:
     """Create a queue (queues are also created on first submit, with defaults)."""
     settings = _queue_settings(
         weight, max_attempts, lease_timeout, backoff_base, backoff_max, ttl, concurrency, retention
     )
+    if tenant:
+        settings["tenant"] = tenant
     queue = run(lambda c: c.create_queue(name, **settings))
     render.emit_json(queue) if json_out else render.queues_table([queue])
 
@@ -381,6 +391,7 @@ def queues_update(
     ttl: QueueTtl = None,
     concurrency: QueueConcurrency = None,
     retention: QueueRetention = None,
+    tenant: TenantOption = "",
     json_out: JsonFlag = False,
 ) -> None:
     """Change a queue's settings; only the options given change."""
@@ -389,7 +400,7 @@ def queues_update(
     )
     if not changes:
         raise fail("name at least one setting to change", 2)
-    queue = run(lambda c: c.update_queue(name, **changes))
+    queue = run(lambda c: c.update_queue(name, tenant=tenant, **changes))
     render.emit_json(queue) if json_out else render.queues_table([queue])
 
 
@@ -401,16 +412,16 @@ def queues_list(json_out: JsonFlag = False) -> None:
 
 
 @queues_app.command("pause")
-def queues_pause(name: str, json_out: JsonFlag = False) -> None:
+def queues_pause(name: str, tenant: TenantOption = "", json_out: JsonFlag = False) -> None:
     """Stop leasing from a queue; submits still land."""
-    queue = run(lambda c: c.pause_queue(name))
+    queue = run(lambda c: c.pause_queue(name, tenant))
     render.emit_json(queue) if json_out else render.out.print(f"paused {name}")
 
 
 @queues_app.command("resume")
-def queues_resume(name: str, json_out: JsonFlag = False) -> None:
+def queues_resume(name: str, tenant: TenantOption = "", json_out: JsonFlag = False) -> None:
     """Lease from a paused queue again."""
-    queue = run(lambda c: c.resume_queue(name))
+    queue = run(lambda c: c.resume_queue(name, tenant))
     render.emit_json(queue) if json_out else render.out.print(f"resumed {name}")
 
 
@@ -418,12 +429,13 @@ def queues_resume(name: str, json_out: JsonFlag = False) -> None:
 def queues_purge(
     name: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    tenant: TenantOption = "",
     json_out: JsonFlag = False,
 ) -> None:
     """Cancel every job of a queue that has not started."""
     if not yes and sys.stdin.isatty():
         typer.confirm(f"Cancel every pending job in {name}?", abort=True)
-    count = run(lambda c: c.purge_queue(name))
+    count = run(lambda c: c.purge_queue(name, tenant))
     if json_out:
         render.emit_json({"queue": name, "cancelled": count})
     else:
@@ -431,9 +443,13 @@ def queues_purge(
 
 
 @queues_app.command("stats")
-def queues_stats(name: Annotated[str, typer.Argument()] = "", json_out: JsonFlag = False) -> None:
+def queues_stats(
+    name: Annotated[str, typer.Argument()] = "",
+    tenant: Annotated[str, typer.Option("--tenant", help="Only this tenant's queues.")] = "",
+    json_out: JsonFlag = False,
+) -> None:
     """Jobs per state for one queue or all."""
-    result = run(lambda c: c.queue_stats(name))
+    result = run(lambda c: c.queue_stats(name, tenant))
     render.emit_json(result) if json_out else render.stats_table(result)
 
 

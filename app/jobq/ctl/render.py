@@ -112,6 +112,7 @@ def queues_table(queues: Sequence[QueueConfig]) -> None:
     table = Table()
     for column in (
         "QUEUE",
+        "TENANT",
         "PAUSED",
         "WEIGHT",
         "MAX ATTEMPTS",
@@ -125,6 +126,7 @@ def queues_table(queues: Sequence[QueueConfig]) -> None:
     for q in queues:
         table.add_row(
             q.name,
+            q.tenant,
             "yes" if q.paused else "",
             str(q.weight),
             str(q.max_attempts),
@@ -141,6 +143,7 @@ def stats_table(stats: Sequence[QueueStats]) -> None:
     states = ("scheduled", "queued", "running", "succeeded", "dead", "cancelled", "expired")
     table = Table()
     table.add_column("QUEUE")
+    table.add_column("TENANT")
     table.add_column("PAUSED")
     for state in states:
         table.add_column(state.upper(), justify="right")
@@ -148,6 +151,7 @@ def stats_table(stats: Sequence[QueueStats]) -> None:
     for s in stats:
         table.add_row(
             s.queue,
+            s.tenant,
             "yes" if s.paused else "",
             *(str(s.by_state.get(state, 0)) for state in states),
             f"{s.oldest_queued_age_seconds:.1f}s" if s.oldest_queued_age_seconds else "",
@@ -157,11 +161,13 @@ def stats_table(stats: Sequence[QueueStats]) -> None:
 
 def workers_table(workers: Sequence[WorkerInfo]) -> None:
     table = Table()
-    for column in ("ID", "HOST", "STATE", "QUEUES", "IN FLIGHT", "CAPACITY", "LAST HEARTBEAT"):
+    columns = ("ID", "TENANT", "HOST", "STATE", "QUEUES", "IN FLIGHT", "CAPACITY", "LAST HEARTBEAT")
+    for column in columns:
         table.add_column(column, no_wrap=column == "ID")
     for w in workers:
         table.add_row(
             w.id,
+            w.tenant,
             w.hostname,
             w.state.value,
             ",".join(w.queues),

@@ -23,6 +23,7 @@ def to_message(event: JobEvent) -> events_pb2.JobEvent:
         event_id=event.id,
         job_id=event.job_id,
         queue=event.queue,
+        tenant=event.tenant,
         kind=event.kind.value,
         from_state=_state(event.from_state),
         to_state=_state(event.to_state),

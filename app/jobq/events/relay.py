@@ -241,6 +241,7 @@ def _heartbeat(worker: WorkerInfo) -> events_pb2.WorkerHeartbeat:
         queues=list(worker.queues),
         capacity=worker.capacity,
         running=worker.in_flight,
+        tenant=worker.tenant,
     )
     message.at.FromDatetime(worker.last_heartbeat)
     return message

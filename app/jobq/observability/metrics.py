@@ -143,10 +143,18 @@ class ServerMetrics:
         self.job_transition(queue, "expired")
 
     def observe_queues(self, stats: list[QueueStats]) -> None:
+        # Labelled by queue name, cluster-wide: tenants' queues of one name add up (and one
+        # paused is shown as paused), so a second tenant's "emails" never hides the first's.
+        paused: dict[str, bool] = {}
+        depth: dict[tuple[str, str], int] = {}
         for queue in stats:
-            self.queue_paused.labels(queue.queue).set(1 if queue.paused else 0)
+            paused[queue.queue] = paused.get(queue.queue, False) or queue.paused
             for state, count in queue.by_state.items():
-                self.queue_depth.labels(queue.queue, state).set(count)
+                depth[(queue.queue, state)] = depth.get((queue.queue, state), 0) + count
+        for name, is_paused in paused.items():
+            self.queue_paused.labels(name).set(1 if is_paused else 0)
+        for (name, state), count in depth.items():
+            self.queue_depth.labels(name, state).set(count)
 
     def observe_outbox(self, backlog: int, oldest: dt.datetime | None, now: dt.datetime) -> None:
         self.outbox_backlog.set(backlog)

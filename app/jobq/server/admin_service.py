@@ -39,10 +39,11 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         if not paths:
             raise InvalidArgument("update_mask", "name the fields to change")
         changes = convert.queue_fields_from_pb(request.queue, paths)
-        return convert.queue_to_pb(await self._service.update_queue(request.queue.name, changes))
+        queue = await self._service.update_queue(request.queue.name, changes, request.queue.tenant)
+        return convert.queue_to_pb(queue)
 
     async def GetQueue(self, request: pb.GetQueueRequest, context: Context) -> queue_pb2.Queue:
-        return convert.queue_to_pb(await self._service.get_queue(request.name))
+        return convert.queue_to_pb(await self._service.get_queue(request.name, request.tenant))
 
     async def ListQueues(
         self, request: pb.ListQueuesRequest, context: Context
@@ -51,24 +52,25 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         return pb.ListQueuesResponse(queues=[convert.queue_to_pb(q) for q in queues])
 
     async def PauseQueue(self, request: pb.PauseQueueRequest, context: Context) -> queue_pb2.Queue:
-        queue = await self._service.update_queue(request.name, {"paused": True})
+        queue = await self._service.update_queue(request.name, {"paused": True}, request.tenant)
         return convert.queue_to_pb(queue)
 
     async def ResumeQueue(
         self, request: pb.ResumeQueueRequest, context: Context
     ) -> queue_pb2.Queue:
-        queue = await self._service.update_queue(request.name, {"paused": False})
+        queue = await self._service.update_queue(request.name, {"paused": False}, request.tenant)
         return convert.queue_to_pb(queue)
 
     async def PurgeQueue(
         self, request: pb.PurgeQueueRequest, context: Context
     ) -> pb.PurgeQueueResponse:
-        return pb.PurgeQueueResponse(cancelled=await self._service.purge_queue(request.name))
+        cancelled = await self._service.purge_queue(request.name, request.tenant)
+        return pb.PurgeQueueResponse(cancelled=cancelled)
 
     async def GetQueueStats(
         self, request: pb.GetQueueStatsRequest, context: Context
     ) -> pb.GetQueueStatsResponse:
-        stats = await self._service.queue_stats(request.name or None)
+        stats = await self._service.queue_stats(request.name or None, request.tenant)
         return pb.GetQueueStatsResponse(stats=[convert.queue_stats_to_pb(s) for s in stats])
 
     async def ListWorkers(

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import signal
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -27,6 +28,7 @@ from jobq.server.guard import RequestGuard
 from jobq.server.instrumented_store import InstrumentedStore
 from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
+from jobq.server.rpc_context import ServerInterceptor
 from jobq.server.scheduler import Scheduler
 from jobq.server.service import JobqService, limits_from, queue_defaults
 from jobq.server.worker_service import WorkerServicer
@@ -156,8 +158,12 @@ class ServerApp:
         store: Store | None = None,
         clock: Clock | None = None,
         tracer_provider: TracerProvider | None = None,
+        interceptors: Sequence[ServerInterceptor] = (),
     ) -> None:
+        """`interceptors`: run inside the server's own, closest to the servicers (a test's
+        stand-in for authentication)."""
         self.settings = settings
+        self._extra_interceptors = tuple(interceptors)
         self.store = store or build_store(settings)
         self.metrics = ServerMetrics()
         # A provider passed in belongs to the caller (a test's in-memory exporter); one built
@@ -219,7 +225,11 @@ class ServerApp:
         )
         server = grpc.aio.server(
             # The guard runs inside RpcInterceptor, which maps its rejections to a status.
-            interceptors=[interceptor, RequestGuard(limits_from(self.settings))],
+            interceptors=[
+                interceptor,
+                RequestGuard(limits_from(self.settings)),
+                *self._extra_interceptors,
+            ],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", self.settings.receive_limit()),

@@ -195,6 +195,7 @@ def queue_stats_to_pb(stats: QueueStats) -> queue_pb2.QueueStats:
         paused=stats.paused,
         by_state=stats.by_state,
         oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
+        tenant=stats.tenant,
     )
 
 
@@ -209,6 +210,8 @@ def worker_to_pb(worker: WorkerInfo) -> worker_pb2.Worker:
         last_heartbeat=ts(worker.last_heartbeat),
         in_flight=worker.in_flight,
         task_types=list(worker.task_types),
+        tenant=worker.tenant,
+        subject=worker.subject,
     )
 
 

@@ -36,8 +36,17 @@ from jobq.core.validation import (
 )
 from jobq.ids import new_id
 from jobq.observability.metrics import ServerMetrics
+from jobq.server.caller import (
+    caller,
+    filter_scope,
+    may_act_as,
+    named_tenant,
+    scope,
+    serves_all,
+    worker_scope,
+)
 from jobq.server.notify import Notifier
-from jobq.store.base import DeadLetterSelector, Page, Store
+from jobq.store.base import DeadLetterSelector, Page, Store, Tenant
 
 MAX_PAGE = 1000
 MIN_HEARTBEAT_INTERVAL = dt.timedelta(milliseconds=200)
@@ -95,17 +104,26 @@ class JobqService:
             raise InvalidArgument(
                 field, f"{len(specs)} jobs is over the batch limit of {self._limits.max_batch}"
             )
+        principal = caller()
         now = self.clock.now()
         new_jobs = []
         for index, spec in enumerate(specs):
             prefix = field if len(specs) == 1 and field == "job" else f"{field}[{index}]"
+            tenant = named_tenant(principal, spec.tenant, f"{prefix}.tenant")
             try:
-                new_jobs.append(validate_job(spec, now=now, limits=self._limits, new_id=new_id))
+                new_jobs.append(
+                    validate_job(
+                        dataclasses.replace(spec, tenant=tenant),
+                        now=now,
+                        limits=self._limits,
+                        new_id=new_id,
+                    )
+                )
             except InvalidArgument as exc:
                 raise _prefixed(exc, prefix) from None
         if not self.settings.auto_create_queues:
-            for name in {j.queue for j in new_jobs}:
-                if await self.store.queues.get(name) is None:
+            for tenant, name in sorted({(j.tenant, j.queue) for j in new_jobs}):
+                if await self.store.queues.get(name, tenant=tenant) is None:
                     raise NotFound(f"queue {name!r} not found (JQ_AUTO_CREATE_QUEUES is off)")
         results = await self.store.jobs.submit(new_jobs, now)
         created = [r.job for r in results if r.created]
@@ -116,10 +134,14 @@ class JobqService:
         return results
 
     async def get(self, job_id: str) -> Job:
+        return await self._get(job_id, scope(caller()))
+
+    async def _get(self, job_id: str, tenant: Tenant) -> Job:
         if not job_id:
             raise InvalidArgument("id", "must not be empty")
         # Not an id the server wrote: no job has it, on either store.
-        job = await self.store.jobs.get(job_id) if bounds.is_job_id(job_id) else None
+        found = bounds.is_job_id(job_id)
+        job = await self.store.jobs.get(job_id, tenant=tenant) if found else None
         if job is None:
             raise NotFound(f"job {job_id} not found")
         return job
@@ -128,11 +150,13 @@ class JobqService:
         if page_size < 0 or page_size > MAX_PAGE:
             raise InvalidArgument("page_size", f"must be in 0..{MAX_PAGE} (0: 50)")
         bounds.page_token(page_token)
-        return await self.store.jobs.page(flt, page_size or 50, page_token or None)
+        tenant = filter_scope(caller(), flt.tenant or "", "tenant")
+        return await self.store.jobs.page(flt, page_size or 50, page_token or None, tenant=tenant)
 
     async def cancel(self, job_id: str, reason: str) -> Job:
-        await self.get(job_id)
-        job = await self.store.jobs.cancel(job_id, self.clock.now(), reason)
+        tenant = scope(caller())
+        await self._get(job_id, tenant)
+        job = await self.store.jobs.cancel(job_id, self.clock.now(), reason, tenant=tenant)
         if job.state is JobState.CANCELLED:
             self.metrics.job_transition(job.queue, "cancelled")
         self.notifier.jobs_changed([job_id])
@@ -140,7 +164,9 @@ class JobqService:
 
     async def watch(self, job_id: str, poll: float = 1.0) -> AsyncIterator[Job]:
         """The job now, then each time it changes, ending after a terminal state."""
-        job = await self.get(job_id)
+        # The caller's scope once, for the whole stream.
+        tenant = scope(caller())
+        job = await self._get(job_id, tenant)
         last: tuple[Any, ...] | None = None
         while True:
             view = (
@@ -156,7 +182,7 @@ class JobqService:
             if job.state in TERMINAL_STATES:
                 return
             await self.notifier.wait_for_job(job_id, poll)
-            job = await self.get(job_id)
+            job = await self._get(job_id, tenant)
 
     # --- workers ----------------------------------------------------------------------
 
@@ -174,6 +200,8 @@ class JobqService:
             raise InvalidArgument("queues", "name at least one queue")
         for name in queues:
             validate_queue_name(name, "queues")
+        principal = caller()
+        serves_all(principal, queues, "queues")
         now = self.clock.now()
         worker = await self.store.workers.register(
             WorkerInfo(
@@ -185,21 +213,36 @@ class JobqService:
                 started_at=now,
                 last_heartbeat=now,
                 task_types=tuple(task_types),
+                tenant=principal.tenant,
+                subject=principal.subject,
             )
         )
-        return worker, await self._heartbeat_interval(queues)
+        return worker, await self._heartbeat_interval(queues, scope(principal))
 
-    async def _heartbeat_interval(self, queues: Sequence[str]) -> dt.timedelta:
+    async def _heartbeat_interval(self, queues: Sequence[str], tenant: Tenant) -> dt.timedelta:
         timeouts = [self._defaults.lease_timeout]
-        for name in queues:
-            queue = await self.store.queues.get(name)
-            if queue is not None:
+        wanted = set(queues)
+        for queue in await self.store.queues.all(tenant=tenant):
+            if queue.name in wanted:
                 timeouts.append(queue.lease_timeout)
         return max(MIN_HEARTBEAT_INTERVAL, min(timeouts) / 3)
 
-    async def heartbeat(self, worker_id: str, leases: Sequence[LeaseRef]) -> HeartbeatResult:
+    async def _own_worker(self, worker_id: str) -> WorkerInfo:
+        """The caller's worker of this id. Another principal's reads as never registered:
+        the answer the worker already acts on by registering again, and one that says
+        nothing about whose the id is."""
         self._need_worker_id(worker_id)
-        return await self.store.jobs.heartbeat(worker_id, leases, self.clock.now())
+        principal = caller()
+        worker = await self.store.workers.get(worker_id, tenant=scope(principal))
+        if worker is None or not may_act_as(principal, worker):
+            raise FailedPrecondition(f"worker {worker_id} is not registered")
+        return worker
+
+    async def heartbeat(self, worker_id: str, leases: Sequence[LeaseRef]) -> HeartbeatResult:
+        worker = await self._own_worker(worker_id)
+        return await self.store.jobs.heartbeat(
+            worker_id, leases, self.clock.now(), tenant=worker_scope(worker)
+        )
 
     async def lease(
         self,
@@ -214,16 +257,18 @@ class JobqService:
             raise InvalidArgument("max_jobs", f"must be in 1..{self._limits.max_batch}")
         if wait > self.settings.max_lease_wait:
             raise InvalidArgument("wait", f"must be at most {self.settings.max_lease_wait}")
-        worker = await self.store.workers.get(worker_id)
-        if worker is None:
-            raise FailedPrecondition(f"worker {worker_id} is not registered")
+        worker = await self._own_worker(worker_id)
         if worker.state is not WorkerState.ACTIVE:
             return []
         queues = list(queues or worker.queues)
+        serves_all(caller(), queues, "queues")
+        tenant = worker_scope(worker)
         deadline = self.clock.now() + wait
         while True:
             now = self.clock.now()
-            jobs = await self.store.jobs.lease(worker_id, queues, max_jobs, now, task_types)
+            jobs = await self.store.jobs.lease(
+                worker_id, queues, max_jobs, now, task_types, tenant=tenant
+            )
             if jobs:
                 for job in jobs:
                     self.metrics.job_started(job, now)
@@ -237,13 +282,13 @@ class JobqService:
     async def report_progress(
         self, worker_id: str, lease: LeaseRef, progress: float, message: str
     ) -> Job:
-        self._need_worker_id(worker_id)
+        worker = await self._own_worker(worker_id)
         if not 0.0 <= progress <= 1.0:
             raise InvalidArgument("progress", "must be in 0..1")
         if len(message) > 1000:
             raise InvalidArgument("message", "must be at most 1000 characters")
         job = await self.store.jobs.report_progress(
-            worker_id, lease, progress, message, self.clock.now()
+            worker_id, lease, progress, message, self.clock.now(), tenant=worker_scope(worker)
         )
         self.notifier.jobs_changed([job.id])
         return job
@@ -252,21 +297,26 @@ class JobqService:
         self._need_worker_id(worker_id)
         if not outcomes:
             return []
+        worker = await self._own_worker(worker_id)
         if len(outcomes) > self._limits.max_batch:
             raise InvalidArgument("outcomes", f"at most {self._limits.max_batch} per call")
         outcomes = [
             validate_outcome(outcome, f"outcomes[{index}]", self._limits)
             for index, outcome in enumerate(outcomes)
         ]
-        jobs = await self.store.jobs.report(worker_id, outcomes, self.clock.now())
+        jobs = await self.store.jobs.report(
+            worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker)
+        )
         for job in jobs:
             self.metrics.job_finished(job)
         self.notifier.jobs_changed(j.id for j in jobs)
         return jobs
 
     async def release(self, worker_id: str, leases: Sequence[LeaseRef]) -> ReleaseResult:
-        self._need_worker_id(worker_id)
-        result = await self.store.jobs.release(worker_id, leases, self.clock.now())
+        worker = await self._own_worker(worker_id)
+        result = await self.store.jobs.release(
+            worker_id, leases, self.clock.now(), tenant=worker_scope(worker)
+        )
         if result.released:
             stale = {s.lease.job_id for s in result.stale}
             self.notifier.jobs_changed(
@@ -277,6 +327,10 @@ class JobqService:
 
     async def deregister(self, worker_id: str) -> None:
         self._need_worker_id(worker_id)
+        principal = caller()
+        worker = await self.store.workers.get(worker_id, tenant=scope(principal))
+        if not may_act_as(principal, worker):
+            raise NotFound(f"worker {worker_id} not found")
         await self.store.workers.set_state(worker_id, WorkerState.STOPPED)
 
     @staticmethod
@@ -287,39 +341,55 @@ class JobqService:
     # --- queues, workers, dead letters (operators) ---------------------------------------
 
     async def create_queue(self, fields: dict[str, Any]) -> QueueConfig:
+        fields = fields | {
+            "tenant": named_tenant(caller(), fields.get("tenant", ""), "queue.tenant")
+        }
         base = dataclasses.replace(self._defaults, name=fields.get("name", ""))
         non_zero: dict[str, Any] = {k: v for k, v in fields.items() if v or isinstance(v, bool)}
         queue = validate_queue(dataclasses.replace(base, **non_zero))
         return await self.store.queues.create(queue, self.clock.now())
 
-    async def update_queue(self, name: str, changes: dict[str, Any]) -> QueueConfig:
+    async def update_queue(
+        self, name: str, changes: dict[str, Any], tenant: str = ""
+    ) -> QueueConfig:
+        """`tenant`: the tenant the request names for the queue ("": the caller's)."""
         if "name" in changes:
             raise InvalidArgument("update_mask", "a queue's name cannot change")
-        queue = await self.store.queues.update(name, changes, self.clock.now())
+        if "tenant" in changes:
+            raise InvalidArgument("update_mask", "a queue's tenant cannot change")
+        in_tenant = named_tenant(caller(), tenant, "queue.tenant")
+        queue = await self.store.queues.update(name, changes, self.clock.now(), tenant=in_tenant)
         self.notifier.work_available()
         return queue
 
-    async def get_queue(self, name: str) -> QueueConfig:
-        queue = await self.store.queues.get(name)
+    async def get_queue(self, name: str, tenant: str = "") -> QueueConfig:
+        in_tenant = named_tenant(caller(), tenant, "tenant")
+        queue = await self.store.queues.get(name, tenant=in_tenant)
         if queue is None:
             raise NotFound(f"queue {name!r} not found")
         return queue
 
     async def list_queues(self) -> list[QueueConfig]:
-        return await self.store.queues.all()
+        return await self.store.queues.all(tenant=scope(caller()))
 
-    async def purge_queue(self, name: str) -> int:
-        return await self.store.queues.purge(name, self.clock.now())
+    async def purge_queue(self, name: str, tenant: str = "") -> int:
+        in_tenant = named_tenant(caller(), tenant, "tenant")
+        return await self.store.queues.purge(name, self.clock.now(), tenant=in_tenant)
 
-    async def queue_stats(self, name: str | None) -> list[QueueStats]:
-        return await self.store.queues.stats(name, self.clock.now())
+    async def queue_stats(self, name: str | None, tenant: str = "") -> list[QueueStats]:
+        in_scope = filter_scope(caller(), tenant, "tenant")
+        return await self.store.queues.stats(name, self.clock.now(), tenant=in_scope)
 
     async def list_workers(self) -> list[WorkerInfo]:
-        return await self.store.workers.all(self.clock.now(), self._defaults.lease_timeout)
+        return await self.store.workers.all(
+            self.clock.now(), self._defaults.lease_timeout, tenant=scope(caller())
+        )
 
     async def drain_worker(self, worker_id: str) -> WorkerInfo:
         self._need_worker_id(worker_id)
-        return await self.store.workers.set_state(worker_id, WorkerState.DRAINING)
+        return await self.store.workers.set_state(
+            worker_id, WorkerState.DRAINING, tenant=scope(caller())
+        )
 
     async def list_dead(self, queue: str, page_size: int, page_token: str) -> Page:
         flt = JobFilter(queue=queue or None, states=(JobState.DEAD,))
@@ -327,14 +397,16 @@ class JobqService:
 
     async def replay_dead(self, selector: DeadLetterSelector) -> int:
         self._need_selector(selector)
-        count = await self.store.jobs.replay_dead(selector, self.clock.now())
+        tenant = scope(caller())
+        count = await self.store.jobs.replay_dead(selector, self.clock.now(), tenant=tenant)
         if count:
             self.notifier.work_available()
         return count
 
     async def discard_dead(self, selector: DeadLetterSelector) -> int:
         self._need_selector(selector)
-        return await self.store.jobs.discard_dead(selector, self.clock.now())
+        tenant = scope(caller())
+        return await self.store.jobs.discard_dead(selector, self.clock.now(), tenant=tenant)
 
     @staticmethod
     def _need_selector(selector: DeadLetterSelector) -> None:
@@ -351,7 +423,9 @@ class JobqService:
             for state, count in queue.by_state.items():
                 by_state[state] = by_state.get(state, 0) + count
         workers = await self.list_workers()
-        backlog, _ = await self.store.events.backlog()
+        # The outbox is shared plumbing: only a caller who sees every tenant sees its size.
+        everyone = scope(caller()) is None
+        backlog = (await self.store.events.backlog())[0] if everyone else 0
         return {
             "jobs_by_state": by_state,
             "queues": len(stats),
@@ -379,9 +453,10 @@ class JobqService:
 
     async def observe(self) -> None:
         """Refresh the gauges that come from the store (queue depth, workers, outbox)."""
+        # Cluster-wide, whoever asks: no caller's scope applies to the gauges.
         now = self.clock.now()
-        self.metrics.observe_queues(await self.queue_stats(None))
-        workers = await self.list_workers()
+        self.metrics.observe_queues(await self.store.queues.stats(None, now))
+        workers = await self.store.workers.all(now, self._defaults.lease_timeout)
         self.metrics.worker_active.set(sum(w.state is WorkerState.ACTIVE for w in workers))
         backlog, oldest = await self.store.events.backlog()
         self.metrics.observe_outbox(backlog, oldest, now)

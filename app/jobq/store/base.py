@@ -3,6 +3,13 @@
 Every method that changes a job's state is one transaction that also appends the
 matching job_events rows (the audit log and the outbox). Adapters raise only errors
 from jobq.core.errors; driver errors are translated at their edge.
+
+Tenants: every method a caller's request reaches takes the caller's scope as the keyword
+`tenant`. On listings and on jobs and workers named by id it is a `Tenant` scope: a tenant
+name confines the query to that tenant (another tenant's row reads as absent), `None`
+(ALL_TENANTS) lets it see every tenant. A queue is named by (tenant, name), so calls that
+address one queue take a concrete tenant. Which scope a caller gets is decided in one
+place, `jobq.server.caller`; the scheduler's maintenance is cross-tenant.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from jobq.core.model import (
+    DEFAULT_TENANT,
     HeartbeatResult,
     Job,
     JobEvent,
@@ -27,6 +35,9 @@ from jobq.core.model import (
     WorkerInfo,
     WorkerState,
 )
+
+Tenant = str | None
+"""A query's tenant scope: one tenant's rows, or None for every tenant (ALL_TENANTS)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,16 +57,22 @@ class JobRepository(Protocol):
         """Insert all or none. A known idempotency key returns the existing job."""
         ...
 
-    async def get(self, job_id: str) -> Job | None: ...
+    async def get(self, job_id: str, *, tenant: Tenant = None) -> Job | None: ...
 
-    async def page(self, flt: JobFilter, limit: int, after: str | None) -> Page:
-        """Newest first; `after` is the last id of the previous page."""
+    async def page(
+        self, flt: JobFilter, limit: int, after: str | None, *, tenant: Tenant = None
+    ) -> Page:
+        """Newest first; `after` is the last id of the previous page. `flt.tenant` narrows
+        further; the scope `tenant` is what the caller may see."""
         ...
 
     async def events(self, job_id: str) -> list[JobEvent]: ...
 
-    async def cancel(self, job_id: str, now: dt.datetime, reason: str) -> Job:
-        """Pending: CANCELLED now. Running: cancel requested. Finished: FailedPrecondition."""
+    async def cancel(
+        self, job_id: str, now: dt.datetime, reason: str, *, tenant: Tenant = None
+    ) -> Job:
+        """Pending: CANCELLED now. Running: cancel requested. Finished: FailedPrecondition.
+        Another tenant's job: NotFound."""
         ...
 
     async def lease(
@@ -65,10 +82,18 @@ class JobRepository(Protocol):
         max_jobs: int,
         now: dt.datetime,
         task_types: Sequence[str] = (),
-    ) -> list[Job]: ...
+        *,
+        tenant: Tenant = None,
+    ) -> list[Job]:
+        """Lease from the queues so named in `tenant` (None: in every tenant).
+
+        The worker-protocol calls below act on leases held by one worker id, which the
+        service lets only its registering principal use; their `tenant` is that worker's
+        scope, so a job of another tenant is never held, whoever once had the id."""
+        ...
 
     async def heartbeat(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime, *, tenant: Tenant = None
     ) -> HeartbeatResult:
         """Extend every lease the worker still holds; report the others in `stale`.
 
@@ -78,17 +103,29 @@ class JobRepository(Protocol):
         ...
 
     async def report_progress(
-        self, worker_id: str, lease: LeaseRef, progress: float, message: str, now: dt.datetime
+        self,
+        worker_id: str,
+        lease: LeaseRef,
+        progress: float,
+        message: str,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> Job: ...
 
     async def report(
-        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         """Apply completions, failures and cancellations, all or none."""
         ...
 
     async def release(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime, *, tenant: Tenant = None
     ) -> ReleaseResult:
         """Give the held leases back without using up an attempt; report the stale ones."""
         ...
@@ -114,35 +151,65 @@ class JobRepository(Protocol):
         """Retention: remove finished jobs older than their queue's retention."""
         ...
 
-    async def replay_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int: ...
+    async def replay_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int:
+        """`selector.queue` is a queue of `tenant` (of every tenant when None); ids of
+        another tenant's jobs are NotFound."""
+        ...
 
-    async def discard_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int: ...
+    async def discard_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int: ...
 
 
 class QueueRepository(Protocol):
-    async def create(self, queue: QueueConfig, now: dt.datetime) -> QueueConfig: ...
+    async def create(self, queue: QueueConfig, now: dt.datetime) -> QueueConfig:
+        """In `queue.tenant`; AlreadyExists when that tenant has a queue of that name."""
+        ...
 
-    async def get(self, name: str) -> QueueConfig | None: ...
+    async def get(self, name: str, *, tenant: str = DEFAULT_TENANT) -> QueueConfig | None: ...
 
-    async def all(self) -> list[QueueConfig]: ...
+    async def all(self, *, tenant: Tenant = None) -> list[QueueConfig]:
+        """By name, then tenant."""
+        ...
 
-    async def update(self, name: str, changes: dict[str, Any], now: dt.datetime) -> QueueConfig: ...
+    async def update(
+        self, name: str, changes: dict[str, Any], now: dt.datetime, *, tenant: str = DEFAULT_TENANT
+    ) -> QueueConfig:
+        """A queue's name and tenant never change."""
+        ...
 
-    async def purge(self, name: str, now: dt.datetime) -> int:
+    async def purge(self, name: str, now: dt.datetime, *, tenant: str = DEFAULT_TENANT) -> int:
         """Cancel every job of the queue that has not started."""
         ...
 
-    async def stats(self, name: str | None, now: dt.datetime) -> list[QueueStats]: ...
+    async def stats(
+        self, name: str | None, now: dt.datetime, *, tenant: Tenant = None
+    ) -> list[QueueStats]:
+        """Every queue in scope, or those named `name` (NotFound if none)."""
+        ...
 
 
 class WorkerRepository(Protocol):
-    async def register(self, worker: WorkerInfo) -> WorkerInfo: ...
+    async def register(self, worker: WorkerInfo) -> WorkerInfo:
+        """Insert, or update a registration of the same subject. A worker id belongs to the
+        subject that registered it until it deregisters (STOPPED): another subject's
+        registration of it is AlreadyExists and changes nothing. Rows from before tenancy
+        (subject '') may be claimed."""
+        ...
 
-    async def get(self, worker_id: str) -> WorkerInfo | None: ...
+    async def get(self, worker_id: str, *, tenant: Tenant = None) -> WorkerInfo | None: ...
 
-    async def all(self, now: dt.datetime, lost_after: dt.timedelta) -> list[WorkerInfo]: ...
+    async def all(
+        self, now: dt.datetime, lost_after: dt.timedelta, *, tenant: Tenant = None
+    ) -> list[WorkerInfo]: ...
 
-    async def set_state(self, worker_id: str, state: WorkerState) -> WorkerInfo: ...
+    async def set_state(
+        self, worker_id: str, state: WorkerState, *, tenant: Tenant = None
+    ) -> WorkerInfo:
+        """NotFound for an id unknown in scope."""
+        ...
 
 
 class EventLog(Protocol):

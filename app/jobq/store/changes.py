@@ -149,11 +149,14 @@ def lease_expiry_change(job: Job, queue: QueueConfig, now: dt.datetime, rng: Ran
     )
 
 
-def batch_duplicate(new: NewJob, index: int, seen: dict[tuple[str, str], NewJob]) -> None:
-    """Refuse a batch that names one idempotency key twice (same payload or not)."""
-    if not new.idempotency_key or (new.queue, new.idempotency_key) not in seen:
+def batch_duplicate(new: NewJob, index: int, seen: dict[tuple[str, str, str], NewJob]) -> None:
+    """Refuse a batch that names one idempotency key twice in a queue (same payload or not).
+
+    `seen` is keyed by (tenant, queue, key): a key is unique within one tenant's queue."""
+    key = (new.tenant, new.queue, new.idempotency_key or "")
+    if not new.idempotency_key or key not in seen:
         return
-    earlier = seen[(new.queue, new.idempotency_key)]
+    earlier = seen[key]
     if (earlier.type, earlier.payload) != (new.type, new.payload):
         raise AlreadyExists(
             f"jobs[{index}]: idempotency key {new.idempotency_key!r} is used twice in "

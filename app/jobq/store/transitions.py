@@ -14,6 +14,7 @@ def transition_event(
     *,
     job_id: str,
     queue: str,
+    tenant: str,
     kind: EventKind,
     from_state: JobState | None,
     to_state: JobState | None,
@@ -27,6 +28,7 @@ def transition_event(
         id=new_id(),
         job_id=job_id,
         queue=queue,
+        tenant=tenant,
         kind=kind,
         from_state=from_state,
         to_state=to_state,
@@ -46,12 +48,13 @@ def job_event(
     **details: Any,
 ) -> JobEvent:
     """The event for a transition of `job` as read (its state, unless `from_state` is given),
-    carrying its id, queue, attempt, correlation id and W3C trace context (so that a consumer
-    of the event can join the job's trace)."""
+    carrying its id, queue, tenant, attempt, correlation id and W3C trace context (so that a
+    consumer of the event can join the job's trace)."""
     before = job.state if from_state is None else from_state
     return transition_event(
         job_id=job.id,
         queue=job.queue,
+        tenant=job.tenant,
         kind=kind,
         from_state=before,
         to_state=to_state,

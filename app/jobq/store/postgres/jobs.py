@@ -33,7 +33,7 @@ from jobq.core.model import (
 )
 from jobq.core.scheduling import weighted_order
 from jobq.core.states import EventKind, JobState
-from jobq.store.base import DeadLetterSelector, Page
+from jobq.store.base import DeadLetterSelector, Page, Tenant
 from jobq.store.changes import (
     Change,
     batch_duplicate,
@@ -56,8 +56,9 @@ S, E = JobState, EventKind
 WORK_CHANNEL = "jobq_work"
 
 INSERT_EVENT = """
-INSERT INTO job_events (id, job_id, queue, kind, from_state, to_state, attempt, at, details)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 INSERT_JOB = """
@@ -76,14 +77,14 @@ INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base, ba
 VALUES (%(name)s, %(tenant)s, %(paused)s, %(weight)s, %(max_attempts)s, %(backoff_base)s,
         %(backoff_max)s, %(lease_timeout)s, %(default_ttl)s, %(concurrency_limit)s,
         %(retention)s, %(now)s, %(now)s)
-ON CONFLICT (name) DO NOTHING
+ON CONFLICT (tenant, name) DO NOTHING
 """
 
 # SKIP LOCKED: replicas leasing at once take different rows instead of queueing on locks.
 LEASE = """
 WITH picked AS (
     SELECT id FROM jobs
-    WHERE queue = %(queue)s AND state = 'queued'
+    WHERE tenant = %(tenant)s AND queue = %(queue)s AND state = 'queued'
       AND (expires_at IS NULL OR expires_at > %(now)s) {type_filter}
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
@@ -103,6 +104,7 @@ def event_params(event: JobEvent) -> tuple[Any, ...]:
         event.id,
         event.job_id,
         event.queue,
+        event.tenant,
         event.kind.value,
         event.from_state.value if event.from_state else None,
         event.to_state.value if event.to_state else None,
@@ -125,12 +127,43 @@ async def notify_work(conn: Conn, queues: Iterable[str]) -> None:
         await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, queue))
 
 
-async def load_queues(conn: Conn, names: Iterable[str]) -> dict[str, QueueConfig]:
-    wanted = sorted(set(names))
+QueueKey = tuple[str, str]  # (tenant, name)
+
+
+def queue_of(job: Job | NewJob) -> QueueKey:
+    return (job.tenant, job.queue)
+
+
+async def load_queues(conn: Conn, keys: Iterable[QueueKey]) -> dict[QueueKey, QueueConfig]:
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    cur = await conn.execute("SELECT * FROM queues WHERE name = ANY(%s)", (wanted,))
-    return {row["name"]: queue_from_row(row) for row in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT q.* FROM queues q JOIN unnest(%s::text[], %s::text[]) AS k(tenant, name)"
+        " ON q.tenant = k.tenant AND q.name = k.name",
+        ([t for t, _ in wanted], [n for _, n in wanted]),
+    )
+    return {(row["tenant"], row["name"]): queue_from_row(row) for row in await cur.fetchall()}
+
+
+async def queues_named(conn: Conn, names: Iterable[str], tenant: Tenant) -> list[QueueConfig]:
+    """The queues of these names in `tenant`, or in every tenant (None)."""
+    sql = "SELECT * FROM queues WHERE name = ANY(%s)"
+    params: list[Any] = [sorted(set(names))]
+    if tenant is not None:
+        sql += " AND tenant = %s"
+        params.append(tenant)
+    cur = await conn.execute(sql + " ORDER BY name, tenant", params)
+    return [queue_from_row(row) for row in await cur.fetchall()]
+
+
+def _in_scope(job: Job | None, tenant: Tenant) -> Job | None:
+    return job if job is not None and (tenant is None or job.tenant == tenant) else None
+
+
+def _scoped(jobs: dict[str, Job], tenant: Tenant) -> dict[str, Job]:
+    """Only the jobs in scope: another tenant's job reads as "no such job"."""
+    return jobs if tenant is None else {i: j for i, j in jobs.items() if j.tenant == tenant}
 
 
 async def fetch_jobs(conn: Conn, ids: Sequence[str], lock: bool = False) -> dict[str, Job]:
@@ -166,21 +199,25 @@ class PgJobs:
 
     async def _submit(self, jobs: Sequence[NewJob], now: dt.datetime) -> list[SubmitResult]:
         async with self._db.tx() as conn:
-            for name in sorted({j.queue for j in jobs}):
-                params = queue_params(self._defaults) | {"name": name, "now": now}
+            for tenant, name in sorted({queue_of(j) for j in jobs}):
+                params = queue_params(self._defaults) | {
+                    "name": name,
+                    "tenant": tenant,
+                    "now": now,
+                }
                 await conn.execute(INSERT_QUEUE_IF_MISSING, params)
-            queues = await load_queues(conn, (j.queue for j in jobs))
+            queues = await load_queues(conn, (queue_of(j) for j in jobs))
             results: list[SubmitResult | None] = []
             fresh: list[tuple[NewJob, QueueConfig]] = []
-            seen: dict[tuple[str, str], NewJob] = {}
+            seen: dict[tuple[str, str, str], NewJob] = {}
             for index, new in enumerate(jobs):
                 existing = await self._match_idempotent(conn, new, index, seen)
                 if existing is not None:
                     results.append(SubmitResult(existing, created=False))
                     continue
                 if new.idempotency_key:
-                    seen[(new.queue, new.idempotency_key)] = new
-                fresh.append((new, queues[new.queue]))
+                    seen[(new.tenant, new.queue, new.idempotency_key)] = new
+                fresh.append((new, queues[queue_of(new)]))
                 results.append(None)
             rows, events = [], []
             for new, queue in fresh:
@@ -209,6 +246,7 @@ class PgJobs:
                     transition_event(
                         job_id=new.id,
                         queue=new.queue,
+                        tenant=new.tenant,
                         kind=E.SUBMITTED,
                         from_state=None,
                         to_state=state,
@@ -234,26 +272,31 @@ class PgJobs:
         ]
 
     async def _match_idempotent(
-        self, conn: Conn, new: NewJob, index: int, seen: dict[tuple[str, str], NewJob]
+        self, conn: Conn, new: NewJob, index: int, seen: dict[tuple[str, str, str], NewJob]
     ) -> Job | None:
         if not new.idempotency_key:
             return None
         batch_duplicate(new, index, seen)
-        key = (new.queue, new.idempotency_key)
+        key = (new.tenant, new.queue, new.idempotency_key)
         cur = await conn.execute(
-            "SELECT * FROM jobs WHERE queue = %s AND idempotency_key = %s", key
+            "SELECT * FROM jobs WHERE tenant = %s AND queue = %s AND idempotency_key = %s", key
         )
         row = await cur.fetchone()
         return idempotent_match(None if row is None else job_from_row(row), new)
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str, *, tenant: Tenant = None) -> Job | None:
         if not _valid_uuid(job_id):
             return None
         async with self._db.read() as conn:
-            return (await fetch_jobs(conn, [job_id])).get(job_id)
+            return _in_scope((await fetch_jobs(conn, [job_id])).get(job_id), tenant)
 
-    async def page(self, flt: JobFilter, limit: int, after: str | None) -> Page:
+    async def page(
+        self, flt: JobFilter, limit: int, after: str | None, *, tenant: Tenant = None
+    ) -> Page:
         clauses, params = _filter_sql(flt)
+        if tenant is not None:
+            clauses.append("tenant = %s")
+            params.append(tenant)
         if after:
             if not _valid_uuid(after):
                 raise InvalidArgument("page_token", "is not a token from a previous page")
@@ -278,11 +321,13 @@ class PgJobs:
             )
             return [event_from_row(r) for r in await cur.fetchall()]
 
-    async def cancel(self, job_id: str, now: dt.datetime, reason: str) -> Job:
+    async def cancel(
+        self, job_id: str, now: dt.datetime, reason: str, *, tenant: Tenant = None
+    ) -> Job:
         if not _valid_uuid(job_id):
             raise NotFound(f"job {job_id} not found")
         async with self._db.tx() as conn:
-            job = (await fetch_jobs(conn, [job_id], lock=True)).get(job_id)
+            job = _in_scope((await fetch_jobs(conn, [job_id], lock=True)).get(job_id), tenant)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
             change = cancel_change(job, now, reason)
@@ -302,11 +347,13 @@ class PgJobs:
         max_jobs: int,
         now: dt.datetime,
         task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         type_filter = "AND type = ANY(%(types)s)" if task_types else ""
         async with self._db.tx() as conn:
-            configs = await load_queues(conn, queues)
-            open_queues = [(q, q.weight) for q in configs.values() if not q.paused]
+            configs = await queues_named(conn, queues, tenant)
+            open_queues = [(q, q.weight) for q in configs if not q.paused]
             leased: list[Job] = []
             for queue in weighted_order(open_queues, self._rng):
                 room = max_jobs - len(leased)
@@ -316,11 +363,12 @@ class PgJobs:
                     # Serialise leasing of a capped queue across replicas for this transaction.
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                        ("jobq-concurrency:" + queue.name,),
+                        (f"jobq-concurrency:{queue.tenant}/{queue.name}",),
                     )
                     cur = await conn.execute(
-                        "SELECT count(*) AS n FROM jobs WHERE queue = %s AND state = 'running'",
-                        (queue.name,),
+                        "SELECT count(*) AS n FROM jobs"
+                        " WHERE tenant = %s AND queue = %s AND state = 'running'",
+                        (queue.tenant, queue.name),
                     )
                     row = await cur.fetchone()
                     room = min(room, queue.concurrency_limit - (row["n"] if row else 0))
@@ -330,6 +378,7 @@ class PgJobs:
                     LEASE.format(type_filter=type_filter),
                     {
                         "queue": queue.name,
+                        "tenant": queue.tenant,
                         "now": now,
                         "limit": room,
                         "worker": worker_id,
@@ -353,12 +402,14 @@ class PgJobs:
                 leased.extend(started)
             return leased
 
-    async def _held(self, conn: Conn, worker_id: str, leases: Sequence[LeaseRef]) -> dict[str, Job]:
+    async def _held(
+        self, conn: Conn, worker_id: str, leases: Sequence[LeaseRef], tenant: Tenant
+    ) -> dict[str, Job]:
         """The jobs behind `leases`, locked, or StaleLease naming every lease not held."""
         no_repeated_jobs(leases)
         ids = [lease.job_id for lease in leases]
         valid = [i for i in ids if _valid_uuid(i)]
-        jobs = await fetch_jobs(conn, sorted(valid), lock=True)
+        jobs = _scoped(await fetch_jobs(conn, sorted(valid), lock=True), tenant)
         stale = {
             lease.job_id: why
             for lease in leases
@@ -369,7 +420,12 @@ class PgJobs:
         return jobs
 
     async def heartbeat(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> HeartbeatResult:
         no_repeated_jobs(leases)
         async with self._db.tx() as conn:
@@ -383,10 +439,10 @@ class PgJobs:
             if row is None:
                 raise FailedPrecondition(f"worker {worker_id} is not registered")
             valid = sorted(lease.job_id for lease in leases if _valid_uuid(lease.job_id))
-            jobs = await fetch_jobs(conn, valid, lock=True)
+            jobs = _scoped(await fetch_jobs(conn, valid, lock=True), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
-            queues = await load_queues(conn, (j.queue for j in held))
-            expiries = {j.id: now + queues[j.queue].lease_timeout for j in held}
+            queues = await load_queues(conn, (queue_of(j) for j in held))
+            expiries = {j.id: now + queues[queue_of(j)].lease_timeout for j in held}
             if expiries:
                 async with conn.cursor() as c:
                     await c.executemany(
@@ -401,10 +457,17 @@ class PgJobs:
         )
 
     async def report_progress(
-        self, worker_id: str, lease: LeaseRef, progress: float, message: str, now: dt.datetime
+        self,
+        worker_id: str,
+        lease: LeaseRef,
+        progress: float,
+        message: str,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> Job:
         async with self._db.tx() as conn:
-            await self._held(conn, worker_id, [lease])
+            await self._held(conn, worker_id, [lease], tenant)
             cur = await conn.execute(
                 "UPDATE jobs SET progress = %s, progress_message = %s, updated_at = %s "
                 "WHERE id = %s RETURNING *",
@@ -427,14 +490,19 @@ class PgJobs:
                 )
 
     async def report(
-        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         async with self._db.tx() as conn:
-            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
-            queues = await load_queues(conn, (j.queue for j in jobs.values()))
+            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes], tenant)
+            queues = await load_queues(conn, (queue_of(j) for j in jobs.values()))
             changes = [
                 outcome_change(
-                    jobs[o.lease.job_id], queues[jobs[o.lease.job_id].queue], o, now, self._rng
+                    jobs[o.lease.job_id], queues[queue_of(jobs[o.lease.job_id])], o, now, self._rng
                 )
                 for o in outcomes
             ]
@@ -444,12 +512,17 @@ class PgJobs:
         return [after[o.lease.job_id] for o in outcomes]
 
     async def release(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> ReleaseResult:
         no_repeated_jobs(leases)
         async with self._db.tx() as conn:
             valid = sorted(lease.job_id for lease in leases if _valid_uuid(lease.job_id))
-            jobs = await fetch_jobs(conn, valid, lock=True)
+            jobs = _scoped(await fetch_jobs(conn, valid, lock=True), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
             if not held:
                 return ReleaseResult(0, stale)
@@ -480,8 +553,8 @@ class PgJobs:
                 " AND (expires_at IS NULL OR expires_at > %(now)s) ORDER BY run_at"
                 " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE jobs j SET state = 'queued', updated_at = %(now)s FROM due "
-                "WHERE j.id = due.id RETURNING j.id, j.queue, j.attempt, j.correlation_id,"
-                " j.trace_context",
+                "WHERE j.id = due.id RETURNING j.id, j.queue, j.tenant, j.attempt,"
+                " j.correlation_id, j.trace_context",
                 {"now": now, "limit": limit},
             )
             due = await cur.fetchall()
@@ -493,6 +566,7 @@ class PgJobs:
                         correlation_id=r["correlation_id"] or None,
                         trace_context=r["trace_context"] or None,
                         queue=r["queue"],
+                        tenant=r["tenant"],
                         kind=E.PROMOTED,
                         from_state=S.SCHEDULED,
                         to_state=S.QUEUED,
@@ -511,7 +585,7 @@ class PgJobs:
         grace, params = "", [now]
         if leader_since is not None:
             grace = (
-                " AND queue IN (SELECT name FROM queues"
+                " AND (tenant, queue) IN (SELECT tenant, name FROM queues"
                 " WHERE %s::timestamptz + lease_timeout <= %s)"
             )
             params += [leader_since, now]
@@ -522,8 +596,8 @@ class PgJobs:
                 (*params, limit),
             )
             expired = [job_from_row(r) for r in await cur.fetchall()]
-            queues = await load_queues(conn, (j.queue for j in expired))
-            changes = [lease_expiry_change(j, queues[j.queue], now, self._rng) for j in expired]
+            queues = await load_queues(conn, (queue_of(j) for j in expired))
+            changes = [lease_expiry_change(j, queues[queue_of(j)], now, self._rng) for j in expired]
             await self._apply(conn, changes, now)
             await insert_events(conn, (c.event for c in changes))
             after = await fetch_jobs(conn, [j.id for j in expired])
@@ -536,7 +610,8 @@ class PgJobs:
                 " AND expires_at <= %(now)s LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE jobs j SET state = 'expired', finished_at = %(now)s, updated_at = %(now)s"
                 " FROM gone WHERE j.id = gone.id"
-                " RETURNING j.id, j.queue, j.attempt, j.correlation_id, j.trace_context, gone.state"
+                " RETURNING j.id, j.queue, j.tenant, j.attempt, j.correlation_id, j.trace_context,"
+                " gone.state"
                 " AS was",
                 {"now": now, "limit": limit},
             )
@@ -549,6 +624,7 @@ class PgJobs:
                         correlation_id=r["correlation_id"] or None,
                         trace_context=r["trace_context"] or None,
                         queue=r["queue"],
+                        tenant=r["tenant"],
                         kind=E.EXPIRED,
                         from_state=S(r["was"]),
                         to_state=S.EXPIRED,
@@ -564,26 +640,33 @@ class PgJobs:
         async with self._db.tx() as conn:
             cur = await conn.execute(
                 "DELETE FROM jobs WHERE id IN ("
-                " SELECT j.id FROM jobs j JOIN queues q ON q.name = j.queue"
+                " SELECT j.id FROM jobs j JOIN queues q ON q.tenant = j.tenant AND q.name = j.queue"
                 " WHERE j.finished_at IS NOT NULL AND j.finished_at < %s - q.retention"
                 " LIMIT %s FOR UPDATE OF j SKIP LOCKED)",
                 (now, limit),
             )
             return cur.rowcount
 
-    async def _select_dead(self, conn: Conn, selector: DeadLetterSelector) -> list[Job]:
+    async def _select_dead(
+        self, conn: Conn, selector: DeadLetterSelector, tenant: Tenant
+    ) -> list[Job]:
         if selector.ids:
             valid = [i for i in selector.ids if _valid_uuid(i)]
             jobs = await fetch_jobs(conn, valid, lock=True)
-            return checked_dead_letters(selector.ids, selector.queue, jobs)
-        cur = await conn.execute(
-            "SELECT * FROM jobs WHERE state = 'dead' AND queue = %s FOR UPDATE", (selector.queue,)
-        )
+            seen = {i: j for i, j in jobs.items() if _in_scope(j, tenant) is not None}
+            return checked_dead_letters(selector.ids, selector.queue, seen)
+        sql, params = "SELECT * FROM jobs WHERE state = 'dead' AND queue = %s", [selector.queue]
+        if tenant is not None:
+            sql += " AND tenant = %s"
+            params.append(tenant)
+        cur = await conn.execute(sql + " FOR UPDATE", params)
         return [job_from_row(r) for r in await cur.fetchall()]
 
-    async def replay_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int:
+    async def replay_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int:
         async with self._db.tx() as conn:
-            dead = await self._select_dead(conn, selector)
+            dead = await self._select_dead(conn, selector, tenant)
             if not dead:
                 return 0
             # A replayed job gets its full attempt budget again; attempt stays monotonic
@@ -601,9 +684,11 @@ class PgJobs:
             await notify_work(conn, (j.queue for j in dead))
             return len(dead)
 
-    async def discard_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int:
+    async def discard_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int:
         async with self._db.tx() as conn:
-            dead = await self._select_dead(conn, selector)
+            dead = await self._select_dead(conn, selector, tenant)
             await insert_events(
                 conn,
                 (job_event(j, E.DISCARDED, None, now, from_state=S.DEAD) for j in dead),

@@ -9,9 +9,10 @@ from typing import Any
 import psycopg
 
 from jobq.core.errors import AlreadyExists, NotFound
-from jobq.core.model import QueueConfig, QueueStats
+from jobq.core.model import DEFAULT_TENANT, QueueConfig, QueueStats
 from jobq.core.states import EventKind, JobState
 from jobq.core.validation import validate_queue
+from jobq.store.base import Tenant
 from jobq.store.postgres.db import PgDb
 from jobq.store.postgres.jobs import insert_events, load_queues, notify_work
 from jobq.store.postgres.rows import QUEUE_COLUMNS, queue_from_row, queue_params
@@ -24,8 +25,8 @@ INSERT_QUEUE = (
 )
 UPDATE_QUEUE = (
     "UPDATE queues SET "
-    + ", ".join(f"{c} = %({c})s" for c in QUEUE_COLUMNS if c != "name")
-    + ", updated_at = %(now)s WHERE name = %(name)s"
+    + ", ".join(f"{c} = %({c})s" for c in QUEUE_COLUMNS if c not in ("name", "tenant"))
+    + ", updated_at = %(now)s WHERE tenant = %(tenant)s AND name = %(name)s"
 )
 
 
@@ -38,41 +39,54 @@ class PgQueues:
             async with self._db.tx() as conn:
                 await conn.execute(INSERT_QUEUE, queue_params(queue) | {"now": now})
         except psycopg.errors.UniqueViolation:
-            raise AlreadyExists(f"queue {queue.name!r} already exists") from None
+            raise AlreadyExists(
+                f"queue {queue.name!r} already exists in tenant {queue.tenant!r}"
+            ) from None
         return queue
 
-    async def get(self, name: str) -> QueueConfig | None:
+    async def get(self, name: str, *, tenant: str = DEFAULT_TENANT) -> QueueConfig | None:
         async with self._db.read() as conn:
-            return (await load_queues(conn, [name])).get(name)
+            return (await load_queues(conn, [(tenant, name)])).get((tenant, name))
 
-    async def all(self) -> list[QueueConfig]:
+    async def all(self, *, tenant: Tenant = None) -> list[QueueConfig]:
         async with self._db.read() as conn:
-            cur = await conn.execute("SELECT * FROM queues ORDER BY name")
+            if tenant is None:
+                cur = await conn.execute("SELECT * FROM queues ORDER BY name, tenant")
+            else:
+                cur = await conn.execute(
+                    "SELECT * FROM queues WHERE tenant = %s ORDER BY name", (tenant,)
+                )
             return [queue_from_row(r) for r in await cur.fetchall()]
 
-    async def update(self, name: str, changes: dict[str, Any], now: dt.datetime) -> QueueConfig:
+    async def update(
+        self, name: str, changes: dict[str, Any], now: dt.datetime, *, tenant: str = DEFAULT_TENANT
+    ) -> QueueConfig:
         async with self._db.tx() as conn:
-            cur = await conn.execute("SELECT * FROM queues WHERE name = %s FOR UPDATE", (name,))
+            cur = await conn.execute(
+                "SELECT * FROM queues WHERE tenant = %s AND name = %s FOR UPDATE", (tenant, name)
+            )
             row = await cur.fetchone()
             if row is None:
                 raise NotFound(f"queue {name!r} not found")
-            updated = validate_queue(dataclasses.replace(queue_from_row(row), **changes))
+            # Name and tenant are the queue's key: a change never moves it.
+            kept = {k: v for k, v in changes.items() if k not in ("name", "tenant")}
+            updated = validate_queue(dataclasses.replace(queue_from_row(row), **kept))
             await conn.execute(UPDATE_QUEUE, queue_params(updated) | {"now": now})
             if not updated.paused:
                 await notify_work(conn, [name])
         return updated
 
-    async def purge(self, name: str, now: dt.datetime) -> int:
+    async def purge(self, name: str, now: dt.datetime, *, tenant: str = DEFAULT_TENANT) -> int:
         async with self._db.tx() as conn:
-            if not await load_queues(conn, [name]):
+            if not await load_queues(conn, [(tenant, name)]):
                 raise NotFound(f"queue {name!r} not found")
             cur = await conn.execute(
-                "WITH pending AS (SELECT id, state FROM jobs WHERE queue = %(q)s"
+                "WITH pending AS (SELECT id, state FROM jobs WHERE tenant = %(t)s AND queue = %(q)s"
                 " AND state IN ('scheduled', 'queued') FOR UPDATE) "
                 "UPDATE jobs j SET state = 'cancelled', finished_at = %(now)s,"
                 " updated_at = %(now)s FROM pending WHERE j.id = pending.id"
                 " RETURNING j.id, j.attempt, j.correlation_id, pending.state AS was",
-                {"q": name, "now": now},
+                {"q": name, "t": tenant, "now": now},
             )
             rows = await cur.fetchall()
             await insert_events(
@@ -82,6 +96,7 @@ class PgQueues:
                         job_id=str(r["id"]),
                         correlation_id=r["correlation_id"] or None,
                         queue=name,
+                        tenant=tenant,
                         kind=EventKind.CANCELLED,
                         from_state=JobState(r["was"]),
                         to_state=JobState.CANCELLED,
@@ -94,33 +109,44 @@ class PgQueues:
             )
             return len(rows)
 
-    async def stats(self, name: str | None, now: dt.datetime) -> list[QueueStats]:
+    async def stats(
+        self, name: str | None, now: dt.datetime, *, tenant: Tenant = None
+    ) -> list[QueueStats]:
+        clauses, params = [], []
+        if name:
+            clauses.append("name = %s")
+            params.append(name)
+        if tenant is not None:
+            clauses.append("tenant = %s")
+            params.append(tenant)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         async with self._db.read() as conn:
-            if name:
-                queues = await load_queues(conn, [name])
-                if name not in queues:
-                    raise NotFound(f"queue {name!r} not found")
-            else:
-                cur = await conn.execute("SELECT * FROM queues")
-                queues = {r["name"]: queue_from_row(r) for r in await cur.fetchall()}
+            cur = await conn.execute(f"SELECT * FROM queues{where}", params)
+            queues = {(r["tenant"], r["name"]): queue_from_row(r) for r in await cur.fetchall()}
+            if name and not queues:
+                raise NotFound(f"queue {name!r} not found")
             cur = await conn.execute(
-                "SELECT queue, state, count(*) AS n, min(run_at) AS oldest FROM jobs "
-                "WHERE queue = ANY(%s) GROUP BY queue, state",
-                (list(queues),),
+                "SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest"
+                " FROM jobs j JOIN unnest(%s::text[], %s::text[]) AS k(tenant, name)"
+                " ON j.tenant = k.tenant AND j.queue = k.name"
+                " GROUP BY j.tenant, j.queue, j.state",
+                ([t for t, _ in queues], [n for _, n in queues]),
             )
             rows = await cur.fetchall()
-        counts: dict[str, dict[str, int]] = {q: {} for q in queues}
-        oldest: dict[str, float] = {}
+        counts: dict[tuple[str, str], dict[str, int]] = {q: {} for q in queues}
+        oldest: dict[tuple[str, str], float] = {}
         for row in rows:
-            counts[row["queue"]][row["state"]] = row["n"]
+            key = (row["tenant"], row["queue"])
+            counts[key][row["state"]] = row["n"]
             if row["state"] == JobState.QUEUED.value:
-                oldest[row["queue"]] = max(0.0, (now - row["oldest"]).total_seconds())
+                oldest[key] = max(0.0, (now - row["oldest"]).total_seconds())
         return [
             QueueStats(
                 queue=q.name,
+                tenant=q.tenant,
                 paused=q.paused,
-                by_state={s.value: counts[q.name].get(s.value, 0) for s in JobState},
-                oldest_queued_age_seconds=oldest.get(q.name, 0.0),
+                by_state={s.value: counts[key].get(s.value, 0) for s in JobState},
+                oldest_queued_age_seconds=oldest.get(key, 0.0),
             )
-            for q in sorted(queues.values(), key=lambda q: q.name)
+            for key, q in sorted(queues.items(), key=lambda kq: (kq[0][1], kq[0][0]))
         ]

@@ -77,6 +77,8 @@ def worker_from_row(row: Row) -> WorkerInfo:
         started_at=row["started_at"],
         last_heartbeat=row["last_heartbeat"],
         in_flight=row.get("in_flight", 0),
+        tenant=row["tenant"],
+        subject=row["subject"],
     )
 
 
@@ -85,6 +87,7 @@ def event_from_row(row: Row) -> JobEvent:
         id=str(row["id"]),
         job_id=str(row["job_id"]),
         queue=row["queue"],
+        tenant=row["tenant"],
         kind=EventKind(row["kind"]),
         from_state=JobState(row["from_state"]) if row["from_state"] else None,
         to_state=JobState(row["to_state"]) if row["to_state"] else None,

@@ -31,7 +31,7 @@ from jobq.core.model import (
 )
 from jobq.core.scheduling import weighted_order
 from jobq.core.states import EventKind, JobState
-from jobq.store.base import DeadLetterSelector, Page
+from jobq.store.base import DeadLetterSelector, Page, Tenant
 from jobq.store.changes import (
     Change,
     batch_duplicate,
@@ -59,8 +59,9 @@ S = JobState
 E = EventKind
 
 INSERT_EVENT = """
-INSERT INTO job_events (id, job_id, queue, kind, from_state, to_state, attempt, at, details)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INSERT_JOB = """
@@ -82,7 +83,8 @@ VALUES (:name, :tenant, :paused, :weight, :max_attempts, :backoff_base_us, :back
 
 SELECT_LEASABLE = """
 SELECT * FROM jobs
-WHERE queue = ? AND state = 'queued' AND (expires_at IS NULL OR expires_at > ?) {type_filter}
+WHERE tenant = ? AND queue = ? AND state = 'queued' AND (expires_at IS NULL OR expires_at > ?)
+      {type_filter}
 ORDER BY priority DESC, run_at, id
 LIMIT ?
 """
@@ -103,14 +105,55 @@ async def insert_events(conn: aiosqlite.Connection, events: Iterable[JobEvent]) 
     await conn.executemany(INSERT_EVENT, [event_params(e) for e in events])
 
 
-async def load_queues(conn: aiosqlite.Connection, names: Iterable[str]) -> dict[str, QueueConfig]:
-    wanted = sorted(set(names))
+QueueKey = tuple[str, str]  # (tenant, name)
+
+
+def queue_of(job: Job | NewJob) -> QueueKey:
+    return (job.tenant, job.queue)
+
+
+async def load_queues(
+    conn: aiosqlite.Connection, keys: Iterable[QueueKey]
+) -> dict[QueueKey, QueueConfig]:
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    cursor = await conn.execute(
-        f"SELECT * FROM queues WHERE name IN ({_placeholders(wanted)})", wanted
-    )
-    return {row["name"]: queue_from_row(row) for row in await cursor.fetchall()}
+    found: dict[QueueKey, QueueConfig] = {}
+    for start in range(0, len(wanted), 400):
+        chunk = wanted[start : start + 400]
+        rows = ", ".join("(?, ?)" for _ in chunk)
+        cursor = await conn.execute(
+            f"SELECT * FROM queues WHERE (tenant, name) IN (VALUES {rows})",
+            [value for key in chunk for value in key],
+        )
+        found.update(
+            ((row["tenant"], row["name"]), queue_from_row(row)) for row in await cursor.fetchall()
+        )
+    return found
+
+
+async def queues_named(
+    conn: aiosqlite.Connection, names: Iterable[str], tenant: Tenant
+) -> list[QueueConfig]:
+    """The queues of these names in `tenant`, or in every tenant (None)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    sql, params = f"SELECT * FROM queues WHERE name IN ({_placeholders(wanted)})", list(wanted)
+    if tenant is not None:
+        sql += " AND tenant = ?"
+        params.append(tenant)
+    cursor = await conn.execute(sql + " ORDER BY name, tenant", params)
+    return [queue_from_row(row) for row in await cursor.fetchall()]
+
+
+def _in_scope(job: Job | None, tenant: Tenant) -> Job | None:
+    return job if job is not None and (tenant is None or job.tenant == tenant) else None
+
+
+def _scoped(jobs: dict[str, Job], tenant: Tenant) -> dict[str, Job]:
+    """Only the jobs in scope: another tenant's job reads as "no such job"."""
+    return jobs if tenant is None else {i: j for i, j in jobs.items() if j.tenant == tenant}
 
 
 async def fetch_jobs(conn: aiosqlite.Connection, ids: Sequence[str]) -> dict[str, Job]:
@@ -153,21 +196,25 @@ class SqliteJobs:
     async def submit(self, jobs: Sequence[NewJob], now: dt.datetime) -> list[SubmitResult]:
         now_us = to_us(now)
         async with self._db.tx() as conn:
-            for name in sorted({j.queue for j in jobs}):
-                params = queue_params(self._defaults) | {"name": name, "now": now_us}
+            for tenant, name in sorted({queue_of(j) for j in jobs}):
+                params = queue_params(self._defaults) | {
+                    "name": name,
+                    "tenant": tenant,
+                    "now": now_us,
+                }
                 await conn.execute(INSERT_QUEUE_IF_MISSING, params)
-            queues = await load_queues(conn, (j.queue for j in jobs))
+            queues = await load_queues(conn, (queue_of(j) for j in jobs))
             results: list[SubmitResult | None] = []
             fresh: list[tuple[NewJob, QueueConfig]] = []
-            seen_keys: dict[tuple[str, str], NewJob] = {}
+            seen_keys: dict[tuple[str, str, str], NewJob] = {}
             for index, new in enumerate(jobs):
                 existing = await self._match_idempotent(conn, new, index, seen_keys)
                 if existing is not None:
                     results.append(SubmitResult(existing, created=False))
                     continue
                 if new.idempotency_key:
-                    seen_keys[(new.queue, new.idempotency_key)] = new
-                fresh.append((new, queues[new.queue]))
+                    seen_keys[(new.tenant, new.queue, new.idempotency_key)] = new
+                fresh.append((new, queues[queue_of(new)]))
                 results.append(None)
             rows, events = [], []
             for new, queue in fresh:
@@ -196,6 +243,7 @@ class SqliteJobs:
                     transition_event(
                         job_id=new.id,
                         queue=new.queue,
+                        tenant=new.tenant,
                         kind=E.SUBMITTED,
                         from_state=None,
                         to_state=state,
@@ -220,24 +268,29 @@ class SqliteJobs:
         conn: aiosqlite.Connection,
         new: NewJob,
         index: int,
-        seen: dict[tuple[str, str], NewJob],
+        seen: dict[tuple[str, str, str], NewJob],
     ) -> Job | None:
         if not new.idempotency_key:
             return None
         batch_duplicate(new, index, seen)
-        key = (new.queue, new.idempotency_key)
+        key = (new.tenant, new.queue, new.idempotency_key)
         cursor = await conn.execute(
-            "SELECT * FROM jobs WHERE queue = ? AND idempotency_key = ?", key
+            "SELECT * FROM jobs WHERE tenant = ? AND queue = ? AND idempotency_key = ?", key
         )
         row = await cursor.fetchone()
         return idempotent_match(None if row is None else job_from_row(row), new)
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str, *, tenant: Tenant = None) -> Job | None:
         async with self._db.read() as conn:
-            return (await fetch_jobs(conn, [job_id])).get(job_id)
+            return _in_scope((await fetch_jobs(conn, [job_id])).get(job_id), tenant)
 
-    async def page(self, flt: JobFilter, limit: int, after: str | None) -> Page:
+    async def page(
+        self, flt: JobFilter, limit: int, after: str | None, *, tenant: Tenant = None
+    ) -> Page:
         clauses, params = _filter_sql(flt)
+        if tenant is not None:
+            clauses.append("tenant = ?")
+            params.append(tenant)
         if after:
             clauses.append("id < ?")
             params.append(after)
@@ -257,9 +310,11 @@ class SqliteJobs:
             )
             return [event_from_row(r) for r in await cursor.fetchall()]
 
-    async def cancel(self, job_id: str, now: dt.datetime, reason: str) -> Job:
+    async def cancel(
+        self, job_id: str, now: dt.datetime, reason: str, *, tenant: Tenant = None
+    ) -> Job:
         async with self._db.tx() as conn:
-            job = (await fetch_jobs(conn, [job_id])).get(job_id)
+            job = _in_scope((await fetch_jobs(conn, [job_id])).get(job_id), tenant)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
             change = cancel_change(job, now, reason)
@@ -283,12 +338,14 @@ class SqliteJobs:
         max_jobs: int,
         now: dt.datetime,
         task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         now_us = to_us(now)
         type_filter = f"AND type IN ({_placeholders(task_types)})" if task_types else ""
         async with self._db.tx() as conn:
-            configs = await load_queues(conn, queues)
-            open_queues = [(q, q.weight) for q in configs.values() if not q.paused]
+            configs = await queues_named(conn, queues, tenant)
+            open_queues = [(q, q.weight) for q in configs if not q.paused]
             leased: list[Job] = []
             for queue in weighted_order(open_queues, self._rng):
                 room = max_jobs - len(leased)
@@ -296,8 +353,9 @@ class SqliteJobs:
                     break
                 if queue.concurrency_limit:
                     cursor = await conn.execute(
-                        "SELECT count(*) FROM jobs WHERE queue = ? AND state = 'running'",
-                        (queue.name,),
+                        "SELECT count(*) FROM jobs"
+                        " WHERE tenant = ? AND queue = ? AND state = 'running'",
+                        (queue.tenant, queue.name),
                     )
                     running = (await cursor.fetchone())[0]
                     room = min(room, queue.concurrency_limit - running)
@@ -305,7 +363,7 @@ class SqliteJobs:
                         continue
                 cursor = await conn.execute(
                     SELECT_LEASABLE.format(type_filter=type_filter),
-                    [queue.name, now_us, *task_types, room],
+                    [queue.tenant, queue.name, now_us, *task_types, room],
                 )
                 candidates = [job_from_row(r) for r in await cursor.fetchall()]
                 if not candidates:
@@ -321,6 +379,7 @@ class SqliteJobs:
                             job_id=j.id,
                             correlation_id=j.correlation_id or None,
                             queue=j.queue,
+                            tenant=j.tenant,
                             kind=E.STARTED,
                             from_state=S.QUEUED,
                             to_state=S.RUNNING,
@@ -338,11 +397,15 @@ class SqliteJobs:
             return leased
 
     async def _held(
-        self, conn: aiosqlite.Connection, worker_id: str, leases: Sequence[LeaseRef]
+        self,
+        conn: aiosqlite.Connection,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        tenant: Tenant,
     ) -> dict[str, Job]:
         """The jobs behind `leases`, or StaleLease naming every lease the worker does not hold."""
         no_repeated_jobs(leases)
-        jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+        jobs = _scoped(await fetch_jobs(conn, [lease.job_id for lease in leases]), tenant)
         stale = {
             lease.job_id: why
             for lease in leases
@@ -353,7 +416,12 @@ class SqliteJobs:
         return jobs
 
     async def heartbeat(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> HeartbeatResult:
         no_repeated_jobs(leases)
         now_us = to_us(now)
@@ -367,10 +435,10 @@ class SqliteJobs:
             row = await cursor.fetchone()
             if row is None:
                 raise FailedPrecondition(f"worker {worker_id} is not registered")
-            jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+            jobs = _scoped(await fetch_jobs(conn, [lease.job_id for lease in leases]), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
-            queues = await load_queues(conn, (j.queue for j in held))
-            expiries = {j.id: now + queues[j.queue].lease_timeout for j in held}
+            queues = await load_queues(conn, (queue_of(j) for j in held))
+            expiries = {j.id: now + queues[queue_of(j)].lease_timeout for j in held}
             await conn.executemany(
                 "UPDATE jobs SET lease_expires_at = ? WHERE id = ?",
                 [(to_us(until), job_id) for job_id, until in expiries.items()],
@@ -383,10 +451,17 @@ class SqliteJobs:
         )
 
     async def report_progress(
-        self, worker_id: str, lease: LeaseRef, progress: float, message: str, now: dt.datetime
+        self,
+        worker_id: str,
+        lease: LeaseRef,
+        progress: float,
+        message: str,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> Job:
         async with self._db.tx() as conn:
-            await self._held(conn, worker_id, [lease])
+            await self._held(conn, worker_id, [lease], tenant)
             await conn.execute(
                 "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ?",
                 (progress, message, to_us(now), lease.job_id),
@@ -394,14 +469,19 @@ class SqliteJobs:
             return (await fetch_jobs(conn, [lease.job_id]))[lease.job_id]
 
     async def report(
-        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> list[Job]:
         async with self._db.tx() as conn:
-            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes])
-            queues = await load_queues(conn, (j.queue for j in jobs.values()))
+            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes], tenant)
+            queues = await load_queues(conn, (queue_of(j) for j in jobs.values()))
             changes = [
                 outcome_change(
-                    jobs[o.lease.job_id], queues[jobs[o.lease.job_id].queue], o, now, self._rng
+                    jobs[o.lease.job_id], queues[queue_of(jobs[o.lease.job_id])], o, now, self._rng
                 )
                 for o in outcomes
             ]
@@ -411,12 +491,17 @@ class SqliteJobs:
         return [after[o.lease.job_id] for o in outcomes]
 
     async def release(
-        self, worker_id: str, leases: Sequence[LeaseRef], now: dt.datetime
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
     ) -> ReleaseResult:
         no_repeated_jobs(leases)
         now_us = to_us(now)
         async with self._db.tx() as conn:
-            jobs = await fetch_jobs(conn, [lease.job_id for lease in leases])
+            jobs = _scoped(await fetch_jobs(conn, [lease.job_id for lease in leases]), tenant)
             held, stale = partition_leases(jobs, worker_id, leases)
             # A released attempt does not count against max_attempts.
             await conn.executemany(
@@ -440,7 +525,7 @@ class SqliteJobs:
         now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
-                "SELECT id, queue, attempt, correlation_id, trace_context FROM jobs"
+                "SELECT id, queue, tenant, attempt, correlation_id, trace_context FROM jobs"
                 " WHERE state = 'scheduled' AND run_at <= ? "
                 "AND (expires_at IS NULL OR expires_at > ?) ORDER BY run_at LIMIT ?",
                 (now_us, now_us, limit),
@@ -458,6 +543,7 @@ class SqliteJobs:
                         correlation_id=r["correlation_id"] or None,
                         trace_context=json.loads(r["trace_context"]) or None,
                         queue=r["queue"],
+                        tenant=r["tenant"],
                         kind=E.PROMOTED,
                         from_state=S.SCHEDULED,
                         to_state=S.QUEUED,
@@ -474,7 +560,10 @@ class SqliteJobs:
     ) -> list[Job]:
         grace, params = "", [to_us(now)]
         if leader_since is not None:
-            grace = " AND queue IN (SELECT name FROM queues WHERE ? + lease_timeout_us <= ?)"
+            grace = (
+                " AND (tenant, queue) IN"
+                " (SELECT tenant, name FROM queues WHERE ? + lease_timeout_us <= ?)"
+            )
             params += [to_us(leader_since), to_us(now)]
         async with self._db.tx() as conn:
             cursor = await conn.execute(
@@ -483,8 +572,8 @@ class SqliteJobs:
                 (*params, limit),
             )
             expired = [job_from_row(r) for r in await cursor.fetchall()]
-            queues = await load_queues(conn, (j.queue for j in expired))
-            changes = [lease_expiry_change(j, queues[j.queue], now, self._rng) for j in expired]
+            queues = await load_queues(conn, (queue_of(j) for j in expired))
+            changes = [lease_expiry_change(j, queues[queue_of(j)], now, self._rng) for j in expired]
             await apply_changes(conn, changes, now)
             await insert_events(conn, (c.event for c in changes))
             after = await fetch_jobs(conn, [j.id for j in expired])
@@ -494,7 +583,7 @@ class SqliteJobs:
         now_us = to_us(now)
         async with self._db.tx() as conn:
             cursor = await conn.execute(
-                "SELECT id, queue, state, attempt, correlation_id, trace_context FROM jobs"
+                "SELECT id, queue, tenant, state, attempt, correlation_id, trace_context FROM jobs"
                 " WHERE state IN ('scheduled', 'queued') "
                 "AND expires_at <= ? LIMIT ?",
                 (now_us, limit),
@@ -512,6 +601,7 @@ class SqliteJobs:
                         correlation_id=r["correlation_id"] or None,
                         trace_context=json.loads(r["trace_context"]) or None,
                         queue=r["queue"],
+                        tenant=r["tenant"],
                         kind=E.EXPIRED,
                         from_state=S(r["state"]),
                         to_state=S.EXPIRED,
@@ -527,7 +617,7 @@ class SqliteJobs:
         async with self._db.tx() as conn:
             cursor = await conn.execute(
                 "DELETE FROM jobs WHERE id IN ("
-                " SELECT j.id FROM jobs j JOIN queues q ON q.name = j.queue"
+                " SELECT j.id FROM jobs j JOIN queues q ON q.tenant = j.tenant AND q.name = j.queue"
                 " WHERE j.finished_at IS NOT NULL AND j.finished_at < ? - q.retention_us"
                 " LIMIT ?)",
                 (to_us(now), limit),
@@ -536,20 +626,25 @@ class SqliteJobs:
             return deleted
 
     async def _select_dead(
-        self, conn: aiosqlite.Connection, selector: DeadLetterSelector
+        self, conn: aiosqlite.Connection, selector: DeadLetterSelector, tenant: Tenant
     ) -> list[Job]:
         if selector.ids:
             jobs = await fetch_jobs(conn, list(selector.ids))
-            return checked_dead_letters(selector.ids, selector.queue, jobs)
-        cursor = await conn.execute(
-            "SELECT * FROM jobs WHERE state = 'dead' AND queue = ?", (selector.queue,)
-        )
+            seen = {i: j for i, j in jobs.items() if _in_scope(j, tenant) is not None}
+            return checked_dead_letters(selector.ids, selector.queue, seen)
+        sql, params = "SELECT * FROM jobs WHERE state = 'dead' AND queue = ?", [selector.queue]
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params.append(tenant)
+        cursor = await conn.execute(sql, params)
         return [job_from_row(r) for r in await cursor.fetchall()]
 
-    async def replay_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int:
+    async def replay_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int:
         now_us = to_us(now)
         async with self._db.tx() as conn:
-            dead = await self._select_dead(conn, selector)
+            dead = await self._select_dead(conn, selector, tenant)
             # A replayed job gets its full attempt budget again; attempt stays monotonic
             # so that fencing tokens never repeat.
             await conn.executemany(
@@ -563,9 +658,11 @@ class SqliteJobs:
             )
             return len(dead)
 
-    async def discard_dead(self, selector: DeadLetterSelector, now: dt.datetime) -> int:
+    async def discard_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int:
         async with self._db.tx() as conn:
-            dead = await self._select_dead(conn, selector)
+            dead = await self._select_dead(conn, selector, tenant)
             await insert_events(
                 conn,
                 (job_event(j, E.DISCARDED, None, now, from_state=S.DEAD) for j in dead),

@@ -8,9 +8,10 @@ import sqlite3
 from typing import Any
 
 from jobq.core.errors import AlreadyExists, NotFound
-from jobq.core.model import QueueConfig, QueueStats
+from jobq.core.model import DEFAULT_TENANT, QueueConfig, QueueStats
 from jobq.core.states import EventKind, JobState
 from jobq.core.validation import validate_queue
+from jobq.store.base import Tenant
 from jobq.store.sqlite.db import SqliteDb, from_us, to_us
 from jobq.store.sqlite.jobs import insert_events, load_queues
 from jobq.store.sqlite.rows import queue_from_row, queue_params
@@ -25,12 +26,12 @@ VALUES (:name, :tenant, :paused, :weight, :max_attempts, :backoff_base_us, :back
 """
 
 UPDATE_QUEUE = """
-UPDATE queues SET tenant = :tenant, paused = :paused, weight = :weight,
+UPDATE queues SET paused = :paused, weight = :weight,
     max_attempts = :max_attempts, backoff_base_us = :backoff_base_us,
     backoff_max_us = :backoff_max_us, lease_timeout_us = :lease_timeout_us,
     default_ttl_us = :default_ttl_us, concurrency_limit = :concurrency_limit,
     retention_us = :retention_us, updated_at = :now
-WHERE name = :name
+WHERE tenant = :tenant AND name = :name
 """
 
 
@@ -43,36 +44,47 @@ class SqliteQueues:
             try:
                 await conn.execute(INSERT_QUEUE, queue_params(queue) | {"now": to_us(now)})
             except sqlite3.IntegrityError:
-                raise AlreadyExists(f"queue {queue.name!r} already exists") from None
+                raise AlreadyExists(
+                    f"queue {queue.name!r} already exists in tenant {queue.tenant!r}"
+                ) from None
         return queue
 
-    async def get(self, name: str) -> QueueConfig | None:
+    async def get(self, name: str, *, tenant: str = DEFAULT_TENANT) -> QueueConfig | None:
         async with self._db.read() as conn:
-            return (await load_queues(conn, [name])).get(name)
+            return (await load_queues(conn, [(tenant, name)])).get((tenant, name))
 
-    async def all(self) -> list[QueueConfig]:
+    async def all(self, *, tenant: Tenant = None) -> list[QueueConfig]:
         async with self._db.read() as conn:
-            cursor = await conn.execute("SELECT * FROM queues ORDER BY name")
+            if tenant is None:
+                cursor = await conn.execute("SELECT * FROM queues ORDER BY name, tenant")
+            else:
+                cursor = await conn.execute(
+                    "SELECT * FROM queues WHERE tenant = ? ORDER BY name", (tenant,)
+                )
             return [queue_from_row(r) for r in await cursor.fetchall()]
 
-    async def update(self, name: str, changes: dict[str, Any], now: dt.datetime) -> QueueConfig:
+    async def update(
+        self, name: str, changes: dict[str, Any], now: dt.datetime, *, tenant: str = DEFAULT_TENANT
+    ) -> QueueConfig:
         async with self._db.tx() as conn:
-            current = (await load_queues(conn, [name])).get(name)
+            current = (await load_queues(conn, [(tenant, name)])).get((tenant, name))
             if current is None:
                 raise NotFound(f"queue {name!r} not found")
-            updated = validate_queue(dataclasses.replace(current, **changes))
+            # Name and tenant are the queue's key: a change never moves it.
+            kept = {k: v for k, v in changes.items() if k not in ("name", "tenant")}
+            updated = validate_queue(dataclasses.replace(current, **kept))
             await conn.execute(UPDATE_QUEUE, queue_params(updated) | {"now": to_us(now)})
         return updated
 
-    async def purge(self, name: str, now: dt.datetime) -> int:
+    async def purge(self, name: str, now: dt.datetime, *, tenant: str = DEFAULT_TENANT) -> int:
         now_us = to_us(now)
         async with self._db.tx() as conn:
-            if not await load_queues(conn, [name]):
+            if not await load_queues(conn, [(tenant, name)]):
                 raise NotFound(f"queue {name!r} not found")
             cursor = await conn.execute(
-                "SELECT id, state, attempt, correlation_id FROM jobs WHERE queue = ? "
-                "AND state IN ('scheduled', 'queued')",
-                (name,),
+                "SELECT id, state, attempt, correlation_id FROM jobs WHERE tenant = ? AND queue = ?"
+                " AND state IN ('scheduled', 'queued')",
+                (tenant, name),
             )
             rows = await cursor.fetchall()
             await conn.executemany(
@@ -86,6 +98,7 @@ class SqliteQueues:
                         job_id=r["id"],
                         correlation_id=r["correlation_id"] or None,
                         queue=name,
+                        tenant=tenant,
                         kind=EventKind.CANCELLED,
                         from_state=JobState(r["state"]),
                         to_state=JobState.CANCELLED,
@@ -98,42 +111,47 @@ class SqliteQueues:
             )
             return len(rows)
 
-    async def stats(self, name: str | None, now: dt.datetime) -> list[QueueStats]:
+    async def stats(
+        self, name: str | None, now: dt.datetime, *, tenant: Tenant = None
+    ) -> list[QueueStats]:
+        clauses: list[str] = []
+        params: list[str] = []
+        if name:
+            clauses.append("name = ?")
+            params.append(name)
+        if tenant is not None:
+            clauses.append("tenant = ?")
+            params.append(tenant)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         async with self._db.read() as conn:
-            queues = (
-                await load_queues(conn, [name])
-                if name
-                else {
-                    q.name: q
-                    for q in [
-                        queue_from_row(r)
-                        for r in await (await conn.execute("SELECT * FROM queues")).fetchall()
-                    ]
-                }
-            )
-            if name and name not in queues:
+            cursor = await conn.execute(f"SELECT * FROM queues{where}", params)
+            queues = {(r["tenant"], r["name"]): queue_from_row(r) for r in await cursor.fetchall()}
+            if name and not queues:
                 raise NotFound(f"queue {name!r} not found")
-            counts: dict[str, dict[str, int]] = {q: {} for q in queues}
-            oldest: dict[str, float] = {}
+            counts: dict[tuple[str, str], dict[str, int]] = {q: {} for q in queues}
+            oldest: dict[tuple[str, str], float] = {}
+            job_where = where.replace("name = ?", "queue = ?")
             cursor = await conn.execute(
-                "SELECT queue, state, count(*) AS n, min(run_at) AS oldest FROM jobs "
-                + ("WHERE queue = ? " if name else "")
-                + "GROUP BY queue, state",
-                (name,) if name else (),
+                "SELECT tenant, queue, state, count(*) AS n, min(run_at) AS oldest FROM jobs"
+                + job_where
+                + " GROUP BY tenant, queue, state",
+                params,
             )
             for row in await cursor.fetchall():
-                if row["queue"] not in counts:
+                key = (row["tenant"], row["queue"])
+                if key not in counts:
                     continue
-                counts[row["queue"]][row["state"]] = row["n"]
+                counts[key][row["state"]] = row["n"]
                 if row["state"] == JobState.QUEUED.value:
                     age = (now - from_us(row["oldest"])).total_seconds()
-                    oldest[row["queue"]] = max(0.0, age)
+                    oldest[key] = max(0.0, age)
         return [
             QueueStats(
                 queue=q.name,
+                tenant=q.tenant,
                 paused=q.paused,
-                by_state={s.value: counts[q.name].get(s.value, 0) for s in JobState},
-                oldest_queued_age_seconds=oldest.get(q.name, 0.0),
+                by_state={s.value: counts[key].get(s.value, 0) for s in JobState},
+                oldest_queued_age_seconds=oldest.get(key, 0.0),
             )
-            for q in sorted(queues.values(), key=lambda q: q.name)
+            for key, q in sorted(queues.items(), key=lambda kq: (kq[0][1], kq[0][0]))
         ]

@@ -99,6 +99,8 @@ def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
         started_at=from_us(row["started_at"]),
         last_heartbeat=from_us(row["last_heartbeat"]),
         in_flight=row["in_flight"] if "in_flight" in row.keys() else 0,  # noqa: SIM118
+        tenant=row["tenant"],
+        subject=row["subject"],
     )
 
 
@@ -107,6 +109,7 @@ def event_from_row(row: sqlite3.Row) -> JobEvent:
         id=row["id"],
         job_id=row["job_id"],
         queue=row["queue"],
+        tenant=row["tenant"],
         kind=EventKind(row["kind"]),
         from_state=JobState(row["from_state"]) if row["from_state"] else None,
         to_state=JobState(row["to_state"]) if row["to_state"] else None,
@@ -123,6 +126,7 @@ def event_params(event: JobEvent) -> tuple[Any, ...]:
         event.id,
         event.job_id,
         event.queue,
+        event.tenant,
         event.kind.value,
         event.from_state.value if event.from_state else None,
         event.to_state.value if event.to_state else None,
