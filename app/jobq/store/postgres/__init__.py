@@ -15,6 +15,7 @@ from jobq.core.model import QueueConfig
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
 from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import PgDb
+from jobq.store.postgres.keys import PgApiKeys
 from jobq.store.postgres.events import PgEventLog
 from jobq.store.postgres.jobs import PgJobs
 from jobq.store.postgres.queues import PgQueues
@@ -76,6 +77,7 @@ class PostgresStore:
         self.queues = PgQueues(self._db)
         self.workers = PgWorkers(self._db)
         self.events = PgEventLog(self._db)
+        self.api_keys = PgApiKeys(self._db)
         self.leader = PgLeaderLock(self.direct_url, self._credentials)
 
     async def migrate(self) -> None:
