@@ -124,7 +124,7 @@ def parse_bootstrap(text: str, setting: str = "JQ_AUTH_BOOTSTRAP_KEYS") -> dict[
             key_id, digest = str(entry.get("id", "")), str(entry.get("sha256", "")).lower()
             if not _ID.match(key_id) or not _SHA256.match(digest):
                 raise KeyFormatError(
-                    f"{where}: give \"key\", or \"id\" (16 hex digits) and \"sha256\" (64)"
+                    f'{where}: give "key", or "id" (16 hex digits) and "sha256" (64)'
                 )
         if key_id in keys:
             raise KeyFormatError(f"{where}: key id {key_id} appears twice")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from jobq.client._channel import Tls
 from jobq.config import ConfigError, WorkerSettings, load
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.logging import configure_logging
@@ -49,7 +50,9 @@ def load_tasks(modules: list[str]) -> dict[str, Task]:
 async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: list[str]) -> None:
     metrics = WorkerMetrics()
     tracer_provider = build_tracer_provider("jq-worker", settings.otlp_endpoint)
-    connection = WorkerConnection(settings.server_address, settings.token)
+    connection = WorkerConnection(
+        settings.server_address, settings.token, tls=Tls.from_settings(settings)
+    )
     worker = Worker(
         connection,
         tasks,

@@ -15,9 +15,9 @@ from jobq.core.model import QueueConfig
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
 from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import PgDb
-from jobq.store.postgres.keys import PgApiKeys
 from jobq.store.postgres.events import PgEventLog
 from jobq.store.postgres.jobs import PgJobs
+from jobq.store.postgres.keys import PgApiKeys
 from jobq.store.postgres.queues import PgQueues
 from jobq.store.postgres.session import PgLeaderLock, listen_for_work
 from jobq.store.postgres.workers import PgWorkers

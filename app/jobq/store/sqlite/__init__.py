@@ -15,8 +15,8 @@ from jobq.store.base import AlwaysLeader
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
 from jobq.store.sqlite.db import SqliteDb
 from jobq.store.sqlite.events import SqliteEventLog
-from jobq.store.sqlite.keys import SqliteApiKeys
 from jobq.store.sqlite.jobs import SqliteJobs
+from jobq.store.sqlite.keys import SqliteApiKeys
 from jobq.store.sqlite.lock import FileLock
 from jobq.store.sqlite.queues import SqliteQueues
 from jobq.store.sqlite.workers import SqliteWorkers
