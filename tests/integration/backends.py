@@ -17,6 +17,7 @@ import pytest
 
 from jobq.config import ServerSettings
 from jobq.server.app import ServerApp
+from tests.auth_keys import BOOTSTRAP_KEYS
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -66,6 +67,7 @@ async def running(url: str, **overrides: Any) -> AsyncIterator[ServerApp]:
         "shutdown_grace": dt.timedelta(seconds=1),
         "database_pool_min": 1,
         "database_pool_max": 4,
+        "auth_bootstrap_keys": BOOTSTRAP_KEYS,
     } | overrides
     app = ServerApp(ServerSettings(**fields))
     await app.start()

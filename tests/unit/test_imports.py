@@ -46,5 +46,6 @@ def test_public_names_are_exactly_all() -> None:
         "examples",
         "ctl",
         "events",
+        "auth",
     }
     assert public - modules == set(jobq.__all__)
