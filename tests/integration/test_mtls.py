@@ -164,25 +164,27 @@ async def test_a_rotated_server_certificate_reaches_new_connections_and_spares_o
     live_cert, live_key = tmp_path / "live.pem", tmp_path / "live.key"
     live_cert.write_bytes(pki["server"].read_bytes())
     live_key.write_bytes(pki["server_key"].read_bytes())
-    async with tls_server(tmp_path, live_cert, live_key, pki["ca"]) as app:
-        async with client(app, pki["ca"], pki["ops"], pki["ops_key"]) as connected:
-            await connected.submit("echo", {"n": 1})
-            # When: the certificate files are replaced by one from a new CA (a rotation).
-            new_ca = trustme.CA()
-            new_ca_file = tmp_path / "new-ca.pem"
-            new_ca.cert_pem.write_to_path(str(new_ca_file))
-            rotated_cert, rotated_key = leaf_files(
-                new_ca.issue_cert("localhost", "127.0.0.1"), tmp_path, "rotated"
-            )
-            live_key.write_bytes(rotated_key.read_bytes())
-            live_cert.write_bytes(rotated_cert.read_bytes())
-            stat = live_cert.stat()
-            os.utime(live_cert, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-            # Then: a new connection is served the new certificate (and the old CA fails it)
-            async with client(app, new_ca_file, pki["ops"], pki["ops_key"]) as fresh:
-                await fresh.submit("echo", {"n": 2})
-            async with client(app, pki["ca"], pki["ops"], pki["ops_key"]) as stale:
-                with pytest.raises(Unavailable):
-                    await stale.submit("echo", {"n": 3})
-            # And the connection open before the rotation still works, without a restart.
-            await connected.submit("echo", {"n": 4})
+    async with (
+        tls_server(tmp_path, live_cert, live_key, pki["ca"]) as app,
+        client(app, pki["ca"], pki["ops"], pki["ops_key"]) as connected,
+    ):
+        await connected.submit("echo", {"n": 1})
+        # When: the certificate files are replaced by one from a new CA (a rotation).
+        new_ca = trustme.CA()
+        new_ca_file = tmp_path / "new-ca.pem"
+        new_ca.cert_pem.write_to_path(str(new_ca_file))
+        rotated_cert, rotated_key = leaf_files(
+            new_ca.issue_cert("localhost", "127.0.0.1"), tmp_path, "rotated"
+        )
+        live_key.write_bytes(rotated_key.read_bytes())
+        live_cert.write_bytes(rotated_cert.read_bytes())
+        stat = live_cert.stat()
+        os.utime(live_cert, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        # Then: a new connection is served the new certificate (and the old CA fails it)
+        async with client(app, new_ca_file, pki["ops"], pki["ops_key"]) as fresh:
+            await fresh.submit("echo", {"n": 2})
+        async with client(app, pki["ca"], pki["ops"], pki["ops_key"]) as stale:
+            with pytest.raises(Unavailable):
+                await stale.submit("echo", {"n": 3})
+        # And the connection open before the rotation still works, without a restart.
+        await connected.submit("echo", {"n": 4})
