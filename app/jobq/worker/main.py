@@ -13,6 +13,7 @@ import typer
 
 from jobq.client._channel import Tls
 from jobq.config import ConfigError, WorkerSettings, load
+from jobq.core.errors import PermissionDenied, Unauthenticated
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.logging import configure_logging
 from jobq.observability.tracing import build_tracer_provider, tracer_from
@@ -143,6 +144,13 @@ def main_command(
         asyncio.run(run_worker(settings, found, names))
     except OSError as exc:  # the side port: the message names the variable that moves it
         typer.echo(f"jq-worker: {_first_line(str(exc))}", err=True)
+        raise typer.Exit(1) from None
+    except (Unauthenticated, PermissionDenied) as exc:  # retrying would not change the answer
+        typer.echo(
+            f"jq-worker: refused by the server: {type(exc).__name__}: {_first_line(str(exc))} "
+            "(check JQ_TOKEN or the client certificate)",
+            err=True,
+        )
         raise typer.Exit(1) from None
 
 
