@@ -77,6 +77,9 @@ def test_the_first_key_from_bootstrap_to_revocation(local: Cluster) -> None:
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     key_id = key.split("_")[1]
+    worker_key = run([*ctl, "keys", "create", "--tenant", "acme", "--role", "worker",
+                      "--queue", "emails"], admin)  # fmt: skip
+    assert worker_key.returncode == 0, worker_key.stderr
     # Then the key works, the list shows it without material, and a revoke ends it
     holder = local.env | {"JQ_TOKEN": key}
     assert run([*ctl, "submit", "echo", "{}"], holder).returncode == 0
@@ -84,7 +87,11 @@ def test_the_first_key_from_bootstrap_to_revocation(local: Cluster) -> None:
     assert listed.returncode == 0, listed.stderr
     assert key.split("_", 2)[2] not in listed.stdout
     rows = json.loads(listed.stdout)
-    assert [(r["id"], r["tenant"], r["roles"]) for r in rows] == [(key_id, "acme", ["submitter"])]
+    assert [(r["tenant"], r["roles"], r["queues"]) for r in rows] == [
+        ("acme", ["submitter"], []),
+        ("acme", ["worker"], ["emails"]),
+    ]
+    assert rows[0]["id"] == key_id and "secret" not in json.dumps(rows)
     denied = run([*ctl, "queues", "list"], holder)
     assert denied.returncode == 6 and "PermissionDenied" in denied.stderr
     assert run([*ctl, "keys", "revoke", key_id], admin).returncode == 0
