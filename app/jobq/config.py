@@ -161,6 +161,8 @@ class ServerSettings(KafkaSettings):
     auth_jwt_algorithms: str = "RS256,ES256"
     auth_jwt_leeway: Duration = dt.timedelta(seconds=30)
     auth_jwt_jwks_refresh: Duration = dt.timedelta(minutes=5)
+    # A token naming an unknown kid fetches the URL again at most this often.
+    auth_jwt_jwks_cooldown: Duration = dt.timedelta(seconds=30)
     auth_jwt_tenant_claim: str = "tenant"
     auth_jwt_roles_claim: str = "roles"
     auth_jwt_queues_claim: str = "queues"

@@ -67,6 +67,7 @@ class JwtVerifier:
         algorithms: Sequence[str],
         leeway: dt.timedelta,
         refresh: dt.timedelta,
+        cooldown: dt.timedelta = dt.timedelta(seconds=30),
         tenant_claim: str = "tenant",
         roles_claim: str = "roles",
         queues_claim: str = "queues",
@@ -81,9 +82,14 @@ class JwtVerifier:
         self._file: _FileKeys | None = None
         self._client: jwt.PyJWKClient | None = None
         if jwks.startswith(("https://", "http://")):
-            # Cached for `refresh`; an unknown kid makes PyJWKClient fetch the set once more.
+            # Cached for `refresh`; an unknown kid makes PyJWKClient fetch the set again, at
+            # most once per `cooldown`, so forged kids cannot make it hammer the issuer.
             self._client = jwt.PyJWKClient(
-                jwks, cache_jwk_set=True, lifespan=max(int(refresh.total_seconds()), 1), timeout=5
+                jwks,
+                cache_jwk_set=True,
+                lifespan=max(refresh.total_seconds(), 1.0),
+                timeout=5,
+                cooldown_duration=cooldown.total_seconds(),
             )
         else:
             self._file = _FileKeys(Path(jwks))

@@ -63,6 +63,7 @@ def build_authenticator(settings: ServerSettings, keys: KeyLookup) -> Authentica
                 algorithms=parse_algorithms(settings.auth_jwt_algorithms),
                 leeway=settings.auth_jwt_leeway,
                 refresh=settings.auth_jwt_jwks_refresh,
+                cooldown=settings.auth_jwt_jwks_cooldown,
                 tenant_claim=settings.auth_jwt_tenant_claim,
                 roles_claim=settings.auth_jwt_roles_claim,
                 queues_claim=settings.auth_jwt_queues_claim,
