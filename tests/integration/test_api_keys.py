@@ -17,7 +17,7 @@ import pytest
 
 from jobq.client import AsyncClient
 from jobq.config import ServerSettings
-from jobq.core.errors import NotFound, PermissionDenied, Unauthenticated
+from jobq.core.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from jobq.server.app import ServerApp
 from jobq.worker.connection import WorkerConnection
 from tests.auth_keys import ADMIN_KEY, BOOTSTRAP_KEYS, OPERATOR_KEY, OWNER_KEY
@@ -117,12 +117,30 @@ async def test_an_operator_cannot_manage_keys(tmp_path: Path) -> None:
         assert await app.store.api_keys.all() == []
 
 
+async def test_a_key_names_its_tenant_and_valid_roles(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path) as app,
+        AsyncClient(address(app), token=ADMIN_KEY) as admin,
+    ):
+        with pytest.raises(InvalidArgument, match="tenant"):
+            await admin.create_api_key(["submitter"])  # all tenants by omission: no
+        with pytest.raises(InvalidArgument, match="roles"):
+            await admin.create_api_key(["root"], tenant="acme")
+        with pytest.raises(InvalidArgument, match="roles"):
+            await admin.create_api_key([], tenant="acme")
+        with pytest.raises(InvalidArgument, match="queues"):
+            await admin.create_api_key(["worker"], tenant="acme", queues=["bad name!"])
+        with pytest.raises(InvalidArgument, match="expires_in"):
+            await admin.create_api_key(["worker"], tenant="acme", expires_in=dt.timedelta(0))
+        assert await app.store.api_keys.all() == []
+
+
 async def test_a_worker_key_serves_only_its_queues(tmp_path: Path) -> None:
     async with (
         running_server(tmp_path) as app,
         AsyncClient(address(app), token=ADMIN_KEY) as admin,
     ):
-        _, secret = await admin.create_api_key(["worker"], queues=["emails"])
+        _, secret = await admin.create_api_key(["worker"], tenant="acme", queues=["emails"])
         worker = WorkerConnection(address(app), token=secret)
         try:
             with pytest.raises(PermissionDenied, match="'billing'"):

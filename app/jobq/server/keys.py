@@ -43,6 +43,9 @@ class KeyService:
     ) -> tuple[ApiKey, str]:
         """The stored key and the whole key (`jq_<id>_<secret>`), which is never kept."""
         caller = _caller()
+        if not tenant and caller.tenant == ALL_TENANTS:
+            # An all-tenant key by omission would be the widest key there is.
+            raise InvalidArgument("tenant", "name the tenant ('*' for every tenant)")
         tenant = tenant or caller.tenant
         try:
             check_tenant(tenant, "tenant")
