@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from jobq import AsyncClient, JobState
+from jobq.auth.keys import bootstrap_entry, new_key
+from jobq.auth.principal import Role
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("JQ_BENCH_BIN", Path(sys.executable).parent))
@@ -78,8 +80,8 @@ async def light_load_latency(client: AsyncClient, samples: int) -> list[float]:
     return latencies
 
 
-async def run(address: str, args: argparse.Namespace) -> None:
-    async with AsyncClient(address, timeout=120) as client:
+async def run(address: str, args: argparse.Namespace, key: str) -> None:
+    async with AsyncClient(address, timeout=120, token=key) as client:
         start = time.perf_counter()
         submit_task = asyncio.create_task(submit_all(client, args.jobs, args.batch))
         submit_s = await submit_task
@@ -116,7 +118,13 @@ def main() -> None:
             args.database_url = server.url("bench")
         grpc_port, http_port = free_port(), free_port()
         address = f"127.0.0.1:{grpc_port}"
+        # Measured with auth on, as production runs: one throw-away key with both roles the
+        # benchmark uses; the server holds only its hash.
+        _, _, key = new_key()
+        entry = bootstrap_entry(key, "*", [Role.SUBMITTER, Role.WORKER], [])
         env = os.environ | {
+            "JQ_AUTH_BOOTSTRAP_KEYS": f"[{entry}]",
+            "JQ_TOKEN": key,
             "JQ_DATABASE_URL": args.database_url or f"sqlite:///{tmp}/bench.db",
             "JQ_GRPC_PORT": str(grpc_port),
             "JQ_HTTP_PORT": str(http_port),
@@ -134,7 +142,7 @@ def main() -> None:
                     cwd=ROOT,
                 ))
             time.sleep(1.0)
-            asyncio.run(run(address, args))
+            asyncio.run(run(address, args, key))
         finally:
             # Workers first, so they can release and deregister while the server is up.
             for proc in reversed(procs):

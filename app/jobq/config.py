@@ -252,11 +252,13 @@ SETTINGS_CLASSES: tuple[type[_Base], ...] = (
 )
 
 # JQ_ names that are no setting of a jobq process but are read where they are set: the
-# runbooks' shell variable, scripts/run.sh's wait, and the test harness's own knobs.
+# runbooks' shell variable, scripts/run.sh's wait, the benchmark's binaries and the test
+# harness's own knobs.
 NOT_SETTINGS = frozenset(
     {
         "JQ_ENV",
         "JQ_RUN_START_WAIT",
+        "JQ_BENCH_BIN",
         "JQ_TEST_PG_BIN",
         "JQ_TEST_PGBOUNCER",
         "JQ_TEST_KAFKA_LIBS",

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from jobq import AsyncClient, JobqError
-from tests.auth_keys import OPERATOR_KEY, SUBMITTER_KEY
+from tests.auth_keys import BOOTSTRAP_KEYS, OPERATOR_KEY, SUBMITTER_KEY, WORKER_KEY
 from tests.e2e.conftest import BIN, Proc, free_port, wait_until
 from tests.e2e.fault_tasks import LOG_VARIABLE
 from tests.e2e.replicas import http_get
@@ -61,6 +61,8 @@ class FaultCluster:
             "JQ_DATABASE_POOL_TIMEOUT": "1s",
             "JQ_LOG_FORMAT": "json",
             "JQ_LOG_LEVEL": "INFO",
+            "JQ_AUTH_BOOTSTRAP_KEYS": BOOTSTRAP_KEYS,
+            "JQ_TOKEN": WORKER_KEY,  # what the workers send; servers ignore it
             "PYTHONUNBUFFERED": "1",
             **extra,
         }

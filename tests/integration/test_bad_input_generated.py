@@ -332,6 +332,9 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         "ReplayDeadLetters": {"selector": {"ids": [job_id]}},
         "DiscardDeadLetters": {"selector": {"queue": queue}},
         "GetClusterStats": {},
+        "CreateApiKey": {"tenant": "acme", "roles": ["submitter"], "description": "d"},
+        "ListApiKeys": {"tenant": rng.choice(["", "acme"])},
+        "RevokeApiKey": {"id": rng.choice(["0000000000000001", "0123456789abcdef"])},
     }[name]
 
 

@@ -19,6 +19,7 @@ PLACES = [
     ROOT / "docs" / "deploy.md",
     *sorted((ROOT / "docs" / "runbooks").glob("*.md")),
     ROOT / "scripts" / "run.sh",
+    *sorted((ROOT / "benchmarks").glob("*.py")),
 ]
 
 
