@@ -118,10 +118,10 @@ def main() -> None:
             args.database_url = server.url("bench")
         grpc_port, http_port = free_port(), free_port()
         address = f"127.0.0.1:{grpc_port}"
-        # Measured with auth on, as production runs: one throw-away key with both roles the
+        # Measured with auth on, as production runs: one throw-away key with the three roles the
         # benchmark uses; the server holds only its hash.
         _, _, key = new_key()
-        entry = bootstrap_entry(key, "*", [Role.SUBMITTER, Role.WORKER], [])
+        entry = bootstrap_entry(key, "*", [Role.SUBMITTER, Role.WORKER, Role.OPERATOR], [])
         env = os.environ | {
             "JQ_AUTH_BOOTSTRAP_KEYS": f"[{entry}]",
             "JQ_TOKEN": key,
