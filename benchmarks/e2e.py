@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from jobq import AsyncClient, JobState
+from jobq.auth.keys import bootstrap_entry, new_key
+from jobq.auth.principal import Role
 from jobq.core.errors import NotFound
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +94,9 @@ class Cluster:
     workers: int
     concurrency: int
     tmp: Path
+    # Measured with auth on, as production runs: one throw-away key with the three roles the
+    # benchmark uses; the server holds only its hash.
+    key: str = dataclasses.field(default_factory=lambda: new_key()[2])
     grpc_port: int = dataclasses.field(default_factory=free_port)
     http_port: int = dataclasses.field(default_factory=free_port)
     server: subprocess.Popen[bytes] | None = None
@@ -102,7 +107,10 @@ class Cluster:
         return f"127.0.0.1:{self.grpc_port}"
 
     def env(self) -> dict[str, str]:
+        entry = bootstrap_entry(self.key, "*", [Role.SUBMITTER, Role.WORKER, Role.OPERATOR], [])
         return os.environ | {
+            "JQ_AUTH_BOOTSTRAP_KEYS": f"[{entry}]",
+            "JQ_TOKEN": self.key,
             "JQ_DATABASE_URL": self.database_url,
             "JQ_GRPC_PORT": str(self.grpc_port),
             "JQ_HTTP_PORT": str(self.http_port),
@@ -187,11 +195,11 @@ async def submit_to_start(client: AsyncClient, samples: int) -> dict[str, float]
     return {"p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99)}
 
 
-async def single_submits(address: str, clients: int, total: int) -> dict[str, float]:
+async def single_submits(address: str, key: str, clients: int, total: int) -> dict[str, float]:
     latencies: list[float] = []
 
     async def one_client(n: int) -> None:
-        async with AsyncClient(address, timeout=60) as client:
+        async with AsyncClient(address, timeout=60, token=key) as client:
             for i in range(n):
                 start = time.perf_counter()
                 await client.submit("noop", i, queue=QUEUE)
@@ -207,13 +215,13 @@ async def single_submits(address: str, clients: int, total: int) -> dict[str, fl
     }
 
 
-async def lease_latency(address: str, calls: int) -> dict[str, float]:
+async def lease_latency(address: str, key: str, calls: int) -> dict[str, float]:
     """LeaseJobs round trips of 10 jobs each, acknowledging every batch: the queued set
     stays the same size while it is measured."""
     from jobq.core.model import LeaseRef, Outcome, OutcomeKind
     from jobq.worker.connection import WorkerConnection
 
-    conn = WorkerConnection(address)
+    conn = WorkerConnection(address, key)
     try:
         await conn.register("", ["deep"], 10, ["noop"])
         latencies = []
@@ -232,13 +240,13 @@ async def lease_latency(address: str, calls: int) -> dict[str, float]:
 
 async def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    async with AsyncClient(cluster.address, timeout=300) as client:
+    async with AsyncClient(cluster.address, timeout=300, token=cluster.key) as client:
         out["bulk_enqueue_jobs_per_s"] = await bulk_enqueue(client, args.jobs, args.batch, "idle")
         await client.purge_queue("idle")
         cluster.start_workers()
         out.update(await process(client, cluster, args.jobs, args.batch))
         out["submit_to_start"] = await submit_to_start(client, args.samples)
-        out["single_submit"] = await single_submits(cluster.address, 50, args.single)
+        out["single_submit"] = await single_submits(cluster.address, cluster.key, 50, args.single)
         if args.queued:
             out["lease_latency"] = {}
             for waiting in (10_000, args.queued):
@@ -248,7 +256,9 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
                 except NotFound:
                     have = 0
                 await bulk_enqueue(client, waiting - have, args.batch, "deep")
-                out["lease_latency"][str(waiting)] = await lease_latency(cluster.address, 200)
+                out["lease_latency"][str(waiting)] = await lease_latency(
+                    cluster.address, cluster.key, 200
+                )
     pids = [cluster.server.pid] if cluster.server else []
     out["rss_mb"] = {
         "server": sum(map(peak_rss_mb, pids)),

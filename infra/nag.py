@@ -83,8 +83,9 @@ def _data(stacks: JobqStacks, config: EnvironmentConfig) -> None:
          "limited to the private subnets protect it.", "AwsSolutions-AEC5")
     _ack(data.cache.auth_secret, "ElastiCache has no managed rotation for AUTH tokens; rotation is a documented manual "
          "procedure (ModifyReplicationGroup with AuthTokenUpdateStrategy=ROTATE) in docs/deploy.md.", "AwsSolutions-SMG4")
-    _ack(data.api_token, "The jobq API token is shared by server and workers; rotating it needs both to accept two "
-         "tokens at once, done by hand as described in docs/deploy.md.", "AwsSolutions-SMG4")
+    _ack(data.api_token, "The workers' bootstrap API key has no rotation Lambda: rotation moves the old value to "
+         "previous_token, which the server accepts by its hash beside the new token until the workers have "
+         "restarted (infra/k8s/workloads.py server_auth; docs/deploy.md 'API keys').", "AwsSolutions-SMG4")
     # The AwsCustomResource singleton that reads MSK's bootstrap brokers.
     for child in data.node.children:
         if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287"):

@@ -18,6 +18,11 @@ export JQ_WORKER_HTTP_PORT=${JQ_WORKER_HTTP_PORT:-8081}
 export JQ_LOG_FORMAT=${JQ_LOG_FORMAT:-text}
 export JQ_SERVER_ADDRESS=${JQ_SERVER_ADDRESS:-127.0.0.1:${JQ_GRPC_PORT}}
 export JQ_TASKS=${JQ_TASKS:-jobq.examples}
+# Local development: with no credentials configured, every call runs unauthenticated (the
+# server says so in one line at start). Set JQ_AUTH_BOOTSTRAP_KEYS to try auth locally.
+if [[ -z ${JQ_AUTH_BOOTSTRAP_KEYS:-}${JQ_AUTH_JWT_JWKS:-}${JQ_AUTH_MTLS_SUBJECTS:-} ]]; then
+  export JQ_AUTH_UNAUTHENTICATED=${JQ_AUTH_UNAUTHENTICATED:-true}
+fi
 START_WAIT=${JQ_RUN_START_WAIT:-30} # seconds each process gets to become ready
 mkdir -p .jq
 

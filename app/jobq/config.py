@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -36,6 +38,26 @@ class _Base(BaseSettings):
     # Of the traces that start here (no sampled parent), the share kept; a parent's
     # decision is always followed, so a sampled submitter's trace is complete.
     trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class TlsClientSettings(_Base):
+    """How a client (SDK, jq-ctl, jq-worker) reaches jq-server: TLS unless told otherwise."""
+
+    # The CA that signed the server's certificate; empty: the system's trust store.
+    tls_ca_file: str = ""
+    # A client certificate and key for mTLS (both or neither).
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
+    # The name the server's certificate must carry, when it differs from the address's host.
+    tls_server_name: str = ""
+    # Plaintext gRPC: allowed without this only to a loopback address (local development).
+    plaintext: bool = False
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsClientSettings:
+        if bool(self.tls_client_cert_file) != bool(self.tls_client_key_file):
+            raise ValueError("JQ_TLS_CLIENT_CERT_FILE and JQ_TLS_CLIENT_KEY_FILE go together")
+        return self
 
 
 class KafkaSettings(_Base):
@@ -149,6 +171,51 @@ class ServerSettings(KafkaSettings):
     # relay-crash-after-produce: the relay SIGKILLs its own process once Kafka acknowledged
     # a batch and before the outbox marks it published.
     test_fault: str = Field("", pattern="^(|relay-crash-after-produce)$")
+    # --- authentication (README "Authentication", ADR 0008) ---
+    # Local development only: every call runs as an all-tenant principal with every role.
+    auth_unauthenticated: bool = False
+    # JSON list of keys accepted without the store, e.g. for the first admin and for workers:
+    # [{"key": "jq_<id>_<secret>" | "id": "<id>", "sha256": "<hex>", "tenant": "t",
+    #   "roles": ["worker"], "queues": ["emails"]}]
+    auth_bootstrap_keys: str = ""
+    # JWT bearer tokens: a JWKS file path or https:// URL; issuer and audience are required.
+    auth_jwt_jwks: str = ""
+    auth_jwt_issuer: str = ""
+    auth_jwt_audience: str = ""
+    auth_jwt_algorithms: str = "RS256,ES256"
+    auth_jwt_leeway: Duration = dt.timedelta(seconds=30)
+    auth_jwt_jwks_refresh: Duration = dt.timedelta(minutes=5)
+    # A token naming an unknown kid fetches the URL again at most this often.
+    auth_jwt_jwks_cooldown: Duration = dt.timedelta(seconds=30)
+    auth_jwt_tenant_claim: str = "tenant"
+    auth_jwt_roles_claim: str = "roles"
+    auth_jwt_queues_claim: str = "queues"
+    # Client certificates: JSON map from a SAN (spiffe://... URI or DNS name) to
+    # {"tenant": "t", "roles": [...], "queues": [...]}.
+    auth_mtls_subjects: str = ""
+    # Server TLS; certificate and key are re-read when their files change.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # Set: every client must present a certificate signed by this CA (mTLS).
+    tls_client_ca_file: str = ""
+
+    @model_validator(mode="after")
+    def _auth_consistent(self) -> ServerSettings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("JQ_TLS_CERT_FILE and JQ_TLS_KEY_FILE go together")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ValueError("JQ_TLS_CLIENT_CA_FILE needs JQ_TLS_CERT_FILE and JQ_TLS_KEY_FILE")
+        if self.auth_mtls_subjects and not self.tls_client_ca_file:
+            raise ValueError("JQ_AUTH_MTLS_SUBJECTS needs JQ_TLS_CLIENT_CA_FILE")
+        if self.auth_jwt_jwks and not (self.auth_jwt_issuer and self.auth_jwt_audience):
+            raise ValueError("JQ_AUTH_JWT_JWKS needs JQ_AUTH_JWT_ISSUER and JQ_AUTH_JWT_AUDIENCE")
+        if self.auth_jwt_leeway > dt.timedelta(minutes=5):
+            raise ValueError("JQ_AUTH_JWT_LEEWAY must be at most 5m")
+        return self
+
+    def has_credentials(self) -> bool:
+        """Whether any credential source is configured (keys in the store are counted apart)."""
+        return bool(self.auth_bootstrap_keys or self.auth_jwt_jwks or self.auth_mtls_subjects)
 
     @model_validator(mode="after")
     def _within_bounds(self) -> ServerSettings:
@@ -180,8 +247,9 @@ class ServerSettings(KafkaSettings):
         return max(min(batch, RECEIVE_CAP_BYTES), self.max_payload_bytes + REQUEST_OVERHEAD_BYTES)
 
 
-class WorkerSettings(_Base):
+class WorkerSettings(TlsClientSettings):
     server_address: str = "127.0.0.1:50051"
+    # The bearer credential sent with every call: an API key (jq_...) or a JWT.
     token: str = ""
     worker_id: str = ""
     # Comma-separated modules whose @task functions the worker runs; --tasks overrides.
@@ -195,16 +263,74 @@ class WorkerSettings(_Base):
     report_interval: Duration = dt.timedelta(milliseconds=20)
 
 
-class ClientSettings(_Base):
+class ClientSettings(TlsClientSettings):
     server_address: str = "127.0.0.1:50051"
+    # The bearer credential sent with every call: an API key (jq_...) or a JWT.
     token: str = ""
+
+
+SETTINGS_CLASSES: tuple[type[_Base], ...] = (
+    ServerSettings,
+    WorkerSettings,
+    ClientSettings,
+    ResultProcessorSettings,
+    MetricsAggregatorSettings,
+    KafkaSettings,
+)
+
+# JQ_ names that are no setting of a jobq process but are read where they are set: the
+# runbooks' shell variable, scripts/run.sh's wait and the test harness's own knobs.
+NOT_SETTINGS = frozenset(
+    {
+        "JQ_ENV",
+        "JQ_RUN_START_WAIT",
+        "JQ_TEST_PG_BIN",
+        "JQ_TEST_PGBOUNCER",
+        "JQ_TEST_KAFKA_LIBS",
+        "JQ_TEST_EXECUTIONS",
+        "JQ_FUZZ_SEED",
+        "JQ_FUZZ_REQUESTS",
+        "JQ_UPDATE_SCHEMA_SNAPSHOT",
+    }
+)
+
+
+def setting_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables one settings class reads."""
+    names = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        names.add(alias.upper() if isinstance(alias, str) else f"JQ_{name.upper()}")
+    return names
+
+
+def known_variables() -> frozenset[str]:
+    """Every JQ_ variable any jobq process knows: one environment serves them all."""
+    known: set[str] = set(NOT_SETTINGS)
+    for cls in SETTINGS_CLASSES:
+        known |= setting_names(cls)
+    return frozenset(known)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    known = known_variables()
+    return sorted(k for k in environ if k.upper().startswith("JQ_") and k.upper() not in known)
 
 
 T = TypeVar("T", bound=BaseSettings)
 
 
 def load(cls: type[T], **overrides: Any) -> T:
-    """Build settings from the environment; raise ConfigError naming the variable at fault."""
+    """Build settings from the environment; raise ConfigError naming the variable at fault.
+
+    An unknown JQ_ variable is an error too: a misspelt security setting (JQ_AUTH_TOKENS
+    for JQ_AUTH_BOOTSTRAP_KEYS) must stop the start, not be ignored."""
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}: unknown setting (no jobq process reads it; see README settings)"
+            + (f"; also unknown: {', '.join(unknown[1:])}" if unknown[1:] else "")
+        )
     try:
         return cls(**overrides)
     except ValidationError as exc:

@@ -36,8 +36,12 @@ PGBOUNCER_PORT = 6432
 
 CONFIG_MAP = "jq-config"
 DATABASE_SECRET = "jq-database"
-REDIS_SECRET = "jq-redis"
-TOKEN_SECRET = "jq-api-token"
+TOKEN_SECRET = "jq-api-token"  # the workers' JQ_TOKEN
+SERVER_AUTH_SECRET = "jq-server-auth"  # the server's JQ_AUTH_BOOTSTRAP_KEYS: hashes only
+# The id of the workers' bootstrap key: its secret half is the generated `token` of the
+# jobq-<env>/api-token secret (alphanumeric, 48 characters: a valid jq_<id>_<secret> key).
+WORKER_KEY_ID = "00000000000000b1"
+PREVIOUS_WORKER_KEY_ID = "00000000000000b0"
 PGBOUNCER_SECRET = "jq-pgbouncer"
 
 
@@ -46,9 +50,7 @@ class Endpoints:
     """Where the backing services are, as resolved by the data stack (CloudFormation tokens)."""
 
     database_secret_name: str
-    redis_secret_name: str
     api_token_secret_name: str
-    redis_host: str
     kafka_bootstrap: str
     region: str
 
@@ -84,13 +86,12 @@ def _zone_spread(component: str) -> list[Manifest]:
     ]
 
 
-def config_map(ns: str, endpoints: Endpoints, environment: str) -> Manifest:
+def config_map(ns: str, endpoints: Endpoints) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": CONFIG_MAP, "namespace": ns, "labels": _labels("jq-config")},
         "data": {
-            "JQ_ENVIRONMENT": environment,
             "JQ_GRPC_HOST": "0.0.0.0",
             "JQ_GRPC_PORT": str(GRPC_PORT),
             "JQ_HTTP_HOST": "0.0.0.0",
@@ -104,6 +105,10 @@ def config_map(ns: str, endpoints: Endpoints, environment: str) -> Manifest:
             "JQ_METRICS_AGGREGATOR_HTTP_PORT": str(METRICS_AGGREGATOR_HTTP_PORT),
             "JQ_METRICS_AGGREGATOR_GROUP": METRICS_AGGREGATOR_GROUP,
             "JQ_SERVER_ADDRESS": f"jq-server.{ns}.svc.cluster.local:{GRPC_PORT}",
+            # Pod to pod inside the namespace is plaintext gRPC (the bearer key rides on it):
+            # this app provisions no in-cluster certificates. External clients come through
+            # the ALB, which terminates TLS. With certificates (JQ_TLS_*), drop this.
+            "JQ_PLAINTEXT": "true",
             "JQ_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
             # MSK with IAM auth on port 9098: jobq's AWS_MSK_IAM mechanism (librdkafka
             # OAUTHBEARER with a token signed for JQ_AWS_REGION by the pod's IRSA role).
@@ -168,18 +173,61 @@ def external_secrets(ns: str, endpoints: Endpoints) -> list[Manifest]:
             ["username", "password", "host", "port", "dbname"],
         ),
         external(
-            REDIS_SECRET,
-            endpoints.redis_secret_name,
-            {"JQ_REDIS_URL": "rediss://:{{ .token }}@" + endpoints.redis_host + ":6379/0"},
-            ["token"],
-        ),
-        external(
             TOKEN_SECRET,
             endpoints.api_token_secret_name,
-            {"JQ_AUTH_TOKENS": "{{ .token }}", "JQ_TOKEN": "{{ .token }}"},
+            {"JQ_TOKEN": f"jq_{WORKER_KEY_ID}_{{{{ .token }}}}"},
             ["token"],
         ),
+        server_auth(ns, endpoints.api_token_secret_name),
     ]
+
+
+def _worker_entry(key_id: str, secret: str) -> str:
+    # Hash-only: the server's Secret never holds a key (sha256sum is ESO's sprig function).
+    return (
+        f'{{"id": "{key_id}", "sha256": "{{{{ {secret} | sha256sum }}}}", '
+        '"tenant": "*", "roles": ["worker"]}'
+    )
+
+
+def server_auth(ns: str, secret_name: str) -> Manifest:
+    """JQ_AUTH_BOOTSTRAP_KEYS from jobq-<env>/api-token (docs/deploy.md "API keys"):
+
+    - `token` (generated): the workers' key, accepted by its hash;
+    - `previous_token` (optional, during a rotation): the old one, accepted too, so workers
+      can move to the new token without a refused call;
+    - `admin_entries` (optional): hash-only entries printed by `jq-ctl keys bootstrap`,
+      comma-separated, e.g. the first admin's.
+    """
+    keys = (
+        "["
+        + _worker_entry(WORKER_KEY_ID, ".token")
+        + "{{ with .previous_token }}, "
+        + _worker_entry(PREVIOUS_WORKER_KEY_ID, ".")
+        + "{{ end }}"
+        + "{{ with .admin_entries }}, {{ . }}{{ end }}"
+        + "]"
+    )
+    return {
+        "apiVersion": EXTERNAL_SECRETS_API,
+        "kind": "ExternalSecret",
+        "metadata": {
+            "name": SERVER_AUTH_SECRET,
+            "namespace": ns,
+            "labels": _labels(SERVER_AUTH_SECRET),
+        },
+        "spec": {
+            "refreshInterval": "1h",
+            "secretStoreRef": {"name": SECRET_STORE, "kind": "SecretStore"},
+            "target": {
+                "name": SERVER_AUTH_SECRET,
+                "creationPolicy": "Owner",
+                "template": {"engineVersion": "v2", "data": {"JQ_AUTH_BOOTSTRAP_KEYS": keys}},
+            },
+            # Every property of the secret, so the optional ones may be absent.
+            "dataFrom": [{"extract": {"key": secret_name}}],
+        },
+    }
 
 
 def _scrape_annotations(port: int) -> dict[str, str]:
@@ -195,7 +243,7 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
     container_common = {
         "image": images.server,
         "securityContext": _RESTRICTED_CONTAINER,
-        "envFrom": _env_from(DATABASE_SECRET, REDIS_SECRET, TOKEN_SECRET),
+        "envFrom": _env_from(DATABASE_SECRET, SERVER_AUTH_SECRET),
     }
     deployment = {
         "apiVersion": "apps/v1",

@@ -36,9 +36,7 @@ class ApplicationStack(Stack):
             # Secret names are fixed strings in the data stack, so only the two
             # addresses below become cross-stack references.
             database_secret_name=f"{prefix}/database",
-            redis_secret_name=f"{prefix}/redis-auth",
             api_token_secret_name=f"{prefix}/api-token",
-            redis_host=data.cache.endpoint,
             kafka_bootstrap=data.kafka.bootstrap_brokers,
             region=self.region,
         )
@@ -51,7 +49,7 @@ class ApplicationStack(Stack):
         def manifest(construct_id: str, objects: list[dict[str, Any]]) -> eks.KubernetesManifest:
             return eks.KubernetesManifest(self, construct_id, cluster=cluster, manifest=objects, overwrite=True)
 
-        settings = manifest("Settings", [workloads.config_map(ns, endpoints, config.name)])
+        settings = manifest("Settings", [workloads.config_map(ns, endpoints)])
         secrets = manifest("Secrets", workloads.external_secrets(ns, endpoints))
         pgbouncer = manifest("PgBouncer", workloads.pgbouncer(ns, config.workload, images))
         server = manifest("Server", workloads.server(ns, config.workload, images))

@@ -63,12 +63,14 @@ class DataStack(Stack):
             name=prefix,
             log_retention=config.observability.log_retention,
         )
-        # Bearer tokens the server accepts (JQ_AUTH_TOKENS) and workers present (JQ_TOKEN).
+        # The workers' bootstrap API key: its `token` is the secret half of jq_<id>_<token>
+        # (JQ_TOKEN); the server is given only its SHA-256 in JQ_AUTH_BOOTSTRAP_KEYS
+        # (infra/k8s/workloads.py server_auth). Rotation: docs/deploy.md "API keys".
         self.api_token = secretsmanager.Secret(
             self,
             "ApiToken",
             secret_name=f"{prefix}/api-token",
-            description="Bearer token shared by jobq workers and the server",
+            description="jobq workers' bootstrap API key (the server holds only its hash)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template="{}",
                 generate_string_key="token",

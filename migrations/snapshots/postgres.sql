@@ -1,3 +1,14 @@
+CREATE TABLE public.api_keys (
+    id text NOT NULL,
+    secret_sha256 text NOT NULL,
+    tenant text NOT NULL,
+    roles text[] NOT NULL,
+    queues text[],
+    description text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone,
+    revoked_at timestamp with time zone
+);
 CREATE TABLE public.job_events (
     seq bigint NOT NULL,
     id uuid NOT NULL,
@@ -82,6 +93,8 @@ CREATE TABLE public.workers (
     tenant text DEFAULT 'default'::text NOT NULL,
     subject text DEFAULT ''::text NOT NULL
 );
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.job_events
     ADD CONSTRAINT job_events_id_key UNIQUE (id);
 ALTER TABLE ONLY public.job_events
@@ -94,6 +107,7 @@ ALTER TABLE ONLY public.store_probe
     ADD CONSTRAINT store_probe_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
+CREATE INDEX api_keys_tenant ON public.api_keys USING btree (tenant, created_at);
 CREATE INDEX job_events_at ON public.job_events USING btree (at);
 CREATE INDEX job_events_job ON public.job_events USING btree (job_id, seq);
 CREATE INDEX job_events_unpublished ON public.job_events USING btree (seq) WHERE (published_at IS NULL);

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from jobq.auth.principal import Role
 from jobq.client import Client
+from tests.auth_keys import BOOTSTRAP_KEYS, CTL_ROLE, KEY_FOR_ROLE, WORKER_KEY
 
 BIN = Path(sys.executable).parent
 EXAMPLE_TASKS = "jobq.examples"
@@ -93,6 +95,12 @@ class Proc:
 BACKENDS = ("sqlite", "postgres", "pgbouncer")
 
 
+def ctl_key(args: tuple[str, ...] | list[str]) -> str:
+    """The key of the role a jq-ctl command needs (its first word that is a command)."""
+    command = next((a for a in args if a in CTL_ROLE), "get")
+    return KEY_FOR_ROLE[CTL_ROLE[command]]
+
+
 @dataclass(frozen=True)
 class Database:
     """Where a cluster keeps its jobs: `url` for the pool, `direct_url` for sessions."""
@@ -123,6 +131,8 @@ class Cluster:
             "JQ_LEASE_WAIT": "1s",
             "JQ_LOG_FORMAT": "json",
             "JQ_LOG_LEVEL": "INFO",
+            # Auth on, as in production: a bootstrap key per role (tests/auth_keys.py).
+            "JQ_AUTH_BOOTSTRAP_KEYS": BOOTSTRAP_KEYS,
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -167,7 +177,7 @@ class Cluster:
         argv = [str(BIN / "jq-worker"), "--tasks", f"{EXAMPLE_TASKS},e2e_tasks", *args]
         proc = Proc(
             argv,
-            self.env | {"JQ_WORKER_HTTP_PORT": port} | env,
+            self.env | {"JQ_WORKER_HTTP_PORT": port, "JQ_TOKEN": WORKER_KEY} | env,
             self.tmp / f"{name}-{len(self.procs)}.log",
         )
         self.procs.append(proc)
@@ -179,7 +189,7 @@ class Cluster:
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "jq-ctl"), "--server", self.address, *args],
-            env=self.env,
+            env=self.env | {"JQ_TOKEN": ctl_key(args)},
             capture_output=True,
             text=True,
             input=input,
@@ -191,8 +201,8 @@ class Cluster:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    def client(self) -> Client:
-        return Client(self.address)
+    def client(self, role: Role = Role.SUBMITTER) -> Client:
+        return Client(self.address, token=KEY_FOR_ROLE[role])
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -230,5 +240,13 @@ def cluster(tmp_path: Path, database: Database) -> Iterator[Cluster]:
 
 @pytest.fixture
 def client(cluster: Cluster) -> Iterator[Client]:
+    """A submitter's client."""
     with contextlib.closing(cluster.client()) as c:
+        yield c
+
+
+@pytest.fixture
+def operator(cluster: Cluster) -> Iterator[Client]:
+    """An operator's client: queues, workers, dead letters."""
+    with contextlib.closing(cluster.client(Role.OPERATOR)) as c:
         yield c

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from jobq import AsyncClient, JobqError
+from tests.auth_keys import BOOTSTRAP_KEYS, OPERATOR_KEY, SUBMITTER_KEY, WORKER_KEY
 from tests.e2e.conftest import BIN, Proc, free_port, wait_until
 from tests.e2e.fault_tasks import LOG_VARIABLE
 from tests.e2e.replicas import http_get
@@ -60,6 +61,8 @@ class FaultCluster:
             "JQ_DATABASE_POOL_TIMEOUT": "1s",
             "JQ_LOG_FORMAT": "json",
             "JQ_LOG_LEVEL": "INFO",
+            "JQ_AUTH_BOOTSTRAP_KEYS": BOOTSTRAP_KEYS,
+            "JQ_TOKEN": WORKER_KEY,  # what the workers send; servers ignore it
             "PYTHONUNBUFFERED": "1",
             **extra,
         }
@@ -129,7 +132,7 @@ class FaultCluster:
 
 
 async def create_queue(address: str, lease: float) -> None:
-    async with AsyncClient(address) as client:
+    async with AsyncClient(address, token=OPERATOR_KEY) as client:
         await client.create_queue(
             QUEUE,
             lease_timeout=f"{lease}s",
@@ -182,7 +185,7 @@ class BatchSubmitter:
 
     async def _run(self) -> None:
         deadline = time.monotonic() + self.limit
-        client = AsyncClient(self.address, timeout=10)
+        client = AsyncClient(self.address, timeout=10, token=SUBMITTER_KEY)
         try:
             for start in range(0, self.total, self.chunk):
                 numbers = range(start, min(start + self.chunk, self.total))
@@ -195,7 +198,7 @@ class BatchSubmitter:
                         # A fresh channel: the old one may sit in gRPC's reconnect backoff.
                         await client.aclose()
                         await asyncio.sleep(0.2)
-                        client = AsyncClient(self.address, timeout=10)
+                        client = AsyncClient(self.address, timeout=10, token=SUBMITTER_KEY)
                         continue
                     for n, result in zip(numbers, results, strict=True):
                         self.acknowledged[n] = result.job.id

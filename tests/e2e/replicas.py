@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.auth_keys import BOOTSTRAP_KEYS, WORKER_KEY
 from tests.e2e.conftest import BIN, Proc, free_port, wait_until
 
 TASKS = "replica_tasks"
@@ -82,6 +83,8 @@ class Replicas:
             "JQ_LEASE_WAIT": "1s",
             "JQ_LOG_FORMAT": "json",
             "JQ_LOG_LEVEL": "INFO",
+            "JQ_AUTH_BOOTSTRAP_KEYS": BOOTSTRAP_KEYS,
+            "JQ_TOKEN": WORKER_KEY,  # what the workers send; servers ignore it
             "PYTHONUNBUFFERED": "1",
             **extra,
         }

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from jobq.core.states import JobState
+from tests.auth_keys import SUBMITTER_KEY
 
 from .conftest import BIN, Cluster, Proc, wait_until
 
@@ -42,7 +43,7 @@ def test_progress_is_streamed_to_watch(cluster: Cluster) -> None:
             submitted["job"]["id"],
             "--json",
         ],
-        cluster.env,
+        cluster.env | {"JQ_TOKEN": SUBMITTER_KEY},
         cluster.tmp / "watch.log",
     )
     cluster.procs.append(watch)
@@ -81,9 +82,11 @@ def test_failures_dead_letter_and_replay_and_discard_with_jq_ctl(cluster: Cluste
     assert missing.stderr.strip().startswith("jq-ctl: error: NotFound")
 
 
-def test_sigkilled_worker_job_is_leased_again_and_completes(cluster: Cluster, client) -> None:
+def test_sigkilled_worker_job_is_leased_again_and_completes(
+    cluster: Cluster, client, operator
+) -> None:
     cluster.start_server(JQ_DEFAULT_BACKOFF_BASE="100ms")
-    client.create_queue("critical", lease_timeout="2s")
+    operator.create_queue("critical", lease_timeout="2s")
     doomed = cluster.start_worker("--queues", "critical", name="doomed")
     job = client.submit("block", {"seconds": 3}, queue="critical")
     wait_until(lambda: job_state(client, job.id) is JobState.RUNNING, what="job to start")
@@ -96,9 +99,9 @@ def test_sigkilled_worker_job_is_leased_again_and_completes(cluster: Cluster, cl
     assert json.loads(done.result) == {"attempt": 2}
 
 
-def test_heartbeats_keep_a_long_job_leased_once(cluster: Cluster, client) -> None:
+def test_heartbeats_keep_a_long_job_leased_once(cluster: Cluster, client, operator) -> None:
     cluster.start_server()
-    client.create_queue("long", lease_timeout="1s")
+    operator.create_queue("long", lease_timeout="1s")
     cluster.start_worker("--queues", "long")
     job = client.submit("block", {"seconds": 3.5}, queue="long")  # 3.5x its lease
     done = client.wait(job.id)
@@ -107,9 +110,9 @@ def test_heartbeats_keep_a_long_job_leased_once(cluster: Cluster, client) -> Non
     assert [j["attempt"] for j in listed] == [1], "leased once: no lease expired on the way"
 
 
-def test_cancel_running_job_reaches_the_task(cluster: Cluster, client) -> None:
+def test_cancel_running_job_reaches_the_task(cluster: Cluster, client, operator) -> None:
     cluster.start_server()
-    client.create_queue("slow", lease_timeout="1s")
+    operator.create_queue("slow", lease_timeout="1s")
     cluster.start_worker("--queues", "slow")
     job = client.submit("sleep", {"seconds": 60}, queue="slow")
     wait_until(lambda: job_state(client, job.id) is JobState.RUNNING, what="job to start")

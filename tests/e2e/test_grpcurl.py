@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from tests.auth_keys import EVERY_ROLE_KEY, SUBMITTER_KEY
+
 from .conftest import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -23,9 +25,19 @@ def grpcurl() -> str:
     return path
 
 
-def call(grpcurl: str, cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+# Reflection and every method with one key of every role: this test is about the API's
+# shape; tests/integration/test_auth_matrix.py is about who may call what.
+AUTH = ["-H", f"authorization: Bearer {EVERY_ROLE_KEY}"]
+
+
+def call(
+    grpcurl: str, cluster: Cluster, *args: str, auth: list[str] = AUTH
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [grpcurl, "-plaintext", cluster.address, *args], capture_output=True, text=True, timeout=30
+        [grpcurl, "-plaintext", *auth, cluster.address, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -34,8 +46,12 @@ def test_grpcurl_lists_and_calls_every_method(cluster: Cluster, grpcurl: str) ->
     listed = call(grpcurl, cluster, "list")
     assert listed.returncode == 0, listed.stderr
     assert {*SERVICES, "grpc.health.v1.Health"} <= set(listed.stdout.split())
+    # (grpcurl reads Health's schema through reflection, which needs the key; the Check
+    # itself needs none: tests/integration/test_auth.py)
     health = call(grpcurl, cluster, "grpc.health.v1.Health/Check")
     assert json.loads(health.stdout) == {"status": "SERVING"}
+    anonymous = call(grpcurl, cluster, "list", auth=[])
+    assert anonymous.returncode != 0 and "Unauthenticated" in anonymous.stderr
     for service in SERVICES:
         described = call(grpcurl, cluster, "list", service)
         assert described.returncode == 0, described.stderr
@@ -43,7 +59,17 @@ def test_grpcurl_lists_and_calls_every_method(cluster: Cluster, grpcurl: str) ->
         assert methods, f"{service} lists no methods"
         for method in methods:
             result = subprocess.run(
-                [grpcurl, "-plaintext", "-max-time", "10", "-d", "{}", cluster.address, method],
+                [
+                    grpcurl,
+                    "-plaintext",
+                    *AUTH,
+                    "-max-time",
+                    "10",
+                    "-d",
+                    "{}",
+                    cluster.address,
+                    method,
+                ],
                 capture_output=True,
                 text=True,
                 timeout=30,
@@ -63,7 +89,16 @@ def test_grpcurl_submits_a_job(cluster: Cluster, grpcurl: str) -> None:
     cluster.start_server()
     body = json.dumps({"job": {"type": "echo", "payload": '{"msg": "hi"}', "priority": 3}})
     result = subprocess.run(
-        [grpcurl, "-plaintext", "-d", body, cluster.address, "jobq.v1.JobService/Submit"],
+        [
+            grpcurl,
+            "-plaintext",
+            "-H",
+            f"authorization: Bearer {SUBMITTER_KEY}",
+            "-d",
+            body,
+            cluster.address,
+            "jobq.v1.JobService/Submit",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

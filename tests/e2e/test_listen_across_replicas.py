@@ -9,6 +9,7 @@ import pytest
 
 from jobq.client import Client
 from jobq.core.states import JobState
+from tests.auth_keys import SUBMITTER_KEY
 
 from .conftest import Cluster, wait_until
 
@@ -31,7 +32,7 @@ def test_submit_on_one_replica_wakes_a_long_poll_on_another_through_listen(
     before = cluster.metric(WAKEUPS, a.http_port)
 
     # When: a job is submitted through replica B, whose pooled connection may be PgBouncer's.
-    with Client(b.address) as client:
+    with Client(b.address, token=SUBMITTER_KEY) as client:
         job = client.submit("echo", {"msg": "across replicas"})
         done = client.wait(job.id)
 

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from jobq import AsyncClient, Unavailable
+from tests.auth_keys import OPERATOR_KEY, SUBMITTER_KEY
 from tests.e2e.conftest import scalar, wait_until
 from tests.e2e.replicas import LeaderSampler, Replicas
 from tests.harness.services import postgres_server
@@ -48,7 +49,7 @@ def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 async def submit_through(addresses: list[str], total: int, chunk: int = 500) -> int:
     """Submit `total` no-op jobs in batches, alternating batches between the servers."""
-    clients = [AsyncClient(a) for a in addresses]
+    clients = [AsyncClient(a, token=SUBMITTER_KEY) for a in addresses]
     try:
 
         async def one_server(i: int) -> int:
@@ -133,8 +134,11 @@ def test_when_the_leader_dies_the_other_replica_takes_over_and_reaps(
     old, survivor = (a, b) if leader[0] is a else (b, a)
 
     async def submit() -> str:
-        async with AsyncClient(survivor.address) as client:
-            await client.create_queue(
+        async with (
+            AsyncClient(survivor.address, token=OPERATOR_KEY) as operator,
+            AsyncClient(survivor.address, token=SUBMITTER_KEY) as client,
+        ):
+            await operator.create_queue(
                 "takeover", lease_timeout=f"{LEASE}s", backoff_base="100ms", backoff_max="500ms"
             )
             return (await client.submit("replicas.hang_first", {}, queue="takeover")).id
@@ -205,7 +209,7 @@ class Submitter:
 
     async def _run(self) -> None:
         deadline = time.monotonic() + self.limit
-        async with AsyncClient(self.address) as client:
+        async with AsyncClient(self.address, token=SUBMITTER_KEY) as client:
 
             async def loop(n: int) -> None:
                 i = 0

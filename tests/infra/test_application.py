@@ -111,7 +111,7 @@ def test_secrets_come_from_secrets_manager_not_the_template(synth: Synth) -> Non
     externals = {
         o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "ExternalSecret"
     }
-    assert {"jq-database", "jq-redis", "jq-api-token", "jq-pgbouncer"} <= set(externals)
+    assert {"jq-database", "jq-api-token", "jq-server-auth", "jq-pgbouncer"} <= set(externals)
     database = externals["jq-database"]["spec"]
     assert database["data"][0]["remoteRef"]["key"] == f"{synth.config.prefix}/database"
     # Applications go through PgBouncer; the direct URL is only for migrations.
@@ -213,3 +213,69 @@ def test_consumer_probes_and_is_scraped_like_the_worker(synth: Synth, name: str)
     labels = template["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == name
     assert labels["app.kubernetes.io/part-of"] == "jobq"
+
+
+def test_the_server_gets_key_hashes_and_the_workers_the_key(synth: Synth) -> None:
+    """The workers' bootstrap key reaches the server only as a SHA-256 (ESO's sha256sum),
+    with the rotation's previous_token and the operator's admin_entries beside it."""
+    app = synth.raw("application")
+    externals = {
+        o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "ExternalSecret"
+    }
+    server_auth = externals["jq-server-auth"]["spec"]
+    keys = server_auth["target"]["template"]["data"]["JQ_AUTH_BOOTSTRAP_KEYS"]
+    assert server_auth["dataFrom"] == [{"extract": {"key": f"{synth.config.prefix}/api-token"}}]
+    assert server_auth["target"]["template"]["engineVersion"] == "v2"
+    assert '"sha256": "{{ .token | sha256sum }}"' in keys and '"key"' not in keys
+    assert "{{ with .previous_token }}" in keys and "{{ with .admin_entries }}" in keys
+    worker_token = externals["jq-api-token"]["spec"]["target"]["template"]["data"]
+    assert worker_token == {"JQ_TOKEN": "jq_00000000000000b1_{{ .token }}"}
+    server = find_object(app, "Deployment", "jq-server")["spec"]["template"]["spec"]
+    worker = find_object(app, "Deployment", "jq-worker")["spec"]["template"]["spec"]
+    refs = {c["name"]: {e.get("secretRef", {}).get("name") for e in c["envFrom"]}
+            for c in server["containers"] + worker["containers"]}  # fmt: skip
+    assert "jq-server-auth" in refs["jq-server"] and "jq-api-token" not in refs["jq-server"]
+    assert "jq-api-token" in refs["jq-worker"] and "jq-server-auth" not in refs["jq-worker"]
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    """The three template forms server_auth uses, as ESO's Go templates render them."""
+    import hashlib
+    import re
+
+    def with_block(match: re.Match[str]) -> str:
+        value = values.get(match.group(1))
+        return (
+            ""
+            if not value
+            else match.group(2)
+            .replace("{{ . }}", value)
+            .replace("{{ . | sha256sum }}", hashlib.sha256(value.encode()).hexdigest())
+        )
+
+    text = re.sub(r"\{\{ with \.(\w+) \}\}(.*?)\{\{ end \}\}", with_block, template)
+    return re.sub(
+        r"\{\{ \.(\w+) \| sha256sum \}\}",
+        lambda m: hashlib.sha256(values[m.group(1)].encode()).hexdigest(),
+        text,
+    )
+
+
+def test_the_rendered_bootstrap_keys_are_accepted_by_the_server_settings(synth: Synth) -> None:
+    from jobq.auth.keys import bootstrap_entry, parse_bootstrap
+    from jobq.auth.principal import Role
+
+    app = synth.raw("application")
+    keys = find_object(app, "ExternalSecret", "jq-server-auth")["spec"]["target"]["template"]
+    template = keys["data"]["JQ_AUTH_BOOTSTRAP_KEYS"]
+    token, old = "a" * 48, "b" * 48
+    admin_key = "jq_00000000000000ad_" + "c" * 43
+    admin = bootstrap_entry(admin_key, "*", [Role.ADMIN], [])
+    plain = parse_bootstrap(_render(template, {"token": token}))
+    assert list(plain) == ["00000000000000b1"]
+    assert plain["00000000000000b1"].matches(token)
+    rotating = parse_bootstrap(
+        _render(template, {"token": token, "previous_token": old, "admin_entries": admin})
+    )
+    assert rotating["00000000000000b0"].matches(old) and rotating["00000000000000b1"].matches(token)
+    assert rotating["00000000000000ad"].matches(admin_key.split("_", 2)[2])

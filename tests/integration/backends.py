@@ -18,6 +18,7 @@ import pytest
 from jobq.config import ServerSettings
 from jobq.server.app import ServerApp
 from jobq.server.rpc_context import ServerInterceptor
+from tests.auth_keys import BOOTSTRAP_KEYS
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -69,6 +70,7 @@ async def running(
         "shutdown_grace": dt.timedelta(seconds=1),
         "database_pool_min": 1,
         "database_pool_max": 4,
+        "auth_bootstrap_keys": BOOTSTRAP_KEYS,
     } | overrides
     app = ServerApp(ServerSettings(**fields), interceptors=interceptors)
     await app.start()

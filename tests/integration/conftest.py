@@ -12,6 +12,8 @@ import pytest
 from jobq.client import AsyncClient
 from jobq.config import ServerSettings
 from jobq.server.app import ServerApp
+from tests.auth_keys import BOOTSTRAP_KEYS, OWNER_KEY
+from tests.integration import authed
 
 
 @pytest.fixture
@@ -23,6 +25,7 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
         max_payload_bytes=1000,
         scheduler_interval=dt.timedelta(milliseconds=50),
         shutdown_grace=dt.timedelta(seconds=1),
+        auth_bootstrap_keys=BOOTSTRAP_KEYS,
     )
     app = ServerApp(settings)
     await app.start()
@@ -34,11 +37,11 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
 
 @pytest.fixture
 async def client(server: ServerApp) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(f"127.0.0.1:{server.grpc_port}") as c:
+    async with AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as c:
         yield c
 
 
 @pytest.fixture
 async def channel(server: ServerApp) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+    async with authed.channel(f"127.0.0.1:{server.grpc_port}") as ch:
         yield ch

@@ -21,6 +21,7 @@ from jobq.server.app import ServerApp
 from jobq.worker.connection import WorkerConnection
 from jobq.worker.runner import Worker, WorkerOptions
 from jobq.worker.task import Task
+from tests.auth_keys import BOOTSTRAP_KEYS, WORKER_KEY
 
 
 class Spans:
@@ -54,6 +55,7 @@ def server_settings(tmp_path: Path, **overrides: Any) -> ServerSettings:
         "database_url": f"sqlite:///{tmp_path}/jobq.db",
         "scheduler_interval": dt.timedelta(milliseconds=50),
         "shutdown_grace": dt.timedelta(seconds=1),
+        "auth_bootstrap_keys": BOOTSTRAP_KEYS,
     }
     return ServerSettings(**(values | overrides))
 
@@ -81,7 +83,7 @@ async def running_worker(
     metrics: WorkerMetrics | None = None,
 ) -> AsyncIterator[Worker]:
     """A Worker leasing from `server` until the block ends; then it drains and stops."""
-    connection = WorkerConnection(f"127.0.0.1:{server.grpc_port}")
+    connection = WorkerConnection(f"127.0.0.1:{server.grpc_port}", token=WORKER_KEY)
     options = WorkerOptions(
         queues=sorted({t.queue for t in tasks.values()}),
         concurrency=4,

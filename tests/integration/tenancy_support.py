@@ -1,93 +1,50 @@
 """The one seam through which tenancy tests get a caller's identity: (tenant, roles, subject).
 
-Until the authentication interceptor is on this branch, a test-only server interceptor sets
-`current_principal` from call metadata that `caller_channel` attaches to every call. Only
-this file knows how: when real credentials land, `tenancy_server` and `caller_channel` turn
-into "a server with authentication on" and "a channel carrying an API key for (tenant,
-roles, subject)", and every test that uses them runs unchanged.
+Real authentication: the server verifies JWTs against a JWKS file written here, and every
+call of a `caller_channel` carries a token signed for its (tenant, roles, subject), which the
+authentication interceptor turns into the principal the services scope by.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+import json
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from jobq.auth.principal import Principal, Role, current_principal
+from jobq.auth.principal import Role
 from jobq.server.app import ServerApp
-from jobq.server.rpc_context import (
-    Behaviour,
-    Context,
-    Handler,
-    MethodHandler,
-    ServerInterceptor,
-    rewrapped,
-)
 from tests.integration.backends import running
+from tests.integration.test_auth_matrix import AUDIENCE, ISSUER, Signer
 
-_HEADER = "x-jobq-test-principal"  # "tenant;role,role;subject": test servers only
 ALL_ROLES = frozenset(Role)
-
-
-class _PrincipalFromMetadata(ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        details: grpc.HandlerCallDetails,
-    ) -> MethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        value = dict(details.invocation_metadata or ()).get(_HEADER)
-        if value is None:
-            return handler
-        tenant, roles, subject = str(value).split(";")
-        principal = Principal(
-            subject=subject,
-            tenant=tenant,
-            roles=frozenset(Role(r) for r in roles.split(",") if r),
-            via="test",
-        )
-
-        def unary(behaviour: Behaviour) -> Handler:
-            async def call(request: Any, context: Context) -> Any:
-                token = current_principal.set(principal)
-                try:
-                    return await behaviour(request, context)
-                finally:
-                    with contextlib.suppress(ValueError):  # reset from another context
-                        current_principal.reset(token)
-
-            return call
-
-        def stream(behaviour: Behaviour) -> Handler:
-            async def call(request: Any, context: Context) -> Any:
-                token = current_principal.set(principal)
-                try:
-                    async for message in behaviour(request, context):
-                        yield message
-                finally:
-                    with contextlib.suppress(ValueError):  # closed from another context
-                        current_principal.reset(token)
-
-            return call
-
-        return rewrapped(handler, unary, stream)
+_SIGNER = Signer("tenancy-tests")
 
 
 @contextlib.asynccontextmanager
 async def tenancy_server(url: str, **overrides: Any) -> AsyncIterator[ServerApp]:
-    """A server (idle background loops, see backends.running) that knows who calls."""
-    async with running(url, interceptors=[_PrincipalFromMetadata()], **overrides) as app:
-        yield app
+    """A server (idle background loops, see backends.running) that accepts the JWTs that
+    `caller_channel` signs."""
+    with tempfile.TemporaryDirectory(prefix="jq-tenancy-") as tmp:
+        jwks = Path(tmp) / "jwks.json"
+        jwks.write_text(json.dumps({"keys": [_SIGNER.jwk()]}))
+        settings = {
+            "auth_jwt_jwks": str(jwks),
+            "auth_jwt_issuer": ISSUER,
+            "auth_jwt_audience": AUDIENCE,
+        } | overrides
+        async with running(url, **settings) as app:
+            yield app
 
 
 def _with_identity(details: grpc.aio.ClientCallDetails, value: str) -> grpc.aio.ClientCallDetails:
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    metadata.add(_HEADER, value)
+    metadata.add("authorization", value)
     return grpc.aio.ClientCallDetails(
         details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
     )
@@ -119,9 +76,10 @@ def caller_channel(
     """A channel whose every call is made as (tenant, roles, subject); close it when done.
 
     `subject` defaults to one per tenant ("<tenant>-caller")."""
-    value = ";".join(
-        (tenant, ",".join(sorted(r.value for r in roles)), subject or f"{tenant}-caller")
+    token = _SIGNER.token(
+        tenant=tenant, roles=sorted(r.value for r in roles), sub=subject or f"{tenant}-caller"
     )
+    value = f"Bearer {token}"
     return grpc.aio.insecure_channel(
         f"127.0.0.1:{server.grpc_port}",
         interceptors=[_UnaryIdentity(value), _StreamIdentity(value)],

@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 
 from jobq.core import bounds
 from jobq.v1 import admin_service_pb2, job_service_pb2, worker_service_pb2
+from tests.integration import authed
 from tests.integration.backends import BACKENDS, database_url, fingerprinter, running
 
 SEED = int(os.environ.get("JQ_FUZZ_SEED", "9"))
@@ -331,6 +332,9 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         "ReplayDeadLetters": {"selector": {"ids": [job_id]}},
         "DiscardDeadLetters": {"selector": {"queue": queue}},
         "GetClusterStats": {},
+        "CreateApiKey": {"tenant": "acme", "roles": ["submitter"], "description": "d"},
+        "ListApiKeys": {"tenant": rng.choice(["", "acme"])},
+        "RevokeApiKey": {"id": rng.choice(["0000000000000001", "0123456789abcdef"])},
     }[name]
 
 
@@ -384,7 +388,7 @@ async def test_hostile_requests_never_reach_internal_and_refusals_change_nothing
     async with running(url, **settings) as app:
         fingerprint, close = fingerprinter(url)
         try:
-            async with grpc.aio.insecure_channel(
+            async with authed.channel(
                 f"127.0.0.1:{app.grpc_port}",
                 options=[
                     ("grpc.max_send_message_length", 64 << 20),

@@ -25,6 +25,7 @@ from jobq.v1 import (
 )
 from jobq.v1 import job_service_pb2 as pb
 from jobq.v1 import worker_service_pb2 as wpb
+from tests.integration import authed
 from tests.integration.backends import BACKENDS, database_url, fingerprinter, running
 
 LEASE_WAIT = duration_pb2.Duration(seconds=0)
@@ -62,7 +63,7 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
     async with running(url, max_payload_bytes=100_000) as app:
         fingerprint, close = fingerprinter(url)
         try:
-            async with grpc.aio.insecure_channel(
+            async with authed.channel(
                 f"127.0.0.1:{app.grpc_port}",
                 options=[("grpc.max_send_message_length", 64 << 20)],
             ) as channel:
@@ -321,7 +322,7 @@ async def test_a_request_over_the_receive_limit_is_resource_exhausted(
         limit = app.settings.receive_limit()
         assert limit == 10 * (16384 + 32768)  # a full batch of error texts and their fields
         fingerprint, close = fingerprinter(url)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        async with authed.channel(f"127.0.0.1:{app.grpc_port}") as channel:
             api = Api(app, channel, fingerprint)
             await api.refused(
                 api.jobs.Submit,

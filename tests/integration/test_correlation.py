@@ -12,6 +12,7 @@ from jobq.client import AsyncClient
 from jobq.core.states import JobState
 from jobq.observability.logging import CorrelationFilter
 from jobq.worker.task import task
+from tests.auth_keys import OWNER_KEY
 from tests.integration.inprocess import running_server, running_worker
 
 CID = "corr-order-42"
@@ -50,7 +51,7 @@ async def test_given_a_correlation_id_when_a_worker_runs_the_job_then_its_log_li
     caplog.set_level(logging.INFO)
     async with (
         running_server(tmp_path) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}", correlation_id=CID) as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY, correlation_id=CID) as client,
     ):
         jobs = [await client.submit(name, {}, queue="corr", max_attempts=1) for name in TASKS]
         async with running_worker(server, TASKS):

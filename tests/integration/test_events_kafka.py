@@ -28,6 +28,7 @@ from jobq.events.relay import EventRelay, build_relay
 from jobq.events.topics import TopicNames
 from jobq.server.app import ServerApp
 from jobq.store.base import DeadLetterSelector, Store
+from tests.auth_keys import BOOTSTRAP_KEYS, OWNER_KEY
 from tests.contract.helpers import lease_of, new_job, register
 from tests.harness.kafka import KafkaBroker, kafka_broker_running
 
@@ -322,12 +323,13 @@ async def test_given_the_broker_down_under_load_then_submits_succeed_and_the_rel
             kafka_topic_partitions=3,
             kafka_delivery_timeout=dt.timedelta(seconds=10),
             kafka_relay_batch=200,
+            auth_bootstrap_keys=BOOTSTRAP_KEYS,
         )
         app = ServerApp(settings)
         await app.start()
         job_ids: list[str] = []
         try:
-            async with AsyncClient(f"127.0.0.1:{app.grpc_port}") as client:
+            async with AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client:
 
                 async def submit_for(seconds: float) -> None:
                     end = time.monotonic() + seconds

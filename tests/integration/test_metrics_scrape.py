@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
-import grpc
 import pytest
 
 from jobq.client import AsyncClient
@@ -23,6 +22,8 @@ from jobq.server.app import ServerApp
 from jobq.v1 import worker_service_pb2 as pb
 from jobq.v1 import worker_service_pb2_grpc
 from jobq.worker.task import PermanentError, task
+from tests.auth_keys import OWNER_KEY
+from tests.integration import authed
 from tests.integration.inprocess import running_server, running_worker
 from tests.ops.metric_contract import EXPORTED_BY, METRICS, SERVER_JOB, WORKER_JOB
 
@@ -112,7 +113,7 @@ async def exercise_server(server: ServerApp, client: AsyncClient) -> None:
     for payload in range(3):
         await client.submit("echo", payload, queue="scrape")
     lost = await client.submit("echo", "lost", queue="scrape-short")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+    async with authed.channel(f"127.0.0.1:{server.grpc_port}") as channel:
         stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
         worker = (
             await stub.RegisterWorker(
@@ -147,7 +148,7 @@ async def exercise_server(server: ServerApp, client: AsyncClient) -> None:
 
 async def test_server_scrape_passes_promtool_and_exports_its_contract(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        async with AsyncClient(f"127.0.0.1:{server.grpc_port}") as client:
+        async with AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client:
             await exercise_server(server, client)
         text = await scrape(server.http_port)
     check_with_promtool(text)
@@ -162,7 +163,7 @@ async def test_worker_scrape_passes_promtool_and_exports_its_contract(tmp_path: 
     try:
         async with (
             running_server(tmp_path) as server,
-            AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+            AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
         ):
             jobs = [
                 await client.submit(name, {}, queue="scrape", max_attempts=1)

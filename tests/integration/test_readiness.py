@@ -25,6 +25,7 @@ from jobq.core.errors import StoreUnavailable
 from jobq.core.model import QueueConfig
 from jobq.server.app import ServerApp
 from jobq.store.sqlite import SqliteStore
+from tests.auth_keys import BOOTSTRAP_KEYS
 
 BIN = Path(sys.executable).parent
 
@@ -36,6 +37,7 @@ def settings(url: str, **overrides: object) -> ServerSettings:
         "database_url": url,
         "scheduler_interval": dt.timedelta(milliseconds=50),
         "shutdown_grace": dt.timedelta(seconds=1),
+        "auth_bootstrap_keys": BOOTSTRAP_KEYS,
     }
     return ServerSettings(**(values | overrides))  # type: ignore[arg-type]
 

@@ -13,6 +13,7 @@ from jobq.client import AsyncClient
 from jobq.core.errors import NotFound
 from jobq.core.states import JobState
 from jobq.worker.task import task
+from tests.auth_keys import OWNER_KEY
 from tests.integration.inprocess import Spans, running_server, running_worker
 
 SUBMIT = "jobq.v1.JobService/Submit"
@@ -33,7 +34,7 @@ async def test_given_a_parent_span_when_submitting_then_the_rpc_span_and_job_joi
     server_spans, app_spans = Spans("jq-server"), Spans("app")
     async with (
         running_server(tmp_path, server_spans) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         with app_spans.tracer.start_as_current_span("checkout") as parent:
             job = await client.submit("traced.echo", {"n": 1}, queue="traced")
@@ -68,7 +69,7 @@ async def test_given_a_missing_job_when_getting_it_then_the_span_has_the_status_
     server_spans = Spans("jq-server")
     async with (
         running_server(tmp_path, server_spans) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         with pytest.raises(NotFound):
             await client.get("no-such-job")
@@ -86,7 +87,7 @@ async def test_given_a_job_submitted_in_a_trace_when_a_worker_runs_it_then_it_jo
     server_spans, app_spans, worker_spans = Spans("jq-server"), Spans("app"), Spans("jq-worker")
     async with (
         running_server(tmp_path, server_spans) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         with app_spans.tracer.start_as_current_span("checkout") as parent:
             job = await client.submit("traced.echo", {"n": 2}, queue="traced")

@@ -24,6 +24,8 @@ from jobq.core.states import JobState
 from jobq.server.app import ServerApp, keepalive_options
 from jobq.v1 import job_service_pb2, job_service_pb2_grpc
 from jobq.worker.task import collect_tasks
+from tests.auth_keys import BOOTSTRAP_KEYS, OWNER_KEY
+from tests.integration import authed
 from tests.integration.inprocess import running_worker
 
 BIG = {"blob": "x" * 1_000_000}  # a payload near JQ_MAX_PAYLOAD_BYTES
@@ -37,6 +39,7 @@ async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[ServerApp]:
         "database_url": f"sqlite:///{tmp_path}/jobq.db",
         "scheduler_interval": dt.timedelta(milliseconds=50),
         "shutdown_grace": dt.timedelta(seconds=1),
+        "auth_bootstrap_keys": BOOTSTRAP_KEYS,
     }
     app = ServerApp(ServerSettings(**(values | overrides)))
     await app.start()
@@ -65,8 +68,8 @@ async def eventually(predicate: Any, what: str) -> None:
 async def test_a_watcher_of_a_big_job_gets_it_once_then_small_updates(tmp_path: Path) -> None:
     async with (
         serving(tmp_path) as app,
-        AsyncClient(f"127.0.0.1:{app.grpc_port}") as client,
-        grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel,
+        AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client,
+        authed.channel(f"127.0.0.1:{app.grpc_port}") as channel,
     ):
         # 1.5 s of steps spans several 0.5 s progress reports, even on a loaded machine.
         payload = BIG | {"steps": 5, "step_seconds": 0.3}
@@ -97,13 +100,11 @@ async def test_a_watcher_of_a_big_job_gets_it_once_then_small_updates(tmp_path: 
 
 async def test_a_watcher_that_never_reads_is_dropped(tmp_path: Path) -> None:
     async with serving(tmp_path, stream_send_timeout=dt.timedelta(milliseconds=300)) as app:
-        async with AsyncClient(f"127.0.0.1:{app.grpc_port}") as client:
+        async with AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client:
             job = await client.submit("echo", BIG)
         # A client whose HTTP/2 window stays at its initial 64 KiB and that reads nothing
         options = [("grpc.http2.bdp_probe", 0), ("grpc.max_receive_message_length", 8 << 20)]
-        async with grpc.aio.insecure_channel(
-            f"127.0.0.1:{app.grpc_port}", options=options
-        ) as channel:
+        async with authed.channel(f"127.0.0.1:{app.grpc_port}", options=options) as channel:
             stub = job_service_pb2_grpc.JobServiceStub(channel)
             call = stub.WatchJob(job_service_pb2.WatchJobRequest(id=job.id))
             await eventually(lambda: gauge(app, "jq_grpc_streams_open") == 1, "the stream")
@@ -116,7 +117,7 @@ async def test_a_watcher_that_never_reads_is_dropped(tmp_path: Path) -> None:
 async def test_an_idle_connection_is_closed_after_max_connection_idle(tmp_path: Path) -> None:
     async with (
         serving(tmp_path, grpc_max_connection_idle=dt.timedelta(milliseconds=500)) as app,
-        grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel,
+        authed.channel(f"127.0.0.1:{app.grpc_port}") as channel,
     ):
         stub = job_service_pb2_grpc.JobServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError):
@@ -135,13 +136,14 @@ async def test_a_half_open_watcher_is_dropped_after_the_keepalive_timeout(tmp_pa
         "grpc_keepalive_timeout": dt.timedelta(milliseconds=500),
     }
     async with serving(tmp_path, **settings) as app:
-        async with AsyncClient(f"127.0.0.1:{app.grpc_port}") as client:
+        async with AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client:
             job = await client.submit("echo", {"n": 1})
         watcher = await asyncio.create_subprocess_exec(
             sys.executable,
             str(Path(__file__).with_name("watch_client.py")),
             f"127.0.0.1:{app.grpc_port}",
             job.id,
+            OWNER_KEY,
             stdout=asyncio.subprocess.PIPE,
         )
         try:

@@ -21,6 +21,7 @@ from jobq.core.errors import Unavailable
 from jobq.core.states import JobState
 from jobq.server.app import ServerApp
 from jobq.worker.task import Task
+from tests.auth_keys import BOOTSTRAP_KEYS, OWNER_KEY
 
 from .inprocess import running_worker
 
@@ -50,6 +51,7 @@ def settings(database_url: str, port: int = 0, **more: Any) -> ServerSettings:
         database_url=database_url,
         scheduler_interval=dt.timedelta(milliseconds=50),
         shutdown_grace=dt.timedelta(seconds=1),
+        auth_bootstrap_keys=BOOTSTRAP_KEYS,
         **more,
     )
 
@@ -78,7 +80,7 @@ async def test_pg_a_nul_in_one_error_and_a_too_deep_result_stall_no_other_job(
     # Given 20 ordinary jobs, one whose task raises with a NUL in its message and one whose
     # result nests 975 levels deep, on PostgreSQL
     tasks = {"ok": Task("ok", ok), "nul": Task("nul", nul), "deep": Task("deep", deep)}
-    async with AsyncClient(f"127.0.0.1:{pg_app.grpc_port}") as client:
+    async with AsyncClient(f"127.0.0.1:{pg_app.grpc_port}", token=OWNER_KEY) as client:
         bad = [
             await client.submit("nul", {}, max_attempts=1),
             await client.submit("deep", {}, max_attempts=1),
@@ -142,7 +144,7 @@ async def test_a_server_restart_shorter_than_the_lease_does_not_run_a_job_twice(
     )
     server = ServerApp(config)
     await server.start()
-    async with AsyncClient(f"127.0.0.1:{port}") as client:
+    async with AsyncClient(f"127.0.0.1:{port}", token=OWNER_KEY) as client:
         job = await client.submit("slow", {})
         async with running_worker(server, {"slow": Task("slow", slow)}) as worker:
             beats = heartbeats_of(worker)
@@ -194,7 +196,7 @@ async def test_a_job_reaped_while_its_worker_was_cut_off_is_not_run_twice_by_it(
     server = ServerApp(config)
     await server.start()
     try:
-        async with AsyncClient(f"127.0.0.1:{server.grpc_port}") as client:
+        async with AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client:
             job = await client.submit("slow", {})
             async with running_worker(server, {"slow": Task("slow", slow)}) as worker:
                 cut_off = [False]

@@ -9,5 +9,6 @@ from jobq.v1 import job_service_pb2, job_service_pb2_grpc
 
 with grpc.insecure_channel(sys.argv[1]) as channel:
     stub = job_service_pb2_grpc.JobServiceStub(channel)
-    for _ in stub.WatchJob(job_service_pb2.WatchJobRequest(id=sys.argv[2])):
+    request = job_service_pb2.WatchJobRequest(id=sys.argv[2])
+    for _ in stub.WatchJob(request, metadata=[("authorization", f"Bearer {sys.argv[3]}")]):
         print("update", flush=True)

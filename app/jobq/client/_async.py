@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from jobq.client import _convert as cv
+from jobq.client._channel import Tls, open_channel
 from jobq.client._errors import from_rpc_error
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
@@ -49,6 +50,33 @@ class JobPage:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """A stored API key as the server shows it: never its secret."""
+
+    id: str
+    tenant: str
+    roles: list[str]
+    queues: list[str]  # empty: every queue
+    description: str
+    created_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+def _key_from_pb(key: admin_pb.ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=key.id,
+        tenant=key.tenant,
+        roles=list(key.roles),
+        queues=list(key.queues),
+        description=key.description,
+        created_at=cv.opt_dt(key, "create_time"),
+        expires_at=cv.opt_dt(key, "expire_time"),
+        revoked_at=cv.opt_dt(key, "revoke_time"),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Submitted:
     job: Job
     created: bool  # False: an idempotency key matched an existing job
@@ -75,12 +103,15 @@ class AsyncClient:
         token: str = "",
         timeout: float = 30.0,
         correlation_id: str = "",
+        tls: Tls | None = None,
     ) -> None:
+        """`token`: an API key (jq_...) or a JWT, sent as `authorization: Bearer`. `tls`: CA,
+        client certificate; without it, plaintext to a loopback address and TLS otherwise."""
         self.address = address
         self._token = token
         self._timeout = timeout
         self._correlation_id = correlation_id
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._channel = open_channel(address, tls, channel_options())
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
 
@@ -306,6 +337,36 @@ class AsyncClient:
             selector=admin_pb.DeadLetterSelector(queue=queue, ids=list(ids))
         )
         return (await self._call(self._admin.DiscardDeadLetters, request)).discarded
+
+    # --- API keys (role admin) ------------------------------------------------------------
+
+    async def create_api_key(
+        self,
+        roles: Sequence[str],
+        *,
+        tenant: str = "",
+        queues: Sequence[str] = (),
+        description: str = "",
+        expires_in: dt.timedelta | None = None,
+    ) -> tuple[ApiKeyInfo, str]:
+        """The new key and its whole text (jq_<id>_<secret>): the only time it is shown."""
+        request = admin_pb.CreateApiKeyRequest(
+            tenant=tenant, roles=list(roles), queues=list(queues), description=description
+        )
+        if expires_in is not None:
+            request.expires_in.FromTimedelta(expires_in)
+        response = await self._call(self._admin.CreateApiKey, request)
+        return _key_from_pb(response.key), response.secret_key
+
+    async def list_api_keys(self, tenant: str = "") -> builtins.list[ApiKeyInfo]:
+        response = await self._call(
+            self._admin.ListApiKeys, admin_pb.ListApiKeysRequest(tenant=tenant)
+        )
+        return [_key_from_pb(k) for k in response.keys]
+
+    async def revoke_api_key(self, key_id: str) -> ApiKeyInfo:
+        key = await self._call(self._admin.RevokeApiKey, admin_pb.RevokeApiKeyRequest(id=key_id))
+        return _key_from_pb(key)
 
     async def cluster_stats(self) -> dict[str, Any]:
         response = await self._call(self._admin.GetClusterStats, admin_pb.GetClusterStatsRequest())

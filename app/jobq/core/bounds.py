@@ -40,6 +40,8 @@ TEXT_MAX: dict[str, int | None] = {
     "message": 1000,
     "progress_message": 1000,
     "paths": 64,
+    "roles": 32,
+    "description": 200,
     "payload": None,
     "result": None,
     "error": None,
@@ -55,6 +57,7 @@ ITEMS_MAX: dict[str, int | None] = {
     "task_types": 1024,
     "states": 16,
     "paths": 16,
+    "roles": 8,
 }
 TRACE_CONTEXT_ENTRIES = 32
 TRACE_CONTEXT_KEY_MAX = 256
@@ -75,6 +78,7 @@ DURATION_MAX: dict[str, dt.timedelta] = {
     "lease_timeout": DAY,
     "default_ttl": 3650 * DAY,
     "retention": 3650 * DAY,
+    "expires_in": 3650 * DAY,
 }
 
 # protobuf Timestamp's own range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.

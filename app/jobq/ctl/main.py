@@ -1,7 +1,8 @@
 """jq-ctl: submit and inspect jobs, steer queues, workers and dead letters.
 
 Every command takes --json; errors print one line on stderr and exit non-zero
-(2: bad input, 3: not found, 4: conflict or wrong state, 5: server unavailable).
+(2: bad input, 3: not found, 4: conflict or wrong state, 5: server unavailable,
+6: not authenticated or not allowed).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.progress import Progress
 
-from jobq.client import AsyncClient
+from jobq.auth.keys import bootstrap_entry, new_key
+from jobq.auth.principal import Role
+from jobq.client import AsyncClient, Tls
 from jobq.config import ClientSettings, ConfigError, load
 from jobq.core.durations import parse_duration
 from jobq.core.errors import (
@@ -25,6 +28,8 @@ from jobq.core.errors import (
     InvalidArgument,
     JobqError,
     NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
 )
 from jobq.core.states import TERMINAL_STATES, JobState
@@ -37,9 +42,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 queues_app = typer.Typer(no_args_is_help=True, help="Create, change, pause and inspect queues.")
 workers_app = typer.Typer(no_args_is_help=True, help="List and drain workers.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, replay, discard.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke (role admin).")
 app.add_typer(queues_app, name="queues")
 app.add_typer(workers_app, name="workers")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 app.add_typer(events_app, name="events")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -51,12 +58,15 @@ EXIT_CODES: list[tuple[type[JobqError], int]] = [
     (AlreadyExists, 4),
     (FailedPrecondition, 4),
     (Unavailable, 5),
+    (Unauthenticated, 6),
+    (PermissionDenied, 6),
 ]
 
 
 class State:
     server: str = ""
     token: str = ""
+    tls: Tls | None = None
 
 
 state = State()
@@ -72,7 +82,9 @@ def options(
             help="host:port of jq-server (env JQ_SERVER_ADDRESS, default 127.0.0.1:50051)",
         ),
     ] = "",
-    token: Annotated[str, typer.Option("--token", help="API token (env JQ_TOKEN)")] = "",
+    token: Annotated[
+        str, typer.Option("--token", help="API key or JWT (env JQ_TOKEN); prefer the env")
+    ] = "",
 ) -> None:
     try:
         settings = load(ClientSettings)
@@ -80,6 +92,7 @@ def options(
         fail(f"configuration error: {exc}", 2)
     state.server = server or settings.server_address
     state.token = token or settings.token
+    state.tls = Tls.from_settings(settings)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -92,7 +105,7 @@ def run(work: Callable[[AsyncClient], Coroutine[Any, Any, T]]) -> T:
     """Run one command's calls with a client, turning jobq errors into one line and an exit code."""
 
     async def main() -> T:
-        async with AsyncClient(state.server, token=state.token) as client:
+        async with AsyncClient(state.server, token=state.token, tls=state.tls) as client:
             return await work(client)
 
     try:
@@ -525,6 +538,85 @@ def dlq_discard(
         typer.confirm("Delete these dead jobs for good?", abort=True)
     count = run(lambda c: c.discard_dead(q, job_ids))
     render.emit_json({"discarded": count}) if json_out else render.out.print(f"discarded {count}")
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+Roles = Annotated[
+    list[str], typer.Option("--role", "-r", help="submitter, worker, operator or admin; repeat.")
+]
+KeyQueues = Annotated[
+    list[str] | None, typer.Option("--queue", "-q", help="Worker keys: a queue it may serve.")
+]
+
+
+def _roles(values: list[str]) -> list[Role]:
+    try:
+        return [Role(v) for v in values]
+    except ValueError:
+        raise fail(f"--role: one of {', '.join(r.value for r in Role)}", 2) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    roles: Roles,
+    tenant: Annotated[str, typer.Option(help="Whose data it reaches ('*': every tenant).")] = "",
+    queues: KeyQueues = None,
+    expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d.")] = None,
+    description: Annotated[str, typer.Option(help="Who or what it is for.")] = "",
+    json_out: JsonFlag = False,
+) -> None:
+    """Create a key and print it once: it is stored only as a hash."""
+    lifetime = duration_option(expires, "--expires")
+    key, secret = run(
+        lambda c: c.create_api_key(
+            [r.value for r in _roles(roles)],
+            tenant=tenant,
+            queues=queues or [],
+            description=description,
+            expires_in=lifetime,
+        )
+    )
+    if json_out:
+        render.emit_json({"key": key, "secret_key": secret})
+        return
+    print(secret)
+    print(
+        f"key {key.id} for tenant {key.tenant}: roles {', '.join(key.roles)}; "
+        "shown only now, store it safely",
+        file=sys.stderr,
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str, typer.Option(help="One tenant (default: all you manage).")] = "",
+    json_out: JsonFlag = False,
+) -> None:
+    """Keys without their secrets: id, tenant, roles, queues, times."""
+    keys = run(lambda c: c.list_api_keys(tenant))
+    render.emit_json(keys) if json_out else render.keys_table(keys)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, json_out: JsonFlag = False) -> None:
+    """Revoke a key: refused from the next call on, on every server."""
+    key = run(lambda c: c.revoke_api_key(key_id))
+    render.emit_json(key) if json_out else render.out.print(f"revoked {key.id}")
+
+
+@keys_app.command("bootstrap")
+def keys_bootstrap(
+    roles: Roles,
+    tenant: Annotated[str, typer.Option(help="Whose data it reaches ('*': every tenant).")] = "*",
+    queues: KeyQueues = None,
+) -> None:
+    """Make a key offline (no server): the key on stdout, and on stderr its hash-only entry
+    for JQ_AUTH_BOOTSTRAP_KEYS, so the server's setting never holds the secret."""
+    granted = _roles(roles)
+    _, _, key = new_key()
+    print(key)
+    print(bootstrap_entry(key, tenant, granted, queues or []), file=sys.stderr)
 
 
 def main() -> None:

@@ -176,3 +176,21 @@ def workers_table(workers: Sequence[WorkerInfo]) -> None:
             _when(w.last_heartbeat),
         )
     out.print(table)
+
+
+def keys_table(keys: Sequence[Any]) -> None:
+    table = Table(title="API keys")
+    for column in ("id", "tenant", "roles", "queues", "created", "expires", "revoked", "about"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.tenant,
+            ",".join(key.roles),
+            ",".join(key.queues) or "*",
+            _when(key.created_at),
+            _when(key.expires_at),
+            _when(key.revoked_at),
+            _short(key.description),
+        )
+    out.print(table)

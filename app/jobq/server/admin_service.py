@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jobq.core.errors import InvalidArgument
 from jobq.server import convert
+from jobq.server.keys import ApiKeyRpcs, KeyService
 from jobq.server.rpc_context import Context
 from jobq.server.service import JobqService
 from jobq.store.base import DeadLetterSelector
@@ -17,8 +18,9 @@ def _selector(selector: pb.DeadLetterSelector) -> DeadLetterSelector:
     return DeadLetterSelector(queue=selector.queue or None, ids=tuple(selector.ids))
 
 
-class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
-    def __init__(self, service: JobqService) -> None:
+class AdminServicer(ApiKeyRpcs, admin_service_pb2_grpc.AdminServiceServicer):
+    def __init__(self, service: JobqService, keys: KeyService) -> None:
+        ApiKeyRpcs.__init__(self, keys)
         self._service = service
 
     async def CreateQueue(

@@ -24,13 +24,16 @@ from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.server.admin_service import AdminServicer
+from jobq.server.authn import AuthInterceptor, build_authenticator
 from jobq.server.guard import RequestGuard
 from jobq.server.instrumented_store import InstrumentedStore
 from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
+from jobq.server.keys import KeyService
 from jobq.server.rpc_context import ServerInterceptor
 from jobq.server.scheduler import Scheduler
 from jobq.server.service import JobqService, limits_from, queue_defaults
+from jobq.server.tls import ReloadingCertificates
 from jobq.server.worker_service import WorkerServicer
 from jobq.store.base import Store
 from jobq.v1 import (
@@ -109,7 +112,12 @@ def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
     ]
 
 
-def _listen(server: grpc.aio.Server, host: str, port: int) -> int:
+def _listen(
+    server: grpc.aio.Server,
+    host: str,
+    port: int,
+    credentials: grpc.ServerCredentials | None = None,
+) -> int:
     """Bind the gRPC port, or raise one line naming the setting that moves it."""
     address = f"{host}:{port}"
     # Asked first, so that the cause is ours in one line rather than gRPC core's log.
@@ -120,7 +128,10 @@ def _listen(server: grpc.aio.Server, host: str, port: int) -> int:
             "(set JQ_GRPC_PORT to a free port, or JQ_GRPC_HOST)"
         )
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:  # grpcio says only "Failed to bind"; the OS says why
         bound = 0
     if bound == 0:
@@ -177,6 +188,15 @@ class ServerApp:
             self.store, self.metrics, self.tracer, db_system(settings.database_url)
         )
         self.service = JobqService(instrumented, clock or SystemClock(), settings, self.metrics)
+        self.keys = KeyService(instrumented.api_keys, self.service.clock)
+        self.authenticator = build_authenticator(settings, instrumented.api_keys)
+        self.certificates = (
+            ReloadingCertificates(
+                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+            )
+            if settings.tls_cert_file
+            else None
+        )
         self.scheduler = Scheduler(self.service)
         # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox (up to
         # JQ_OUTBOX_RETENTION), and jq_outbox_relay_enabled says nobody is sending them.
@@ -218,6 +238,7 @@ class ServerApp:
         if self.settings.migrate_on_start:
             await self.store.migrate()
         await self.store.open()
+        await self._check_credentials()
         interceptor = RpcInterceptor(
             self.metrics,
             self.tracer,
@@ -225,7 +246,9 @@ class ServerApp:
         )
         server = grpc.aio.server(
             # The guard runs inside RpcInterceptor, which maps its rejections to a status.
+            # Authentication first: nothing of a call runs before its principal is known.
             interceptors=[
+                AuthInterceptor(self.authenticator, self.service.clock),
                 interceptor,
                 RequestGuard(limits_from(self.settings)),
                 *self._extra_interceptors,
@@ -241,13 +264,22 @@ class ServerApp:
             WorkerServicer(self.service), server
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self.service), server
+            AdminServicer(self.service, self.keys), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.grpc_port = _listen(server, self.settings.grpc_host, self.settings.grpc_port)
+        credentials = (
+            self.certificates.credentials(
+                require_client_cert=bool(self.settings.tls_client_ca_file)
+            )
+            if self.certificates is not None
+            else None
+        )
+        self.grpc_port = _listen(
+            server, self.settings.grpc_host, self.settings.grpc_port, credentials
+        )
         await server.start()
         self._server = server
         self._http = HttpSidePort(
@@ -267,6 +299,24 @@ class ServerApp:
         self._health_watch = asyncio.create_task(self._follow_readiness())
         log.info(
             "jq-server listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port}
+        )
+
+    async def _check_credentials(self) -> None:
+        """Deny by default: refuse to start with no way for any caller to authenticate."""
+        if self.settings.auth_unauthenticated:
+            log.warning(
+                "JQ_AUTH_UNAUTHENTICATED=true: every call runs as an all-tenant principal with "
+                "every role; for local development only"
+            )
+            return
+        if self.settings.has_credentials():
+            return
+        now = self.service.clock.now()
+        if any(key.usable(now) for key in await self.store.api_keys.all()):
+            return
+        raise JobqError(
+            "no credentials configured: set JQ_AUTH_BOOTSTRAP_KEYS (or JQ_AUTH_JWT_JWKS, or "
+            "JQ_AUTH_MTLS_SUBJECTS), or JQ_AUTH_UNAUTHENTICATED=true for local development only"
         )
 
     def _woken_by_store(self) -> None:

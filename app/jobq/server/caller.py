@@ -16,26 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobq.auth.principal import ALL_TENANTS, Principal, Role, current_principal
-from jobq.core.errors import InvalidArgument, PermissionDenied
+from jobq.auth.principal import ALL_TENANTS, Principal, current_principal
+from jobq.core.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from jobq.core.model import DEFAULT_TENANT, WorkerInfo
 from jobq.core.validation import TENANT
 from jobq.store.base import Tenant
 
-UNAUTHENTICATED = Principal(
-    subject="unauthenticated",
-    tenant=ALL_TENANTS,
-    roles=frozenset(Role),
-    via="unauthenticated",
-)
-
 
 def caller() -> Principal:
-    """The principal of the RPC being served."""
+    """The principal of the RPC being served, which the authentication interceptor set (in
+    local development too, as an all-tenant principal). None means a call reached a service
+    some other way: refused, never served as anyone."""
     principal = current_principal.get()
     if principal is None:
-        # until the authentication interceptor sets it
-        return UNAUTHENTICATED
+        raise Unauthenticated("no principal for this call")
     return principal
 
 

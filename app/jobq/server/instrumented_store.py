@@ -16,7 +16,14 @@ from opentelemetry import trace
 from jobq.core.errors import JobqError, StoreUnavailable
 from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import NO_TRACER
-from jobq.store.base import EventLog, JobRepository, LeaderLock, QueueRepository, Store
+from jobq.store.base import (
+    ApiKeyRepository,
+    EventLog,
+    JobRepository,
+    LeaderLock,
+    QueueRepository,
+    Store,
+)
 from jobq.store.base import WorkerRepository as WorkerRepo
 
 AsyncFn = Callable[..., Coroutine[Any, Any, Any]]
@@ -104,6 +111,7 @@ class InstrumentedStore:
         self._queues = cast(QueueRepository, _Instrumented(inner.queues, "queues", probe))
         self._workers = cast(WorkerRepo, _Instrumented(inner.workers, "workers", probe))
         self._events = cast(EventLog, _Instrumented(inner.events, "events", probe))
+        self._api_keys = cast(ApiKeyRepository, _Instrumented(inner.api_keys, "api_keys", probe))
 
     @property
     def jobs(self) -> JobRepository:
@@ -120,6 +128,10 @@ class InstrumentedStore:
     @property
     def events(self) -> EventLog:
         return self._events
+
+    @property
+    def api_keys(self) -> ApiKeyRepository:
+        return self._api_keys
 
     @property
     def leader(self) -> LeaderLock:

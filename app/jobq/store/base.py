@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from jobq.auth.keys import ApiKey
 from jobq.core.model import (
     DEFAULT_TENANT,
     HeartbeatResult,
@@ -231,6 +232,22 @@ class EventLog(Protocol):
         ...
 
 
+class ApiKeyRepository(Protocol):
+    """API keys by id (the hash of each secret, never the secret: jobq.auth.keys)."""
+
+    async def create(self, key: ApiKey) -> ApiKey:
+        """AlreadyExists if the id is taken."""
+        ...
+
+    async def get(self, key_id: str) -> ApiKey | None: ...
+
+    async def all(self, tenant: str | None = None) -> list[ApiKey]: ...
+
+    async def revoke(self, key_id: str, now: dt.datetime) -> ApiKey:
+        """NotFound if there is no such key; revoking twice keeps the first time."""
+        ...
+
+
 class LeaderLock(Protocol):
     """Singleton work (promotion, reaping, expiry, retention) runs only while this is held."""
 
@@ -265,6 +282,9 @@ class Store(Protocol):
 
     @property
     def events(self) -> EventLog: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
 
     @property
     def leader(self) -> LeaderLock: ...

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import grpc
 
 from jobq.client._async import channel_options
+from jobq.client._channel import Tls, open_channel
 from jobq.client._convert import dur, job_from_pb
 from jobq.client._errors import from_rpc_error
 from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
@@ -48,8 +49,10 @@ def _outcome(outcome: Outcome) -> pb.Outcome:
 
 
 class WorkerConnection:
-    def __init__(self, address: str, token: str = "", timeout: float = 30.0) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=WORKER_CHANNEL_OPTIONS)
+    def __init__(
+        self, address: str, token: str = "", timeout: float = 30.0, tls: Tls | None = None
+    ) -> None:
+        self._channel = open_channel(address, tls, WORKER_CHANNEL_OPTIONS)
         self._stub = worker_service_pb2_grpc.WorkerServiceStub(self._channel)
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import typer
 
+from jobq.client._channel import Tls
 from jobq.config import ConfigError, WorkerSettings, load
+from jobq.core.errors import PermissionDenied, Unauthenticated
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.logging import configure_logging
 from jobq.observability.tracing import build_tracer_provider, tracer_from
@@ -51,7 +53,9 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
     tracer_provider = build_tracer_provider(
         "jq-worker", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
     )
-    connection = WorkerConnection(settings.server_address, settings.token)
+    connection = WorkerConnection(
+        settings.server_address, settings.token, tls=Tls.from_settings(settings)
+    )
     worker = Worker(
         connection,
         tasks,
@@ -144,6 +148,13 @@ def main_command(
         asyncio.run(run_worker(settings, found, names))
     except OSError as exc:  # the side port: the message names the variable that moves it
         typer.echo(f"jq-worker: {_first_line(str(exc))}", err=True)
+        raise typer.Exit(1) from None
+    except (Unauthenticated, PermissionDenied) as exc:  # retrying would not change the answer
+        typer.echo(
+            f"jq-worker: refused by the server: {type(exc).__name__}: {_first_line(str(exc))} "
+            "(check JQ_TOKEN or the client certificate)",
+            err=True,
+        )
         raise typer.Exit(1) from None
 
 

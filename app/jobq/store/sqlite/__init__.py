@@ -16,6 +16,7 @@ from jobq.store.migrations import apply_migrations, migrations_dir, pending_migr
 from jobq.store.sqlite.db import SqliteDb
 from jobq.store.sqlite.events import SqliteEventLog
 from jobq.store.sqlite.jobs import SqliteJobs
+from jobq.store.sqlite.keys import SqliteApiKeys
 from jobq.store.sqlite.lock import FileLock
 from jobq.store.sqlite.queues import SqliteQueues
 from jobq.store.sqlite.workers import SqliteWorkers
@@ -42,6 +43,7 @@ class SqliteStore:
         self.queues = SqliteQueues(self._db)
         self.workers = SqliteWorkers(self._db)
         self.events = SqliteEventLog(self._db)
+        self.api_keys = SqliteApiKeys(self._db)
         self.leader = AlwaysLeader()
 
     @property
