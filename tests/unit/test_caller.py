@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobq.auth.principal import ALL_TENANTS, Principal, Role, current_principal
-from jobq.core.errors import InvalidArgument, PermissionDenied
+from jobq.core.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from jobq.core.model import WorkerInfo, WorkerState
 from jobq.server.caller import (
     caller,
@@ -22,14 +22,10 @@ ACME = Principal(subject="key-a", tenant="acme", roles=frozenset({Role.SUBMITTER
 PLATFORM = Principal(subject="ops", tenant=ALL_TENANTS, roles=frozenset(Role))
 
 
-def test_without_a_principal_the_caller_is_the_unauthenticated_all_tenant_one() -> None:
+def test_without_a_principal_a_call_is_refused_never_served_as_anyone() -> None:
     assert current_principal.get() is None
-    anonymous = caller()
-    assert (anonymous.tenant, anonymous.via, anonymous.roles) == (
-        ALL_TENANTS,
-        "unauthenticated",
-        frozenset(Role),
-    )
+    with pytest.raises(Unauthenticated):
+        caller()
     token = current_principal.set(ACME)
     try:
         assert caller() is ACME
