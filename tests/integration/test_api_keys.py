@@ -171,7 +171,7 @@ async def test_refusals_and_admin_actions_are_audited_and_no_secret_is_logged(
             await holder.submit("echo", {})
             with pytest.raises(PermissionDenied):
                 await holder.purge_queue("default")
-        await owner.purge_queue("default")
+        await owner.purge_queue("default", tenant="acme")  # the holder submitted in acme
         await admin.revoke_api_key(key.id)
         async with AsyncClient(address(app), token=secret) as holder:
             with pytest.raises(Unauthenticated):

@@ -29,6 +29,7 @@ from jobq.events.topics import TopicNames
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.store.base import Store
 from jobq.worker.task import task
+from tests.auth_keys import OWNER_KEY
 from tests.contract.helpers import lease_of, new_job, register
 from tests.harness.kafka import KafkaBroker
 from tests.integration.inprocess import Spans, running_server, running_worker
@@ -213,7 +214,7 @@ async def test_given_a_job_submitted_in_a_span_then_its_event_and_processor_span
             kafka_topic_prefix=prefix,
             kafka_topic_partitions=3,
         ) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         with app_spans.tracer.start_as_current_span("checkout") as parent:
             job = await client.submit("traced.finish", {"n": 1}, queue="traced-events")

@@ -9,13 +9,14 @@ import pytest
 
 from jobq.client import AsyncClient
 from jobq.core.errors import InvalidArgument
+from tests.auth_keys import OWNER_KEY
 from tests.integration.inprocess import running_server
 
 
 async def test_results_keep_the_order_of_the_jobs_with_batches_in_flight(tmp_path: Path) -> None:
     async with (
         running_server(tmp_path) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         progress: list[int] = []
         results = await client.submit_many(
@@ -33,7 +34,7 @@ async def test_results_keep_the_order_of_the_jobs_with_batches_in_flight(tmp_pat
 async def test_a_refused_batch_raises_its_own_error_not_a_group(tmp_path: Path) -> None:
     async with (
         running_server(tmp_path) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         jobs = [{"type": "echo", "payload": i} for i in range(300)]
         jobs[250]["type"] = "not a task name!"

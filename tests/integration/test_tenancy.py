@@ -332,7 +332,7 @@ async def test_operators_list_and_drain_only_their_tenants_workers(world) -> Non
     globex_worker = await globex.register()
     listed = await globex.admin.ListWorkers(apb.ListWorkersRequest())
     assert [(w.id, w.tenant, w.subject) for w in listed.workers] == [
-        (globex_worker, "globex", "globex-caller")
+        (globex_worker, "globex", "jwt:globex-caller")  # the subject of its JWT
     ]
     await world.refused(
         globex.admin.DrainWorker(apb.DrainWorkerRequest(worker_id=acme_worker)), NOT_FOUND

@@ -122,7 +122,7 @@ async def test_given_a_sample_ratio_of_zero_then_only_jobs_of_a_sampled_trace_ge
     app_spans = Spans("app")  # the submitter samples everything
     async with (
         running_server(tmp_path, server_spans) as server,
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         untraced = await client.submit("traced.echo", {"n": 3}, queue="traced")
         with app_spans.tracer.start_as_current_span("checkout") as parent:
@@ -149,7 +149,7 @@ async def test_given_no_trace_export_then_a_tasks_own_span_still_joins_the_submi
     app_spans = Spans("app")
     async with (
         running_server(tmp_path) as server,  # neither server nor worker exports spans
-        AsyncClient(f"127.0.0.1:{server.grpc_port}") as client,
+        AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as client,
     ):
         with app_spans.tracer.start_as_current_span("checkout") as parent:
             job = await client.submit("traced.own_span", {"n": 5}, queue="traced")
