@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from jobq import JobContext, task
@@ -10,6 +11,12 @@ from jobq import JobContext, task
 
 @task("block")
 def block(payload: Any, ctx: JobContext) -> dict[str, Any]:
-    """A sync task that runs `seconds` without looking at cancellation."""
+    """A sync task that runs `seconds` without looking at cancellation.
+
+    With `started`, it first creates that file: a test waits on it to know the task runs in
+    the worker, not only that the server handed the job out.
+    """
+    if "started" in payload:
+        Path(payload["started"]).touch()
     time.sleep(float(payload.get("seconds", 1)))
     return {"attempt": ctx.attempt}

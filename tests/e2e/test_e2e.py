@@ -157,8 +157,11 @@ def test_paused_queue_holds_jobs_until_resumed_and_ttl_expires_them(cluster, cli
 def test_sigterm_lets_in_flight_jobs_finish(cluster: Cluster, client) -> None:
     cluster.start_server()
     worker = cluster.start_worker()
-    job = client.submit("block", {"seconds": 1.5})
-    wait_until(lambda: job_state(client, job.id) is JobState.RUNNING, what="job to start")
+    started = cluster.tmp / "block-started"
+    job = client.submit("block", {"seconds": 1.5, "started": str(started)})
+    # RUNNING on the server is not yet running here: a lease still on its way when SIGTERM
+    # lands is given back, not run, which is what the drain is for.
+    wait_until(started.exists, what="the task to start in the worker")
     worker.signal(signal.SIGTERM)
     assert worker.wait(20) == 0
     assert client.get(job.id).state is JobState.SUCCEEDED
