@@ -102,14 +102,16 @@ class ScheduleService:
             changes["job"] = dataclasses.replace(
                 job, queue=job.queue or "default", payload=job.payload or "null"
             )
-        if "catch_up_window" in changes:
-            changes["catch_up_window"] = changes["catch_up_window"] or DEFAULT_CATCH_UP_WINDOW
+        if "catch_up_window" in changes and changes["catch_up_window"] is None:
+            changes["catch_up_window"] = DEFAULT_CATCH_UP_WINDOW
         if "time_zone" in changes:
             changes["time_zone"] = changes["time_zone"] or "UTC"
         if "cron" in changes:
-            changes["interval"] = None if changes["cron"] else existing.interval
             changes["cron"] = changes["cron"] or None
-        if changes.get("interval") is not None:
+        # A schedule has one calendar: setting one clears the other.
+        if changes.get("cron") is not None:
+            changes["interval"] = None
+        elif changes.get("interval") is not None:
             changes["cron"] = None
         updated = dataclasses.replace(existing, **changes)
         self._validate(updated)
@@ -369,7 +371,7 @@ def new_schedule(
         time_zone=time_zone or "UTC",
         overlap=overlap,
         catch_up=catch_up,
-        catch_up_window=catch_up_window or DEFAULT_CATCH_UP_WINDOW,
+        catch_up_window=DEFAULT_CATCH_UP_WINDOW if catch_up_window is None else catch_up_window,
         jitter=jitter,
         start_at=start_at,
         end_at=end_at,
