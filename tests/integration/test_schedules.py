@@ -234,3 +234,16 @@ async def test_another_tenants_schedule_is_not_found_or_refused(served: Any) -> 
     assert [s.tenant for s in await client.schedules.list(tenant="acme")] == ["acme"]
     with pytest.raises(NotFound):
         await client.schedules.get("s")  # the all-tenant caller's default tenant has none
+
+
+async def test_a_resumed_schedule_catches_nothing_up_from_its_pause(served: Any) -> None:
+    app, clock, client = served
+    await client.schedules.create("every-second", interval="1s", type="echo", overlap="allow")
+    await client.schedules.pause("every-second")
+    await tick(app, clock, 10)
+    assert await schedule_jobs(app) == []
+    # Unpaused through Update, as through Resume: the next fire time is after now
+    resumed = await client.schedules.update("every-second", paused=False)
+    assert resumed.next_fire_at == T0 + 11 * SECOND
+    await tick(app, clock)
+    assert [j.run_at for j in await schedule_jobs(app)] == [T0 + 11 * SECOND]

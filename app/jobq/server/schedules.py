@@ -118,7 +118,11 @@ class ScheduleService:
         if "job" in changes:
             await self._queue_exists(updated)
         now = self._clock.now()
-        if CALENDAR_FIELDS & changes.keys():
+        # Unpausing through Update is a resume: what the pause skipped is not caught up.
+        resumed = existing.paused and changes.get("paused") is False
+        if resumed:
+            changes["buffered_fire_at"] = None
+        if resumed or CALENDAR_FIELDS & changes.keys():
             changes["next_fire_at"] = first_fire(
                 calendar_for(updated), now, updated.start_at, updated.end_at
             )
