@@ -18,7 +18,7 @@ from jobq import AsyncClient
 from tests.auth_keys import OPERATOR_KEY
 from tests.e2e.replicas import Replicas
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]  # a server, a worker, 13 s of firing
 
 POLICIES = ("skip", "allow", "buffer_one", "cancel_previous")
 RUN_FOR = 9.0

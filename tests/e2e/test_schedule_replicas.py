@@ -22,7 +22,7 @@ from tests.auth_keys import OPERATOR_KEY
 from tests.e2e.conftest import BIN, wait_until
 from tests.e2e.replicas import Replicas, Server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]  # 30 s firing, 4 server starts
 
 PHASE = 9.0  # seconds of firing before each kill, and after the last
 

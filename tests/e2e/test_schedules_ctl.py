@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import Cluster, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]  # each jq-ctl is a process
 
 README = Path(__file__).parents[2] / "README.md"
 
