@@ -31,7 +31,9 @@ from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
 from jobq.server.keys import KeyService
 from jobq.server.rpc_context import ServerInterceptor
+from jobq.server.schedule_service import ScheduleServicer
 from jobq.server.scheduler import Scheduler
+from jobq.server.schedules import ScheduleService
 from jobq.server.service import JobqService, limits_from, queue_defaults
 from jobq.server.tls import ReloadingCertificates
 from jobq.server.worker_service import WorkerServicer
@@ -41,6 +43,8 @@ from jobq.v1 import (
     admin_service_pb2_grpc,
     job_service_pb2,
     job_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
     worker_service_pb2,
     worker_service_pb2_grpc,
 )
@@ -54,6 +58,7 @@ SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 )
 
 
@@ -197,7 +202,8 @@ class ServerApp:
             if settings.tls_cert_file
             else None
         )
-        self.scheduler = Scheduler(self.service)
+        self.schedules = ScheduleService(self.service)
+        self.scheduler = Scheduler(self.service, self.schedules)
         # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox (up to
         # JQ_OUTBOX_RETENTION), and jq_outbox_relay_enabled says nobody is sending them.
         self.relay = build_relay(
@@ -265,6 +271,9 @@ class ServerApp:
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.service, self.keys), server
+        )
+        schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
+            ScheduleServicer(self.schedules), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

@@ -19,6 +19,7 @@ from jobq.store.postgres.events import PgEventLog
 from jobq.store.postgres.jobs import PgJobs
 from jobq.store.postgres.keys import PgApiKeys
 from jobq.store.postgres.queues import PgQueues
+from jobq.store.postgres.schedules import PgSchedules
 from jobq.store.postgres.session import PgLeaderLock, listen_for_work
 from jobq.store.postgres.workers import PgWorkers
 
@@ -77,6 +78,7 @@ class PostgresStore:
         self.queues = PgQueues(self._db)
         self.workers = PgWorkers(self._db)
         self.events = PgEventLog(self._db)
+        self.schedules = PgSchedules(self._db)
         self.api_keys = PgApiKeys(self._db)
         self.leader = PgLeaderLock(self.direct_url, self._credentials)
 

@@ -19,6 +19,7 @@ from jobq.store.sqlite.jobs import SqliteJobs
 from jobq.store.sqlite.keys import SqliteApiKeys
 from jobq.store.sqlite.lock import FileLock
 from jobq.store.sqlite.queues import SqliteQueues
+from jobq.store.sqlite.schedules import SqliteSchedules
 from jobq.store.sqlite.workers import SqliteWorkers
 
 __all__ = ["SqliteStore"]
@@ -43,6 +44,7 @@ class SqliteStore:
         self.queues = SqliteQueues(self._db)
         self.workers = SqliteWorkers(self._db)
         self.events = SqliteEventLog(self._db)
+        self.schedules = SqliteSchedules(self._db)
         self.api_keys = SqliteApiKeys(self._db)
         self.leader = AlwaysLeader()
 
