@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from jobq.coord.base import CHANNEL_JOBS, CoordUnavailable, JobsChanged, RateDecision, SlotGrant
+from jobq.core.errors import JobqError
 
-__all__ = ["RedisCoordinator", "connect_url", "is_cluster_url"]
+__all__ = ["RedisCoordinator", "SecretCredentialProvider", "connect_url", "is_cluster_url"]
 
 _PREFIX = "jq:"
 
@@ -126,6 +127,25 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 _PRESENCE_LIVE = _RECLAIM + "return redis.call('ZRANGE', KEYS[1], 0, -1)"
 
 _TOMBSTONE = b""
+
+
+class SecretCredentialProvider:
+    """The AUTH login from a secret (jobq.store.postgres.credentials, the same reader and
+    cache as the database's), asked on every new connection: a rotated secret is picked up
+    when Redis drops the old connections."""
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+
+    def get_credentials(self) -> tuple[str, str]:
+        raise NotImplementedError("asyncio connections ask get_credentials_async")
+
+    async def get_credentials_async(self) -> tuple[str, str]:
+        try:
+            login = await self._credentials.connection_kwargs()
+        except JobqError as exc:
+            raise CoordUnavailable(f"redis auth secret: {exc}") from exc
+        return login["user"], login["password"]
 
 
 def _tag(name: str) -> str:
