@@ -84,7 +84,8 @@ class RedisNode:
                 # Short, so that a killed master's replica takes over within the test.
                 "--cluster-node-timeout", "2000",
             ]  # fmt: skip
-        self._log = open(self.root / "redis.log", "ab")  # noqa: SIM115 - closed in stop()
+        if self._log is None:  # kept open across kill() and start() again
+            self._log = open(self.root / "redis.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=self._log, cwd=self.root)
         try:
             wait_for_port(self.port)

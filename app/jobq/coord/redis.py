@@ -202,12 +202,19 @@ class RedisCoordinator:
         """`cluster`: a RedisCluster even when the URL's scheme does not say so."""
         import redis.asyncio as aioredis
         from redis.asyncio.cluster import RedisCluster
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
 
         cluster = cluster or is_cluster_url(url)
         options: dict[str, Any] = {
             # Short: a Redis that does not answer must cost a request little, not hang it.
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
+            # redis-py's default retries with backoff for seconds: a call must fail fast
+            # and fall back instead. One quick retry still covers a pooled connection that
+            # a restarted server closed; a cluster's retry also re-reads the slot map,
+            # which is how a failover's new master is found.
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 3 if cluster else 1),
         }
         if credential_provider is not None:
             options["credential_provider"] = credential_provider
