@@ -43,6 +43,7 @@ class GuardedCoordinator:
         self._clock = clock
         self._down_since: float | None = None
         self._next_try = 0.0
+        self._subscription_down = False
         metrics.redis_fallback.set(0)
 
     @property
@@ -80,9 +81,18 @@ class GuardedCoordinator:
                 exc,
             )
 
-    def failed(self, operation: str, exc: CoordUnavailable) -> None:
-        """A failure seen outside `call` (the pub/sub subscription)."""
-        self._failed(operation, exc)
+    def subscription_lost(self, exc: CoordUnavailable) -> None:
+        """The pub/sub subscription failed: counted, and logged once until it is back. It
+        does not pause other calls: they find the way to a failed-over master themselves."""
+        self._metrics.redis_errors.labels("subscribe").inc()
+        if not self._subscription_down:
+            self._subscription_down = True
+            log.warning("job change subscription lost, resubscribing: %s", exc)
+
+    def subscribed(self) -> None:
+        if self._subscription_down:
+            self._subscription_down = False
+            log.warning("job change subscription restored")
 
     def recovered(self) -> None:
         if self._down_since is not None:

@@ -148,6 +148,14 @@ class SecretCredentialProvider:
         return login["user"], login["password"]
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """What redis-py raises when it cannot answer. RedisClusterException ("no reachable
+    node") is not a RedisError; TimeoutError covers a socket_timeout."""
+    from redis.exceptions import RedisClusterException, RedisError
+
+    return (RedisError, RedisClusterException, OSError, TimeoutError)
+
+
 def _tag(name: str) -> str:
     """`name` as a hash tag: braces inside it would end the tag early, so they go."""
     return "{" + name.replace("{", "(").replace("}", ")") + "}"
@@ -236,12 +244,10 @@ class RedisCoordinator:
                 self._ready = True
 
     async def _call(self, what: str, coro: Any) -> Any:
-        from redis.exceptions import RedisError
-
         try:
             await self._initialize()
             return await coro
-        except (RedisError, OSError) as exc:
+        except _driver_errors() as exc:
             raise CoordUnavailable(f"redis {what}: {type(exc).__name__}: {exc}") from exc
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -334,8 +340,6 @@ class RedisCoordinator:
             await self._call("publish", self._client.publish(CHANNEL_JOBS, ",".join(job_ids)))
 
     async def subscribe_jobs_changed(self, on_change: JobsChanged) -> None:
-        from redis.exceptions import RedisError
-
         # A cluster's PUBLISH reaches every node's subscribers: one connection is enough.
         await self._call("subscribe", asyncio.sleep(0))
         pubsub = self._client.pubsub()
@@ -351,10 +355,10 @@ class RedisCoordinator:
                     outcome = on_change([i for i in text.split(",") if i])
                     if inspect.isawaitable(outcome):
                         await outcome
-            except (RedisError, OSError) as exc:
+            except _driver_errors() as exc:
                 raise CoordUnavailable(f"redis subscribe: {type(exc).__name__}: {exc}") from exc
         finally:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*_driver_errors()):
                 await pubsub.aclose()
 
     async def ping(self) -> None:

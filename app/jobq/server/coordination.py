@@ -110,14 +110,14 @@ class Coordination:
 
         def woken(ids: list[str]) -> None:
             self._metrics.job_changes_received.inc(len(ids))
-            self.guarded.recovered()
+            self.guarded.subscribed()
             notifier.jobs_changed(ids)
 
         while True:
             try:
                 await self.guarded.backend.subscribe_jobs_changed(woken)
             except CoordUnavailable as exc:
-                self.guarded.failed("subscribe", exc)
+                self.guarded.subscription_lost(exc)
             # Changes missed while unsubscribed are still seen: watchers also look again on
             # their poll interval, through the cache (its TTL bounds the staleness).
             await asyncio.sleep(RESUBSCRIBE_EVERY)
