@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -106,6 +107,7 @@ async def test_in_flight_counters_follow_leases_per_queue_and_worker(
         running_server(tmp_path, redis_url=redis_server.url) as server,
         client_of(server) as client,
     ):
+        await client.create_queue("counted", lease_timeout=dt.timedelta(seconds=2))
         for n in range(3):
             await client.submit("echo", n, queue="counted")
         channel, worker = await register(server, ["counted"])
@@ -113,6 +115,13 @@ async def test_in_flight_counters_follow_leases_per_queue_and_worker(
         leased = await stub.LeaseJobs(
             pb.LeaseJobsRequest(worker_id=worker, queues=["counted"], max_jobs=3)
         )
+        await server.service.observe()
+        assert sample(server, "jq_inflight_jobs", queue="counted") == 3
+        # Heartbeats keep the leases, and the counters, past the first 2 s lease
+        refs = [pb.LeaseRef(job_id=j.id, attempt=j.attempt) for j in leased.jobs]
+        for _ in range(6):
+            await asyncio.sleep(0.5)
+            await stub.Heartbeat(pb.HeartbeatRequest(worker_id=worker, leases=refs))
         await server.service.observe()
         assert sample(server, "jq_inflight_jobs", queue="counted") == 3
         assert sample(server, "jq_worker_inflight_jobs", worker=worker) == 3

@@ -32,8 +32,10 @@ def _holder(job_id: str, attempt: int) -> str:
     return f"{job_id}:{attempt}"
 
 
-def _queue_key(tenant: str, queue: str) -> str:
-    return f"inflight:queue:{tenant}/{queue}"
+def _queue_key(queue: str) -> str:
+    # By queue name across tenants, as the gauges are (jq_job_queue_depth{queue}), so that a
+    # heartbeat, which names leases but not their tenants, can renew them.
+    return f"inflight:queue:{queue}"
 
 
 def _worker_key(worker_id: str) -> str:
@@ -160,29 +162,35 @@ class Coordination:
         for job in jobs:
             holder = _holder(job.id, job.attempt)
             by_key.setdefault(_worker_key(worker_id), []).append(holder)
-            by_key.setdefault(_queue_key(job.tenant, job.queue), []).append(holder)
+            by_key.setdefault(_queue_key(job.queue), []).append(holder)
             if job.lease_expires_at is not None:
                 ttl = max(ttl, (job.lease_expires_at - now).total_seconds())
         await self._each(by_key, "slots_acquire", max(ttl, 1.0))
 
     async def renewed(
-        self, worker_id: str, leases: Sequence[LeaseRef], expires: dt.datetime | None,
+        self, worker: WorkerInfo, leases: Sequence[LeaseRef], expires: dt.datetime | None,
         now: dt.datetime,
     ) -> None:  # fmt: skip
+        """Heartbeat: the leases' counters expire with their extended lease, in the worker's
+        key and in each of its queues' (a lease is in one of them; the others ignore it)."""
         if not leases or expires is None:
             return
         holders = [_holder(lease.job_id, lease.attempt) for lease in leases]
         ttl = max((expires - now).total_seconds(), 1.0)
         backend = self.guarded.backend
-        key = _worker_key(worker_id)
-        await self.guarded.call("slots_renew", lambda: backend.slots_renew(key, holders, ttl), 0)
+        for key in (_worker_key(worker.id), *(_queue_key(q) for q in worker.queues)):
+
+            async def renew(key: str = key) -> int:
+                return await backend.slots_renew(key, holders, ttl)
+
+            await self.guarded.call("slots_renew", renew, 0)
 
     async def finished(self, worker_id: str, jobs: Sequence[tuple[LeaseRef, Job]]) -> None:
         by_key: dict[str, list[str]] = {}
         for lease, job in jobs:
             holder = _holder(lease.job_id, lease.attempt)
             by_key.setdefault(_worker_key(worker_id), []).append(holder)
-            by_key.setdefault(_queue_key(job.tenant, job.queue), []).append(holder)
+            by_key.setdefault(_queue_key(job.queue), []).append(holder)
         await self._each(by_key, "slots_release", 0.0)
 
     async def released(self, worker_id: str, leases: Sequence[LeaseRef]) -> None:
@@ -202,8 +210,8 @@ class Coordination:
 
             await self.guarded.call(operation, one, None)
 
-    async def in_flight(self, tenant: str, queue: str) -> int | None:
-        key = _queue_key(tenant, queue)
+    async def in_flight(self, queue: str) -> int | None:
+        key = _queue_key(queue)
         return await self.guarded.call(
             "slots_in_use", lambda: self.guarded.backend.slots_in_use(key), None
         )

@@ -272,7 +272,7 @@ class JobqService:
         await self.coordination.present(worker_id, self._defaults.lease_timeout)
         stale = {s.lease.job_id for s in result.stale}
         await self.coordination.renewed(
-            worker_id, [lease for lease in leases if lease.job_id not in stale],
+            worker, [lease for lease in leases if lease.job_id not in stale],
             result.lease_expires_at, now,
         )  # fmt: skip
         return result
@@ -509,11 +509,11 @@ class JobqService:
         """jq_inflight_jobs{queue} and jq_worker_inflight_jobs{worker} from the counters;
         left as they were while coordination does not answer."""
         per_queue: dict[str, int] = {}
-        for queue in await self.store.queues.all():
-            count = await self.coordination.in_flight(queue.tenant, queue.name)
+        for name in sorted({queue.name for queue in await self.store.queues.all()}):
+            count = await self.coordination.in_flight(name)
             if count is None:
                 return
-            per_queue[queue.name] = per_queue.get(queue.name, 0) + count
+            per_queue[name] = count
         for name, count in per_queue.items():
             self.metrics.inflight_queue.labels(name).set(count)
         held = {}
