@@ -36,6 +36,7 @@ NO_SAMPLES_YET = frozenset(
         "jq_redis_operation_duration_seconds",
         "jq_redis_errors_total",
         "jq_job_changes_received_total",
+        "jq_status_cache_total",
         "jq_store_errors_total",
     }
 )

@@ -59,6 +59,10 @@ class Coordination:
     ) -> Job | None:
         """The job through the cache; `load` reads it from the store (in `tenant`)."""
         key = f"job:{job_id}"
+        if not self.guarded.shared:
+            # In-process: a replica's own cache would miss other replicas' changes (with
+            # several servers on one PostgreSQL and no Redis); the store is asked every time.
+            return await load()
         if self.guarded.down:
             self._metrics.status_cache.labels("bypass").inc()
             return await load()
@@ -140,6 +144,8 @@ class Coordination:
     async def with_presence(self, workers: list[WorkerInfo]) -> list[WorkerInfo]:
         """Liveness from presence keys; the database's own (last heartbeat) when Redis is
         down. A worker that deregistered (STOPPED) stays stopped either way."""
+        if not self.guarded.shared:
+            return workers  # in-process presence sees only this replica's heartbeats
         backend = self.guarded.backend
         live = await self.guarded.call("presence_live", backend.presence_live, None)
         if live is None:
