@@ -183,3 +183,43 @@ async def test_presence_decides_liveness_and_the_database_answers_while_redis_is
                 await asyncio.sleep(0.1)
             assert sample(server, "jq_redis_fallback") == 0
             await channel.close()
+
+
+async def test_a_replayed_dead_job_is_not_served_dead_from_the_cache(
+    tmp_path: Path, redis_server
+) -> None:
+    redis_server.flush()
+    ttl = dt.timedelta(milliseconds=300)
+    async with (
+        running_server(tmp_path, redis_url=redis_server.url, status_cache_ttl=ttl) as server,
+        client_of(server) as client,
+    ):
+        await client.submit("echo", {}, queue="replayed")
+        channel, worker = await register(server, ["replayed"])
+        stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+        (job,) = (
+            await stub.LeaseJobs(
+                pb.LeaseJobsRequest(worker_id=worker, queues=["replayed"], max_jobs=1)
+            )
+        ).jobs
+        await stub.ReportOutcomes(
+            pb.ReportOutcomesRequest(
+                worker_id=worker,
+                outcomes=[
+                    pb.Outcome(
+                        lease=pb.LeaseRef(job_id=job.id, attempt=job.attempt),
+                        failed=pb.Outcome.Failed(error="x", retryable=False),
+                    )
+                ],
+            )
+        )
+        # Given the dead job is cached (after the failure's invalidation has run out)
+        await asyncio.sleep(0.5)
+        hits = sample(server, "jq_status_cache_total", result="hit")
+        assert (await client.get(job.id)).state is JobState.DEAD
+        assert (await client.get(job.id)).state is JobState.DEAD
+        assert sample(server, "jq_status_cache_total", result="hit") > hits
+        # When it is replayed by id, Then the next read sees it queued again
+        assert await client.replay_dead(ids=[job.id]) == 1
+        assert (await client.get(job.id)).state is JobState.QUEUED
+        await channel.close()

@@ -443,13 +443,18 @@ class JobqService:
         tenant = scope(caller())
         count = await self.store.jobs.replay_dead(selector, self.clock.now(), tenant=tenant)
         if count:
+            # Named jobs' cached status goes now; a whole queue's ages out (the cache TTL).
+            await self._jobs_changed(selector.ids)
             self.notifier.work_available()
         return count
 
     async def discard_dead(self, selector: DeadLetterSelector) -> int:
         self._need_selector(selector)
         tenant = scope(caller())
-        return await self.store.jobs.discard_dead(selector, self.clock.now(), tenant=tenant)
+        count = await self.store.jobs.discard_dead(selector, self.clock.now(), tenant=tenant)
+        if count:
+            await self._jobs_changed(selector.ids)
+        return count
 
     @staticmethod
     def _need_selector(selector: DeadLetterSelector) -> None:
