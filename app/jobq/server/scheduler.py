@@ -34,7 +34,7 @@ class Scheduler:
                     self._settings.scheduler_interval.total_seconds(), self._lead_and_tick, "tick"
                 )
             ),
-            asyncio.create_task(self._every(OBSERVE_EVERY, self._service.observe, "observe")),
+            asyncio.create_task(self._every(OBSERVE_EVERY, self._observe, "observe")),
             asyncio.create_task(
                 self._every(
                     self._settings.retention_interval.total_seconds(), self._retain, "retention"
@@ -80,6 +80,14 @@ class Scheduler:
             # A new leader knows nothing of the heartbeats its predecessor (or its own last
             # life) missed while down: it reaps nothing for one lease period (ADR 0007).
             await self._service.tick(self._leader_since)
+
+    async def _observe(self) -> None:
+        """The store-wide gauges come from the leader alone; a replica that is not (or no
+        longer) the leader withdraws its samples, so sum() over replicas counts them once."""
+        if self._leader:
+            await self._service.observe()
+        else:
+            self._service.metrics.cluster.withdraw()
 
     async def _retain(self) -> None:
         """Delete finished jobs and old job events past retention in small batches,
