@@ -8,7 +8,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_eks as eks
 from constructs import Construct
 
-from infra.components.cluster import PROMETHEUS_URL
+from infra.components.monitoring import MONITORING_NAMESPACE, PROMETHEUS_URL
 from infra.config import EnvironmentConfig
 from infra.k8s import workloads
 from infra.stacks.data import DataStack
@@ -56,6 +56,10 @@ class ApplicationStack(Stack):
         worker = manifest("Worker", workloads.worker(ns, config.workload, images, prometheus_url=PROMETHEUS_URL))
         result_processor = manifest("ResultProcessor", workloads.result_processor(ns, config.workload, images))
         metrics_aggregator = manifest("MetricsAggregator", workloads.metrics_aggregator(ns, config.workload, images))
+
+        manifest("NetworkPolicies", workloads.network_policies(
+            ns, vpc_cidr=config.network.cidr, monitoring_namespace=MONITORING_NAMESPACE,
+        ))
 
         pgbouncer.node.add_dependency(secrets)
         for workload in (server, worker):

@@ -204,12 +204,8 @@ def test_consumer_probes_and_is_scraped_like_the_worker(synth: Synth, name: str)
     # Alive through a broker outage (nothing to restart), not ready while it lasts.
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    annotations = template["metadata"]["annotations"]
-    worker_annotations = _pod(app, "jq-worker")["metadata"]["annotations"]
-    assert annotations.keys() == worker_annotations.keys()
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/path"] == "/metrics"
-    assert annotations["prometheus.io/port"] == str(port)
+    # Scraped by a Prometheus job of its own name (test_monitoring.py), not by annotations.
+    assert "prometheus.io/scrape" not in template["metadata"].get("annotations", {})
     labels = template["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == name
     assert labels["app.kubernetes.io/part-of"] == "jobq"
