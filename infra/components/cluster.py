@@ -29,6 +29,7 @@ MANAGED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks
 KEDA_CHART = ("keda", "https://kedacore.github.io/charts", "2.17.2")
 EXTERNAL_SECRETS_CHART = ("external-secrets", "https://charts.external-secrets.io", "0.19.2")
 CLUSTER_AUTOSCALER_CHART = ("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.52.1")
+CERT_MANAGER_CHART = ("cert-manager", "https://charts.jetstack.io", "v1.19.1")
 RELOADER_CHART = ("reloader", "https://stakater.github.io/stakater-charts", "2.2.3")
 CLUSTER_AUTOSCALER_SA = "cluster-autoscaler"
 
@@ -177,6 +178,10 @@ class JobqCluster(Construct):
         )
         self.cluster_autoscaler.node.add_dependency(autoscaler_identity)
         self.reloader = self._chart("Reloader", RELOADER_CHART, namespace="reloader", values={})
+        # Issues the in-cluster gRPC certificates (infra/k8s/certificates.py).
+        self.cert_manager = self._chart(
+            "CertManager", CERT_MANAGER_CHART, namespace="cert-manager", values={"crds": {"enabled": True}}
+        )
 
         self.external_secrets = self._chart(
             "ExternalSecrets", EXTERNAL_SECRETS_CHART, namespace="external-secrets", values={"installCRDs": True}

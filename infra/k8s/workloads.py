@@ -50,6 +50,9 @@ SERVER_AUTH_SECRET = "jq-server-auth"  # the server's JQ_AUTH_BOOTSTRAP_KEYS: ha
 WORKER_KEY_ID = "00000000000000b1"
 PREVIOUS_WORKER_KEY_ID = "00000000000000b0"
 PGBOUNCER_SECRET = "jq-pgbouncer"
+# cert-manager's Secret for jq-server's certificate (tls.crt, tls.key, ca.crt) and where pods mount it.
+SERVER_TLS_SECRET = "jq-server-tls"
+TLS_DIR = "/etc/jobq/tls"
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,9 @@ def config_map(ns: str, endpoints: Endpoints) -> Manifest:
             "JQ_METRICS_AGGREGATOR_HTTP_PORT": str(METRICS_AGGREGATOR_HTTP_PORT),
             "JQ_METRICS_AGGREGATOR_GROUP": METRICS_AGGREGATOR_GROUP,
             "JQ_SERVER_ADDRESS": f"jq-server.{ns}.svc.cluster.local:{GRPC_PORT}",
-            # Pod to pod inside the namespace is plaintext gRPC (the bearer key rides on it):
-            # this app provisions no in-cluster certificates. External clients come through
-            # the ALB, which terminates TLS. With certificates (JQ_TLS_*), drop this.
-            "JQ_PLAINTEXT": "true",
+            # Pod to pod gRPC is TLS: jq-server presents the cert-manager certificate
+            # jq-server-tls (in-cluster CA, infra/k8s/certificates.py); clients verify it
+            # with that CA's ca.crt (JQ_TLS_CA_FILE, set per container). No JQ_PLAINTEXT.
             "JQ_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
             # MSK with IAM auth on port 9098: jobq's AWS_MSK_IAM mechanism (librdkafka
             # OAUTHBEARER with a token signed for JQ_AWS_REGION by the pod's IRSA role).
@@ -296,10 +298,20 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                                 "requests": {"cpu": cfg.server_cpu, "memory": cfg.server_memory},
                                 "limits": {"memory": cfg.server_memory},
                             },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "env": [
+                                {"name": "JQ_TLS_CERT_FILE", "value": f"{TLS_DIR}/tls.crt"},
+                                {"name": "JQ_TLS_KEY_FILE", "value": f"{TLS_DIR}/tls.key"},
+                            ],
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+                            ],
                         }
                     ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "tls", "secret": {"secretName": SERVER_TLS_SECRET}},
+                    ],
                 },
             },
         },
@@ -330,6 +342,8 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                 # gRPC needs HTTP/2 end to end: an HTTPS listener and GRPC targets.
                 "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
                 "alb.ingress.kubernetes.io/backend-protocol-version": "GRPC",
+                # The pods serve TLS only; the ALB does not verify the in-cluster CA.
+                "alb.ingress.kubernetes.io/backend-protocol": "HTTPS",
                 "alb.ingress.kubernetes.io/healthcheck-path": "/grpc.health.v1.Health/Check",
                 "alb.ingress.kubernetes.io/success-codes": "0",
                 "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
@@ -396,10 +410,19 @@ def worker(ns: str, cfg: WorkloadConfig, images: Images, *, prometheus_url: str)
                                 "requests": {"cpu": cfg.worker_cpu, "memory": cfg.worker_memory},
                                 "limits": {"memory": cfg.worker_memory},
                             },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "env": [{"name": "JQ_TLS_CA_FILE", "value": f"{TLS_DIR}/ca.crt"}],
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+                            ],
                         }
                     ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        # Only the CA's certificate: a worker never holds the server's key.
+                        {"name": "tls", "secret": {"secretName": SERVER_TLS_SECRET,
+                                                   "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    ],
                 },
             },
         },

@@ -18,7 +18,7 @@ from infra.components.monitoring import Monitoring
 from infra.components.network import JobqNetwork
 from infra.components.registry import ImageRepositories
 from infra.config import EnvironmentConfig
-from infra.k8s import identity
+from infra.k8s import certificates, identity
 from infra.stacks.data import DataStack
 from infra.stacks.observability import ObservabilityStack
 
@@ -158,6 +158,9 @@ class PlatformStack(Stack):
         # External Secrets reads exactly the three jobq secrets, nothing else.
         for secret in (data.database.secret, data.cache.auth_secret, data.api_token):
             secret.grant_read(self.secrets_account)
+
+        issuers = cluster.add_manifest("CertificateIssuers", *certificates.issuers(ns, config.name))
+        issuers.node.add_dependency(namespace, self.eks.cert_manager)
 
         secret_store = cluster.add_manifest(
             "SecretStore", identity.secret_store(ns, region=self.region, service_account=identity.SECRETS_READER_SA)

@@ -147,6 +147,8 @@ class Container:
     ports: dict[str, int] = field(default_factory=dict)
     readiness: tuple[str, str | int] | None = None
     init: bool = False
+    # Secret volumes: mountPath -> (secret name, keys projected; None: every key).
+    mounts: dict[str, tuple[str, list[str] | None]] = field(default_factory=dict)
 
 
 def pod_containers(
@@ -170,6 +172,13 @@ def pod_containers(
                     env.update(secrets[source["secretRef"]["name"]])
             env.update({e["name"]: e["value"] for e in c.get("env", [])})
             probe = c.get("readinessProbe", {}).get("httpGet")
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            mounts = {}
+            for mount in c.get("volumeMounts", []):
+                secret = volumes[mount["name"]].get("secret")
+                if secret:
+                    items = [i["key"] for i in secret["items"]] if "items" in secret else None
+                    mounts[mount["mountPath"]] = (secret["secretName"], items)
             found.append(
                 Container(
                     workload=deployment["metadata"]["name"],
@@ -180,6 +189,71 @@ def pod_containers(
                     ports={p["name"]: p["containerPort"] for p in c.get("ports", [])},
                     readiness=(probe["path"], probe["port"]) if probe else None,
                     init=init,
+                    mounts=mounts,
                 )
             )
     return found
+
+
+def issue_tls(dns_names: list[str]) -> dict[str, str]:
+    """What cert-manager writes into a Certificate's Secret (tls.crt, tls.key, ca.crt), from
+    a CA of the test's own; the leaf also names 127.0.0.1, where the test's clients dial."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def pem(cert: x509.Certificate) -> str:
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test in-cluster CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[-1])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {"tls.crt": pem(leaf), "tls.key": key_pem, "ca.crt": pem(ca)}
+
+
+def mount_secrets(
+    container: Container, secrets: dict[str, dict[str, str]], root: Path
+) -> dict[str, str]:
+    """Write each secret volume's files under ``root``; returns mountPath -> directory."""
+    paths = {}
+    for mount_path, (secret, items) in container.mounts.items():
+        directory = root / container.name / mount_path.strip("/").replace("/", "_")
+        directory.mkdir(parents=True, exist_ok=True)
+        for key, value in secrets[secret].items():
+            if items is None or key in items:
+                (directory / key).write_text(value)
+        paths[mount_path] = str(directory)
+    return paths

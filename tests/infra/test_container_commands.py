@@ -31,7 +31,9 @@ from containers import (
     Container,
     image,
     image_of,
+    issue_tls,
     manifests,
+    mount_secrets,
     pod_containers,
     render_external_secret,
 )
@@ -55,6 +57,7 @@ SUBSTITUTIONS = (
     "0.0.0.0 -> 127.0.0.1",
     "Kafka SASL_SSL/AWS_MSK_IAM -> PLAINTEXT; sslmode=require -> disable",
     "JQ_MIGRATIONS_DIR /opt/jobq/migrations -> the repository's migrations/",
+    "secret volumes' mountPath -> a directory holding the Secret's files",
 )
 
 
@@ -108,8 +111,15 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PATH": f"{BIN}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
 
 
-def start(container: Container, addresses: dict[str, str], log: Path) -> tuple[Proc, int | None]:
+def start(
+    container: Container,
+    addresses: dict[str, str],
+    log: Path,
+    secrets: dict[str, dict[str, str]] | None = None,
+) -> tuple[Proc, int | None]:
     ports: dict[str, int] = {}
+    # Secret volumes as files, at a directory of the test's own (the mountPath substituted).
+    addresses = addresses | mount_secrets(container, secrets or {}, log.parent / "volumes")
     env = localize(container.env, addresses, ports)
     proc = Proc(container.argv, process_env(env), log)
     probe_port = None
@@ -136,7 +146,7 @@ def start(container: Container, addresses: dict[str, str], log: Path) -> tuple[P
 
 def _cluster_inputs(
     synth: Synth, backends: Backends, dbname: str
-) -> tuple[list[Container], dict[str, str]]:
+) -> tuple[list[Container], dict[str, dict[str, str]], dict[str, str]]:
     objects = manifests(synth.raw("application"))
     ns = synth.config.namespace
     config_maps = {
@@ -165,16 +175,24 @@ def _cluster_inputs(
         for o in objects
         if o["kind"] == "ExternalSecret"
     }
+    # cert-manager's Certificates: their Secrets hold what it would issue.
+    for o in objects:
+        if o["kind"] == "Certificate":
+            secrets[o["spec"]["secretName"]] = issue_tls(o["spec"]["dnsNames"])
     containers = [
         c
         for o in objects
         if o["kind"] == "Deployment"
         for c in pod_containers(o, config_maps, secrets)
     ]
-    return containers, {
-        f"jq-pgbouncer.{ns}.svc.cluster.local:6432": f"127.0.0.1:{backends.bouncer.port}",
-        "sslmode=require": "sslmode=disable",
-    }
+    return (
+        containers,
+        secrets,
+        {
+            f"jq-pgbouncer.{ns}.svc.cluster.local:6432": f"127.0.0.1:{backends.bouncer.port}",
+            "sslmode=require": "sslmode=disable",
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +205,7 @@ def test_every_container_of_the_synthesized_manifests_starts_and_is_ready(
     env_name: str, synths: dict[str, Synth], backends: Backends, tmp_path: Path
 ) -> None:
     synth = synths[env_name]
-    containers, addresses = _cluster_inputs(synth, backends, backends.fresh_database())
+    containers, secrets, addresses = _cluster_inputs(synth, backends, backends.fresh_database())
     by_workload = {c.workload for c in containers}
     assert by_workload == set(WORKLOADS), by_workload
     ns = synth.config.namespace
@@ -196,10 +214,10 @@ def test_every_container_of_the_synthesized_manifests_starts_and_is_ready(
     try:
         # Init containers first, as the kubelet runs them: they must exit 0.
         for init in (c for c in containers if c.init):
-            proc, _ = start(init, addresses, tmp_path / f"{init.name}.log")
+            proc, _ = start(init, addresses, tmp_path / f"{init.name}.log", secrets)
             assert proc.wait(120) == 0, proc.output()
             proc.stop()
-        proc, _ = start(server, addresses, tmp_path / "jq-server.log")
+        proc, _ = start(server, addresses, tmp_path / "jq-server.log", secrets)
         procs.append(proc)
         # The clients' JQ_SERVER_ADDRESS names the Service; here it is the server's free port.
         service = f"jq-server.{ns}.svc.cluster.local:{server.ports['grpc']}"
@@ -207,7 +225,7 @@ def test_every_container_of_the_synthesized_manifests_starts_and_is_ready(
         for c in containers:
             if c.init or c is server:
                 continue
-            proc, _ = start(c, addresses, tmp_path / f"{c.workload}.log")
+            proc, _ = start(c, addresses, tmp_path / f"{c.workload}.log", secrets)
             procs.append(proc)
     finally:
         for proc in reversed(procs):

@@ -18,6 +18,8 @@ CUSTOM_RESOURCES = {
     (EXTERNAL_SECRETS_API, "ExternalSecret"),
     (EXTERNAL_SECRETS_API, "SecretStore"),
     ("keda.sh/v1alpha1", "ScaledObject"),
+    ("cert-manager.io/v1", "Issuer"),
+    ("cert-manager.io/v1", "Certificate"),
 }
 
 
