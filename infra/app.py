@@ -47,25 +47,33 @@ def image_tag(app: cdk.App) -> str:
     return str(app.node.try_get_context("image-tag") or DEFAULT_IMAGE_TAG)
 
 
+class MissingPagerError(ValueError):
+    """Production would alarm into a topic nobody reads."""
+
+
 def build(app: cdk.App, config: EnvironmentConfig) -> JobqStacks:
     """Create every stack of one environment inside ``app`` and wire them together."""
+    if config.is_production and not config.observability.pagers:
+        raise MissingPagerError(
+            f"{config.name}: ObservabilityConfig.pagers is empty; production must page someone (infra/config.py)"
+        )
     env = target_environment(app, config)
     prefix = config.prefix
 
     network = NetworkStack(app, f"{prefix}-network", config=config, env=env,
                            description="jobq network: VPC, subnets, endpoints")
-    data = DataStack(app, f"{prefix}-data", config=config, network=network.network,
-                     client_cidrs=network.private_cidrs, env=env,
+    data = DataStack(app, f"{prefix}-data", config=config, network=network.network, env=env,
                      description="jobq data: RDS PostgreSQL, ElastiCache Redis, MSK")
-    platform = PlatformStack(app, f"{prefix}-platform", config=config, network=network.network, data=data, env=env,
-                             description="jobq platform: EKS, node group, controllers, ECR, IRSA")
+    observability = ObservabilityStack(app, f"{prefix}-observability", config=config, data=data,
+                                       runbook_base_url=app.node.try_get_context(RUNBOOK_CONTEXT_KEY) or ".",
+                                       env=env, description="jobq observability: logs, alarm topic and pagers, AWS alarms")
+
+    platform = PlatformStack(app, f"{prefix}-platform", config=config, network=network.network, data=data,
+                             observability=observability, env=env,
+                             description="jobq platform: EKS, node group, controllers, monitoring, ECR, IRSA")
     application = ApplicationStack(app, f"{prefix}-application", config=config, data=data, platform=platform,
                                    image_tag=image_tag(app), env=env,
                                    description="jobq application: server, workers, PgBouncer, autoscaling")
-    observability = ObservabilityStack(app, f"{prefix}-observability", config=config, data=data,
-                                       runbook_base_url=app.node.try_get_context(RUNBOOK_CONTEXT_KEY) or ".",
-                                       env=env, description="jobq observability: logs, alarms, dashboard")
-
     for key, value in {"project": "jobq", "environment": config.name, **config.tags}.items():
         cdk.Tags.of(app).add(key, value)
     return JobqStacks(network=network, data=data, platform=platform, application=application,

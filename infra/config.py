@@ -38,6 +38,9 @@ class DatabaseConfig:
     removal_policy: RemovalPolicy
     rotation_days: int = 30
     performance_insights: bool = True
+    # An AWS Backup plan besides RDS's own automated backups: daily recovery points kept
+    # this many days in a vault of their own (survives a deleted instance); None: no plan.
+    backup_plan_retention_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,23 @@ class WorkloadConfig:
 
 
 @dataclass(frozen=True)
+class Pager:
+    """Who is paged: one subscription of the alarm topic, where Alertmanager and the
+    CloudWatch alarms both send (ADR 0012).
+
+    ``protocol`` "email" names a person or list; "https" an incident tool's SNS endpoint
+    (PagerDuty's or Opsgenie's Amazon SNS integration URL).
+    """
+
+    protocol: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
 class ObservabilityConfig:
     log_retention: RetentionDays
-    alarm_email: str | None
+    # Who is paged. Production refuses to synthesize without one (infra/app.py).
+    pagers: tuple[Pager, ...]
     queue_depth_alarm_threshold: int
     outbox_backlog_alarm_threshold: int
 
@@ -157,17 +174,18 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             volume_size_gib=50, removal_policy=RemovalPolicy.DESTROY,
         ),
         cluster=ClusterConfig(
-            kubernetes_version="1.33", instance_types=("m5.large",),
+            kubernetes_version="1.36", instance_types=("m5.large",),
             min_nodes=1, desired_nodes=2, max_nodes=4, deletion_protection=False,
         ),
         workload=WorkloadConfig(
             server_replicas=1, worker_min_replicas=0, worker_max_replicas=4,
-            worker_concurrency=8, worker_queues=("default",), worker_tasks_module="jobq_tasks",
+            worker_concurrency=8, worker_queues=("default",), worker_tasks_module="jobq.examples",
             jobs_per_worker=50, pgbouncer_replicas=1, pgbouncer_pool_size=20,
             ingress_host="jobq.dev.internal.example.com",
         ),
         observability=ObservabilityConfig(
-            log_retention=RetentionDays.TWO_WEEKS, alarm_email=None,
+            log_retention=RetentionDays.TWO_WEEKS,
+            pagers=(Pager("email", "jobq-dev-alerts@example.com"),),
             queue_depth_alarm_threshold=5_000, outbox_backlog_alarm_threshold=5_000,
         ),
         ecr_immutable_tags=False,
@@ -193,17 +211,18 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             volume_size_gib=100, removal_policy=RemovalPolicy.DESTROY,
         ),
         cluster=ClusterConfig(
-            kubernetes_version="1.33", instance_types=("m5.large",),
+            kubernetes_version="1.36", instance_types=("m5.large",),
             min_nodes=2, desired_nodes=3, max_nodes=6, deletion_protection=False,
         ),
         workload=WorkloadConfig(
             server_replicas=2, worker_min_replicas=1, worker_max_replicas=10,
-            worker_concurrency=16, worker_queues=("default",), worker_tasks_module="jobq_tasks",
+            worker_concurrency=16, worker_queues=("default",), worker_tasks_module="jobq.examples",
             jobs_per_worker=100, pgbouncer_replicas=2, pgbouncer_pool_size=40,
             ingress_host="jobq.staging.internal.example.com", result_processor_replicas=2,
         ),
         observability=ObservabilityConfig(
-            log_retention=RetentionDays.ONE_MONTH, alarm_email=None,
+            log_retention=RetentionDays.ONE_MONTH,
+            pagers=(Pager("email", "jobq-staging-alerts@example.com"),),
             queue_depth_alarm_threshold=10_000, outbox_backlog_alarm_threshold=10_000,
         ),
         ecr_immutable_tags=True,
@@ -219,6 +238,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             backup_retention_days=30,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
+            backup_plan_retention_days=35,
         ),
         cache=CacheConfig(
             node_type="cache.m5.large", shards=3, replicas_per_shard=2,
@@ -229,18 +249,23 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             volume_size_gib=500, removal_policy=RemovalPolicy.RETAIN,
         ),
         cluster=ClusterConfig(
-            kubernetes_version="1.33", instance_types=("c5.xlarge",),
-            min_nodes=3, desired_nodes=3, max_nodes=12, deletion_protection=True,
+            kubernetes_version="1.36", instance_types=("c5.xlarge",),
+            # 16 x 4 vCPU: room for 40 workers at 1 vCPU besides the servers, PgBouncer
+            # and the controllers (tests/infra/test_prod_invariants.py holds the sum).
+            min_nodes=3, desired_nodes=3, max_nodes=16, deletion_protection=True,
         ),
         workload=WorkloadConfig(
             server_replicas=3, worker_min_replicas=3, worker_max_replicas=40,
-            worker_concurrency=16, worker_queues=("default",), worker_tasks_module="jobq_tasks",
+            worker_concurrency=16, worker_queues=("default",), worker_tasks_module="jobq.examples",
             jobs_per_worker=100, pgbouncer_replicas=3, pgbouncer_pool_size=80,
             ingress_host="jobq.prod.internal.example.com", result_processor_replicas=2,
             server_cpu="1", server_memory="1Gi", worker_cpu="1", worker_memory="1Gi",
         ),
         observability=ObservabilityConfig(
-            log_retention=RetentionDays.ONE_YEAR, alarm_email=None,
+            log_retention=RetentionDays.ONE_YEAR,
+            # The on-call rotation; an incident tool's SNS URL is a Pager("https", ...)
+            # (docs/deploy.md "Who is paged").
+            pagers=(Pager("email", "jobq-oncall@example.com"),),
             queue_depth_alarm_threshold=20_000, outbox_backlog_alarm_threshold=10_000,
         ),
         ecr_immutable_tags=True,

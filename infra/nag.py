@@ -67,6 +67,11 @@ def _network(stacks: JobqStacks) -> None:
 
 
 def _data(stacks: JobqStacks, config: EnvironmentConfig) -> None:
+    backup_plan = getattr(stacks.data, "backup_plan", None)
+    if backup_plan is not None:
+        _ack(_child(backup_plan.plan, "Database/Role"), "AWS Backup's own service-role policy for taking and "
+             "restoring recovery points, as AWS Backup documents for a selection's role.",
+             f"AwsSolutions-IAM4[Policy::arn:{PARTITION}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]")
     data = stacks.data
     db = data.database.instance
     _ack(db, "PostgreSQL keeps 5432: clients and PgBouncer expect it; access is limited by security group "
@@ -115,6 +120,17 @@ def _platform(stacks: JobqStacks) -> None:
          f"AwsSolutions-IAM4[Policy::arn:{PARTITION}:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly]")
     for finding in _ecr_public_policy_findings(platform):
         _ack(handler, "CDK attaches public-ECR read only where the partition has ECR Public, to pull OCI Helm charts.", finding)
+
+    _ack(platform.eks.ebs_csi_role, "The EBS CSI driver's own AWS-managed policy, as the EKS add-on documents; "
+         "it creates and attaches volumes whose ids it learns at run time.",
+         f"AwsSolutions-IAM4[Policy::arn:{PARTITION}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy]")
+    _ack(_child(platform.monitoring.alertmanager_role, "DefaultPolicy"), "SNS publishes to a KMS-encrypted topic "
+         "with data keys of that one key; GenerateDataKey* names the two variants SNS calls.",
+         "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]")
+
+    _ack(_child(platform.eks.autoscaler_role, "DefaultPolicy"), "The Cluster Autoscaler discovers node groups by "
+         "describing every ASG (describe calls take no resource); changes are limited by the cluster's ASG tag.",
+         "AwsSolutions-IAM5[Resource::*]")
 
     alb_sa_policy = None
     for child in platform.node.children:

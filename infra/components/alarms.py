@@ -34,7 +34,11 @@ class AlertSpec:
     threshold: float
     comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
     evaluation_periods: int = 3
-    treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING
+    # AWS publishes these metrics every period while the resource exists: no data means the
+    # dimensions are wrong or the resource is gone, both worth a look.
+    treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.BREACHING
+    # The CloudWatch name after the environment prefix, when it differs from the construct id.
+    alarm_name: str = ""
 
 
 class RunbookAlarm(Construct):
@@ -46,7 +50,7 @@ class RunbookAlarm(Construct):
         self.alarm = cloudwatch.Alarm(
             self,
             "Alarm",
-            alarm_name=f"{prefix}-{spec.name}",
+            alarm_name=f"{prefix}-{spec.alarm_name or spec.name}",
             alarm_description=f"{spec.summary} Runbook: {runbook}",
             metric=spec.metric,
             threshold=spec.threshold,

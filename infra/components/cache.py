@@ -26,7 +26,6 @@ class RedisCluster(Construct):
         config: CacheConfig,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
-        client_cidrs: list[str],
         name: str,
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -36,8 +35,9 @@ class RedisCluster(Construct):
             self, "SecurityGroup", vpc=vpc, description="jobq Redis: reachable from the private (EKS) subnets only",
             allow_all_outbound=False,
         )
-        for cidr in client_cidrs:
-            self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(REDIS_PORT), "Redis from the private subnets")
+        # Clients are admitted by security group, not CIDR: the platform stack adds a rule
+        # from the EKS cluster security group. (The description predates that; changing it
+        # would replace the group.)
 
         # ElastiCache AUTH tokens allow printable ASCII except a few characters; an
         # alphanumeric token also drops into a rediss:// URL without escaping.

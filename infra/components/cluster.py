@@ -4,27 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk.lambda_layer_kubectl_v33 import KubectlV33Layer
+from aws_cdk.lambda_layer_kubectl_v36 import KubectlV36Layer
 from constructs import Construct
 
 from infra.config import ClusterConfig
 
-# Kubernetes 1.33 is the newest version that both aws-cdk-lib's KubernetesVersion
-# and a published kubectl Lambda layer (aws-cdk.lambda-layer-kubectl-v33) cover
-# with a tested pairing here; bump both together.
-_KUBERNETES_VERSIONS = {"1.33": (eks.KubernetesVersion.V1_33, KubectlV33Layer)}
+# Kubernetes 1.36: the newest version the pinned aws-cdk-lib (2.275.0) names in
+# KubernetesVersion, with its kubectl Lambda layer (aws-cdk.lambda-layer-kubectl-v36).
+# Bump both together, and KUBERNETES_SCHEMA_VERSION's manifests are validated against it
+# (tests/infra/test_manifest_schemas.py).
+_KUBERNETES_VERSIONS = {"1.36": (eks.KubernetesVersion.V1_36, KubectlV36Layer)}
+
+# EKS managed add-ons: AWS patches them with the control plane. Versions are left to
+# EKS's default for the cluster version (no pin that would go stale on an upgrade);
+# OVERWRITE takes over the self-managed copies EKS installs at creation.
+MANAGED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent")
 
 # Helm charts the platform installs. Pinned so a deploy is repeatable; bump deliberately.
 KEDA_CHART = ("keda", "https://kedacore.github.io/charts", "2.17.2")
 EXTERNAL_SECRETS_CHART = ("external-secrets", "https://charts.external-secrets.io", "0.19.2")
-PROMETHEUS_CHART = ("prometheus", "https://prometheus-community.github.io/helm-charts", "27.39.0")
-
-MONITORING_NAMESPACE = "monitoring"
-PROMETHEUS_URL = f"http://prometheus-server.{MONITORING_NAMESPACE}.svc.cluster.local"
+CLUSTER_AUTOSCALER_CHART = ("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.52.1")
+CERT_MANAGER_CHART = ("cert-manager", "https://charts.jetstack.io", "v1.19.1")
+RELOADER_CHART = ("reloader", "https://stakater.github.io/stakater-charts", "2.2.3")
+CLUSTER_AUTOSCALER_SA = "cluster-autoscaler"
 
 
 class JobqCluster(Construct):
@@ -32,8 +39,9 @@ class JobqCluster(Construct):
 
     Controllers installed: AWS Load Balancer Controller (ALB Ingress for gRPC),
     KEDA (worker autoscaling), External Secrets Operator (Secrets Manager to
-    Kubernetes Secrets), and a Prometheus server that scrapes jobq pods and
-    answers KEDA's queries.
+    Kubernetes Secrets), the Cluster Autoscaler (nodes) and Stakater Reloader (rolling
+    restarts when a Secret a Deployment reads changes). Prometheus, Alertmanager and Fluent Bit are the
+    monitoring construct's (infra/components/monitoring.py).
     """
 
     def __init__(
@@ -89,20 +97,94 @@ class JobqCluster(Construct):
             labels={"jobq.io/pool": "general"},
         )
 
+        self.addons = {
+            name: eks.CfnAddon(
+                self,
+                f"Addon-{name}",
+                cluster_name=self.cluster.cluster_name,
+                addon_name=name,
+                resolve_conflicts="OVERWRITE",
+            )
+            for name in MANAGED_ADDONS
+        }
+        # The EBS CSI controller calls EC2 for volumes: its own role, through EKS Pod Identity.
+        self.ebs_csi_role = iam.Role(
+            self,
+            "EbsCsiRole",
+            assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")],
+            description=f"{name} EBS CSI controller (Pod Identity)",
+        )
+        self.ebs_csi_role.assume_role_policy.add_statements(  # type: ignore[union-attr]
+            iam.PolicyStatement(
+                actions=["sts:TagSession"], principals=[iam.ServicePrincipal("pods.eks.amazonaws.com")]
+            )
+        )
+        ebs_identity = eks.CfnPodIdentityAssociation(
+            self,
+            "EbsCsiIdentity",
+            cluster_name=self.cluster.cluster_name,
+            namespace="kube-system",
+            service_account="ebs-csi-controller-sa",
+            role_arn=self.ebs_csi_role.role_arn,
+        )
+        ebs_identity.node.add_dependency(self.addons["eks-pod-identity-agent"])
+        self.addons["aws-ebs-csi-driver"].node.add_dependency(ebs_identity)
+        # coredns and the EBS CSI controller run as pods: they need nodes first.
+        for name in ("coredns", "aws-ebs-csi-driver"):
+            self.addons[name].node.add_dependency(self.nodegroup)
+
         self.keda = self._chart("Keda", KEDA_CHART, namespace="keda", values={})
+        # Nodes scale with pending pods, within the node group's min and max (the config's
+        # bounds): the Cluster Autoscaler changes the managed node group's ASG, which EKS
+        # tags for its auto-discovery.
+        self.autoscaler_role = iam.Role(
+            self, "ClusterAutoscalerRole", assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com"),
+            description=f"{name} Cluster Autoscaler (Pod Identity)",
+        )
+        self.autoscaler_role.assume_role_policy.add_statements(  # type: ignore[union-attr]
+            iam.PolicyStatement(actions=["sts:TagSession"], principals=[iam.ServicePrincipal("pods.eks.amazonaws.com")])
+        )
+        self.autoscaler_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=[
+                "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+                "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+                "eks:DescribeNodegroup",
+            ],
+            resources=["*"],
+        ))
+        # Changes only this cluster's groups: the tag EKS puts on its node groups' ASGs.
+        self.autoscaler_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+            resources=["*"],
+            conditions={"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{name}": "owned"}},
+        ))
+        autoscaler_identity = eks.CfnPodIdentityAssociation(
+            self, "ClusterAutoscalerIdentity", cluster_name=self.cluster.cluster_name, namespace="kube-system",
+            service_account=CLUSTER_AUTOSCALER_SA, role_arn=self.autoscaler_role.role_arn,
+        )
+        autoscaler_identity.node.add_dependency(self.addons["eks-pod-identity-agent"])
+        self.cluster_autoscaler = self._chart(
+            "ClusterAutoscaler", CLUSTER_AUTOSCALER_CHART, namespace="kube-system",
+            values={
+                "cloudProvider": "aws",
+                "awsRegion": Stack.of(self).region,
+                "autoDiscovery": {"clusterName": name},
+                "rbac": {"serviceAccount": {"create": True, "name": CLUSTER_AUTOSCALER_SA}},
+                "extraArgs": {"balance-similar-node-groups": True, "expander": "least-waste"},
+            },
+        )
+        self.cluster_autoscaler.node.add_dependency(autoscaler_identity)
+        self.reloader = self._chart("Reloader", RELOADER_CHART, namespace="reloader", values={})
+        # Issues the in-cluster gRPC certificates (infra/k8s/certificates.py).
+        self.cert_manager = self._chart(
+            "CertManager", CERT_MANAGER_CHART, namespace="cert-manager", values={"crds": {"enabled": True}}
+        )
+
         self.external_secrets = self._chart(
             "ExternalSecrets", EXTERNAL_SECRETS_CHART, namespace="external-secrets", values={"installCRDs": True}
-        )
-        self.prometheus = self._chart(
-            "Prometheus",
-            PROMETHEUS_CHART,
-            namespace=MONITORING_NAMESPACE,
-            values={
-                # Only the server: alerting lives in CloudWatch and in the alerts/ rules.
-                "alertmanager": {"enabled": False},
-                "prometheus-pushgateway": {"enabled": False},
-                "server": {"retention": "7d", "persistentVolume": {"enabled": False}},
-            },
         )
 
     def _chart(self, construct_id: str, chart: tuple[str, str, str], *, namespace: str, values: dict[str, Any]) -> eks.HelmChart:

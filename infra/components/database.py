@@ -26,7 +26,6 @@ class PostgresDatabase(Construct):
         config: DatabaseConfig,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
-        client_cidrs: list[str],
         secret_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -35,10 +34,9 @@ class PostgresDatabase(Construct):
             self, "SecurityGroup", vpc=vpc, description="jobq PostgreSQL: reachable from the private (EKS) subnets only",
             allow_all_outbound=False,
         )
-        for cidr in client_cidrs:
-            self.security_group.add_ingress_rule(
-                ec2.Peer.ipv4(cidr), ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL from the private subnets"
-            )
+        # Clients are admitted by security group, not CIDR: the platform stack adds a rule
+        # from the EKS cluster security group. (The description predates that; changing it
+        # would replace the group.)
 
         key = data_key(self, "Key", description="jobq PostgreSQL storage encryption", store_policy=config.removal_policy)
 

@@ -26,7 +26,6 @@ class KafkaCluster(Construct):
         config: KafkaConfig,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
-        client_cidrs: list[str],
         name: str,
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -37,10 +36,9 @@ class KafkaCluster(Construct):
             self, "SecurityGroup", vpc=vpc, description="jobq MSK: IAM/TLS listener for the private (EKS) subnets",
             allow_all_outbound=False,
         )
-        for cidr in client_cidrs:
-            self.security_group.add_ingress_rule(
-                ec2.Peer.ipv4(cidr), ec2.Port.tcp(KAFKA_IAM_TLS_PORT), "Kafka IAM/TLS from the private subnets"
-            )
+        # Clients are admitted by security group, not CIDR: the platform stack adds a rule
+        # from the EKS cluster security group. (The description predates that; changing it
+        # would replace the group.)
 
         key = data_key(self, "Key", description="jobq MSK data volume encryption", store_policy=config.removal_policy)
         broker_logs = logs.LogGroup(self, "BrokerLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)

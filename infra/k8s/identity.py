@@ -45,6 +45,9 @@ def namespace(name: str, environment: str) -> Manifest:
                 "app.kubernetes.io/part-of": "jobq",
                 "jobq.io/environment": environment,
                 "pod-security.kubernetes.io/enforce": "restricted",
+                # The AWS Load Balancer Controller adds a readiness gate to pods behind an
+                # ALB target group: a rollout waits until the new pod is healthy in the ALB.
+                "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
             },
         },
     }

@@ -33,6 +33,13 @@ WORKER_HTTP_PORT = 8081
 RESULT_PROCESSOR_HTTP_PORT = 8082
 METRICS_AGGREGATOR_HTTP_PORT = 8083
 PGBOUNCER_PORT = 6432
+# How long a stopping server keeps serving before SIGTERM: longer than the ALB's
+# deregistration takes to reach every load balancer node (and kube-proxy's endpoint update).
+PRESTOP_SECONDS = 15
+# Stakater Reloader (installed by the platform stack) restarts a Deployment, in rolling
+# order, when a Secret or ConfigMap it reads changes: a rotated database password or API
+# key reaches the pods within External Secrets' refresh, without a manual restart.
+RELOAD_ON_CHANGE = {"reloader.stakater.com/auto": "true"}
 
 CONFIG_MAP = "jq-config"
 DATABASE_SECRET = "jq-database"
@@ -43,6 +50,9 @@ SERVER_AUTH_SECRET = "jq-server-auth"  # the server's JQ_AUTH_BOOTSTRAP_KEYS: ha
 WORKER_KEY_ID = "00000000000000b1"
 PREVIOUS_WORKER_KEY_ID = "00000000000000b0"
 PGBOUNCER_SECRET = "jq-pgbouncer"
+# cert-manager's Secret for jq-server's certificate (tls.crt, tls.key, ca.crt) and where pods mount it.
+SERVER_TLS_SECRET = "jq-server-tls"
+TLS_DIR = "/etc/jobq/tls"
 
 
 @dataclass(frozen=True)
@@ -105,10 +115,9 @@ def config_map(ns: str, endpoints: Endpoints) -> Manifest:
             "JQ_METRICS_AGGREGATOR_HTTP_PORT": str(METRICS_AGGREGATOR_HTTP_PORT),
             "JQ_METRICS_AGGREGATOR_GROUP": METRICS_AGGREGATOR_GROUP,
             "JQ_SERVER_ADDRESS": f"jq-server.{ns}.svc.cluster.local:{GRPC_PORT}",
-            # Pod to pod inside the namespace is plaintext gRPC (the bearer key rides on it):
-            # this app provisions no in-cluster certificates. External clients come through
-            # the ALB, which terminates TLS. With certificates (JQ_TLS_*), drop this.
-            "JQ_PLAINTEXT": "true",
+            # Pod to pod gRPC is TLS: jq-server presents the cert-manager certificate
+            # jq-server-tls (in-cluster CA, infra/k8s/certificates.py); clients verify it
+            # with that CA's ca.crt (JQ_TLS_CA_FILE, set per container). No JQ_PLAINTEXT.
             "JQ_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
             # MSK with IAM auth on port 9098: jobq's AWS_MSK_IAM mechanism (librdkafka
             # OAUTHBEARER with a token signed for JQ_AWS_REGION by the pod's IRSA role).
@@ -230,8 +239,6 @@ def server_auth(ns: str, secret_name: str) -> Manifest:
     }
 
 
-def _scrape_annotations(port: int) -> dict[str, str]:
-    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
 
 
 def _env_from(*secrets: str) -> list[Manifest]:
@@ -248,13 +255,13 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "jq-server", "namespace": ns, "labels": labels},
+        "metadata": {"name": "jq-server", "namespace": ns, "labels": labels, "annotations": RELOAD_ON_CHANGE},
         "spec": {
             "replicas": cfg.server_replicas,
             "selector": {"matchLabels": labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": labels, "annotations": _scrape_annotations(HTTP_PORT)},
+                "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": SERVER_SA,
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -283,14 +290,28 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                                 "periodSeconds": 10,
                                 "failureThreshold": 3,
                             },
+                            # Keep serving while the ALB and kube-proxy stop routing here: the
+                            # target deregisters while the pod still answers, then SIGTERM
+                            # drains what is in flight (graceful stop) inside the grace period.
+                            "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
                             "resources": {
                                 "requests": {"cpu": cfg.server_cpu, "memory": cfg.server_memory},
                                 "limits": {"memory": cfg.server_memory},
                             },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "env": [
+                                {"name": "JQ_TLS_CERT_FILE", "value": f"{TLS_DIR}/tls.crt"},
+                                {"name": "JQ_TLS_KEY_FILE", "value": f"{TLS_DIR}/tls.key"},
+                            ],
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+                            ],
                         }
                     ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "tls", "secret": {"secretName": SERVER_TLS_SECRET}},
+                    ],
                 },
             },
         },
@@ -321,6 +342,8 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                 # gRPC needs HTTP/2 end to end: an HTTPS listener and GRPC targets.
                 "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
                 "alb.ingress.kubernetes.io/backend-protocol-version": "GRPC",
+                # The pods serve TLS only; the ALB does not verify the in-cluster CA.
+                "alb.ingress.kubernetes.io/backend-protocol": "HTTPS",
                 "alb.ingress.kubernetes.io/healthcheck-path": "/grpc.health.v1.Health/Check",
                 "alb.ingress.kubernetes.io/success-codes": "0",
                 "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
@@ -354,13 +377,13 @@ def worker(ns: str, cfg: WorkloadConfig, images: Images, *, prometheus_url: str)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "jq-worker", "namespace": ns, "labels": labels},
+        "metadata": {"name": "jq-worker", "namespace": ns, "labels": labels, "annotations": RELOAD_ON_CHANGE},
         "spec": {
-            # KEDA owns the replica count; this is only the initial size.
-            "replicas": max(cfg.worker_min_replicas, 1),
+            # No "replicas": KEDA's HPA owns the count, and a value here would be re-applied
+            # (and fight the HPA) on every deploy. Kubernetes starts the Deployment at 1.
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels, "annotations": _scrape_annotations(WORKER_HTTP_PORT)},
+                "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": WORKER_SA,
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -379,16 +402,27 @@ def worker(ns: str, cfg: WorkloadConfig, images: Images, *, prometheus_url: str)
                             "envFrom": _env_from(TOKEN_SECRET),
                             "ports": [{"name": "http", "containerPort": WORKER_HTTP_PORT}],
                             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                            # 503 until registered with the server: a worker that cannot reach
+                            # jq-server is not counted ready during a rollout.
+                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10},
                             "securityContext": _RESTRICTED_CONTAINER,
                             "resources": {
                                 "requests": {"cpu": cfg.worker_cpu, "memory": cfg.worker_memory},
                                 "limits": {"memory": cfg.worker_memory},
                             },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "env": [{"name": "JQ_TLS_CA_FILE", "value": f"{TLS_DIR}/ca.crt"}],
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+                            ],
                         }
                     ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        # Only the CA's certificate: a worker never holds the server's key.
+                        {"name": "tls", "secret": {"secretName": SERVER_TLS_SECRET,
+                                                   "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    ],
                 },
             },
         },
@@ -418,8 +452,12 @@ def worker(ns: str, cfg: WorkloadConfig, images: Images, *, prometheus_url: str)
                     "metricType": "AverageValue",
                     "metadata": {
                         "serverAddress": prometheus_url,
+                        # One leader exports the depth (jq-server's cluster gauges); max by
+                        # queue also reads one value during a leader hand-over, when two
+                        # replicas may briefly both have a sample.
                         "query": (
-                            f'sum(jq_job_queue_depth{{namespace="{ns}",state="queued",queue=~"{queues}"}})'
+                            "sum(max by (queue) ("
+                            f'jq_job_queue_depth{{namespace="{ns}",state="queued",queue=~"{queues}"}}))'
                         ),
                         "threshold": str(cfg.jobs_per_worker),
                         "activationThreshold": "1",
@@ -447,12 +485,12 @@ def result_processor(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manif
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "jq-result-processor", "namespace": ns, "labels": labels},
+        "metadata": {"name": "jq-result-processor", "namespace": ns, "labels": labels, "annotations": RELOAD_ON_CHANGE},
         "spec": {
             "replicas": cfg.result_processor_replicas,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels, "annotations": _scrape_annotations(RESULT_PROCESSOR_HTTP_PORT)},
+                "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": RESULT_PROCESSOR_SA,
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -503,12 +541,12 @@ def metrics_aggregator(ns: str, cfg: WorkloadConfig, images: Images) -> list[Man
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "jq-metrics-aggregator", "namespace": ns, "labels": labels},
+        "metadata": {"name": "jq-metrics-aggregator", "namespace": ns, "labels": labels, "annotations": RELOAD_ON_CHANGE},
         "spec": {
             "replicas": cfg.metrics_aggregator_replicas,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels, "annotations": _scrape_annotations(METRICS_AGGREGATOR_HTTP_PORT)},
+                "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": METRICS_AGGREGATOR_SA,
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -549,7 +587,7 @@ def pgbouncer(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "jq-pgbouncer", "namespace": ns, "labels": labels},
+        "metadata": {"name": "jq-pgbouncer", "namespace": ns, "labels": labels, "annotations": RELOAD_ON_CHANGE},
         "spec": {
             "replicas": cfg.pgbouncer_replicas,
             "selector": {"matchLabels": labels},
@@ -604,3 +642,54 @@ def _pdb(ns: str, component: str, *, max_unavailable: int | str) -> Manifest:
         "metadata": {"name": component, "namespace": ns, "labels": _labels(component)},
         "spec": spec,
     }
+
+
+def network_policies(ns: str, *, vpc_cidr: str, monitoring_namespace: str) -> list[Manifest]:
+    """Ingress only along the flows the design has; everything else into the namespace is
+    refused (enforced by the VPC CNI's network policy agent, infra/components/cluster.py).
+
+    - jq-server gRPC: from the namespace's pods (workers, jq-ctl jobs) and from the VPC
+      (the ALB sends to pod IPs from its own addresses in the VPC; with the VPC CNI pods
+      have VPC addresses too, so this admits any pod to gRPC, where every call still needs
+      a key);
+    - every HTTP side port (metrics): from the monitoring namespace (Prometheus);
+    - PgBouncer: from jq-server only.
+
+    The kubelet's probes come from the node itself, which the VPC CNI's policy agent
+    admits regardless of these policies.
+
+    Egress is left open here: the stores admit only the cluster's security group, and
+    AWS APIs are reached through the VPC endpoints.
+    """
+
+    def policy(name: str, selector: dict[str, Any], ingress: list[Manifest]) -> Manifest:
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns, "labels": _labels(name)},
+            "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": ingress},
+        }
+
+    vpc = {"ipBlock": {"cidr": vpc_cidr}}
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring_namespace}}}
+    same_namespace = {"podSelector": {}}
+
+    def component(name: str) -> dict[str, Any]:
+        return {"matchLabels": {"app.kubernetes.io/name": name}}
+
+    def http_port(port: int) -> Manifest:
+        return {"from": [monitoring], "ports": [{"protocol": "TCP", "port": port}]}
+
+    return [
+        policy("default-deny-ingress", {}, []),
+        policy("jq-server", component("jq-server"), [
+            {"from": [same_namespace, vpc], "ports": [{"protocol": "TCP", "port": GRPC_PORT}]},
+            http_port(HTTP_PORT),
+        ]),
+        policy("jq-worker", component("jq-worker"), [http_port(WORKER_HTTP_PORT)]),
+        policy("jq-result-processor", component("jq-result-processor"), [http_port(RESULT_PROCESSOR_HTTP_PORT)]),
+        policy("jq-metrics-aggregator", component("jq-metrics-aggregator"), [http_port(METRICS_AGGREGATOR_HTTP_PORT)]),
+        policy("jq-pgbouncer", component("jq-pgbouncer"), [
+            {"from": [{"podSelector": component("jq-server")}], "ports": [{"protocol": "TCP", "port": PGBOUNCER_PORT}]},
+        ]),
+    ]

@@ -8,9 +8,9 @@ from aws_cdk import Stack
 from aws_cdk import aws_eks as eks
 from constructs import Construct
 
-from infra.components.cluster import PROMETHEUS_URL
+from infra.components.monitoring import MONITORING_NAMESPACE, PROMETHEUS_URL
 from infra.config import EnvironmentConfig
-from infra.k8s import workloads
+from infra.k8s import certificates, workloads
 from infra.stacks.data import DataStack
 from infra.stacks.platform import PlatformStack
 
@@ -50,6 +50,7 @@ class ApplicationStack(Stack):
             return eks.KubernetesManifest(self, construct_id, cluster=cluster, manifest=objects, overwrite=True)
 
         settings = manifest("Settings", [workloads.config_map(ns, endpoints)])
+        tls = manifest("ServerCertificate", [certificates.server_certificate(ns)])
         secrets = manifest("Secrets", workloads.external_secrets(ns, endpoints))
         pgbouncer = manifest("PgBouncer", workloads.pgbouncer(ns, config.workload, images))
         server = manifest("Server", workloads.server(ns, config.workload, images))
@@ -57,9 +58,13 @@ class ApplicationStack(Stack):
         result_processor = manifest("ResultProcessor", workloads.result_processor(ns, config.workload, images))
         metrics_aggregator = manifest("MetricsAggregator", workloads.metrics_aggregator(ns, config.workload, images))
 
+        manifest("NetworkPolicies", workloads.network_policies(
+            ns, vpc_cidr=config.network.cidr, monitoring_namespace=MONITORING_NAMESPACE,
+        ))
+
         pgbouncer.node.add_dependency(secrets)
         for workload in (server, worker):
-            workload.node.add_dependency(settings, secrets, pgbouncer)
+            workload.node.add_dependency(settings, secrets, pgbouncer, tls)
         # Needs only the ConfigMap and Kafka, not the database.
         result_processor.node.add_dependency(settings)
         metrics_aggregator.node.add_dependency(settings)

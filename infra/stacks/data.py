@@ -13,6 +13,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra.components.backup import DatabaseBackupPlan
 from infra.components.cache import RedisCluster
 from infra.components.database import PostgresDatabase
 from infra.components.kafka import KafkaCluster
@@ -28,7 +29,6 @@ class DataStack(Stack):
         *,
         config: EnvironmentConfig,
         network: JobqNetwork,
-        client_cidrs: list[str],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, termination_protection=config.is_production, **kwargs)
@@ -40,7 +40,6 @@ class DataStack(Stack):
             config=config.database,
             vpc=network.vpc,
             subnets=network.data_subnets,
-            client_cidrs=client_cidrs,
             secret_name=f"{prefix}/database",
         )
         self.cache = RedisCluster(
@@ -49,7 +48,6 @@ class DataStack(Stack):
             config=config.cache,
             vpc=network.vpc,
             subnets=network.data_subnets,
-            client_cidrs=client_cidrs,
             name=prefix,
             log_retention=config.observability.log_retention,
         )
@@ -59,10 +57,14 @@ class DataStack(Stack):
             config=config.kafka,
             vpc=network.vpc,
             subnets=network.data_subnets,
-            client_cidrs=client_cidrs,
             name=prefix,
             log_retention=config.observability.log_retention,
         )
+        if config.database.backup_plan_retention_days:
+            self.backup_plan = DatabaseBackupPlan(
+                self, "Backup", name=prefix, instance=self.database.instance,
+                retention_days=config.database.backup_plan_retention_days,
+            )
         # The workers' bootstrap API key: its `token` is the secret half of jq_<id>_<token>
         # (JQ_TOKEN); the server is given only its SHA-256 in JQ_AUTH_BOOTSTRAP_KEYS
         # (infra/k8s/workloads.py server_auth). Rotation: docs/deploy.md "API keys".

@@ -5,16 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra.components.cache import REDIS_PORT
 from infra.components.cluster import JobqCluster
+from infra.components.database import POSTGRES_PORT
+from infra.components.kafka import KAFKA_IAM_TLS_PORT
+from infra.components.monitoring import Monitoring
 from infra.components.network import JobqNetwork
 from infra.components.registry import ImageRepositories
 from infra.config import EnvironmentConfig
-from infra.k8s import identity
+from infra.k8s import certificates, identity
 from infra.stacks.data import DataStack
+from infra.stacks.observability import ObservabilityStack
 
 
 class PlatformStack(Stack):
@@ -26,6 +32,7 @@ class PlatformStack(Stack):
         config: EnvironmentConfig,
         network: JobqNetwork,
         data: DataStack,
+        observability: ObservabilityStack,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -38,6 +45,24 @@ class PlatformStack(Stack):
             self, "Eks", config=config.cluster, name=config.prefix, vpc=network.vpc, subnets=network.private_subnets
         )
         cluster = self.eks.cluster
+        self.monitoring = Monitoring(
+            self, "Monitoring", cluster=cluster, namespace=ns, environment=config.name, region=self.region,
+            topic=observability.topic, topic_key=observability.topic_key, log_groups=observability.log_groups,
+            after=self.eks.addons["eks-pod-identity-agent"],
+        )
+
+        # The stores admit the cluster's security group (the nodes' and so the pods' ENIs),
+        # by reference: no CIDR of a whole subnet. Rules live here, the stack that knows it.
+        for name, (group, port) in {
+            "Database": (data.database.security_group, POSTGRES_PORT),
+            "Cache": (data.cache.security_group, REDIS_PORT),
+            "Kafka": (data.kafka.security_group, KAFKA_IAM_TLS_PORT),
+        }.items():
+            ec2.CfnSecurityGroupIngress(
+                self, f"{name}FromCluster", group_id=group.security_group_id, ip_protocol="tcp",
+                from_port=port, to_port=port, source_security_group_id=cluster.cluster_security_group_id,
+                description=f"{name} from the jobq EKS cluster",
+            )
 
         namespace = cluster.add_manifest("Namespace", identity.namespace(ns, config.name))
 
@@ -133,6 +158,9 @@ class PlatformStack(Stack):
         # External Secrets reads exactly the three jobq secrets, nothing else.
         for secret in (data.database.secret, data.cache.auth_secret, data.api_token):
             secret.grant_read(self.secrets_account)
+
+        issuers = cluster.add_manifest("CertificateIssuers", *certificates.issuers(ns, config.name))
+        issuers.node.add_dependency(namespace, self.eks.cert_manager)
 
         secret_store = cluster.add_manifest(
             "SecretStore", identity.secret_store(ns, region=self.region, service_account=identity.SECRETS_READER_SA)

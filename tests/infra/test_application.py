@@ -204,12 +204,8 @@ def test_consumer_probes_and_is_scraped_like_the_worker(synth: Synth, name: str)
     # Alive through a broker outage (nothing to restart), not ready while it lasts.
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    annotations = template["metadata"]["annotations"]
-    worker_annotations = _pod(app, "jq-worker")["metadata"]["annotations"]
-    assert annotations.keys() == worker_annotations.keys()
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/path"] == "/metrics"
-    assert annotations["prometheus.io/port"] == str(port)
+    # Scraped by a Prometheus job of its own name (test_monitoring.py), not by annotations.
+    assert "prometheus.io/scrape" not in template["metadata"].get("annotations", {})
     labels = template["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == name
     assert labels["app.kubernetes.io/part-of"] == "jobq"
@@ -279,3 +275,29 @@ def test_the_rendered_bootstrap_keys_are_accepted_by_the_server_settings(synth: 
     )
     assert rotating["00000000000000b0"].matches(old) and rotating["00000000000000b1"].matches(token)
     assert rotating["00000000000000ad"].matches(admin_key.split("_", 2)[2])
+
+
+def test_in_cluster_grpc_is_tls_with_the_cert_manager_certificate(synth: Synth) -> None:
+    app = synth.raw("application")
+    config = find_object(app, "ConfigMap", "jq-config")["data"]
+    assert "JQ_PLAINTEXT" not in config
+    cert = find_object(app, "Certificate", "jq-server-tls")["spec"]
+    assert f"jq-server.{synth.config.namespace}.svc.cluster.local" in cert["dnsNames"]
+    address_host = config["JQ_SERVER_ADDRESS"].rsplit(":", 1)[0]
+    assert address_host in cert["dnsNames"]
+
+    def mounted(name: str) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+        pod = _pod(app, name)["spec"]
+        (container,) = pod["containers"]
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+        assert volume["secret"]["secretName"] == cert["secretName"]
+        return mount, env, volume
+
+    mount, env, _ = mounted("jq-server")
+    assert env["JQ_TLS_CERT_FILE"] == f"{mount['mountPath']}/tls.crt"
+    assert env["JQ_TLS_KEY_FILE"] == f"{mount['mountPath']}/tls.key"
+    mount, env, volume = mounted("jq-worker")
+    assert env["JQ_TLS_CA_FILE"] == f"{mount['mountPath']}/ca.crt"
+    assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]  # never the key

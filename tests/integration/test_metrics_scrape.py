@@ -31,6 +31,8 @@ from tests.ops.metric_contract import EXPORTED_BY, METRICS, SERVER_JOB, WORKER_J
 # sample: the Redis ones need Redis (tests/integration/test_coord_redis.py scrapes them);
 # a store error needs a failing store. Each must still be declared (HELP and TYPE).
 # (jq-result-processor's scrape is checked in tests/integration/test_result_processor.py.)
+# This server has no Kafka: the outbox gauges then carry no sample (cluster_gauges.py;
+# with a broker they do: tests/infra/test_container_commands.py, the compose jq-server).
 NO_SAMPLES_YET = frozenset(
     {
         "jq_redis_operation_duration_seconds",
@@ -38,6 +40,8 @@ NO_SAMPLES_YET = frozenset(
         "jq_job_changes_received_total",
         "jq_status_cache_total",
         "jq_store_errors_total",
+        "jq_outbox_backlog",
+        "jq_outbox_oldest_age_seconds",
     }
 )
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    disable_created_metrics,
+    generate_latest,
+)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # None: ready, else why not
 
@@ -13,6 +18,11 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]  # None: ready, else why no
 def build_http_app(
     registry: CollectorRegistry, readiness: ReadinessCheck | None
 ) -> web.Application:
+    # No `<name>_created` series: each is a timestamp that reads like a count (92 of them on
+    # a busy server) and no rule or panel uses one. prometheus_client keeps this switch
+    # per process, read at each scrape; every jobq process serves metrics through here.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from jobq.core.model import Job, QueueStats
 from jobq.core.states import JobState
+from jobq.observability.cluster_gauges import ClusterGauges, snapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 JOB_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
@@ -53,19 +54,11 @@ class ServerMetrics:
         self.dead_letters_total = Counter(
             "jq_dead_letters_total", "Jobs dead-lettered", ["queue"], registry=r
         )
-        self.queue_depth = Gauge(
-            "jq_job_queue_depth", "Jobs per queue and state", ["queue", "state"], registry=r
-        )
-        self.queue_paused = Gauge(
-            "jq_queue_paused", "1 while a queue is paused, else 0", ["queue"], registry=r
-        )
-        self.worker_active = Gauge(
-            "jq_workers_active", "Workers with a fresh heartbeat", registry=r
-        )
-        self.outbox_backlog = Gauge("jq_outbox_backlog", "Job events not yet published", registry=r)
-        self.outbox_oldest_age = Gauge(
-            "jq_outbox_oldest_age_seconds", "Age of the oldest unpublished job event", registry=r
-        )
+        # Depth, paused queues, active workers, outbox: read from the whole store, so
+        # exported by the leader alone (cluster_gauges.py).
+        self.cluster = ClusterGauges()
+        r.register(self.cluster)
+        self.relay_enabled = False
         self.outbox_relay_enabled = Gauge(
             "jq_outbox_relay_enabled",
             "1 when this replica publishes the outbox to Kafka, 0 when Kafka is not configured",
@@ -175,20 +168,19 @@ class ServerMetrics:
     def expired(self, queue: str) -> None:
         self.job_transition(queue, "expired")
 
-    def observe_queues(self, stats: list[QueueStats]) -> None:
-        # Labelled by queue name, cluster-wide: tenants' queues of one name add up (and one
-        # paused is shown as paused), so a second tenant's "emails" never hides the first's.
-        paused: dict[str, bool] = {}
-        depth: dict[tuple[str, str], int] = {}
-        for queue in stats:
-            paused[queue.queue] = paused.get(queue.queue, False) or queue.paused
-            for state, count in queue.by_state.items():
-                depth[(queue.queue, state)] = depth.get((queue.queue, state), 0) + count
-        for name, is_paused in paused.items():
-            self.queue_paused.labels(name).set(1 if is_paused else 0)
-        for (name, state), count in depth.items():
-            self.queue_depth.labels(name, state).set(count)
+    def set_relay_enabled(self, enabled: bool) -> None:
+        """Whether this server sends the outbox to Kafka; without, no outbox gauge is exported."""
+        self.relay_enabled = enabled
+        self.outbox_relay_enabled.set(1 if enabled else 0)
 
-    def observe_outbox(self, backlog: int, oldest: dt.datetime | None, now: dt.datetime) -> None:
-        self.outbox_backlog.set(backlog)
-        self.outbox_oldest_age.set(0.0 if oldest is None else (now - oldest).total_seconds())
+    def observe_cluster(
+        self,
+        stats: list[QueueStats],
+        workers_active: int,
+        outbox: tuple[int, dt.datetime | None],
+        now: dt.datetime,
+    ) -> None:
+        """Publish the store-wide gauges: only the leader calls this (Scheduler)."""
+        self.cluster.publish(
+            snapshot(stats, workers_active, outbox if self.relay_enabled else None, now)
+        )

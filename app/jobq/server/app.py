@@ -250,7 +250,7 @@ class ServerApp:
             self.metrics.registry,
             crash_after_produce=settings.test_fault == "relay-crash-after-produce",
         )
-        self.metrics.outbox_relay_enabled.set(0 if self.relay is None else 1)
+        self.metrics.set_relay_enabled(self.relay is not None)
         if settings.test_fault:
             log.warning(
                 "JQ_TEST_FAULT=%s is set: this server will crash on purpose", settings.test_fault

@@ -41,7 +41,7 @@ class Scheduler:
                     self._settings.scheduler_interval.total_seconds(), self._fire, "schedules"
                 )
             ),
-            asyncio.create_task(self._every(OBSERVE_EVERY, self._service.observe, "observe")),
+            asyncio.create_task(self._every(OBSERVE_EVERY, self._observe, "observe")),
             asyncio.create_task(
                 self._every(
                     self._settings.retention_interval.total_seconds(), self._retain, "retention"
@@ -95,6 +95,14 @@ class Scheduler:
         job per fire time (ADR 0014)."""
         if self._leader and self._schedules is not None:
             await self._schedules.fire_due()
+
+    async def _observe(self) -> None:
+        """The store-wide gauges come from the leader alone; a replica that is not (or no
+        longer) the leader withdraws its samples, so sum() over replicas counts them once."""
+        if self._leader:
+            await self._service.observe()
+        else:
+            self._service.metrics.cluster.withdraw()
 
     async def _retain(self) -> None:
         """Delete finished jobs and old job events past retention in small batches,

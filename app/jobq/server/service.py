@@ -500,15 +500,15 @@ class JobqService:
             self.metrics.expired(queue)
 
     async def observe(self) -> None:
-        """Refresh the gauges that come from the store (queue depth, workers, outbox)."""
+        """Refresh the store-wide gauges (queue depth, workers, outbox). The scheduler calls
+        this on the leader only: every replica reads the same store (cluster_gauges.py)."""
         # Cluster-wide, whoever asks: no caller's scope applies to the gauges.
         now = self.clock.now()
-        self.metrics.observe_queues(await self.store.queues.stats(None, now))
+        stats = await self.store.queues.stats(None, now)
         workers = await self.store.workers.all(now, self._defaults.lease_timeout)
-        self.metrics.worker_active.set(sum(w.state is WorkerState.ACTIVE for w in workers))
+        active = sum(w.state is WorkerState.ACTIVE for w in workers)
+        self.metrics.observe_cluster(stats, active, await self.store.events.backlog(), now)
         await self._observe_in_flight(workers)
-        backlog, oldest = await self.store.events.backlog()
-        self.metrics.observe_outbox(backlog, oldest, now)
 
     async def _observe_in_flight(self, workers: Sequence[WorkerInfo]) -> None:
         """jq_inflight_jobs{queue} and jq_worker_inflight_jobs{worker} from the counters;
