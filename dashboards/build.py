@@ -398,6 +398,42 @@ def overview() -> dict[str, Any]:
         ),
         timeseries(
             lay,
+            "Redis fallback and errors",
+            "Replicas serving without Redis (1 each; ADR 0015: the status cache and presence"
+            " step aside, nothing is refused) and failed Redis calls per second.",
+            [
+                ("sum(jq_redis_fallback)", "replicas in fallback"),
+                (f"sum by (operation) (rate(jq_redis_errors_total[{RATE}]))", "{{operation}} errors"),
+            ],
+            "none",
+        ),
+        timeseries(
+            lay,
+            "Status cache",
+            "GetJob/WatchJob reads by cache result, and job changes announced by other replicas.",
+            [
+                (f"sum by (result) (rate(jq_status_cache_total[{RATE}]))", "{{result}}"),
+                (f"sum(rate(jq_job_changes_received_total[{RATE}]))", "changes received"),
+            ],
+            "ops",
+        ),
+        timeseries(
+            lay,
+            "In-flight jobs",
+            "Leased jobs by queue, from the coordination counters (the leader exports them).",
+            [(f"max by (queue) (jq_inflight_jobs{{{QUEUE}}})", "{{queue}}")],
+            "none",
+        ),
+        timeseries(
+            lay,
+            "In-flight jobs by worker",
+            "Leased jobs each live worker holds, from the coordination counters.",
+            [("max by (worker) (jq_worker_inflight_jobs)", "{{worker}}")],
+            "none",
+            width=12,
+        ),
+        timeseries(
+            lay,
             "Outbox backlog",
             "Job events waiting to be published to Kafka.",
             [("max(jq_outbox_backlog)", "unpublished events")],

@@ -108,5 +108,11 @@ class RedisCluster(Construct):
         return self.replication_group.attr_configuration_end_point_address
 
     @property
+    def address(self) -> str:
+        """host:port of the configuration endpoint, which a cluster client starts from."""
+        group = self.replication_group
+        return f"{group.attr_configuration_end_point_address}:{group.attr_configuration_end_point_port}"
+
+    @property
     def port(self) -> str:
         return self.replication_group.attr_configuration_end_point_port

@@ -50,6 +50,7 @@ SERVER_AUTH_SECRET = "jq-server-auth"  # the server's JQ_AUTH_BOOTSTRAP_KEYS: ha
 WORKER_KEY_ID = "00000000000000b1"
 PREVIOUS_WORKER_KEY_ID = "00000000000000b0"
 PGBOUNCER_SECRET = "jq-pgbouncer"
+REDIS_SECRET = "jq-redis"  # the server's JQ_REDIS_URL, AUTH token included
 # cert-manager's Secret for jq-server's certificate (tls.crt, tls.key, ca.crt) and where pods mount it.
 SERVER_TLS_SECRET = "jq-server-tls"
 TLS_DIR = "/etc/jobq/tls"
@@ -63,6 +64,9 @@ class Endpoints:
     api_token_secret_name: str
     kafka_bootstrap: str
     region: str
+    # ElastiCache's configuration endpoint (host:port) and its AUTH token's secret.
+    redis_address: str
+    redis_secret_name: str
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,14 @@ def external_secrets(ns: str, endpoints: Endpoints) -> list[Manifest]:
             ["token"],
         ),
         server_auth(ns, endpoints.api_token_secret_name),
+        # Coordination (ADR 0015): a cluster-mode group, TLS required, AUTH by token. The
+        # token is alphanumeric (infra/components/cache.py), so it needs no URL escaping.
+        external(
+            REDIS_SECRET,
+            endpoints.redis_secret_name,
+            {"JQ_REDIS_URL": "rediss+cluster://:{{ .token }}@" + endpoints.redis_address},
+            ["token"],
+        ),
     ]
 
 
@@ -250,7 +262,7 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
     container_common = {
         "image": images.server,
         "securityContext": _RESTRICTED_CONTAINER,
-        "envFrom": _env_from(DATABASE_SECRET, SERVER_AUTH_SECRET),
+        "envFrom": _env_from(DATABASE_SECRET, SERVER_AUTH_SECRET, REDIS_SECRET),
     }
     deployment = {
         "apiVersion": "apps/v1",

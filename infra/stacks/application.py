@@ -33,12 +33,14 @@ class ApplicationStack(Stack):
         prefix = config.prefix
 
         endpoints = workloads.Endpoints(
-            # Secret names are fixed strings in the data stack, so only the two
+            # Secret names are fixed strings in the data stack, so only the
             # addresses below become cross-stack references.
             database_secret_name=f"{prefix}/database",
             api_token_secret_name=f"{prefix}/api-token",
             kafka_bootstrap=data.kafka.bootstrap_brokers,
             region=self.region,
+            redis_address=data.cache.address,
+            redis_secret_name=f"{prefix}/redis-auth",
         )
         images = workloads.Images(
             server=platform.registry.image("jq-server", image_tag),

@@ -41,6 +41,7 @@ from jobq_infra_testing import ENV_NAMES, REPO_ROOT, Synth
 
 from tests.e2e.conftest import Proc, free_port, wait_until
 from tests.harness.kafka import KafkaBroker
+from tests.harness.redis import PASSWORD as REDIS_PASSWORD
 from tests.ops.promql_names import raw_metric_names
 
 # Synth of every environment (shared fixture), a broker and processes on 2 busy cores.
@@ -56,16 +57,18 @@ SUBSTITUTIONS = (
     "fixed listen ports -> free ports",
     "0.0.0.0 -> 127.0.0.1",
     "Kafka SASL_SSL/AWS_MSK_IAM -> PLAINTEXT; sslmode=require -> disable",
+    "ElastiCache rediss+cluster:// endpoint -> a loopback 3-master cluster, plaintext",
     "JQ_MIGRATIONS_DIR /opt/jobq/migrations -> the repository's migrations/",
     "secret volumes' mountPath -> a directory holding the Secret's files",
 )
 
 
 class Backends:
-    def __init__(self, pg_server: Any, pg_bouncer: Any, kafka: KafkaBroker) -> None:
+    def __init__(self, pg_server: Any, pg_bouncer: Any, kafka: KafkaBroker, redis: Any) -> None:
         self.pg = pg_server
         self.bouncer = pg_bouncer
         self.kafka = kafka
+        self.redis = redis  # a 3-master cluster with AUTH, as ElastiCache's cluster mode
 
     def fresh_database(self) -> str:
         """An empty database: the migrate step must create the schema itself."""
@@ -169,12 +172,22 @@ def _cluster_inputs(
         "jq-pgbouncer": database_secret,
         "jq-api-token": {"token": worker_token},
         "jq-server-auth": {"token": worker_token, "previous_token": "B" * 48},
+        "jq-redis": {"token": REDIS_PASSWORD},
     }
     secrets = {
         o["metadata"]["name"]: render_external_secret(o, remote[o["metadata"]["name"]])
         for o in objects
         if o["kind"] == "ExternalSecret"
     }
+    # ElastiCache's configuration endpoint is the data stack's export, and it requires TLS;
+    # here a loopback cluster with the same AUTH token speaks plaintext.
+    redis_url = urllib.parse.urlsplit(secrets["jq-redis"]["JQ_REDIS_URL"])
+    assert redis_url.scheme == "rediss+cluster", redis_url
+    assert redis_url.password == REDIS_PASSWORD and "{import:" in redis_url.netloc, redis_url
+    local = urllib.parse.urlsplit(backends.redis.url)
+    secrets["jq-redis"]["JQ_REDIS_URL"] = urllib.parse.urlunsplit(
+        ("redis+cluster", f":{REDIS_PASSWORD}@127.0.0.1:{local.port}", "", "", "")
+    )
     # cert-manager's Certificates: their Secrets hold what it would issue.
     for o in objects:
         if o["kind"] == "Certificate":
@@ -196,8 +209,10 @@ def _cluster_inputs(
 
 
 @pytest.fixture(scope="module")
-def backends(pg_server: Any, pg_bouncer: Any, kafka_broker: KafkaBroker) -> Backends:
-    return Backends(pg_server, pg_bouncer, kafka_broker)
+def backends(
+    pg_server: Any, pg_bouncer: Any, kafka_broker: KafkaBroker, redis_cluster: Any
+) -> Backends:
+    return Backends(pg_server, pg_bouncer, kafka_broker, redis_cluster)
 
 
 @pytest.mark.parametrize("env_name", ENV_NAMES)
@@ -227,9 +242,34 @@ def test_every_container_of_the_synthesized_manifests_starts_and_is_ready(
                 continue
             proc, _ = start(c, addresses, tmp_path / f"{c.workload}.log", secrets)
             procs.append(proc)
+        # The server coordinates through the cluster its Secret names, and is not in the
+        # fallback a wrong URL or token would leave it in (ADR 0015).
+        metrics_port = _env_of(procs[0])["JQ_HTTP_PORT"]
+        wait_until(
+            lambda: _uses_redis(_scrape(metrics_port)),
+            timeout=60,
+            what="jq-server's calls to Redis, outside fallback",
+        )
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def _scrape(port: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return str(r.read().decode())
+
+
+def _uses_redis(scrape: str) -> bool:
+    lines = scrape.splitlines()
+    calls = [
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("jq_redis_operation_duration_seconds_count{")
+    ]
+    return sum(calls) > 0 and "jq_redis_fallback 0.0" in lines and not any(
+        line.startswith("jq_redis_errors_total{") and not line.endswith(" 0.0") for line in lines
+    )
 
 
 def _env_of(proc: Proc) -> dict[str, str]:
