@@ -15,12 +15,13 @@ from jobq.core.model import QueueConfig
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
 from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import PgDb
+from jobq.store.postgres.dialect import PgDialect
 from jobq.store.postgres.events import PgEventLog
-from jobq.store.postgres.jobs import PgJobs
 from jobq.store.postgres.keys import PgApiKeys
 from jobq.store.postgres.queues import PgQueues
 from jobq.store.postgres.session import PgLeaderLock, listen_for_work
 from jobq.store.postgres.workers import PgWorkers
+from jobq.store.sql.jobs import SqlJobs
 
 __all__ = ["PostgresStore"]
 
@@ -73,7 +74,7 @@ class PostgresStore:
             acquire_timeout=acquire_timeout,
         )
         rng = rng or random.Random()
-        self.jobs = PgJobs(self._db, queue_defaults, rng)
+        self.jobs = SqlJobs(PgDialect(self._db), queue_defaults, rng)
         self.queues = PgQueues(self._db)
         self.workers = PgWorkers(self._db)
         self.events = PgEventLog(self._db)
@@ -112,4 +113,4 @@ class PostgresStore:
             raise StoreUnavailable(f"PostgreSQL does not accept writes: {exc}") from None
 
     async def listen(self, on_work: Callable[[], None]) -> None:
-        await listen_for_work(self.direct_url, on_work, self._credentials)
+        await listen_for_work(self.direct_url, on_work, self._credentials, self._db.origin)

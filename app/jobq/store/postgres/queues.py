@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from jobq.core.errors import AlreadyExists, NotFound
-from jobq.core.model import DEFAULT_TENANT, QueueConfig, QueueStats
+from jobq.core.model import DEFAULT_TENANT, JobEvent, QueueConfig, QueueStats
 from jobq.core.states import EventKind, JobState
 from jobq.core.validation import validate_queue
 from jobq.store.base import Tenant
-from jobq.store.postgres.db import PgDb
-from jobq.store.postgres.jobs import insert_events, load_queues, notify_work
+from jobq.store.postgres.db import Conn, PgDb
+from jobq.store.postgres.queries import WORK_CHANNEL
 from jobq.store.postgres.rows import QUEUE_COLUMNS, queue_from_row, queue_params
 from jobq.store.transitions import transition_event
 
@@ -28,6 +30,54 @@ UPDATE_QUEUE = (
     + ", ".join(f"{c} = %({c})s" for c in QUEUE_COLUMNS if c not in ("name", "tenant"))
     + ", updated_at = %(now)s WHERE tenant = %(tenant)s AND name = %(name)s"
 )
+
+
+INSERT_EVENT = """
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+QueueKey = tuple[str, str]  # (tenant, name)
+
+
+async def insert_events(conn: Conn, events: Iterable[JobEvent]) -> None:
+    params = [
+        (
+            e.id,
+            e.job_id,
+            e.queue,
+            e.tenant,
+            e.kind.value,
+            e.from_state.value if e.from_state else None,
+            e.to_state.value if e.to_state else None,
+            e.attempt,
+            e.at,
+            Jsonb(e.details),
+        )
+        for e in events
+    ]
+    if params:
+        async with conn.cursor() as cur:
+            await cur.executemany(INSERT_EVENT, params)
+
+
+async def notify_work(conn: Conn, origin: str, queues: Iterable[str]) -> None:
+    """Wake idle long-polls on every other replica once this transaction commits."""
+    for queue in sorted(set(queues)):
+        await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, f"{origin} {queue}"))
+
+
+async def load_queues(conn: Conn, keys: Iterable[QueueKey]) -> dict[QueueKey, QueueConfig]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    cur = await conn.execute(
+        "SELECT q.* FROM queues q JOIN unnest(%s::text[], %s::text[]) AS k(tenant, name)"
+        " ON q.tenant = k.tenant AND q.name = k.name",
+        ([t for t, _ in wanted], [n for _, n in wanted]),
+    )
+    return {(row["tenant"], row["name"]): queue_from_row(row) for row in await cur.fetchall()}
 
 
 class PgQueues:
@@ -73,7 +123,7 @@ class PgQueues:
             updated = validate_queue(dataclasses.replace(queue_from_row(row), **kept))
             await conn.execute(UPDATE_QUEUE, queue_params(updated) | {"now": now})
             if not updated.paused:
-                await notify_work(conn, [name])
+                await notify_work(conn, self._db.origin, [name])
         return updated
 
     async def purge(self, name: str, now: dt.datetime, *, tenant: str = DEFAULT_TENANT) -> int:

@@ -13,9 +13,10 @@ from jobq.core.errors import StoreUnavailable
 from jobq.core.model import QueueConfig
 from jobq.store.base import AlwaysLeader
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
+from jobq.store.sql.jobs import SqlJobs
 from jobq.store.sqlite.db import SqliteDb
+from jobq.store.sqlite.dialect import SqliteDialect
 from jobq.store.sqlite.events import SqliteEventLog
-from jobq.store.sqlite.jobs import SqliteJobs
 from jobq.store.sqlite.keys import SqliteApiKeys
 from jobq.store.sqlite.lock import FileLock
 from jobq.store.sqlite.queues import SqliteQueues
@@ -39,7 +40,7 @@ class SqliteStore:
         self._migrations = migrations_dir("sqlite", migrations_root)
         self._db = SqliteDb(path)
         self._lock = FileLock(path) if exclusive else None
-        self.jobs = SqliteJobs(self._db, queue_defaults, rng or random.Random())
+        self.jobs = SqlJobs(SqliteDialect(self._db), queue_defaults, rng or random.Random())
         self.queues = SqliteQueues(self._db)
         self.workers = SqliteWorkers(self._db)
         self.events = SqliteEventLog(self._db)

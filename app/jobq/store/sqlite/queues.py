@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
+import aiosqlite
+
 from jobq.core.errors import AlreadyExists, NotFound
-from jobq.core.model import DEFAULT_TENANT, QueueConfig, QueueStats
+from jobq.core.model import DEFAULT_TENANT, JobEvent, QueueConfig, QueueStats
 from jobq.core.states import EventKind, JobState
 from jobq.core.validation import validate_queue
 from jobq.store.base import Tenant
 from jobq.store.sqlite.db import SqliteDb, from_us, to_us
-from jobq.store.sqlite.jobs import insert_events, load_queues
-from jobq.store.sqlite.rows import queue_from_row, queue_params
+from jobq.store.sqlite.rows import event_params, queue_from_row, queue_params
 from jobq.store.transitions import transition_event
 
 INSERT_QUEUE = """
@@ -33,6 +35,33 @@ UPDATE queues SET paused = :paused, weight = :weight,
     retention_us = :retention_us, updated_at = :now
 WHERE tenant = :tenant AND name = :name
 """
+
+
+INSERT_EVENT = """
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+QueueKey = tuple[str, str]  # (tenant, name)
+
+
+async def insert_events(conn: aiosqlite.Connection, events: Iterable[JobEvent]) -> None:
+    await conn.executemany(INSERT_EVENT, [event_params(e) for e in events])
+
+
+async def load_queues(
+    conn: aiosqlite.Connection, keys: Iterable[QueueKey]
+) -> dict[QueueKey, QueueConfig]:
+    found: dict[QueueKey, QueueConfig] = {}
+    for tenant, name in sorted(set(keys)):
+        cursor = await conn.execute(
+            "SELECT * FROM queues WHERE tenant = ? AND name = ?", (tenant, name)
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            found[(tenant, name)] = queue_from_row(row)
+    return found
 
 
 class SqliteQueues:

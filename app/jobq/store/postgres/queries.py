@@ -1,0 +1,297 @@
+"""The job repository's SQL on PostgreSQL, by name.
+
+Batches go in as one array per column (`unnest`), so a batch of any size is one
+statement; a write that touches jobs, job_events and the NOTIFY channel is one statement
+of data-modifying CTEs. `{queued}` and the like are the states' values
+(`jobq.store.changes.STATE_SQL`), filled in once at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from jobq.store.changes import END_COLUMNS, STATE_SQL
+
+WORK_CHANNEL = "jobq_work"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PgWrite:
+    """One statement over arrays: table name -> its columns, as `%(<table>_<column>)s`."""
+
+    sql: str
+    tables: Mapping[str, Sequence[str]]
+
+
+def _sql(text: str) -> str:
+    return text.format(**STATE_SQL)
+
+
+JOB_COLUMNS = (
+    ("id", "uuid"),
+    ("queue", "text"),
+    ("tenant", "text"),
+    ("type", "text"),
+    ("payload", "text"),
+    ("state", "text"),
+    ("priority", "int"),
+    ("max_attempts", "int"),
+    ("run_at", "timestamptz"),
+    ("timeout", "interval"),
+    ("expires_at", "timestamptz"),
+    ("idempotency_key", "text"),
+    ("correlation_id", "text"),
+    ("trace_context", "text"),
+)
+EVENT_COLUMNS = (
+    ("id", "uuid"),
+    ("job_id", "uuid"),
+    ("queue", "text"),
+    ("tenant", "text"),
+    ("kind", "text"),
+    ("from_state", "text"),
+    ("to_state", "text"),
+    ("attempt", "int"),
+    ("at", "timestamptz"),
+    ("details", "text"),
+)
+END_TYPES = {
+    "state": "text",
+    "attempt_base": "int",
+    "run_at": "timestamptz",
+    "result": "text",
+    "last_error": "text",
+    "progress": "float8",
+    "finished_at": "timestamptz",
+}
+ENDED_COLUMNS = (("id", "uuid"), *((c, END_TYPES[c]) for c in END_COLUMNS))
+
+
+def _unnest(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    arrays = ", ".join(f"%({table}_{name})s::{kind}[]" for name, kind in columns)
+    return f"unnest({arrays}) AS {table}({', '.join(name for name, _ in columns)})"
+
+
+def _names(columns: Sequence[tuple[str, str]]) -> list[str]:
+    return [name for name, _ in columns]
+
+
+INSERT_EVENTS = f"""
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+SELECT id, job_id, queue, tenant, kind, from_state, to_state, attempt, at, details::jsonb
+FROM {_unnest("events", EVENT_COLUMNS)}
+"""
+
+# After the CTEs: one NOTIFY per queue with new leasable work, sent at commit. The payload
+# names the sending server first, so that its own listener can tell its echo apart.
+NOTIFY = f"""
+SELECT pg_notify('{WORK_CHANNEL}', %(origin)s || ' ' || queue)
+FROM unnest(%(wake_queue)s::text[]) AS wake(queue)
+"""
+
+SUBMIT = PgWrite(
+    f"""
+WITH new_jobs AS (
+    INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
+                      timeout, expires_at, idempotency_key, correlation_id, trace_context,
+                      created_at, updated_at)
+    SELECT id, queue, tenant, type, payload, state, priority, max_attempts, run_at, timeout,
+           expires_at, idempotency_key, correlation_id, trace_context::jsonb,
+           %(now)s, %(now)s
+    FROM {_unnest("jobs", JOB_COLUMNS)}
+), new_events AS ({INSERT_EVENTS})
+{NOTIFY}
+""",
+    {"jobs": _names(JOB_COLUMNS), "events": _names(EVENT_COLUMNS), "wake": ["queue"]},
+)
+
+EVENTS = PgWrite(
+    f"WITH new_events AS ({INSERT_EVENTS}) {NOTIFY}",
+    {"events": _names(EVENT_COLUMNS), "wake": ["queue"]},
+)
+
+# Outcomes, reaped leases, releases and replays: the rows were read (and locked) first,
+# so the new values are the whole story and nothing is read back.
+END_LEASES = PgWrite(
+    f"""
+WITH done AS (
+    UPDATE jobs j
+    SET {", ".join(f"{c} = ended.{c}" for c in END_COLUMNS)},
+        worker_id = NULL, lease_expires_at = NULL, updated_at = %(now)s
+    FROM {_unnest("ended", ENDED_COLUMNS)}
+    WHERE j.id = ended.id
+), new_events AS ({INSERT_EVENTS})
+{NOTIFY}
+""".replace("%(ended_", "%(jobs_"),
+    {"jobs": _names(ENDED_COLUMNS), "events": _names(EVENT_COLUMNS), "wake": ["queue"]},
+)
+
+ENSURE_QUEUES = """
+WITH wanted AS (
+    SELECT * FROM unnest(%(tenants)s::text[], %(names)s::text[]) AS wanted(tenant, name)
+), created AS (
+    INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base, backoff_max,
+                        lease_timeout, default_ttl, concurrency_limit, retention, created_at,
+                        updated_at)
+    SELECT name, tenant, %(paused)s, %(weight)s, %(max_attempts)s, %(backoff_base)s,
+           %(backoff_max)s, %(lease_timeout)s, %(default_ttl)s::interval, %(concurrency_limit)s,
+           %(retention)s, %(now)s, %(now)s
+    FROM wanted ORDER BY tenant, name
+    ON CONFLICT (tenant, name) DO NOTHING
+    RETURNING *
+)
+SELECT * FROM created
+UNION ALL
+SELECT q.* FROM queues q JOIN wanted ON q.tenant = wanted.tenant AND q.name = wanted.name
+"""
+
+QUEUES_BY_KEY = """
+SELECT q.* FROM queues q
+JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, name)
+  ON q.tenant = k.tenant AND q.name = k.name
+"""
+
+QUEUES_NAMED = """
+SELECT * FROM queues
+WHERE name = ANY(%(names)s::text[]) AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+ORDER BY name, tenant
+"""
+
+JOB_BY_KEY = """
+SELECT * FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s AND idempotency_key = %(key)s
+"""
+
+JOBS_BY_ID = "SELECT * FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
+# In id order, so that two transactions locking overlapping batches cannot deadlock.
+JOBS_BY_ID_LOCKED = JOBS_BY_ID + " ORDER BY id FOR UPDATE"
+
+EVENTS_OF_JOB = "SELECT * FROM job_events WHERE job_id = %(id)s::uuid ORDER BY seq"
+
+PAGE = "SELECT * FROM jobs {where} ORDER BY id DESC LIMIT %(limit)s"
+FILTERS = {
+    "queue": "queue = %(queue)s",
+    "states": "state = ANY(%(states)s::text[])",
+    "type": "type = %(type)s",
+    "tenant": "tenant = %(tenant)s",
+    "created_after": "created_at > %(created_after)s",
+    "created_before": "created_at < %(created_before)s",
+    "scope": "tenant = %(scope)s",
+}
+AFTER = "id < %(after)s::uuid"
+
+# SKIP LOCKED: replicas leasing at once take different rows instead of queueing on locks.
+LEASE = _sql(
+    """
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE tenant = %(tenant)s AND queue = %(queue)s AND state = {queued}
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j
+SET state = {running}, attempt = j.attempt + 1, worker_id = %(worker)s,
+    lease_expires_at = %(lease_until)s, started_at = %(now)s, updated_at = %(now)s,
+    cancel_requested = false, progress = 0, progress_message = ''
+FROM picked WHERE j.id = picked.id
+RETURNING j.*
+"""
+)
+
+COUNT_RUNNING = _sql(
+    "SELECT count(*) AS n FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s"
+    " AND state = {running}"
+)
+
+TOUCH_WORKER = _sql(
+    """
+UPDATE workers SET last_heartbeat = %(now)s,
+    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
+WHERE id = %(worker)s
+RETURNING state
+"""
+)
+
+# Every lease named that the worker still holds, extended in one statement.
+EXTEND_LEASES = _sql(
+    """
+WITH held AS (
+    SELECT j.id, q.lease_timeout
+    FROM jobs j
+    JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS l(id, attempt)
+      ON j.id = l.id AND j.attempt = l.attempt
+    JOIN queues q ON q.tenant = j.tenant AND q.name = j.queue
+    WHERE j.state = {running} AND j.worker_id = %(worker)s
+      AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE jobs j SET lease_expires_at = %(now)s + held.lease_timeout
+FROM held WHERE j.id = held.id
+RETURNING j.id, j.cancel_requested, j.lease_expires_at
+"""
+)
+
+PROGRESS = """
+UPDATE jobs SET progress = %(progress)s, progress_message = %(message)s, updated_at = %(now)s
+WHERE id = %(id)s
+"""
+
+SET_CANCEL = """
+UPDATE jobs SET state = %(state)s, finished_at = %(finished_at)s,
+    cancel_requested = %(cancel_requested)s, updated_at = %(now)s
+WHERE id = %(id)s
+"""
+
+PROMOTE = _sql(
+    """
+WITH due AS (
+    SELECT id FROM jobs
+    WHERE state = {scheduled} AND run_at <= %(now)s
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+    ORDER BY run_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j SET state = {queued}, updated_at = %(now)s FROM due WHERE j.id = due.id
+RETURNING j.*
+"""
+)
+
+EXPIRABLE = _sql(
+    "SELECT * FROM jobs WHERE state IN ({pending_states}) AND expires_at <= %(now)s"
+    " LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+)
+EXPIRE = _sql(
+    "UPDATE jobs SET state = {expired}, finished_at = %(now)s, updated_at = %(now)s"
+    " WHERE id = ANY(%(ids)s::uuid[])"
+)
+
+_EXPIRED = "SELECT * FROM jobs WHERE state = {running} AND lease_expires_at <= %(now)s{grace}"
+_ORDER = " ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+EXPIRED_LEASES = _sql(_EXPIRED.replace("{grace}", "") + _ORDER)
+EXPIRED_LEASES_AFTER_GRACE = _sql(
+    _EXPIRED.replace(
+        "{grace}",
+        " AND (tenant, queue) IN (SELECT tenant, name FROM queues"
+        " WHERE %(leader_since)s::timestamptz + lease_timeout <= %(now)s)",
+    )
+    + _ORDER
+)
+
+DELETE_FINISHED = """
+DELETE FROM jobs WHERE id IN (
+    SELECT j.id FROM jobs j JOIN queues q ON q.tenant = j.tenant AND q.name = j.queue
+    WHERE j.finished_at IS NOT NULL AND j.finished_at < %(now)s - q.retention
+    LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED)
+"""
+
+DEAD_OF_QUEUE = _sql(
+    "SELECT * FROM jobs WHERE state = {dead} AND queue = %(queue)s"
+    " AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s) FOR UPDATE"
+)
+
+DELETE_JOBS = "DELETE FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
