@@ -70,6 +70,7 @@ EXPIRE = Move(E.EXPIRED, (S.SCHEDULED, S.QUEUED), S.EXPIRED)
 RELEASE = Move(E.RELEASED, (S.RUNNING,), S.QUEUED)
 REPLAY = Move(E.REPLAYED, (S.DEAD,), S.QUEUED)
 DISCARD = Move(E.DISCARDED, (S.DEAD,), None)
+PURGE = Move(E.CANCELLED, (S.SCHEDULED, S.QUEUED), S.CANCELLED)
 
 # What the statements of a store may name as states, for formatting its named queries:
 # {queued} in a query is the quoted value of JobState.QUEUED, so no state is spelled twice.
@@ -77,6 +78,7 @@ STATE_SQL: dict[str, str] = {state.name.lower(): f"'{state.value}'" for state in
     "pending_states": ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATES)),
     "worker_lost": f"'{WorkerState.LOST.value}'",
     "worker_active": f"'{WorkerState.ACTIVE.value}'",
+    "worker_stopped": f"'{WorkerState.STOPPED.value}'",
 }
 
 # The columns a change that ends (or resets) a lease may set; the rest of the row stays.

@@ -10,11 +10,16 @@ from typing import Any
 import psycopg
 
 from jobq.core.bounds import is_job_id
-from jobq.core.model import Job, JobEvent, QueueConfig
 from jobq.store.postgres import queries
 from jobq.store.postgres.db import Conn, PgDb
 from jobq.store.postgres.queries import PgWrite
-from jobq.store.postgres.rows import event_from_row, job_from_row, queue_from_row
+from jobq.store.postgres.rows import (
+    api_key_from_row,
+    event_from_row,
+    job_from_row,
+    queue_from_row,
+    worker_from_row,
+)
 from jobq.store.sql.port import JobQueries, Params, Row
 
 
@@ -70,11 +75,9 @@ class PgDialect:
     def decode_time(self, value: Any) -> Any:
         return value
 
-    def job(self, row: Row) -> Job:
-        return job_from_row(row)
-
-    def queue(self, row: Row) -> QueueConfig:
-        return queue_from_row(row)
-
-    def event(self, row: Row) -> JobEvent:
-        return event_from_row(row)
+    # Rows to domain objects: the dialect's own decoders (times, JSON, arrays differ).
+    job = staticmethod(job_from_row)
+    queue = staticmethod(queue_from_row)
+    event = staticmethod(event_from_row)
+    worker = staticmethod(worker_from_row)
+    api_key = staticmethod(api_key_from_row)

@@ -295,3 +295,119 @@ DEAD_OF_QUEUE = _sql(
 )
 
 DELETE_JOBS = "DELETE FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
+
+
+# -- workers -------------------------------------------------------------------------
+
+# A worker id stays its registering subject's until it deregisters (stopped) with no
+# job still running on it; rows from before tenancy (subject '') may be claimed.
+UPSERT_WORKER = _sql(
+    """
+INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
+                     last_heartbeat, tenant, subject)
+VALUES (%(id)s, %(hostname)s, %(queues)s, %(task_types)s, %(capacity)s, %(state)s,
+        %(started_at)s, %(last_heartbeat)s, %(tenant)s, %(subject)s)
+ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
+    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
+    subject = excluded.subject
+WHERE workers.subject = excluded.subject
+   OR ((workers.subject = '' OR workers.state = {worker_stopped})
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = workers.id
+                       AND j.state = {running}))
+RETURNING id
+"""
+)
+
+_WORKERS = _sql(
+    """
+SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.state = {running})
+       AS in_flight
+FROM workers w
+"""
+)
+WORKER_BY_ID = (
+    _WORKERS + " WHERE w.id = %(id)s AND (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s)"
+)
+WORKERS = (
+    _WORKERS + " WHERE (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s) ORDER BY w.started_at"
+)
+SET_WORKER_STATE = """
+UPDATE workers SET state = %(state)s
+WHERE id = %(id)s AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+"""
+
+# -- the outbox ----------------------------------------------------------------------
+
+UNPUBLISHED = "SELECT * FROM job_events WHERE published_at IS NULL ORDER BY seq LIMIT %(limit)s"
+MARK_PUBLISHED = "UPDATE job_events SET published_at = %(at)s WHERE id = ANY(%(ids)s::uuid[])"
+BACKLOG = "SELECT count(*) AS n, min(at) AS oldest FROM job_events WHERE published_at IS NULL"
+PRUNE_EVENTS = """
+DELETE FROM job_events WHERE seq IN (
+    SELECT e.seq FROM job_events e WHERE e.at < %(before)s
+       AND (e.published_at IS NOT NULL OR %(unpublished)s)
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id AND j.finished_at IS NULL)
+    ORDER BY e.at LIMIT %(limit)s
+    FOR UPDATE OF e SKIP LOCKED)
+"""
+
+# -- API keys ------------------------------------------------------------------------
+
+INSERT_KEY = """
+INSERT INTO api_keys (id, secret_sha256, tenant, roles, queues, description, created_at,
+                      expires_at)
+VALUES (%(id)s, %(secret_sha256)s, %(tenant)s, %(roles)s, %(queues)s, %(description)s,
+        %(created_at)s, %(expires_at)s)
+ON CONFLICT (id) DO NOTHING
+"""
+KEY_BY_ID = "SELECT * FROM api_keys WHERE id = %(id)s"
+KEYS = """
+SELECT * FROM api_keys WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+ORDER BY created_at, id
+"""
+# COALESCE: a second revoke keeps the first time.
+REVOKE_KEY = """
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %(now)s) WHERE id = %(id)s RETURNING *
+"""
+
+# -- queues --------------------------------------------------------------------------
+
+INSERT_QUEUE = """
+INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base, backoff_max,
+                    lease_timeout, default_ttl, concurrency_limit, retention, created_at,
+                    updated_at)
+VALUES (%(name)s, %(tenant)s, %(paused)s, %(weight)s, %(max_attempts)s, %(backoff_base)s,
+        %(backoff_max)s, %(lease_timeout)s, %(default_ttl)s, %(concurrency_limit)s,
+        %(retention)s, %(now)s, %(now)s)
+"""
+UPDATE_QUEUE = """
+UPDATE queues SET paused = %(paused)s, weight = %(weight)s, max_attempts = %(max_attempts)s,
+    backoff_base = %(backoff_base)s, backoff_max = %(backoff_max)s,
+    lease_timeout = %(lease_timeout)s, default_ttl = %(default_ttl)s,
+    concurrency_limit = %(concurrency_limit)s, retention = %(retention)s, updated_at = %(now)s
+WHERE tenant = %(tenant)s AND name = %(name)s
+"""
+QUEUE_LOCKED = "SELECT * FROM queues WHERE tenant = %(tenant)s AND name = %(name)s FOR UPDATE"
+ALL_QUEUES = """
+SELECT * FROM queues WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+ORDER BY name, tenant
+"""
+QUEUES_IN_SCOPE = """
+SELECT * FROM queues
+WHERE (%(name)s::text IS NULL OR name = %(name)s)
+  AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+"""
+STATE_COUNTS = """
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, name)
+  ON j.tenant = k.tenant AND j.queue = k.name
+GROUP BY j.tenant, j.queue, j.state
+"""
+PURGEABLE = _sql(
+    "SELECT * FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s"
+    " AND state IN ({pending_states}) ORDER BY id FOR UPDATE"
+)
+PURGE = _sql(
+    "UPDATE jobs SET state = {cancelled}, finished_at = %(now)s, updated_at = %(now)s"
+    " WHERE id = ANY(%(ids)s::uuid[])"
+)

@@ -20,14 +20,15 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from jobq.core.model import Job, JobEvent, QueueConfig
+from jobq.auth.keys import ApiKey
+from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo
 
 Row = Any  # a dict (psycopg) or sqlite3.Row: both read by column name
 Params = Mapping[str, Any]
 
 
 class JobQueries(Protocol):
-    """The named queries of the job repository (one module of each dialect)."""
+    """The named queries of the repositories (one module of each dialect)."""
 
     ENSURE_QUEUES: Any  # queue rows for (tenants[i], names[i]), created with defaults if new
     QUEUES_BY_KEY: Any
@@ -56,6 +57,30 @@ class JobQueries(Protocol):
     DELETE_FINISHED: Any
     DEAD_OF_QUEUE: Any
     DELETE_JOBS: Any
+    # workers
+    UPSERT_WORKER: Any
+    WORKER_BY_ID: Any
+    WORKERS: Any
+    SET_WORKER_STATE: Any
+    # the outbox
+    UNPUBLISHED: Any
+    MARK_PUBLISHED: Any
+    BACKLOG: Any
+    PRUNE_EVENTS: Any
+    # queues
+    INSERT_QUEUE: Any
+    UPDATE_QUEUE: Any
+    QUEUE_LOCKED: Any
+    ALL_QUEUES: Any
+    QUEUES_IN_SCOPE: Any
+    STATE_COUNTS: Any
+    PURGEABLE: Any
+    PURGE: Any
+    # API keys
+    INSERT_KEY: Any
+    KEY_BY_ID: Any
+    KEYS: Any
+    REVOKE_KEY: Any
 
 
 class Dialect(Protocol):
@@ -98,3 +123,7 @@ class Dialect(Protocol):
     def queue(self, row: Row) -> QueueConfig: ...
 
     def event(self, row: Row) -> JobEvent: ...
+
+    def worker(self, row: Row) -> WorkerInfo: ...
+
+    def api_key(self, row: Row) -> ApiKey: ...

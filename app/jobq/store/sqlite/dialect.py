@@ -12,12 +12,17 @@ from typing import Any
 
 import aiosqlite
 
-from jobq.core.model import Job, JobEvent, QueueConfig
 from jobq.store.sql.port import JobQueries, Params, Row
 from jobq.store.sqlite import queries
 from jobq.store.sqlite.db import SqliteDb, from_us, span_us, to_us
 from jobq.store.sqlite.queries import SqliteWrite
-from jobq.store.sqlite.rows import event_from_row, job_from_row, queue_from_row
+from jobq.store.sqlite.rows import (
+    api_key_from_row,
+    event_from_row,
+    job_from_row,
+    queue_from_row,
+    worker_from_row,
+)
 
 
 def _value(value: Any) -> Any:
@@ -91,11 +96,9 @@ class SqliteDialect:
     def decode_time(self, value: Any) -> Any:
         return None if value is None else from_us(value)
 
-    def job(self, row: Row) -> Job:
-        return job_from_row(row)
-
-    def queue(self, row: Row) -> QueueConfig:
-        return queue_from_row(row)
-
-    def event(self, row: Row) -> JobEvent:
-        return event_from_row(row)
+    # Rows to domain objects: the dialect's own decoders (times, JSON, arrays differ).
+    job = staticmethod(job_from_row)
+    queue = staticmethod(queue_from_row)
+    event = staticmethod(event_from_row)
+    worker = staticmethod(worker_from_row)
+    api_key = staticmethod(api_key_from_row)

@@ -196,3 +196,106 @@ DEAD_OF_QUEUE = _sql(
 )
 
 DELETE_JOBS = f"DELETE FROM jobs WHERE id IN {_ids('ids')}"
+
+
+# -- workers -------------------------------------------------------------------------
+
+UPSERT_WORKER = _sql(
+    """
+INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
+                     last_heartbeat, tenant, subject)
+VALUES (:id, :hostname, :queues, :task_types, :capacity, :state, :started_at,
+        :last_heartbeat, :tenant, :subject)
+ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
+    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
+    subject = excluded.subject
+WHERE workers.subject = excluded.subject
+   OR ((workers.subject = '' OR workers.state = {worker_stopped})
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = workers.id
+                       AND j.state = {running}))
+RETURNING id
+"""
+)
+
+_WORKERS = _sql(
+    """
+SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.state = {running})
+       AS in_flight
+FROM workers w
+"""
+)
+WORKER_BY_ID = _WORKERS + " WHERE w.id = :id AND (:tenant IS NULL OR w.tenant = :tenant)"
+WORKERS = _WORKERS + " WHERE (:tenant IS NULL OR w.tenant = :tenant) ORDER BY w.started_at"
+SET_WORKER_STATE = """
+UPDATE workers SET state = :state WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)
+"""
+
+# -- the outbox ----------------------------------------------------------------------
+
+UNPUBLISHED = "SELECT * FROM job_events WHERE published_at IS NULL ORDER BY seq LIMIT :limit"
+MARK_PUBLISHED = f"UPDATE job_events SET published_at = :at WHERE id IN {_ids('ids')}"
+BACKLOG = "SELECT count(*) AS n, min(at) AS oldest FROM job_events WHERE published_at IS NULL"
+PRUNE_EVENTS = """
+DELETE FROM job_events WHERE seq IN (
+    SELECT e.seq FROM job_events e WHERE e.at < :before
+       AND (e.published_at IS NOT NULL OR :unpublished)
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id AND j.finished_at IS NULL)
+    ORDER BY e.at LIMIT :limit)
+"""
+
+# -- API keys ------------------------------------------------------------------------
+
+INSERT_KEY = """
+INSERT INTO api_keys (id, secret_sha256, tenant, roles, queues, description, created_at,
+                      expires_at)
+VALUES (:id, :secret_sha256, :tenant, :roles, :queues, :description, :created_at,
+        :expires_at)
+ON CONFLICT (id) DO NOTHING
+"""
+KEY_BY_ID = "SELECT * FROM api_keys WHERE id = :id"
+KEYS = """
+SELECT * FROM api_keys WHERE (:tenant IS NULL OR tenant = :tenant) ORDER BY created_at, id
+"""
+# COALESCE: a second revoke keeps the first time.
+REVOKE_KEY = """
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :now) WHERE id = :id RETURNING *
+"""
+
+# -- queues --------------------------------------------------------------------------
+
+INSERT_QUEUE = """
+INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base_us, backoff_max_us,
+                    lease_timeout_us, default_ttl_us, concurrency_limit, retention_us,
+                    created_at, updated_at)
+VALUES (:name, :tenant, :paused, :weight, :max_attempts, :backoff_base, :backoff_max,
+        :lease_timeout, :default_ttl, :concurrency_limit, :retention, :now, :now)
+"""
+UPDATE_QUEUE = """
+UPDATE queues SET paused = :paused, weight = :weight, max_attempts = :max_attempts,
+    backoff_base_us = :backoff_base, backoff_max_us = :backoff_max,
+    lease_timeout_us = :lease_timeout, default_ttl_us = :default_ttl,
+    concurrency_limit = :concurrency_limit, retention_us = :retention, updated_at = :now
+WHERE tenant = :tenant AND name = :name
+"""
+QUEUE_LOCKED = "SELECT * FROM queues WHERE tenant = :tenant AND name = :name"
+ALL_QUEUES = """
+SELECT * FROM queues WHERE (:tenant IS NULL OR tenant = :tenant) ORDER BY name, tenant
+"""
+QUEUES_IN_SCOPE = """
+SELECT * FROM queues
+WHERE (:name IS NULL OR name = :name) AND (:tenant IS NULL OR tenant = :tenant)
+"""
+STATE_COUNTS = f"""
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN {_KEYS} k ON j.tenant = k.tenant AND j.queue = k.name
+GROUP BY j.tenant, j.queue, j.state
+"""
+PURGEABLE = _sql(
+    "SELECT * FROM jobs WHERE tenant = :tenant AND queue = :queue"
+    " AND state IN ({pending_states}) ORDER BY id"
+)
+PURGE = _sql(
+    "UPDATE jobs SET state = {cancelled}, finished_at = :now, updated_at = :now"
+    f" WHERE id IN {_ids('ids')}"
+)
