@@ -213,6 +213,11 @@ class SqlJobs:
                 | {"tenants": [t for t, _ in keys], "names": [n for _, n in keys], "now": now},
             )
             queues = {(q.tenant, q.name): q for q in map(self._d.queue, rows)}
+            if len(queues) < len(keys):
+                # A queue another transaction created while this statement ran: its insert
+                # waited for that one to commit, but the statement's snapshot predates it.
+                # A new statement sees it.
+                queues = await self._queues(conn, keys)
             results: list[SubmitResult] = []
             fresh: list[Job] = []
             events: list[JobEvent] = []
