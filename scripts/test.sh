@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-promtool.sh >/dev/null   # alert rule checks (Debian's prometheus package)
 bash scripts/install-services.sh             # PostgreSQL 15 and PgBouncer binaries
+bash scripts/install-redis.sh                # redis-server and redis-cli for the coordination tests
 bash scripts/install-grpcurl.sh >/dev/null    # an external gRPC client for the reflection test
 bash scripts/install-kafka.sh                # Apache Kafka jars (and Java, Maven) for the event tests
 

@@ -53,4 +53,5 @@ CTL_ROLE = {
     "workers": Role.OPERATOR,
     "dlq": Role.OPERATOR,
     "keys": Role.ADMIN,
+    "schedules": Role.OPERATOR,
 }

@@ -65,3 +65,21 @@ def pg_bouncer(pg_server):
 
     with pgbouncer(pg_server) as bouncer:
         yield bouncer
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One standalone redis-server (AUTH on) for the run; tests flush it before use."""
+    from tests.harness.redis import redis_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """One 3-master Redis cluster (no replicas) for the run."""
+    from tests.harness.redis import redis_cluster as start
+
+    with start(replicas=0) as cluster:
+        yield cluster

@@ -116,7 +116,38 @@ class MetricsAggregatorSettings(KafkaSettings):
     metrics_aggregator_lag_interval: Duration = dt.timedelta(seconds=5)
 
 
-class ServerSettings(KafkaSettings):
+class RedisSettings(_Base):
+    """Coordination between replicas (ADR 0015); empty JQ_REDIS_URL: in-process, one server."""
+
+    # redis:// or rediss:// (TLS); redis+cluster:// or rediss+cluster:// for a cluster.
+    redis_url: str = ""
+    # A cluster whatever the URL's scheme says (e.g. an ElastiCache configuration endpoint).
+    redis_cluster: bool = False
+    # The AUTH login from AWS Secrets Manager (JSON with username and password, re-read on
+    # reconnect); empty: the URL's own, if any.
+    redis_auth_secret_arn: str = ""
+    # A Redis that does not answer within this falls back (cache bypassed, presence from
+    # the database) rather than holding the request up.
+    redis_timeout: Duration = dt.timedelta(milliseconds=500)
+    # How long GetJob and WatchJob may serve a job's status from the cache.
+    status_cache_ttl: Duration = dt.timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _redis_consistent(self) -> RedisSettings:
+        if self.redis_url and not self.redis_url.startswith(
+            ("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")
+        ):
+            raise ValueError(
+                "JQ_REDIS_URL must be redis://, rediss://, redis+cluster:// or rediss+cluster://"
+            )
+        if self.redis_auth_secret_arn and not self.redis_url:
+            raise ValueError("JQ_REDIS_AUTH_SECRET_ARN needs JQ_REDIS_URL")
+        if not dt.timedelta(0) < self.status_cache_ttl <= dt.timedelta(minutes=1):
+            raise ValueError("JQ_STATUS_CACHE_TTL must be more than 0 and at most 1m")
+        return self
+
+
+class ServerSettings(KafkaSettings, RedisSettings):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
     http_host: str = "127.0.0.1"
@@ -276,6 +307,7 @@ SETTINGS_CLASSES: tuple[type[_Base], ...] = (
     ResultProcessorSettings,
     MetricsAggregatorSettings,
     KafkaSettings,
+    RedisSettings,
 )
 
 # JQ_ names that are no setting of a jobq process but are read where they are set: the

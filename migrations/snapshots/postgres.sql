@@ -76,6 +76,40 @@ CREATE TABLE public.queues (
     created_at timestamp with time zone NOT NULL,
     updated_at timestamp with time zone NOT NULL
 );
+CREATE TABLE public.schedule_runs (
+    schedule_id uuid NOT NULL,
+    fire_at timestamp with time zone NOT NULL,
+    manual boolean NOT NULL,
+    outcome text NOT NULL,
+    job_id uuid,
+    recorded_at timestamp with time zone NOT NULL
+);
+CREATE TABLE public.schedules (
+    id uuid NOT NULL,
+    tenant text NOT NULL,
+    name text NOT NULL,
+    cron text,
+    every interval,
+    time_zone text NOT NULL,
+    job_type text NOT NULL,
+    queue text NOT NULL,
+    payload text NOT NULL,
+    priority integer NOT NULL,
+    max_attempts integer NOT NULL,
+    overlap text NOT NULL,
+    catch_up text NOT NULL,
+    catch_up_window interval NOT NULL,
+    jitter interval NOT NULL,
+    start_at timestamp with time zone,
+    end_at timestamp with time zone,
+    paused boolean DEFAULT false NOT NULL,
+    next_fire_at timestamp with time zone,
+    buffered_fire_at timestamp with time zone,
+    last_job_id uuid,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT schedules_check CHECK (((cron IS NULL) <> (every IS NULL)))
+);
 CREATE TABLE public.store_probe (
     id integer NOT NULL,
     probed_at timestamp with time zone NOT NULL,
@@ -103,6 +137,12 @@ ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (tenant, name);
+ALTER TABLE ONLY public.schedule_runs
+    ADD CONSTRAINT schedule_runs_pkey PRIMARY KEY (schedule_id, fire_at, manual);
+ALTER TABLE ONLY public.schedules
+    ADD CONSTRAINT schedules_pkey PRIMARY KEY (id);
+ALTER TABLE ONLY public.schedules
+    ADD CONSTRAINT schedules_tenant_name_key UNIQUE (tenant, name);
 ALTER TABLE ONLY public.store_probe
     ADD CONSTRAINT store_probe_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.workers
@@ -122,5 +162,8 @@ CREATE INDEX jobs_scheduled ON public.jobs USING btree (run_at) WHERE (state = '
 CREATE INDEX jobs_state ON public.jobs USING btree (state, queue);
 CREATE INDEX jobs_tenant ON public.jobs USING btree (tenant, id);
 CREATE INDEX jobs_worker_id ON public.jobs USING btree (worker_id) WHERE (worker_id IS NOT NULL);
+CREATE INDEX schedules_due ON public.schedules USING btree (next_fire_at) WHERE (NOT paused);
 ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_queue_fkey FOREIGN KEY (tenant, queue) REFERENCES public.queues(tenant, name);
+ALTER TABLE ONLY public.schedule_runs
+    ADD CONSTRAINT schedule_runs_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES public.schedules(id) ON DELETE CASCADE;

@@ -19,3 +19,12 @@ async def hang_first(payload: Any, ctx: JobContext) -> dict[str, int]:
     if ctx.attempt == 1:
         await asyncio.sleep(3600)
     return {"attempt": ctx.attempt}
+
+
+@task("replicas.slow", queue="overlap")
+async def slow(payload: Any, ctx: JobContext) -> None:
+    """Runs 2.5 s, longer than its schedule's 1 s interval, unless cancelled first."""
+    for _ in range(25):
+        if ctx.cancelled:
+            return
+        await asyncio.sleep(0.1)

@@ -1,7 +1,7 @@
 """An in-process jq-server on SQLite or PostgreSQL, and a cheap fingerprint of its rows.
 
 The fingerprint (row counts, the latest update of each table, the last event) tells whether a
-request changed anything: every change to a job, queue or worker moves one of them.
+request changed anything: every change to a job, queue, worker or schedule moves one of them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ SELECT (SELECT count(*) FROM jobs), (SELECT max(updated_at) FROM jobs),
        (SELECT count(*) FROM queues), (SELECT max(updated_at) FROM queues),
        (SELECT count(*) FROM workers), (SELECT max(last_heartbeat) FROM workers),
        (SELECT count(*) FROM workers WHERE state = 'active'),
-       (SELECT max(seq) FROM job_events), (SELECT count(*) FROM job_events)
+       (SELECT max(seq) FROM job_events), (SELECT count(*) FROM job_events),
+       (SELECT count(*) FROM schedules), (SELECT max(updated_at) FROM schedules),
+       (SELECT count(*) FROM schedule_runs)
 """
 
 

@@ -32,7 +32,7 @@ from jobq.auth.permissions import required
 from jobq.auth.principal import Role
 from jobq.client import AsyncClient
 from jobq.server.app import ServerApp
-from jobq.v1 import admin_service_pb2, job_service_pb2, worker_service_pb2
+from jobq.v1 import admin_service_pb2, job_service_pb2, schedule_service_pb2, worker_service_pb2
 from tests.auth_keys import OWNER_KEY, SUBMITTER_KEY, WORKER_KEY
 from tests.integration import authed
 from tests.integration.backends import running
@@ -44,6 +44,7 @@ SERVICES = (
     (job_service_pb2, "JobService"),
     (worker_service_pb2, "WorkerService"),
     (admin_service_pb2, "AdminService"),
+    (schedule_service_pb2, "ScheduleService"),
 )
 NOT_DATA = {"store_probe", "sqlite_sequence"}  # readiness rewrites the probe row
 
@@ -254,8 +255,9 @@ async def test_a_valid_credential_without_the_role_is_permission_denied(
         for method, desc in RPCS:
             need = required(method)
             # A key and a token that carry every role but the one this RPC needs.
-            others = sorted(r.value for r in Role if r is not need)
-            key = SUBMITTER_KEY if need is not Role.SUBMITTER else WORKER_KEY
+            needs = need if isinstance(need, frozenset) else {need}
+            others = sorted(r.value for r in Role if r not in needs)
+            key = SUBMITTER_KEY if Role.SUBMITTER not in needs else WORKER_KEY
             token = signer.token(roles=others)
             for case, metadata in (("key", bearer(key)), ("jwt", bearer(token))):
                 code = await call(channel, method, desc, metadata)

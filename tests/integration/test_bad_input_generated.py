@@ -1,4 +1,5 @@
-"""Generated hostile requests over every RPC of JobService, WorkerService and AdminService.
+"""Generated hostile requests over every RPC of JobService, WorkerService, AdminService and
+ScheduleService.
 
 A seeded generator (JQ_FUZZ_SEED, default 9, so a failure reproduces; JQ_FUZZ_REQUESTS per
 store, default 3000) starts from a plausible request for each method, built from what earlier
@@ -27,7 +28,7 @@ from google.protobuf import descriptor, message_factory
 from google.protobuf.message import Message
 
 from jobq.core import bounds
-from jobq.v1 import admin_service_pb2, job_service_pb2, worker_service_pb2
+from jobq.v1 import admin_service_pb2, job_service_pb2, schedule_service_pb2, worker_service_pb2
 from tests.integration import authed
 from tests.integration.backends import BACKENDS, database_url, fingerprinter, running
 
@@ -46,6 +47,7 @@ SERVICES = [
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"],
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"],
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"],
 ]
 METHODS = {m.name: m for service in SERVICES for m in service.methods}
 SAMPLE_ID = "0190c6a1-7a3b-7cde-8f00-0123456789ab"
@@ -59,6 +61,7 @@ class State:
         self.workers: list[str] = ["w-unknown"]
         self.leases: list[tuple[str, str, int]] = []  # worker, job id, attempt
         self.queues: list[str] = ["default"]
+        self.schedules: list[str] = ["nightly"]
 
     def learn(self, name: str, response: Message) -> None:
         if name in ("Submit", "SubmitBatch"):
@@ -70,6 +73,8 @@ class State:
             self.leases.extend((j.worker_id, j.id, j.attempt) for j in response.jobs)
         elif name == "CreateQueue":
             self.queues.append(response.name)
+        elif name == "CreateSchedule":
+            self.schedules.append(response.name)
         del self.jobs[:-200], self.leases[:-100], self.workers[:-50]
 
 
@@ -296,6 +301,10 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         worker, leased, attempt = rng.choice(state.leases)
         lease = {"job_id": leased, "attempt": attempt}
     job = {"type": "echo", "payload": '{"n": 1}', "queue": queue}
+    schedule = rng.choice(state.schedules)
+    calendar: dict[str, Any] = rng.choice(
+        [{"cron": "*/5 * * * *", "time_zone": "Europe/Berlin"}, {"interval": {"seconds": 60}}]
+    )
     return {
         "Submit": {"job": job},
         "SubmitBatch": {"jobs": [job] * rng.randint(1, 3)},
@@ -335,6 +344,19 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         "CreateApiKey": {"tenant": "acme", "roles": ["submitter"], "description": "d"},
         "ListApiKeys": {"tenant": rng.choice(["", "acme"])},
         "RevokeApiKey": {"id": rng.choice(["0000000000000001", "0123456789abcdef"])},
+        "CreateSchedule": {
+            "schedule": {"name": f"s{rng.randrange(10_000)}", "job": job, **calendar}
+        },
+        "UpdateSchedule": {
+            "schedule": {"name": schedule, "overlap": 2, "jitter": {"seconds": 5}},
+            "update_mask": {"paths": rng.sample(["overlap", "jitter", "cron", "job.queue"], 2)},
+        },
+        "GetSchedule": {"name": schedule},
+        "ListSchedules": {},
+        "PauseSchedule": {"name": schedule},
+        "ResumeSchedule": {"name": schedule},
+        "DeleteSchedule": {"name": schedule},
+        "TriggerSchedule": {"name": schedule},
     }[name]
 
 
@@ -433,5 +455,5 @@ async def test_hostile_requests_never_reach_internal_and_refusals_change_nothing
         f"\n{backend}: {sum(codes.values())} generated requests over {len(methods_seen)} RPCs "
         f"(seed {SEED}): {dict(sorted(codes.items()))}"
     )
-    assert set(methods_seen) == set(METHODS), "every RPC of the three services is driven"
+    assert set(methods_seen) == set(METHODS), "every RPC of the four services is driven"
     assert not failures, "\n".join(failures[:20])

@@ -40,6 +40,12 @@ _SERVER: Final[dict[str, MetricType]] = {
     "jq_db_query_duration_seconds": "histogram",  # {operation}
     "jq_store_errors_total": "counter",  # {operation}
     "jq_redis_operation_duration_seconds": "histogram",  # {operation}
+    "jq_redis_errors_total": "counter",  # {operation}: failed, or skipped while Redis is down
+    "jq_redis_fallback": "gauge",  # 1 while serving without Redis
+    "jq_status_cache_total": "counter",  # {result}: hit, miss, bypass
+    "jq_job_changes_received_total": "counter",  # job changes heard on pub/sub
+    "jq_inflight_jobs": "gauge",  # {queue}
+    "jq_worker_inflight_jobs": "gauge",  # {worker}
 }
 
 _RESULT_PROCESSOR: Final[dict[str, MetricType]] = {

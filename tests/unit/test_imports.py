@@ -48,5 +48,6 @@ def test_public_names_are_exactly_all() -> None:
         "events",
         "wire",
         "auth",
+        "coord",
     }
     assert public - modules == set(jobq.__all__)

@@ -1,8 +1,9 @@
 """The one table from RPC to the role it needs. An RPC not listed is refused to everyone.
 
 Roles do not imply one another: a key for an operator who also manages keys carries both
-`operator` and `admin`. Health is open (probes carry no credential); reflection needs any
-authenticated principal, since it reveals the API but no data.
+`operator` and `admin`. A row may name a set of roles, any one of which will do. Health is
+open (probes carry no credential); reflection needs any authenticated principal, since it
+reveals the API but no data.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ AUTHENTICATED: Final = "authenticated"  # any valid principal, whatever its role
 _JOBS = "/jobq.v1.JobService/"
 _WORKERS = "/jobq.v1.WorkerService/"
 _ADMIN = "/jobq.v1.AdminService/"
+_SCHEDULES = "/jobq.v1.ScheduleService/"
 
-REQUIRED: Final[dict[str, Role | str]] = {
+ANY_OF_OPERATOR_ADMIN: Final = frozenset({Role.OPERATOR, Role.ADMIN})
+
+REQUIRED: Final[dict[str, Role | frozenset[Role] | str]] = {
     **{
         _JOBS + m: Role.SUBMITTER
         for m in ("Submit", "SubmitBatch", "GetJob", "ListJobs", "CancelJob", "WatchJob")
@@ -57,6 +61,22 @@ REQUIRED: Final[dict[str, Role | str]] = {
         )
     },
     **{_ADMIN + m: Role.ADMIN for m in ("CreateApiKey", "ListApiKeys", "RevokeApiKey")},
+    # Schedules submit jobs on their own for as long as they exist: managing them is an
+    # operator's job, like queues, and an admin's, who answers for the tenant (ADR 0014). A
+    # submitter may submit a job, not set up a stream of them.
+    **{
+        _SCHEDULES + m: ANY_OF_OPERATOR_ADMIN
+        for m in (
+            "CreateSchedule",
+            "UpdateSchedule",
+            "GetSchedule",
+            "ListSchedules",
+            "PauseSchedule",
+            "ResumeSchedule",
+            "DeleteSchedule",
+            "TriggerSchedule",
+        )
+    },
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": AUTHENTICATED,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": AUTHENTICATED,
 }
@@ -74,6 +94,10 @@ AUDITED: Final = frozenset(
         _ADMIN + "DrainWorker",
         _ADMIN + "CreateApiKey",
         _ADMIN + "RevokeApiKey",
+        _SCHEDULES + "CreateSchedule",
+        _SCHEDULES + "UpdateSchedule",
+        _SCHEDULES + "DeleteSchedule",
+        _SCHEDULES + "TriggerSchedule",
     }
 )
 
@@ -82,6 +106,7 @@ def is_open(method: str) -> bool:
     return method.lstrip("/").rpartition("/")[0] in OPEN_SERVICES
 
 
-def required(method: str) -> Role | str | None:
-    """The role `method` needs, AUTHENTICATED, or None when nobody may call it."""
+def required(method: str) -> Role | frozenset[Role] | str | None:
+    """The role `method` needs (or the roles, any of which will do), AUTHENTICATED, or None
+    when nobody may call it."""
     return REQUIRED.get(method)

@@ -42,6 +42,8 @@ TEXT_MAX: dict[str, int | None] = {
     "paths": 64,
     "roles": 32,
     "description": 200,
+    "cron": 200,
+    "time_zone": 64,
     "payload": None,
     "result": None,
     "error": None,
@@ -58,6 +60,8 @@ ITEMS_MAX: dict[str, int | None] = {
     "states": 16,
     "paths": 16,
     "roles": 8,
+    "next_fire_times": 16,
+    "recent_runs": 256,
 }
 TRACE_CONTEXT_ENTRIES = 32
 TRACE_CONTEXT_KEY_MAX = 256
@@ -79,6 +83,9 @@ DURATION_MAX: dict[str, dt.timedelta] = {
     "default_ttl": 3650 * DAY,
     "retention": 3650 * DAY,
     "expires_in": 3650 * DAY,
+    "interval": 365 * DAY,
+    "catch_up_window": 365 * DAY,
+    "jitter": DAY,
 }
 
 # protobuf Timestamp's own range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.

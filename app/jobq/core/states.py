@@ -33,6 +33,8 @@ class EventKind(enum.StrEnum):
     RELEASED = "released"
     REPLAYED = "replayed"
     DISCARDED = "discarded"
+    # Not a transition: a schedule submitted this job for one of its fire times (ADR 0014).
+    SCHEDULE_FIRED = "schedule_fired"
 
 
 S = JobState

@@ -22,11 +22,8 @@ a backlog read after an outage yields the same histograms.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-import signal
-import sys
 from collections.abc import Mapping
 
 from opentelemetry import trace
@@ -44,6 +41,7 @@ from jobq.events.consumer import (
     consumer_config,
 )
 from jobq.events.result_processor import event_span
+from jobq.events.serving import consumer_main, serve_consumer
 from jobq.events.topics import TopicNames
 from jobq.observability import tracing
 from jobq.observability.metrics import JOB_BUCKETS
@@ -188,8 +186,6 @@ def build_consumer(settings: MetricsAggregatorSettings) -> EventConsumer:
 async def run_metrics_aggregator(settings: MetricsAggregatorSettings) -> None:
     """The composition root: consumer, tracer, metrics, HTTP side port; runs until
     SIGINT/SIGTERM."""
-    from jobq.observability.http import HttpSidePort, build_http_app
-
     provider = tracing.build_tracer_provider(
         "jq-metrics-aggregator", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
     )
@@ -202,36 +198,13 @@ async def run_metrics_aggregator(settings: MetricsAggregatorSettings) -> None:
         tracer=tracing.tracer_from(provider),
         group=settings.metrics_aggregator_group,
     )
-    http = HttpSidePort(
-        build_http_app(metrics.registry, aggregator.health.readiness),
+    http = (
         settings.metrics_aggregator_http_host,
         settings.metrics_aggregator_http_port,
         "JQ_METRICS_AGGREGATOR_HTTP_PORT",
     )
-    port = await http.start()
-    log.info("jq-metrics-aggregator running", extra={"http_port": port})
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, aggregator.stop.set)
-    try:
-        await asyncio.to_thread(aggregator.run)
-    finally:
-        await http.stop()
-        if provider is not None:
-            provider.shutdown()
+    await serve_consumer("jq-metrics-aggregator", aggregator, metrics.registry, http, provider, log)
 
 
 def main() -> None:
-    from jobq.config import ConfigError, load
-    from jobq.observability.logging import configure_logging
-
-    try:
-        settings = load(MetricsAggregatorSettings)
-    except ConfigError as exc:
-        print(f"jq-metrics-aggregator: configuration error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    if not settings.kafka_bootstrap_servers:
-        print("jq-metrics-aggregator: JQ_KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
-        sys.exit(2)
-    configure_logging(settings.log_level, settings.log_format, "jq-metrics-aggregator")
-    asyncio.run(run_metrics_aggregator(settings))
+    consumer_main("jq-metrics-aggregator", MetricsAggregatorSettings, run_metrics_aggregator)

@@ -32,7 +32,6 @@ A process of its own rather than a `jq-ctl` command: it is a daemon with its own
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -57,6 +56,7 @@ from jobq.events.consumer import (
     ReceivedEvent,
     consumer_config,
 )
+from jobq.events.serving import consumer_main, serve_consumer
 from jobq.events.topics import TopicNames
 from jobq.observability import tracing
 from jobq.v1 import events_pb2
@@ -249,8 +249,6 @@ async def run_result_processor(
 ) -> None:
     """The composition root: output, consumer, tracer, metrics, HTTP side port; runs until
     SIGINT/SIGTERM."""
-    from jobq.observability.http import HttpSidePort, build_http_app
-
     seen: list[str] = []
     if out is None:
         if settings.result_processor_output:
@@ -274,41 +272,25 @@ async def run_result_processor(
         group=settings.result_processor_group,
         after_flush=_crash_after_write if crash else None,
     )
-    http = HttpSidePort(
-        build_http_app(metrics.registry, processor.health.readiness),
+    http = (
         settings.result_processor_http_host,
         settings.result_processor_http_port,
         "JQ_RESULT_PROCESSOR_HTTP_PORT",
     )
-    port = await http.start()
-    log.info(
-        "jq-result-processor running",
-        extra={"http_port": port, "recovered_event_ids": len(seen)},
-    )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, processor.stop.set)
     try:
-        await asyncio.to_thread(processor.run)
+        await serve_consumer(
+            "jq-result-processor",
+            processor,
+            metrics.registry,
+            http,
+            provider,
+            log,
+            recovered_event_ids=len(seen),
+        )
     finally:
-        await http.stop()
-        if provider is not None:
-            provider.shutdown()
         if out is not sys.stdout:
             out.close()
 
 
 def main() -> None:
-    from jobq.config import ConfigError, load
-    from jobq.observability.logging import configure_logging
-
-    try:
-        settings = load(ResultProcessorSettings)
-    except ConfigError as exc:
-        print(f"jq-result-processor: configuration error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    if not settings.kafka_bootstrap_servers:
-        print("jq-result-processor: JQ_KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
-        sys.exit(2)
-    configure_logging(settings.log_level, settings.log_format, "jq-result-processor")
-    asyncio.run(run_result_processor(settings))
+    consumer_main("jq-result-processor", ResultProcessorSettings, run_result_processor)

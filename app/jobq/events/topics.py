@@ -20,6 +20,7 @@ FAILED = "job.failed"
 DEAD_LETTERED = "job.dead-lettered"
 CANCELLED = "job.cancelled"
 EXPIRED = "job.expired"
+SCHEDULE_FIRED = "schedule.fired"
 WORKER_HEARTBEAT = "worker.heartbeat"
 
 E = EventKind
@@ -40,6 +41,7 @@ TOPIC_OF_KIND: dict[EventKind, str] = {
     E.CANCEL_REQUESTED: CANCELLED,
     E.CANCELLED: CANCELLED,
     E.EXPIRED: EXPIRED,
+    E.SCHEDULE_FIRED: SCHEDULE_FIRED,  # keyed by the fired job's id, like every event
 }
 
 DEFAULT_RETENTION = dt.timedelta(days=7)

@@ -91,14 +91,47 @@ class ServerMetrics:
         self.store_errors = Counter(
             "jq_store_errors_total", "Store operations that failed", ["operation"], registry=r
         )
-        # Declared for the contract the alerts and dashboards read; nothing observes it until
-        # the Redis coordination lands, so it carries HELP and TYPE but no samples.
-        # (jq_kafka_consumer_lag is jq-result-processor's: jobq/events/result_processor.py.)
+        # Every call to Redis (jobq.coord.guard), by the port's operation name; none when the
+        # coordinator is in-process. (jq_kafka_consumer_lag: jobq/events/result_processor.py.)
         self.redis_duration = Histogram(
             "jq_redis_operation_duration_seconds",
             "Redis operation duration",
             ["operation"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "jq_redis_errors_total",
+            "Redis calls that failed or were skipped while Redis is down, by operation",
+            ["operation"],
+            registry=r,
+        )
+        self.redis_fallback = Gauge(
+            "jq_redis_fallback",
+            "1 while Redis is unreachable and this replica serves without it, else 0",
+            registry=r,
+        )
+        self.status_cache = Counter(
+            "jq_status_cache_total",
+            "GetJob/WatchJob reads by cache result (hit, miss, bypass: Redis down)",
+            ["result"],
+            registry=r,
+        )
+        self.job_changes_received = Counter(
+            "jq_job_changes_received_total",
+            "Job ids announced changed on pub/sub (by any replica) that reached this one",
+            registry=r,
+        )
+        self.inflight_queue = Gauge(
+            "jq_inflight_jobs",
+            "Leases held now per queue, from the coordination counters",
+            ["queue"],
+            registry=r,
+        )
+        self.inflight_worker = Gauge(
+            "jq_worker_inflight_jobs",
+            "Leases held now per worker, from the coordination counters",
+            ["worker"],
             registry=r,
         )
         # Server streams (WatchJob) open now, and those dropped because nothing read them.

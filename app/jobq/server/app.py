@@ -25,14 +25,22 @@ from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.server.admin_service import AdminServicer
 from jobq.server.authn import AuthInterceptor, build_authenticator
+from jobq.server.coordination import Coordination
 from jobq.server.guard import RequestGuard
 from jobq.server.instrumented_store import InstrumentedStore
 from jobq.server.interceptors import RpcInterceptor
 from jobq.server.job_service import JobServicer
 from jobq.server.keys import KeyService
 from jobq.server.rpc_context import ServerInterceptor
+from jobq.server.schedule_service import ScheduleServicer
 from jobq.server.scheduler import Scheduler
-from jobq.server.service import JobqService, limits_from, queue_defaults
+from jobq.server.schedules import ScheduleService
+from jobq.server.service import (
+    JobqService,
+    in_process_coordination,
+    limits_from,
+    queue_defaults,
+)
 from jobq.server.tls import ReloadingCertificates
 from jobq.server.worker_service import WorkerServicer
 from jobq.store.base import Store
@@ -41,6 +49,8 @@ from jobq.v1 import (
     admin_service_pb2_grpc,
     job_service_pb2,
     job_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
     worker_service_pb2,
     worker_service_pb2_grpc,
 )
@@ -54,6 +64,7 @@ SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 )
 
 
@@ -86,6 +97,31 @@ def build_store(settings: ServerSettings) -> Store:
     raise JobqError(
         f"JQ_DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:///path or postgresql://)"
     )
+
+
+def build_coordination(settings: ServerSettings, metrics: ServerMetrics) -> Coordination:
+    """Redis when JQ_REDIS_URL is set (a cluster when its scheme or JQ_REDIS_CLUSTER says
+    so), else the in-process adapter; the driver is imported only when chosen."""
+    if not settings.redis_url:
+        return in_process_coordination(settings, metrics)
+    from jobq.coord.guard import GuardedCoordinator
+    from jobq.coord.redis import RedisCoordinator, SecretCredentialProvider
+
+    provider = None
+    if settings.redis_auth_secret_arn:
+        from jobq.store.postgres.credentials import build_credentials
+
+        provider = SecretCredentialProvider(
+            build_credentials(settings.redis_auth_secret_arn, settings.aws_region or None)
+        )
+    backend = RedisCoordinator.build(
+        settings.redis_url,
+        cluster=settings.redis_cluster,
+        credential_provider=provider,
+        timeout=settings.redis_timeout.total_seconds(),
+    )
+    guarded = GuardedCoordinator(backend, metrics, shared=True)
+    return Coordination(guarded, metrics, settings.status_cache_ttl)
 
 
 def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
@@ -187,7 +223,13 @@ class ServerApp:
         instrumented = InstrumentedStore(
             self.store, self.metrics, self.tracer, db_system(settings.database_url)
         )
-        self.service = JobqService(instrumented, clock or SystemClock(), settings, self.metrics)
+        self.service = JobqService(
+            instrumented,
+            clock or SystemClock(),
+            settings,
+            self.metrics,
+            coordination=build_coordination(settings, self.metrics),
+        )
         self.keys = KeyService(instrumented.api_keys, self.service.clock)
         self.authenticator = build_authenticator(settings, instrumented.api_keys)
         self.certificates = (
@@ -197,7 +239,8 @@ class ServerApp:
             if settings.tls_cert_file
             else None
         )
-        self.scheduler = Scheduler(self.service)
+        self.schedules = ScheduleService(self.service)
+        self.scheduler = Scheduler(self.service, self.schedules)
         # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox (up to
         # JQ_OUTBOX_RETENTION), and jq_outbox_relay_enabled says nobody is sending them.
         self.relay = build_relay(
@@ -221,6 +264,7 @@ class ServerApp:
         self._server: grpc.aio.Server | None = None
         self._http: HttpSidePort | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._changes: asyncio.Task[None] | None = None
         self._health_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -266,6 +310,9 @@ class ServerApp:
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.service, self.keys), server
         )
+        schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
+            ScheduleServicer(self.schedules), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -295,6 +342,10 @@ class ServerApp:
         # Work made leasable by another replica (or the leader's scheduler) wakes this
         # replica's long-polls at once, not at their next periodic look.
         self._listener = asyncio.create_task(self.store.listen(self._woken_by_store))
+        # Job changes made through other replicas wake this one's watchers (Redis pub/sub).
+        self._changes = asyncio.create_task(
+            self.service.coordination.follow_changes(self.service.notifier)
+        )
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self._health_watch = asyncio.create_task(self._follow_readiness())
         log.info(
@@ -374,10 +425,12 @@ class ServerApp:
         await self.scheduler.stop()
         if self.relay is not None:
             await self.relay.stop()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._changes):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.service.coordination.close()
         if self._http is not None:
             await self._http.stop()
         await self.store.close()

@@ -95,6 +95,9 @@ def authorize(method: str, principal: Principal, request: Any) -> None:
         raise PermissionDenied(f"{method} is not open to any role")
     if isinstance(need, Role) and need not in principal.roles:
         raise PermissionDenied(f"{method} needs the {need.value} role")
+    if isinstance(need, frozenset) and not need & principal.roles:
+        roles = " or ".join(sorted(r.value for r in need))
+        raise PermissionDenied(f"{method} needs the {roles} role")
     # An undecodable request has no queues; the request guard refuses it next.
     if (
         method in permissions.QUEUE_SCOPED

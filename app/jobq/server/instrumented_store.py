@@ -22,6 +22,7 @@ from jobq.store.base import (
     JobRepository,
     LeaderLock,
     QueueRepository,
+    ScheduleRepository,
     Store,
 )
 from jobq.store.base import WorkerRepository as WorkerRepo
@@ -112,6 +113,9 @@ class InstrumentedStore:
         self._workers = cast(WorkerRepo, _Instrumented(inner.workers, "workers", probe))
         self._events = cast(EventLog, _Instrumented(inner.events, "events", probe))
         self._api_keys = cast(ApiKeyRepository, _Instrumented(inner.api_keys, "api_keys", probe))
+        self._schedules = cast(
+            ScheduleRepository, _Instrumented(inner.schedules, "schedules", probe)
+        )
 
     @property
     def jobs(self) -> JobRepository:
@@ -132,6 +136,10 @@ class InstrumentedStore:
     @property
     def api_keys(self) -> ApiKeyRepository:
         return self._api_keys
+
+    @property
+    def schedules(self) -> ScheduleRepository:
+        return self._schedules
 
     @property
     def leader(self) -> LeaderLock:

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 
 from jobq.core.errors import StoreUnavailable
+from jobq.server.schedules import ScheduleService
 from jobq.server.service import JobqService
 
 log = logging.getLogger("jobq.scheduler")
@@ -20,8 +21,9 @@ OBSERVE_EVERY = 5.0
 
 
 class Scheduler:
-    def __init__(self, service: JobqService) -> None:
+    def __init__(self, service: JobqService, schedules: ScheduleService | None = None) -> None:
         self._service = service
+        self._schedules = schedules
         self._settings = service.settings
         self._tasks: list[asyncio.Task[None]] = []
         self._leader = False
@@ -32,6 +34,11 @@ class Scheduler:
             asyncio.create_task(
                 self._every(
                     self._settings.scheduler_interval.total_seconds(), self._lead_and_tick, "tick"
+                )
+            ),
+            asyncio.create_task(
+                self._every(
+                    self._settings.scheduler_interval.total_seconds(), self._fire, "schedules"
                 )
             ),
             asyncio.create_task(self._every(OBSERVE_EVERY, self._service.observe, "observe")),
@@ -80,6 +87,14 @@ class Scheduler:
             # A new leader knows nothing of the heartbeats its predecessor (or its own last
             # life) missed while down: it reaps nothing for one lease period (ADR 0007).
             await self._service.tick(self._leader_since)
+
+    async def _fire(self) -> None:
+        """Fire due schedules, as the leader only (its own loop, so that a slow tick and a
+        slow fire do not wait on each other). A replica that lost the lock without knowing
+        it yet may still fire: the idempotency key and the compare-and-set keep that to one
+        job per fire time (ADR 0014)."""
+        if self._leader and self._schedules is not None:
+            await self._schedules.fire_due()
 
     async def _retain(self) -> None:
         """Delete finished jobs and old job events past retention in small batches,

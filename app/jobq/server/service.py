@@ -6,7 +6,7 @@ import collections
 import dataclasses
 import datetime as dt
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from jobq.config import ServerSettings
@@ -46,6 +46,7 @@ from jobq.server.caller import (
     serves_all,
     worker_scope,
 )
+from jobq.server.coordination import Coordination
 from jobq.server.notify import Notifier
 from jobq.store.base import DeadLetterSelector, Page, Store, Tenant
 
@@ -77,6 +78,14 @@ def _prefixed(exc: InvalidArgument, prefix: str) -> InvalidArgument:
     return InvalidArgument(f"{prefix}.{exc.field}", exc.problem)
 
 
+def in_process_coordination(settings: ServerSettings, metrics: ServerMetrics) -> Coordination:
+    from jobq.coord.guard import GuardedCoordinator
+    from jobq.coord.memory import MemoryCoordinator
+
+    guarded = GuardedCoordinator(MemoryCoordinator(), metrics, shared=False)
+    return Coordination(guarded, metrics, settings.status_cache_ttl)
+
+
 class JobqService:
     def __init__(
         self,
@@ -86,6 +95,7 @@ class JobqService:
         metrics: ServerMetrics,
         notifier: Notifier | None = None,
         rng: random.Random | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -95,6 +105,7 @@ class JobqService:
         self._rng = rng or random.Random()
         self._limits = limits_from(settings)
         self._defaults = queue_defaults(settings)
+        self.coordination = coordination or in_process_coordination(settings, metrics)
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -136,17 +147,30 @@ class JobqService:
         return results
 
     async def get(self, job_id: str) -> Job:
-        return await self._get(job_id, scope(caller()))
+        return await self._get(job_id, scope(caller()), cached=True)
 
-    async def _get(self, job_id: str, tenant: Tenant) -> Job:
+    async def _get(self, job_id: str, tenant: Tenant, *, cached: bool = False) -> Job:
+        """`cached`: through the status cache (GetJob, WatchJob), else from the store."""
         if not job_id:
             raise InvalidArgument("id", "must not be empty")
         # Not an id the server wrote: no job has it, on either store.
-        found = bounds.is_job_id(job_id)
-        job = await self.store.jobs.get(job_id, tenant=tenant) if found else None
+        job = None
+        if bounds.is_job_id(job_id):
+
+            async def load() -> Job | None:
+                return await self.store.jobs.get(job_id, tenant=tenant)
+
+            job = await (self.coordination.job(job_id, tenant, load) if cached else load())
         if job is None:
             raise NotFound(f"job {job_id} not found")
         return job
+
+    async def _jobs_changed(self, job_ids: Iterable[str]) -> None:
+        """Wake this replica's waiters, drop the cached status, tell the other replicas;
+        before the call that changed the jobs returns, so its caller reads its own write."""
+        ids = list(job_ids)
+        self.notifier.jobs_changed(ids)
+        await self.coordination.jobs_changed(ids)
 
     async def list_jobs(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
         if page_size < 0 or page_size > MAX_PAGE:
@@ -161,14 +185,14 @@ class JobqService:
         job = await self.store.jobs.cancel(job_id, self.clock.now(), reason, tenant=tenant)
         if job.state is JobState.CANCELLED:
             self.metrics.job_transition(job.queue, "cancelled")
-        self.notifier.jobs_changed([job_id])
+        await self._jobs_changed([job_id])
         return job
 
     async def watch(self, job_id: str, poll: float = 1.0) -> AsyncIterator[Job]:
         """The job now, then each time it changes, ending after a terminal state."""
         # The caller's scope once, for the whole stream.
         tenant = scope(caller())
-        job = await self._get(job_id, tenant)
+        job = await self._get(job_id, tenant, cached=True)
         last: tuple[Any, ...] | None = None
         while True:
             view = (
@@ -184,7 +208,7 @@ class JobqService:
             if job.state in TERMINAL_STATES:
                 return
             await self.notifier.wait_for_job(job_id, poll)
-            job = await self._get(job_id, tenant)
+            job = await self._get(job_id, tenant, cached=True)
 
     # --- workers ----------------------------------------------------------------------
 
@@ -219,6 +243,7 @@ class JobqService:
                 subject=principal.subject,
             )
         )
+        await self.coordination.present(worker.id, self._defaults.lease_timeout)
         return worker, await self._heartbeat_interval(queues, scope(principal))
 
     async def _heartbeat_interval(self, queues: Sequence[str], tenant: Tenant) -> dt.timedelta:
@@ -242,9 +267,17 @@ class JobqService:
 
     async def heartbeat(self, worker_id: str, leases: Sequence[LeaseRef]) -> HeartbeatResult:
         worker = await self._own_worker(worker_id)
-        return await self.store.jobs.heartbeat(
-            worker_id, leases, self.clock.now(), tenant=worker_scope(worker)
+        now = self.clock.now()
+        result = await self.store.jobs.heartbeat(
+            worker_id, leases, now, tenant=worker_scope(worker)
         )
+        await self.coordination.present(worker_id, self._defaults.lease_timeout)
+        stale = {s.lease.job_id for s in result.stale}
+        await self.coordination.renewed(
+            worker, [lease for lease in leases if lease.job_id not in stale],
+            result.lease_expires_at, now,
+        )  # fmt: skip
+        return result
 
     async def lease(
         self,
@@ -274,7 +307,8 @@ class JobqService:
             if jobs:
                 for job in jobs:
                     self.metrics.job_started(job, now)
-                self.notifier.jobs_changed(j.id for j in jobs)
+                await self._jobs_changed(j.id for j in jobs)
+                await self.coordination.leased(worker_id, jobs, now)
                 return jobs
             remaining = (deadline - now).total_seconds()
             if remaining <= 0:
@@ -292,7 +326,7 @@ class JobqService:
         job = await self.store.jobs.report_progress(
             worker_id, lease, progress, message, self.clock.now(), tenant=worker_scope(worker)
         )
-        self.notifier.jobs_changed([job.id])
+        await self._jobs_changed([job.id])
         return job
 
     async def report(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Job]:
@@ -311,7 +345,11 @@ class JobqService:
         )
         for job in jobs:
             self.metrics.job_finished(job)
-        self.notifier.jobs_changed(j.id for j in jobs)
+        await self._jobs_changed(j.id for j in jobs)
+        leases = {o.lease.job_id: o.lease for o in outcomes}
+        await self.coordination.finished(
+            worker_id, [(leases[j.id], j) for j in jobs if j.id in leases]
+        )
         return jobs
 
     async def release(self, worker_id: str, leases: Sequence[LeaseRef]) -> ReleaseResult:
@@ -321,8 +359,11 @@ class JobqService:
         )
         if result.released:
             stale = {s.lease.job_id for s in result.stale}
-            self.notifier.jobs_changed(
-                lease.job_id for lease in leases if lease.job_id not in stale
+            await self._jobs_changed(lease.job_id for lease in leases if lease.job_id not in stale)
+            # The worker's counter at once; the queue's (its key needs the job's queue,
+            # which a release does not read) at the lease's expiry.
+            await self.coordination.released(
+                worker_id, [lease for lease in leases if lease.job_id not in stale]
             )
             self.notifier.work_available()
         return result
@@ -334,6 +375,7 @@ class JobqService:
         if not may_act_as(principal, worker):
             raise NotFound(f"worker {worker_id} not found")
         await self.store.workers.set_state(worker_id, WorkerState.STOPPED)
+        await self.coordination.gone(worker_id)
 
     @staticmethod
     def _need_worker_id(worker_id: str) -> None:
@@ -383,9 +425,10 @@ class JobqService:
         return await self.store.queues.stats(name, self.clock.now(), tenant=in_scope)
 
     async def list_workers(self) -> list[WorkerInfo]:
-        return await self.store.workers.all(
+        workers = await self.store.workers.all(
             self.clock.now(), self._defaults.lease_timeout, tenant=scope(caller())
         )
+        return await self.coordination.with_presence(workers)
 
     async def drain_worker(self, worker_id: str) -> WorkerInfo:
         self._need_worker_id(worker_id)
@@ -402,13 +445,18 @@ class JobqService:
         tenant = scope(caller())
         count = await self.store.jobs.replay_dead(selector, self.clock.now(), tenant=tenant)
         if count:
+            # Named jobs' cached status goes now; a whole queue's ages out (the cache TTL).
+            await self._jobs_changed(selector.ids)
             self.notifier.work_available()
         return count
 
     async def discard_dead(self, selector: DeadLetterSelector) -> int:
         self._need_selector(selector)
         tenant = scope(caller())
-        return await self.store.jobs.discard_dead(selector, self.clock.now(), tenant=tenant)
+        count = await self.store.jobs.discard_dead(selector, self.clock.now(), tenant=tenant)
+        if count:
+            await self._jobs_changed(selector.ids)
+        return count
 
     @staticmethod
     def _need_selector(selector: DeadLetterSelector) -> None:
@@ -447,7 +495,7 @@ class JobqService:
         for job in reaped:
             self.metrics.lease_expired(job)
         if reaped:
-            self.notifier.jobs_changed(j.id for j in reaped)
+            await self._jobs_changed(j.id for j in reaped)
         if promoted:
             self.notifier.work_available()
         for queue in expired:
@@ -460,5 +508,29 @@ class JobqService:
         self.metrics.observe_queues(await self.store.queues.stats(None, now))
         workers = await self.store.workers.all(now, self._defaults.lease_timeout)
         self.metrics.worker_active.set(sum(w.state is WorkerState.ACTIVE for w in workers))
+        await self._observe_in_flight(workers)
         backlog, oldest = await self.store.events.backlog()
         self.metrics.observe_outbox(backlog, oldest, now)
+
+    async def _observe_in_flight(self, workers: Sequence[WorkerInfo]) -> None:
+        """jq_inflight_jobs{queue} and jq_worker_inflight_jobs{worker} from the counters;
+        left as they were while coordination does not answer."""
+        per_queue: dict[str, int] = {}
+        for name in sorted({queue.name for queue in await self.store.queues.all()}):
+            count = await self.coordination.in_flight(name)
+            if count is None:
+                return
+            per_queue[name] = count
+        for name, count in per_queue.items():
+            self.metrics.inflight_queue.labels(name).set(count)
+        held = {}
+        for worker in workers:
+            if worker.state is not WorkerState.STOPPED:
+                count = await self.coordination.worker_in_flight(worker.id)
+                if count is None:
+                    return
+                held[worker.id] = count
+        # Stopped workers' series go: worker ids come and go with every deploy.
+        self.metrics.inflight_worker.clear()
+        for worker_id, count in held.items():
+            self.metrics.inflight_worker.labels(worker_id).set(count)

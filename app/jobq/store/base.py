@@ -36,6 +36,7 @@ from jobq.core.model import (
     WorkerInfo,
     WorkerState,
 )
+from jobq.core.schedules import Advance, Schedule, ScheduleRun
 
 Tenant = str | None
 """A query's tenant scope: one tenant's rows, or None for every tenant (ALL_TENANTS)."""
@@ -248,6 +249,52 @@ class ApiKeyRepository(Protocol):
         ...
 
 
+class ScheduleRepository(Protocol):
+    """Schedules by (tenant, name), and the runs each fire time made (ADR 0014)."""
+
+    async def create(self, schedule: Schedule) -> Schedule:
+        """In `schedule.tenant`; AlreadyExists when that tenant has a schedule of that name."""
+        ...
+
+    async def get(self, name: str, *, tenant: str) -> Schedule | None: ...
+
+    async def all(self, *, tenant: Tenant = None) -> list[Schedule]:
+        """By tenant, then name."""
+        ...
+
+    async def update(
+        self, name: str, changes: dict[str, Any], now: dt.datetime, *, tenant: str
+    ) -> Schedule:
+        """`changes` by Schedule field name; id, tenant and name never change. NotFound."""
+        ...
+
+    async def delete(self, name: str, *, tenant: str) -> None:
+        """The schedule and its runs; its jobs stay. NotFound."""
+        ...
+
+    async def due(self, now: dt.datetime, limit: int) -> list[Schedule]:
+        """Every tenant's unpaused schedules with a fire time at or before `now` or a
+        buffered one, earliest first: the leader's maintenance."""
+        ...
+
+    async def record(
+        self,
+        schedule_id: str,
+        runs: Sequence[ScheduleRun],
+        advance: Advance,
+        now: dt.datetime,
+    ) -> bool:
+        """In one transaction: apply `advance` if the row still holds its expected values,
+        add the runs (a run already recorded for the same fire time is kept), append a
+        `schedule_fired` event to the outbox for each new submitted run, and keep the
+        newest RUNS_KEPT runs. False, and nothing written, if the row had moved on."""
+        ...
+
+    async def runs(self, schedule_id: str, limit: int) -> list[ScheduleRun]:
+        """Newest fire time first."""
+        ...
+
+
 class LeaderLock(Protocol):
     """Singleton work (promotion, reaping, expiry, retention) runs only while this is held."""
 
@@ -285,6 +332,9 @@ class Store(Protocol):
 
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def schedules(self) -> ScheduleRepository: ...
 
     @property
     def leader(self) -> LeaderLock: ...

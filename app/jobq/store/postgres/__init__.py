@@ -16,6 +16,7 @@ from jobq.store.migrations import apply_migrations, migrations_dir, pending_migr
 from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import PgDb
 from jobq.store.postgres.dialect import PgDialect
+from jobq.store.postgres.schedules import PgSchedules
 from jobq.store.postgres.session import PgLeaderLock, listen_for_work
 from jobq.store.sql.events import SqlEventLog
 from jobq.store.sql.jobs import SqlJobs
@@ -79,6 +80,7 @@ class PostgresStore:
         self.queues = SqlQueues(dialect)
         self.workers = SqlWorkers(dialect)
         self.events = SqlEventLog(dialect)
+        self.schedules = PgSchedules(self._db)
         self.api_keys = SqlApiKeys(dialect)
         self.leader = PgLeaderLock(self.direct_url, self._credentials)
 

@@ -21,6 +21,7 @@ from jobq.store.sql.workers import SqlWorkers
 from jobq.store.sqlite.db import SqliteDb
 from jobq.store.sqlite.dialect import SqliteDialect
 from jobq.store.sqlite.lock import FileLock
+from jobq.store.sqlite.schedules import SqliteSchedules
 
 __all__ = ["SqliteStore"]
 
@@ -45,6 +46,7 @@ class SqliteStore:
         self.queues = SqlQueues(dialect)
         self.workers = SqlWorkers(dialect)
         self.events = SqlEventLog(dialect)
+        self.schedules = SqliteSchedules(self._db)
         self.api_keys = SqlApiKeys(dialect)
         self.leader = AlwaysLeader()
 

@@ -1,0 +1,145 @@
+"""The coordination contract: one suite over the in-process adapter, a standalone Redis and
+a 3-master Redis cluster (a script touching keys of two slots fails there: CROSSSLOT)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from jobq.coord.base import Coordinator
+from jobq.coord.memory import MemoryCoordinator
+from jobq.coord.redis import RedisCoordinator
+
+BACKENDS = ("memory", "redis", "redis-cluster")
+
+
+@pytest.fixture(params=BACKENDS)
+async def coord(request: pytest.FixtureRequest) -> AsyncIterator[Coordinator]:
+    made: Coordinator
+    if request.param == "memory":
+        made = MemoryCoordinator()
+    else:
+        harness = request.getfixturevalue(
+            "redis_server" if request.param == "redis" else "redis_cluster"
+        )
+        harness.flush()
+        made = RedisCoordinator.build(harness.url)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+async def test_rate_grants_the_burst_of_a_batch_and_charges_only_what_it_granted(coord):
+    # Given a key allowing one job per 1000 s with a burst of 3
+    first = await coord.rate_acquire("queue:t/q", 0.001, 3, 5)
+    # Then a batch of 5 gets 3, and the next asks get none, with a long wait named
+    assert (first.asked, first.granted) == (5, 3)
+    again = await coord.rate_acquire("queue:t/q", 0.001, 3, 1)
+    assert again.granted == 0 and 900 < again.retry_after <= 1000
+    # And another key has its own budget
+    assert (await coord.rate_acquire("key:t/customer-1", 0.001, 3, 2)).granted == 2
+
+
+async def test_rate_refills_at_its_rate(coord):
+    assert (await coord.rate_acquire("k", 50.0, 1, 1)).granted == 1
+    assert (await coord.rate_acquire("k", 50.0, 1, 1)).granted == 0
+    await asyncio.sleep(0.1)  # five intervals later, one fits again (burst 1)
+    assert (await coord.rate_acquire("k", 50.0, 1, 3)).granted == 1
+
+
+async def test_rate_is_atomic_under_concurrent_batches(coord):
+    # Given 20 callers racing for batches of 5 under a burst of 30
+    decisions = await asyncio.gather(*(coord.rate_acquire("race", 0.001, 30, 5) for _ in range(20)))
+    # Then exactly the burst is granted, never more
+    assert sum(d.granted for d in decisions) == 30
+
+
+async def test_slots_hold_a_limit_and_come_back_on_release(coord):
+    grant = await coord.slots_acquire("cap", 2, ["j1:1", "j2:1", "j3:1"], 30)
+    assert grant.granted == ("j1:1", "j2:1") and grant.in_use == 2
+    # A holder asking again keeps its slot; a new one still waits
+    assert (await coord.slots_acquire("cap", 2, ["j1:1", "j3:1"], 30)).granted == ("j1:1",)
+    assert await coord.slots_release("cap", ["j1:1", "nobody"]) == 1
+    assert (await coord.slots_acquire("cap", 2, ["j3:1"], 30)).granted == ("j3:1",)
+    assert await coord.slots_in_use("cap") == 2
+
+
+async def test_slots_of_a_dead_holder_are_reclaimed_at_expiry(coord):
+    # Given a cap of 1 held by a lease that nobody releases (its worker died)
+    assert (await coord.slots_acquire("one", 1, ["dead:1"], 0.3)).granted == ("dead:1",)
+    assert (await coord.slots_acquire("one", 1, ["next:1"], 30)).granted == ()
+    # When its expiry passes
+    await asyncio.sleep(0.5)
+    # Then the next lease gets the slot: a crash never leaks one
+    assert await coord.slots_in_use("one") == 0
+    assert (await coord.slots_acquire("one", 1, ["next:1"], 30)).granted == ("next:1",)
+
+
+async def test_slots_renew_keeps_a_live_holder(coord):
+    await coord.slots_acquire("renew", 1, ["live:1"], 0.4)
+    for _ in range(3):
+        await asyncio.sleep(0.2)
+        assert await coord.slots_renew("renew", ["live:1", "gone:1"], 0.4) == 1
+    assert await coord.slots_in_use("renew") == 1
+
+
+async def test_slots_never_exceed_the_limit_under_concurrency(coord):
+    grants = await asyncio.gather(
+        *(coord.slots_acquire("race", 5, [f"j{i}:1"], 30) for i in range(20))
+    )
+    assert sum(len(g.granted) for g in grants) == 5
+    assert await coord.slots_in_use("race") == 5
+
+
+async def test_slots_without_a_limit_count_in_flight_leases(coord):
+    grant = await coord.slots_acquire("inflight", 0, [f"j{i}:1" for i in range(7)], 30)
+    assert len(grant.granted) == 7 and grant.in_use == 7
+    await coord.slots_release("inflight", ["j0:1", "j1:1"])
+    assert await coord.slots_in_use("inflight") == 5
+
+
+async def test_presence_expires_unless_marked_again(coord):
+    await coord.presence_mark("w1", 0.3)
+    await coord.presence_mark("w2", 30)
+    assert await coord.presence_live() == {"w1", "w2"}
+    await asyncio.sleep(0.5)
+    assert await coord.presence_live() == {"w2"}
+    await coord.presence_clear("w2")
+    assert await coord.presence_live() == set()
+
+
+async def test_cache_put_after_an_invalidation_keeps_the_stale_copy_out(coord):
+    await coord.cache_put("job:1", b"v1", 30)
+    assert await coord.cache_get("job:1") == b"v1"
+    # When the job changes, a reader that read before the change tries to put its copy
+    await coord.cache_invalidate(["job:1", "job:2"], 0.3)
+    await coord.cache_put("job:1", b"stale", 0.3)
+    # Then nobody reads it from the cache; after the tombstone a fresh copy is kept
+    assert await coord.cache_get("job:1") is None
+    await asyncio.sleep(0.5)
+    assert await coord.cache_get("job:1") is None
+    await coord.cache_put("job:1", b"v2", 30)
+    assert await coord.cache_get("job:1") == b"v2"
+
+
+async def test_published_job_changes_reach_a_subscriber(coord):
+    seen: asyncio.Queue[list[str]] = asyncio.Queue()
+    task = asyncio.create_task(coord.subscribe_jobs_changed(seen.put_nowait))
+    try:
+        # The subscription starts asynchronously: publish until it is heard.
+        for _ in range(50):
+            await coord.publish_jobs_changed(["a", "b"])
+            try:
+                assert await asyncio.wait_for(seen.get(), 0.2) == ["a", "b"]
+                break
+            except TimeoutError:
+                continue
+        else:
+            pytest.fail("no published change reached the subscriber")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -1,0 +1,213 @@
+"""Redis servers the tests start themselves from Debian's redis-server: a standalone one and
+a cluster (3 masters, optionally one replica each), on free loopback ports, stopped by pid.
+
+A missing redis-server or redis-cli fails the test: scripts/install-redis.sh installs them,
+and a coordination suite that passed by skipping would prove nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.services import free_port, wait_for_port
+
+PASSWORD = "jq-test-redis-password"
+
+
+def binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed (scripts/install-redis.sh installs it)")
+    return found
+
+
+def cli(port: int, *args: str, password: str = PASSWORD) -> str:
+    result = subprocess.run(
+        [
+            binary("redis-cli"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--no-auth-warning",
+            "-a",
+            password,
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.stdout
+
+
+class RedisNode:
+    """One redis-server process: its own directory, port and log; AUTH always on."""
+
+    def __init__(self, root: Path, *, cluster: bool = False) -> None:
+        self.root = root
+        self.port = free_port()
+        self.cluster = cluster
+        self.bus_port = free_port() if cluster else 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def start(self) -> None:
+        argv = [
+            binary("redis-server"),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.root),
+            "--requirepass", PASSWORD,
+            "--masterauth", PASSWORD,
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        if self.cluster:
+            argv += [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(self.root / "nodes.conf"),
+                # A free bus port of its own: the default, port + 10000, may be past 65535.
+                "--cluster-port", str(self.bus_port),
+                # Short, so that a killed master's replica takes over within the test.
+                "--cluster-node-timeout", "2000",
+            ]  # fmt: skip
+        if self._log is None:  # kept open across kill() and start() again
+            self._log = open(self.root / "redis.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=self._log, cwd=self.root)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            raise TimeoutError(f"redis-server did not start: {self.log()}") from None
+
+    def log(self) -> str:
+        path = self.root / "redis.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def restart(self) -> None:
+        """The same port and directory again, after kill() or stop()."""
+        self.stop()
+        self.start()
+
+
+class RedisServer(RedisNode):
+    @property
+    def url(self) -> str:
+        return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
+
+    def flush(self) -> None:
+        cli(self.port, "FLUSHALL")
+
+
+class RedisClusterHarness:
+    """3 masters (and `replicas` replicas per master) joined by `redis-cli --cluster create`."""
+
+    def __init__(self, root: Path, replicas: int = 0) -> None:
+        self.root = root
+        self.replicas = replicas
+        self.nodes: list[RedisNode] = []
+
+    @property
+    def url(self) -> str:
+        # The scheme says cluster: the adapter builds a RedisCluster from any one node.
+        return f"redis+cluster://:{PASSWORD}@127.0.0.1:{self.nodes[0].port}/0"
+
+    def start(self) -> None:
+        for index in range(3 * (1 + self.replicas)):
+            node_root = self.root / f"node{index}"
+            node_root.mkdir()
+            node = RedisNode(node_root, cluster=True)
+            node.start()
+            self.nodes.append(node)
+        addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        cli(
+            self.nodes[0].port,
+            "--cluster", "create", *addresses,
+            "--cluster-replicas", str(self.replicas),
+            "--cluster-yes",
+        )  # fmt: skip
+        self.wait_ok()
+
+    def wait_ok(self, timeout: float = 60.0) -> None:
+        """Until every live node says cluster_state:ok (slots covered, failover finished)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for node in self.nodes:
+                if node.proc is None or node.proc.poll() is not None:
+                    continue
+                try:
+                    states.append("cluster_state:ok" in cli(node.port, "CLUSTER", "INFO"))
+                except subprocess.CalledProcessError:
+                    states.append(False)
+            if states and all(states):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("redis cluster did not reach cluster_state:ok")
+            time.sleep(0.2)
+
+    def masters(self) -> list[RedisNode]:
+        by_port = {n.port: n for n in self.nodes}
+        live = next(n for n in self.nodes if n.proc is not None and n.proc.poll() is None)
+        out = []
+        for line in cli(live.port, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            if "master" in fields[2] and "fail" not in fields[2]:
+                port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+                out.append(by_port[port])
+        return out
+
+    def flush(self) -> None:
+        for node in self.masters():
+            cli(node.port, "FLUSHALL")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    root = Path(tempfile.mkdtemp(prefix="jq-redis-"))
+    server = RedisServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_cluster(replicas: int = 0) -> Iterator[RedisClusterHarness]:
+    root = Path(tempfile.mkdtemp(prefix="jq-redis-cluster-"))
+    cluster = RedisClusterHarness(root, replicas=replicas)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
