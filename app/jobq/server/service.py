@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import random
@@ -140,8 +141,9 @@ class JobqService:
         created = [r.job for r in results if r.created]
         for job in created:
             self.metrics.job_transition(job.queue, "submitted")
-        if any(j.state is JobState.QUEUED for j in created):
-            self.notifier.work_available()
+        queued = collections.Counter(j.queue for j in created if j.state is JobState.QUEUED)
+        if queued:
+            self.notifier.work_available(queued)
         return results
 
     async def get(self, job_id: str) -> Job:
@@ -311,7 +313,7 @@ class JobqService:
             remaining = (deadline - now).total_seconds()
             if remaining <= 0:
                 return []
-            await self.notifier.wait_for_work(min(remaining, 1.0))
+            await self.notifier.wait_for_work(min(remaining, 1.0), queues)
 
     async def report_progress(
         self, worker_id: str, lease: LeaseRef, progress: float, message: str

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobq.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from jobq.core.lifecycle import decide_failure
+from jobq.core.lifecycle import decide_failure, initial_state
 from jobq.core.model import (
     Job,
     JobEvent,
@@ -27,8 +27,8 @@ from jobq.core.model import (
     WorkerState,
 )
 from jobq.core.retry import Random
-from jobq.core.states import PENDING_STATES, EventKind, JobState
-from jobq.store.transitions import job_event
+from jobq.core.states import PENDING_STATES, EventKind, JobState, check_transition
+from jobq.store.transitions import job_event, transition_event
 
 S, E = JobState, EventKind
 
@@ -39,12 +39,128 @@ class Change:
     fields: dict[str, Any]  # column -> value; always includes "state"
 
 
-def group_by_columns(changes: Sequence[Change]) -> dict[tuple[str, ...], list[Change]]:
-    """Changes that set the same columns, together: each group is one batched UPDATE."""
-    groups: dict[tuple[str, ...], list[Change]] = {}
-    for change in changes:
-        groups.setdefault(tuple(change.fields), []).append(change)
-    return groups
+@dataclasses.dataclass(frozen=True, slots=True)
+class Move:
+    """A transition a set-based statement makes for many jobs at once (lease, promotion,
+    expiry): the SQL takes its states from here, and each job's event is checked against
+    the lifecycle table when it is built."""
+
+    kind: EventKind
+    from_states: tuple[JobState | None, ...]
+    to_state: JobState | None
+
+    def __post_init__(self) -> None:
+        for before in self.from_states:
+            check_transition(before, self.to_state, self.kind)
+
+    def event(
+        self, job: Job, at: dt.datetime, *, was: JobState | None = None, **details: Any
+    ) -> JobEvent:
+        """The event of `job` making this move; `was`: its state before, when `job` is the
+        row as the statement left it."""
+        before = job.state if was is None else was
+        if before not in self.from_states:
+            raise ValueError(f"{self.kind.value} does not start from {before}")
+        return job_event(job, self.kind, self.to_state, at, from_state=before, **details)
+
+
+START = Move(E.STARTED, (S.QUEUED,), S.RUNNING)
+PROMOTE = Move(E.PROMOTED, (S.SCHEDULED,), S.QUEUED)
+EXPIRE = Move(E.EXPIRED, (S.SCHEDULED, S.QUEUED), S.EXPIRED)
+RELEASE = Move(E.RELEASED, (S.RUNNING,), S.QUEUED)
+REPLAY = Move(E.REPLAYED, (S.DEAD,), S.QUEUED)
+DISCARD = Move(E.DISCARDED, (S.DEAD,), None)
+PURGE = Move(E.CANCELLED, (S.SCHEDULED, S.QUEUED), S.CANCELLED)
+
+# What the statements of a store may name as states, for formatting its named queries:
+# {queued} in a query is the quoted value of JobState.QUEUED, so no state is spelled twice.
+STATE_SQL: dict[str, str] = {state.name.lower(): f"'{state.value}'" for state in JobState} | {
+    "pending_states": ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATES)),
+    "worker_lost": f"'{WorkerState.LOST.value}'",
+    "worker_active": f"'{WorkerState.ACTIVE.value}'",
+    "worker_stopped": f"'{WorkerState.STOPPED.value}'",
+}
+
+# The columns a change that ends (or resets) a lease may set; the rest of the row stays.
+END_COLUMNS = ("state", "attempt_base", "run_at", "result", "last_error", "progress", "finished_at")
+
+
+def ended(job: Job, change: Change, now: dt.datetime) -> Job:
+    """The job as `change` leaves it, its lease gone: what the store returns, unread."""
+    fields = {k: v for k, v in change.fields.items() if k != "state"}
+    return dataclasses.replace(
+        job,
+        **fields,
+        state=JobState(change.fields["state"]),
+        worker_id=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+
+
+def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, JobEvent]:
+    """A new job as it is stored (so that it need not be read back) and its first event."""
+    state = initial_state(new.run_at, now)
+    ttl = new.ttl if new.ttl is not None else queue.default_ttl
+    job = Job(
+        id=new.id,
+        queue=new.queue,
+        tenant=new.tenant,
+        type=new.type,
+        payload=new.payload,
+        state=state,
+        priority=new.priority,
+        attempt=0,
+        attempt_base=0,
+        max_attempts=new.max_attempts or queue.max_attempts,
+        run_at=new.run_at,
+        timeout=new.timeout,
+        expires_at=new.run_at + ttl if ttl else None,
+        idempotency_key=new.idempotency_key,
+        correlation_id=new.correlation_id,
+        trace_context=new.trace_context,
+        created_at=now,
+        updated_at=now,
+    )
+    event = transition_event(
+        job_id=new.id,
+        queue=new.queue,
+        tenant=new.tenant,
+        kind=E.SUBMITTED,
+        from_state=None,
+        to_state=state,
+        attempt=0,
+        at=now,
+        type=new.type,
+        correlation_id=new.correlation_id or None,
+        trace_context=new.trace_context or None,
+    )
+    return job, event
+
+
+def release_change(job: Job, worker_id: str, now: dt.datetime) -> Change:
+    """A lease given back: queued again at once, and the attempt does not count."""
+    event = RELEASE.event(job, now, worker_id=worker_id)
+    return Change(
+        event,
+        {"state": S.QUEUED.value, "attempt_base": job.attempt_base + 1, "run_at": now},
+    )
+
+
+def replay_change(job: Job, now: dt.datetime) -> Change:
+    """A dead job queued again with its full attempt budget; attempt stays monotonic so
+    that fencing tokens never repeat."""
+    event = REPLAY.event(job, now)
+    return Change(
+        event,
+        {
+            "state": S.QUEUED.value,
+            "attempt_base": job.attempt,
+            "run_at": now,
+            "finished_at": None,
+            "result": None,
+        },
+    )
 
 
 def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:

@@ -15,13 +15,14 @@ from jobq.core.model import QueueConfig
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
 from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import PgDb
-from jobq.store.postgres.events import PgEventLog
-from jobq.store.postgres.jobs import PgJobs
-from jobq.store.postgres.keys import PgApiKeys
-from jobq.store.postgres.queues import PgQueues
+from jobq.store.postgres.dialect import PgDialect
 from jobq.store.postgres.schedules import PgSchedules
 from jobq.store.postgres.session import PgLeaderLock, listen_for_work
-from jobq.store.postgres.workers import PgWorkers
+from jobq.store.sql.events import SqlEventLog
+from jobq.store.sql.jobs import SqlJobs
+from jobq.store.sql.keys import SqlApiKeys
+from jobq.store.sql.queues import SqlQueues
+from jobq.store.sql.workers import SqlWorkers
 
 __all__ = ["PostgresStore"]
 
@@ -74,12 +75,13 @@ class PostgresStore:
             acquire_timeout=acquire_timeout,
         )
         rng = rng or random.Random()
-        self.jobs = PgJobs(self._db, queue_defaults, rng)
-        self.queues = PgQueues(self._db)
-        self.workers = PgWorkers(self._db)
-        self.events = PgEventLog(self._db)
+        dialect = PgDialect(self._db)
+        self.jobs = SqlJobs(dialect, queue_defaults, rng)
+        self.queues = SqlQueues(dialect)
+        self.workers = SqlWorkers(dialect)
+        self.events = SqlEventLog(dialect)
         self.schedules = PgSchedules(self._db)
-        self.api_keys = PgApiKeys(self._db)
+        self.api_keys = SqlApiKeys(dialect)
         self.leader = PgLeaderLock(self.direct_url, self._credentials)
 
     async def migrate(self) -> None:
@@ -114,4 +116,4 @@ class PostgresStore:
             raise StoreUnavailable(f"PostgreSQL does not accept writes: {exc}") from None
 
     async def listen(self, on_work: Callable[[], None]) -> None:
-        await listen_for_work(self.direct_url, on_work, self._credentials)
+        await listen_for_work(self.direct_url, on_work, self._credentials, self._db.origin)

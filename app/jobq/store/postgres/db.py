@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Self
@@ -85,6 +86,8 @@ class PgDb:
     ) -> None:
         self.url = url
         self.credentials = credentials or StaticCredentials()
+        # Names this server in the NOTIFY payloads it sends (see session.listen_for_work).
+        self.origin = secrets.token_hex(8)
 
         async def kwargs() -> dict[str, Any]:
             return connection_kwargs() | await self.credentials.connection_kwargs()

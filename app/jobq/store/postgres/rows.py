@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from jobq.auth.keys import ApiKey
+from jobq.auth.principal import Role
 from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo, WorkerState
 from jobq.core.states import EventKind, JobState
 
@@ -62,10 +64,6 @@ def queue_from_row(row: Row) -> QueueConfig:
     return QueueConfig(**{column: row[column] for column in QUEUE_COLUMNS})
 
 
-def queue_params(queue: QueueConfig) -> dict[str, Any]:
-    return {column: getattr(queue, column) for column in QUEUE_COLUMNS}
-
-
 def worker_from_row(row: Row) -> WorkerInfo:
     return WorkerInfo(
         id=row["id"],
@@ -96,4 +94,18 @@ def event_from_row(row: Row) -> JobEvent:
         details=row["details"] or {},
         published_at=row["published_at"],
         seq=row["seq"],
+    )
+
+
+def api_key_from_row(row: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        secret_sha256=row["secret_sha256"],
+        tenant=row["tenant"],
+        roles=frozenset(Role(r) for r in row["roles"]),
+        queues=None if row["queues"] is None else frozenset(row["queues"]),
+        description=row["description"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
     )

@@ -17,7 +17,7 @@ import psycopg
 
 from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import connection_class
-from jobq.store.postgres.jobs import WORK_CHANNEL
+from jobq.store.postgres.queries import WORK_CHANNEL
 
 log = logging.getLogger("jobq.store.postgres")
 
@@ -96,9 +96,17 @@ async def connect_direct(
 
 
 async def listen_for_work(
-    direct_url: str, on_work: Callable[[], None], credentials: DatabaseCredentials | None = None
+    direct_url: str,
+    on_work: Callable[[], None],
+    credentials: DatabaseCredentials | None = None,
+    origin: str = "",
 ) -> None:
-    """LISTEN on the work channel until cancelled, reconnecting after failures."""
+    """LISTEN on the work channel until cancelled, reconnecting after failures.
+
+    A notification this server sent itself (`origin` first in its payload) is skipped: the
+    server already woke its own long-polls when it committed, and waking them again
+    would only send them to look for work that is gone.
+    """
     credentials = credentials or StaticCredentials()
     delay = 0.5
     while True:
@@ -108,8 +116,9 @@ async def listen_for_work(
                 await conn.execute(f"LISTEN {WORK_CHANNEL}")
                 delay = 0.5
                 on_work()  # anything submitted while we were not listening
-                async for _ in conn.notifies():
-                    on_work()
+                async for note in conn.notifies():
+                    if not origin or note.payload.split(" ", 1)[0] != origin:
+                        on_work()
         except psycopg.Error as exc:
             log.warning("LISTEN connection lost, retrying in %.1fs: %s", delay, exc)
             await asyncio.sleep(delay)

@@ -13,14 +13,15 @@ from jobq.core.errors import StoreUnavailable
 from jobq.core.model import QueueConfig
 from jobq.store.base import AlwaysLeader
 from jobq.store.migrations import apply_migrations, migrations_dir, pending_migrations
+from jobq.store.sql.events import SqlEventLog
+from jobq.store.sql.jobs import SqlJobs
+from jobq.store.sql.keys import SqlApiKeys
+from jobq.store.sql.queues import SqlQueues
+from jobq.store.sql.workers import SqlWorkers
 from jobq.store.sqlite.db import SqliteDb
-from jobq.store.sqlite.events import SqliteEventLog
-from jobq.store.sqlite.jobs import SqliteJobs
-from jobq.store.sqlite.keys import SqliteApiKeys
+from jobq.store.sqlite.dialect import SqliteDialect
 from jobq.store.sqlite.lock import FileLock
-from jobq.store.sqlite.queues import SqliteQueues
 from jobq.store.sqlite.schedules import SqliteSchedules
-from jobq.store.sqlite.workers import SqliteWorkers
 
 __all__ = ["SqliteStore"]
 
@@ -40,12 +41,13 @@ class SqliteStore:
         self._migrations = migrations_dir("sqlite", migrations_root)
         self._db = SqliteDb(path)
         self._lock = FileLock(path) if exclusive else None
-        self.jobs = SqliteJobs(self._db, queue_defaults, rng or random.Random())
-        self.queues = SqliteQueues(self._db)
-        self.workers = SqliteWorkers(self._db)
-        self.events = SqliteEventLog(self._db)
+        dialect = SqliteDialect(self._db)
+        self.jobs = SqlJobs(dialect, queue_defaults, rng or random.Random())
+        self.queues = SqlQueues(dialect)
+        self.workers = SqlWorkers(dialect)
+        self.events = SqlEventLog(dialect)
         self.schedules = SqliteSchedules(self._db)
-        self.api_keys = SqliteApiKeys(self._db)
+        self.api_keys = SqlApiKeys(dialect)
         self.leader = AlwaysLeader()
 
     @property

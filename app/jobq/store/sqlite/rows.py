@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from typing import Any
 
+from jobq.auth.keys import ApiKey
+from jobq.auth.principal import Role
 from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo, WorkerState
 from jobq.core.states import EventKind, JobState
 from jobq.store.sqlite.db import (
@@ -14,9 +15,6 @@ from jobq.store.sqlite.db import (
     from_us,
     opt_from_us,
     opt_span,
-    opt_span_us,
-    span_us,
-    to_us,
 )
 
 
@@ -72,22 +70,6 @@ def from_span(value: int) -> dt.timedelta:
     return value * MICRO
 
 
-def queue_params(queue: QueueConfig) -> dict[str, Any]:
-    return {
-        "name": queue.name,
-        "tenant": queue.tenant,
-        "paused": int(queue.paused),
-        "weight": queue.weight,
-        "max_attempts": queue.max_attempts,
-        "backoff_base_us": span_us(queue.backoff_base),
-        "backoff_max_us": span_us(queue.backoff_max),
-        "lease_timeout_us": span_us(queue.lease_timeout),
-        "default_ttl_us": opt_span_us(queue.default_ttl),
-        "concurrency_limit": queue.concurrency_limit,
-        "retention_us": span_us(queue.retention),
-    }
-
-
 def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
     return WorkerInfo(
         id=row["id"],
@@ -121,16 +103,15 @@ def event_from_row(row: sqlite3.Row) -> JobEvent:
     )
 
 
-def event_params(event: JobEvent) -> tuple[Any, ...]:
-    return (
-        event.id,
-        event.job_id,
-        event.queue,
-        event.tenant,
-        event.kind.value,
-        event.from_state.value if event.from_state else None,
-        event.to_state.value if event.to_state else None,
-        event.attempt,
-        to_us(event.at),
-        json.dumps(event.details, separators=(",", ":")),
+def api_key_from_row(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        secret_sha256=row["secret_sha256"],
+        tenant=row["tenant"],
+        roles=frozenset(Role(r) for r in json.loads(row["roles"])),
+        queues=None if row["queues"] is None else frozenset(json.loads(row["queues"])),
+        description=row["description"],
+        created_at=from_us(row["created_at"]),
+        expires_at=opt_from_us(row["expires_at"]),
+        revoked_at=opt_from_us(row["revoked_at"]),
     )

@@ -1,0 +1,413 @@
+"""The job repository's SQL on PostgreSQL, by name.
+
+Batches go in as one array per column (`unnest`), so a batch of any size is one
+statement; a write that touches jobs, job_events and the NOTIFY channel is one statement
+of data-modifying CTEs. `{queued}` and the like are the states' values
+(`jobq.store.changes.STATE_SQL`), filled in once at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from jobq.store.changes import END_COLUMNS, STATE_SQL
+
+WORK_CHANNEL = "jobq_work"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PgWrite:
+    """One statement over arrays: table name -> its columns, as `%(<table>_<column>)s`."""
+
+    sql: str
+    tables: Mapping[str, Sequence[str]]
+
+
+def _sql(text: str) -> str:
+    return text.format(**STATE_SQL)
+
+
+JOB_COLUMNS = (
+    ("id", "uuid"),
+    ("queue", "text"),
+    ("tenant", "text"),
+    ("type", "text"),
+    ("payload", "text"),
+    ("state", "text"),
+    ("priority", "int"),
+    ("max_attempts", "int"),
+    ("run_at", "timestamptz"),
+    ("timeout", "interval"),
+    ("expires_at", "timestamptz"),
+    ("idempotency_key", "text"),
+    ("correlation_id", "text"),
+    ("trace_context", "text"),
+)
+EVENT_COLUMNS = (
+    ("id", "uuid"),
+    ("job_id", "uuid"),
+    ("queue", "text"),
+    ("tenant", "text"),
+    ("kind", "text"),
+    ("from_state", "text"),
+    ("to_state", "text"),
+    ("attempt", "int"),
+    ("at", "timestamptz"),
+    ("details", "text"),
+)
+END_TYPES = {
+    "state": "text",
+    "attempt_base": "int",
+    "run_at": "timestamptz",
+    "result": "text",
+    "last_error": "text",
+    "progress": "float8",
+    "finished_at": "timestamptz",
+}
+ENDED_COLUMNS = (("id", "uuid"), *((c, END_TYPES[c]) for c in END_COLUMNS))
+
+
+def _unnest(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    arrays = ", ".join(f"%({table}_{name})s::{kind}[]" for name, kind in columns)
+    return f"unnest({arrays}) AS {table}({', '.join(name for name, _ in columns)})"
+
+
+def _names(columns: Sequence[tuple[str, str]]) -> list[str]:
+    return [name for name, _ in columns]
+
+
+INSERT_EVENTS = f"""
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+SELECT id, job_id, queue, tenant, kind, from_state, to_state, attempt, at, details::jsonb
+FROM {_unnest("events", EVENT_COLUMNS)}
+"""
+
+# After the CTEs: one NOTIFY per queue with new leasable work, sent at commit. The payload
+# names the sending server first, so that its own listener can tell its echo apart.
+NOTIFY = f"""
+SELECT pg_notify('{WORK_CHANNEL}', %(origin)s || ' ' || queue)
+FROM unnest(%(wake_queue)s::text[]) AS wake(queue)
+"""
+
+SUBMIT = PgWrite(
+    f"""
+WITH new_jobs AS (
+    INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
+                      timeout, expires_at, idempotency_key, correlation_id, trace_context,
+                      created_at, updated_at)
+    SELECT id, queue, tenant, type, payload, state, priority, max_attempts, run_at, timeout,
+           expires_at, idempotency_key, correlation_id, trace_context::jsonb,
+           %(now)s, %(now)s
+    FROM {_unnest("jobs", JOB_COLUMNS)}
+), new_events AS ({INSERT_EVENTS})
+{NOTIFY}
+""",
+    {"jobs": _names(JOB_COLUMNS), "events": _names(EVENT_COLUMNS), "wake": ["queue"]},
+)
+
+EVENTS = PgWrite(
+    f"WITH new_events AS ({INSERT_EVENTS}) {NOTIFY}",
+    {"events": _names(EVENT_COLUMNS), "wake": ["queue"]},
+)
+
+# Outcomes, reaped leases, releases and replays: the rows were read (and locked) first,
+# so the new values are the whole story and nothing is read back.
+END_LEASES = PgWrite(
+    f"""
+WITH done AS (
+    UPDATE jobs j
+    SET {", ".join(f"{c} = ended.{c}" for c in END_COLUMNS)},
+        worker_id = NULL, lease_expires_at = NULL, updated_at = %(now)s
+    FROM {_unnest("ended", ENDED_COLUMNS)}
+    WHERE j.id = ended.id
+), new_events AS ({INSERT_EVENTS})
+{NOTIFY}
+""".replace("%(ended_", "%(jobs_"),
+    {"jobs": _names(ENDED_COLUMNS), "events": _names(EVENT_COLUMNS), "wake": ["queue"]},
+)
+
+ENSURE_QUEUES = """
+WITH wanted AS (
+    SELECT * FROM unnest(%(tenants)s::text[], %(names)s::text[]) AS wanted(tenant, name)
+), created AS (
+    INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base, backoff_max,
+                        lease_timeout, default_ttl, concurrency_limit, retention, created_at,
+                        updated_at)
+    SELECT name, tenant, %(paused)s, %(weight)s, %(max_attempts)s, %(backoff_base)s,
+           %(backoff_max)s, %(lease_timeout)s, %(default_ttl)s::interval, %(concurrency_limit)s,
+           %(retention)s, %(now)s, %(now)s
+    FROM wanted ORDER BY tenant, name
+    ON CONFLICT (tenant, name) DO NOTHING
+    RETURNING *
+)
+SELECT * FROM created
+UNION ALL
+SELECT q.* FROM queues q JOIN wanted ON q.tenant = wanted.tenant AND q.name = wanted.name
+"""
+
+QUEUES_BY_KEY = """
+SELECT q.* FROM queues q
+JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, name)
+  ON q.tenant = k.tenant AND q.name = k.name
+"""
+
+QUEUES_NAMED = """
+SELECT * FROM queues
+WHERE name = ANY(%(names)s::text[]) AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+ORDER BY name, tenant
+"""
+
+JOB_BY_KEY = """
+SELECT * FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s AND idempotency_key = %(key)s
+"""
+
+JOBS_BY_ID = "SELECT * FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
+# In id order, so that two transactions locking overlapping batches cannot deadlock.
+JOBS_BY_ID_LOCKED = JOBS_BY_ID + " ORDER BY id FOR UPDATE"
+
+EVENTS_OF_JOB = "SELECT * FROM job_events WHERE job_id = %(id)s::uuid ORDER BY seq"
+
+PAGE = "SELECT * FROM jobs {where} ORDER BY id DESC LIMIT %(limit)s"
+FILTERS = {
+    "queue": "queue = %(queue)s",
+    "states": "state = ANY(%(states)s::text[])",
+    "type": "type = %(type)s",
+    "tenant": "tenant = %(tenant)s",
+    "created_after": "created_at > %(created_after)s",
+    "created_before": "created_at < %(created_before)s",
+    "scope": "tenant = %(scope)s",
+}
+AFTER = "id < %(after)s::uuid"
+
+# SKIP LOCKED: replicas leasing at once take different rows instead of queueing on locks.
+LEASE = _sql(
+    """
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE tenant = %(tenant)s AND queue = %(queue)s AND state = {queued}
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j
+SET state = {running}, attempt = j.attempt + 1, worker_id = %(worker)s,
+    lease_expires_at = %(lease_until)s, started_at = %(now)s, updated_at = %(now)s,
+    cancel_requested = false, progress = 0, progress_message = ''
+FROM picked WHERE j.id = picked.id
+RETURNING j.*
+"""
+)
+
+COUNT_RUNNING = _sql(
+    "SELECT count(*) AS n FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s"
+    " AND state = {running}"
+)
+
+TOUCH_WORKER = _sql(
+    """
+UPDATE workers SET last_heartbeat = %(now)s,
+    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
+WHERE id = %(worker)s
+RETURNING state
+"""
+)
+
+# Every lease named that the worker still holds, extended in one statement.
+EXTEND_LEASES = _sql(
+    """
+WITH held AS (
+    SELECT j.id, q.lease_timeout
+    FROM jobs j
+    JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS l(id, attempt)
+      ON j.id = l.id AND j.attempt = l.attempt
+    JOIN queues q ON q.tenant = j.tenant AND q.name = j.queue
+    WHERE j.state = {running} AND j.worker_id = %(worker)s
+      AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE jobs j SET lease_expires_at = %(now)s + held.lease_timeout
+FROM held WHERE j.id = held.id
+RETURNING j.id, j.cancel_requested, j.lease_expires_at
+"""
+)
+
+PROGRESS = """
+UPDATE jobs SET progress = %(progress)s, progress_message = %(message)s, updated_at = %(now)s
+WHERE id = %(id)s
+"""
+
+SET_CANCEL = """
+UPDATE jobs SET state = %(state)s, finished_at = %(finished_at)s,
+    cancel_requested = %(cancel_requested)s, updated_at = %(now)s
+WHERE id = %(id)s
+"""
+
+PROMOTE = _sql(
+    """
+WITH due AS (
+    SELECT id FROM jobs
+    WHERE state = {scheduled} AND run_at <= %(now)s
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+    ORDER BY run_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j SET state = {queued}, updated_at = %(now)s FROM due WHERE j.id = due.id
+RETURNING j.*
+"""
+)
+
+EXPIRABLE = _sql(
+    "SELECT * FROM jobs WHERE state IN ({pending_states}) AND expires_at <= %(now)s"
+    " LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+)
+EXPIRE = _sql(
+    "UPDATE jobs SET state = {expired}, finished_at = %(now)s, updated_at = %(now)s"
+    " WHERE id = ANY(%(ids)s::uuid[])"
+)
+
+_EXPIRED = "SELECT * FROM jobs WHERE state = {running} AND lease_expires_at <= %(now)s{grace}"
+_ORDER = " ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+EXPIRED_LEASES = _sql(_EXPIRED.replace("{grace}", "") + _ORDER)
+EXPIRED_LEASES_AFTER_GRACE = _sql(
+    _EXPIRED.replace(
+        "{grace}",
+        " AND (tenant, queue) IN (SELECT tenant, name FROM queues"
+        " WHERE %(leader_since)s::timestamptz + lease_timeout <= %(now)s)",
+    )
+    + _ORDER
+)
+
+DELETE_FINISHED = """
+DELETE FROM jobs WHERE id IN (
+    SELECT j.id FROM jobs j JOIN queues q ON q.tenant = j.tenant AND q.name = j.queue
+    WHERE j.finished_at IS NOT NULL AND j.finished_at < %(now)s - q.retention
+    LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED)
+"""
+
+DEAD_OF_QUEUE = _sql(
+    "SELECT * FROM jobs WHERE state = {dead} AND queue = %(queue)s"
+    " AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s) FOR UPDATE"
+)
+
+DELETE_JOBS = "DELETE FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
+
+
+# -- workers -------------------------------------------------------------------------
+
+# A worker id stays its registering subject's until it deregisters (stopped) with no
+# job still running on it; rows from before tenancy (subject '') may be claimed.
+UPSERT_WORKER = _sql(
+    """
+INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
+                     last_heartbeat, tenant, subject)
+VALUES (%(id)s, %(hostname)s, %(queues)s, %(task_types)s, %(capacity)s, %(state)s,
+        %(started_at)s, %(last_heartbeat)s, %(tenant)s, %(subject)s)
+ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
+    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
+    subject = excluded.subject
+WHERE workers.subject = excluded.subject
+   OR ((workers.subject = '' OR workers.state = {worker_stopped})
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = workers.id
+                       AND j.state = {running}))
+RETURNING id
+"""
+)
+
+_WORKERS = _sql(
+    """
+SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.state = {running})
+       AS in_flight
+FROM workers w
+"""
+)
+WORKER_BY_ID = (
+    _WORKERS + " WHERE w.id = %(id)s AND (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s)"
+)
+WORKERS = (
+    _WORKERS + " WHERE (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s) ORDER BY w.started_at"
+)
+SET_WORKER_STATE = """
+UPDATE workers SET state = %(state)s
+WHERE id = %(id)s AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+"""
+
+# -- the outbox ----------------------------------------------------------------------
+
+UNPUBLISHED = "SELECT * FROM job_events WHERE published_at IS NULL ORDER BY seq LIMIT %(limit)s"
+MARK_PUBLISHED = "UPDATE job_events SET published_at = %(at)s WHERE id = ANY(%(ids)s::uuid[])"
+BACKLOG = "SELECT count(*) AS n, min(at) AS oldest FROM job_events WHERE published_at IS NULL"
+PRUNE_EVENTS = """
+DELETE FROM job_events WHERE seq IN (
+    SELECT e.seq FROM job_events e WHERE e.at < %(before)s
+       AND (e.published_at IS NOT NULL OR %(unpublished)s)
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id AND j.finished_at IS NULL)
+    ORDER BY e.at LIMIT %(limit)s
+    FOR UPDATE OF e SKIP LOCKED)
+"""
+
+# -- API keys ------------------------------------------------------------------------
+
+INSERT_KEY = """
+INSERT INTO api_keys (id, secret_sha256, tenant, roles, queues, description, created_at,
+                      expires_at)
+VALUES (%(id)s, %(secret_sha256)s, %(tenant)s, %(roles)s, %(queues)s, %(description)s,
+        %(created_at)s, %(expires_at)s)
+ON CONFLICT (id) DO NOTHING
+"""
+KEY_BY_ID = "SELECT * FROM api_keys WHERE id = %(id)s"
+KEYS = """
+SELECT * FROM api_keys WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+ORDER BY created_at, id
+"""
+# COALESCE: a second revoke keeps the first time.
+REVOKE_KEY = """
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %(now)s) WHERE id = %(id)s RETURNING *
+"""
+
+# -- queues --------------------------------------------------------------------------
+
+INSERT_QUEUE = """
+INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base, backoff_max,
+                    lease_timeout, default_ttl, concurrency_limit, retention, created_at,
+                    updated_at)
+VALUES (%(name)s, %(tenant)s, %(paused)s, %(weight)s, %(max_attempts)s, %(backoff_base)s,
+        %(backoff_max)s, %(lease_timeout)s, %(default_ttl)s, %(concurrency_limit)s,
+        %(retention)s, %(now)s, %(now)s)
+"""
+UPDATE_QUEUE = """
+UPDATE queues SET paused = %(paused)s, weight = %(weight)s, max_attempts = %(max_attempts)s,
+    backoff_base = %(backoff_base)s, backoff_max = %(backoff_max)s,
+    lease_timeout = %(lease_timeout)s, default_ttl = %(default_ttl)s,
+    concurrency_limit = %(concurrency_limit)s, retention = %(retention)s, updated_at = %(now)s
+WHERE tenant = %(tenant)s AND name = %(name)s
+"""
+QUEUE_LOCKED = "SELECT * FROM queues WHERE tenant = %(tenant)s AND name = %(name)s FOR UPDATE"
+ALL_QUEUES = """
+SELECT * FROM queues WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+ORDER BY name, tenant
+"""
+QUEUES_IN_SCOPE = """
+SELECT * FROM queues
+WHERE (%(name)s::text IS NULL OR name = %(name)s)
+  AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+"""
+STATE_COUNTS = """
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, name)
+  ON j.tenant = k.tenant AND j.queue = k.name
+GROUP BY j.tenant, j.queue, j.state
+"""
+PURGEABLE = _sql(
+    "SELECT * FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s"
+    " AND state IN ({pending_states}) ORDER BY id FOR UPDATE"
+)
+PURGE = _sql(
+    "UPDATE jobs SET state = {cancelled}, finished_at = %(now)s, updated_at = %(now)s"
+    " WHERE id = ANY(%(ids)s::uuid[])"
+)

@@ -1,0 +1,566 @@
+"""The job repository, written once over the dialect port (`jobq.store.sql.port`).
+
+Every state change is one transaction that also writes its job_events rows; what each
+change writes is decided in `jobq.store.changes`. Batches are set-based: one write per
+batch for jobs and their events, never a statement per job, and what a statement just
+changed is built from what was read, not read back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound, StaleLease
+from jobq.core.model import (
+    HeartbeatResult,
+    Job,
+    JobEvent,
+    JobFilter,
+    LeaseRef,
+    NewJob,
+    Outcome,
+    QueueConfig,
+    ReleaseResult,
+    SubmitResult,
+    WorkerState,
+)
+from jobq.core.scheduling import weighted_order
+from jobq.core.states import JobState
+from jobq.store.base import DeadLetterSelector, Page, Tenant
+from jobq.store.changes import (
+    DISCARD,
+    END_COLUMNS,
+    EXPIRE,
+    PROMOTE,
+    START,
+    Change,
+    batch_duplicate,
+    cancel_change,
+    checked_dead_letters,
+    ended,
+    idempotent_match,
+    lease_expiry_change,
+    no_repeated_jobs,
+    outcome_change,
+    partition_leases,
+    release_change,
+    replay_change,
+    stale_reason,
+    submitted,
+)
+from jobq.store.sql.port import Dialect
+
+QueueKey = tuple[str, str]  # (tenant, name)
+
+
+def queue_of(job: Job | NewJob) -> QueueKey:
+    return (job.tenant, job.queue)
+
+
+def event_row(event: JobEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "job_id": event.job_id,
+        "queue": event.queue,
+        "tenant": event.tenant,
+        "kind": event.kind.value,
+        "from_state": event.from_state.value if event.from_state else None,
+        "to_state": event.to_state.value if event.to_state else None,
+        "attempt": event.attempt,
+        "at": event.at,
+        "details": event.details,
+    }
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    """The columns a submit inserts; the others take their defaults."""
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "tenant": job.tenant,
+        "type": job.type,
+        "payload": job.payload,
+        "state": job.state.value,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at,
+        "timeout": job.timeout,
+        "expires_at": job.expires_at,
+        "idempotency_key": job.idempotency_key,
+        "correlation_id": job.correlation_id,
+        "trace_context": job.trace_context,
+    }
+
+
+def end_row(job: Job) -> dict[str, Any]:
+    row: dict[str, Any] = {column: getattr(job, column) for column in END_COLUMNS}
+    row["state"] = job.state.value
+    row["id"] = job.id
+    return row
+
+
+def _in_scope(job: Job | None, tenant: Tenant) -> Job | None:
+    return job if job is not None and (tenant is None or job.tenant == tenant) else None
+
+
+def _scoped(jobs: dict[str, Job], tenant: Tenant) -> dict[str, Job]:
+    """Only the jobs in scope: another tenant's job reads as "no such job"."""
+    return jobs if tenant is None else {i: j for i, j in jobs.items() if j.tenant == tenant}
+
+
+class SqlJobs:
+    def __init__(self, dialect: Dialect, queue_defaults: QueueConfig, rng: random.Random) -> None:
+        self._d = dialect
+        self._q = dialect.q
+        self._defaults = queue_defaults
+        self._rng = rng
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _jobs(self, conn: Any, ids: Iterable[str], *, lock: bool = False) -> dict[str, Job]:
+        wanted = sorted({i for i in ids if self._d.valid_id(i)})
+        if not wanted:
+            return {}
+        query = self._q.JOBS_BY_ID_LOCKED if lock else self._q.JOBS_BY_ID
+        rows = await self._d.fetch(conn, query, {"ids": wanted})
+        return {(job := self._d.job(row)).id: job for row in rows}
+
+    async def _queues(self, conn: Any, keys: Iterable[QueueKey]) -> dict[QueueKey, QueueConfig]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        rows = await self._d.fetch(
+            conn,
+            self._q.QUEUES_BY_KEY,
+            {"tenants": [t for t, _ in wanted], "names": [n for _, n in wanted]},
+        )
+        return {(q.tenant, q.name): q for q in map(self._d.queue, rows)}
+
+    async def get(self, job_id: str, *, tenant: Tenant = None) -> Job | None:
+        async with self._d.read() as conn:
+            return _in_scope((await self._jobs(conn, [job_id])).get(job_id), tenant)
+
+    async def page(
+        self, flt: JobFilter, limit: int, after: str | None, *, tenant: Tenant = None
+    ) -> Page:
+        params: dict[str, Any] = {
+            "queue": flt.queue,
+            "states": [s.value for s in flt.states],
+            "type": flt.type,
+            "tenant": flt.tenant,
+            "created_after": flt.created_after,
+            "created_before": flt.created_before,
+        }
+        clauses = [self._q.FILTERS[name] for name, value in params.items() if value]
+        if tenant is not None:
+            clauses.append(self._q.FILTERS["scope"])
+            params["scope"] = tenant
+        if after:
+            if not self._d.valid_id(after):
+                raise InvalidArgument("page_token", "is not a token from a previous page")
+            clauses.append(self._q.AFTER)
+            params["after"] = after
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._d.read() as conn:
+            rows = await self._d.fetch(
+                conn, self._q.PAGE.format(where=where), params | {"limit": limit + 1}
+            )
+        jobs = [self._d.job(r) for r in rows[:limit]]
+        return Page(jobs, jobs[-1].id if len(rows) > limit else None)
+
+    async def events(self, job_id: str) -> list[JobEvent]:
+        if not self._d.valid_id(job_id):
+            return []
+        async with self._d.read() as conn:
+            rows = await self._d.fetch(conn, self._q.EVENTS_OF_JOB, {"id": job_id})
+            return [self._d.event(r) for r in rows]
+
+    # -- submitting ------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[NewJob], now: dt.datetime) -> list[SubmitResult]:
+        try:
+            return await self._submit(jobs, now)
+        except self._d.unique_violation:
+            # Another replica inserted the same idempotency key between our check and our
+            # insert; running again finds its job.
+            return await self._submit(jobs, now)
+
+    async def _submit(self, jobs: Sequence[NewJob], now: dt.datetime) -> list[SubmitResult]:
+        keys = sorted({queue_of(j) for j in jobs})
+        defaults = {
+            column: getattr(self._defaults, column)
+            for column in (
+                "paused",
+                "weight",
+                "max_attempts",
+                "backoff_base",
+                "backoff_max",
+                "lease_timeout",
+                "default_ttl",
+                "concurrency_limit",
+                "retention",
+            )
+        }
+        async with self._d.tx() as conn:
+            rows = await self._d.fetch(
+                conn,
+                self._q.ENSURE_QUEUES,
+                defaults
+                | {"tenants": [t for t, _ in keys], "names": [n for _, n in keys], "now": now},
+            )
+            queues = {(q.tenant, q.name): q for q in map(self._d.queue, rows)}
+            if len(queues) < len(keys):
+                # A queue another transaction created while this statement ran: its insert
+                # waited for that one to commit, but the statement's snapshot predates it.
+                # A new statement sees it.
+                queues = await self._queues(conn, keys)
+            results: list[SubmitResult] = []
+            fresh: list[Job] = []
+            events: list[JobEvent] = []
+            seen: dict[tuple[str, str, str], NewJob] = {}
+            for index, new in enumerate(jobs):
+                existing = await self._match_idempotent(conn, new, index, seen)
+                if existing is not None:
+                    results.append(SubmitResult(existing, created=False))
+                    continue
+                if new.idempotency_key:
+                    seen[(new.tenant, new.queue, new.idempotency_key)] = new
+                job, event = submitted(new, queues[queue_of(new)], now)
+                fresh.append(job)
+                events.append(event)
+                results.append(SubmitResult(job, created=True))
+            if fresh:
+                await self._d.write(
+                    conn,
+                    self._q.SUBMIT,
+                    {"now": now},
+                    jobs=[job_row(j) for j in fresh],
+                    events=[event_row(e) for e in events],
+                    wake=_wake(j for j in fresh if j.state is JobState.QUEUED),
+                )
+        return results
+
+    async def _match_idempotent(
+        self, conn: Any, new: NewJob, index: int, seen: dict[tuple[str, str, str], NewJob]
+    ) -> Job | None:
+        if not new.idempotency_key:
+            return None
+        batch_duplicate(new, index, seen)
+        rows = await self._d.fetch(
+            conn,
+            self._q.JOB_BY_KEY,
+            {"tenant": new.tenant, "queue": new.queue, "key": new.idempotency_key},
+        )
+        return idempotent_match(self._d.job(rows[0]) if rows else None, new)
+
+    # -- cancelling ------------------------------------------------------------------
+
+    async def cancel(
+        self, job_id: str, now: dt.datetime, reason: str, *, tenant: Tenant = None
+    ) -> Job:
+        async with self._d.tx() as conn:
+            job = _in_scope((await self._jobs(conn, [job_id], lock=True)).get(job_id), tenant)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            change = cancel_change(job, now, reason)
+            if change is None:
+                return job
+            fields = {k: v for k, v in change.fields.items() if k != "state"}
+            after = dataclasses.replace(
+                job, **fields, state=JobState(change.fields.get("state", job.state)), updated_at=now
+            )
+            await self._d.execute(
+                conn,
+                self._q.SET_CANCEL,
+                {
+                    "id": job_id,
+                    "state": after.state.value,
+                    "finished_at": after.finished_at,
+                    "cancel_requested": after.cancel_requested,
+                    "now": now,
+                },
+            )
+            await self._d.write(conn, self._q.EVENTS, {}, events=[event_row(change.event)], wake=[])
+            return after
+
+    # -- the worker protocol ---------------------------------------------------------
+
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+    ) -> list[Job]:
+        async with self._d.tx() as conn:
+            rows = await self._d.fetch(
+                conn, self._q.QUEUES_NAMED, {"names": sorted(set(queues)), "tenant": tenant}
+            )
+            open_queues = [(q, q.weight) for q in map(self._d.queue, rows) if not q.paused]
+            leased: list[Job] = []
+            for queue in weighted_order(open_queues, self._rng):
+                room = max_jobs - len(leased)
+                if room <= 0:
+                    break
+                if queue.concurrency_limit:
+                    await self._d.lock_queue(conn, queue.tenant, queue.name)
+                    counted = await self._d.fetch(
+                        conn, self._q.COUNT_RUNNING, {"tenant": queue.tenant, "queue": queue.name}
+                    )
+                    room = min(room, queue.concurrency_limit - counted[0]["n"])
+                    if room <= 0:
+                        continue
+                rows = await self._d.fetch(
+                    conn,
+                    self._q.LEASE,
+                    {
+                        "queue": queue.name,
+                        "tenant": queue.tenant,
+                        "now": now,
+                        "limit": room,
+                        "worker": worker_id,
+                        "lease_until": now + queue.lease_timeout,
+                        "types": list(task_types),
+                    },
+                )
+                if not rows:
+                    continue
+                started = sorted(
+                    map(self._d.job, rows), key=lambda j: (-j.priority, j.run_at, j.id)
+                )
+                events = [
+                    START.event(j, now, was=START.from_states[0], worker_id=worker_id)
+                    for j in started
+                ]
+                await self._d.write(
+                    conn, self._q.EVENTS, {}, events=[event_row(e) for e in events], wake=[]
+                )
+                leased.extend(started)
+            return leased
+
+    async def _held(
+        self, conn: Any, worker_id: str, leases: Sequence[LeaseRef], tenant: Tenant
+    ) -> dict[str, Job]:
+        """The jobs behind `leases`, locked, or StaleLease naming every lease not held."""
+        no_repeated_jobs(leases)
+        jobs = _scoped(await self._jobs(conn, (le.job_id for le in leases), lock=True), tenant)
+        stale = {
+            lease.job_id: why
+            for lease in leases
+            if (why := stale_reason(jobs.get(lease.job_id), worker_id, lease)) is not None
+        }
+        if stale:
+            raise StaleLease(stale)
+        return jobs
+
+    async def heartbeat(
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
+    ) -> HeartbeatResult:
+        no_repeated_jobs(leases)
+        valid = [lease for lease in leases if self._d.valid_id(lease.job_id)]
+        async with self._d.tx() as conn:
+            touched = await self._d.fetch(
+                conn, self._q.TOUCH_WORKER, {"worker": worker_id, "now": now}
+            )
+            if not touched:
+                raise FailedPrecondition(f"worker {worker_id} is not registered")
+            # One statement extends every lease still held; the rest are reported, so a
+            # lease that went stale a moment ago never stops the others.
+            extended = await self._d.fetch(
+                conn,
+                self._q.EXTEND_LEASES,
+                {
+                    "ids": [lease.job_id for lease in valid],
+                    "attempts": [lease.attempt for lease in valid],
+                    "worker": worker_id,
+                    "tenant": tenant,
+                    "now": now,
+                },
+            )
+            live = {str(r["id"]) for r in extended}
+            stale: tuple[Any, ...] = ()
+            if len(live) < len(leases):
+                missing = [lease for lease in leases if lease.job_id not in live]
+                jobs = _scoped(await self._jobs(conn, (le.job_id for le in missing)), tenant)
+                _, stale = partition_leases(jobs, worker_id, missing)
+        expiries = [self._d.decode_time(r["lease_expires_at"]) for r in extended]
+        return HeartbeatResult(
+            cancel_job_ids=tuple(str(r["id"]) for r in extended if r["cancel_requested"]),
+            drain=touched[0]["state"] == WorkerState.DRAINING.value,
+            lease_expires_at=min(expiries, default=None),
+            stale=stale,
+        )
+
+    async def report_progress(
+        self,
+        worker_id: str,
+        lease: LeaseRef,
+        progress: float,
+        message: str,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
+    ) -> Job:
+        async with self._d.tx() as conn:
+            job = (await self._held(conn, worker_id, [lease], tenant))[lease.job_id]
+            await self._d.execute(
+                conn,
+                self._q.PROGRESS,
+                {"id": lease.job_id, "progress": progress, "message": message, "now": now},
+            )
+            return dataclasses.replace(
+                job, progress=progress, progress_message=message, updated_at=now
+            )
+
+    async def _end(
+        self, conn: Any, pairs: Sequence[tuple[Job, Change]], now: dt.datetime
+    ) -> list[Job]:
+        """Write changes that end (or reset) running jobs' leases, with their events, in
+        one write; the jobs as they now are."""
+        after = [ended(job, change, now) for job, change in pairs]
+        if after:
+            await self._d.write(
+                conn,
+                self._q.END_LEASES,
+                {"now": now},
+                jobs=[end_row(j) for j in after],
+                events=[event_row(change.event) for _, change in pairs],
+                wake=_wake(j for j in after if j.state is JobState.QUEUED),
+            )
+        return after
+
+    async def report(
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
+    ) -> list[Job]:
+        async with self._d.tx() as conn:
+            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes], tenant)
+            queues = await self._queues(conn, (queue_of(j) for j in jobs.values()))
+            pairs = []
+            for outcome in outcomes:
+                job = jobs[outcome.lease.job_id]
+                pairs.append(
+                    (job, outcome_change(job, queues[queue_of(job)], outcome, now, self._rng))
+                )
+            return await self._end(conn, pairs, now)
+
+    async def release(
+        self,
+        worker_id: str,
+        leases: Sequence[LeaseRef],
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
+    ) -> ReleaseResult:
+        no_repeated_jobs(leases)
+        async with self._d.tx() as conn:
+            jobs = _scoped(await self._jobs(conn, (le.job_id for le in leases), lock=True), tenant)
+            held, stale = partition_leases(jobs, worker_id, leases)
+            await self._end(conn, [(j, release_change(j, worker_id, now)) for j in held], now)
+            return ReleaseResult(len(held), stale)
+
+    # -- the leader's maintenance ----------------------------------------------------
+
+    async def promote_due(self, now: dt.datetime, limit: int) -> int:
+        async with self._d.tx() as conn:
+            rows = await self._d.fetch(conn, self._q.PROMOTE, {"now": now, "limit": limit})
+            due = [self._d.job(r) for r in rows]
+            await self._d.write(
+                conn,
+                self._q.EVENTS,
+                {},
+                events=[event_row(PROMOTE.event(j, now, was=PROMOTE.from_states[0])) for j in due],
+                wake=_wake(due),
+            )
+            return len(due)
+
+    async def reap_expired_leases(
+        self, now: dt.datetime, limit: int, leader_since: dt.datetime | None = None
+    ) -> list[Job]:
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        query = self._q.EXPIRED_LEASES
+        if leader_since is not None:
+            query = self._q.EXPIRED_LEASES_AFTER_GRACE
+            params["leader_since"] = leader_since
+        async with self._d.tx() as conn:
+            expired = [self._d.job(r) for r in await self._d.fetch(conn, query, params)]
+            queues = await self._queues(conn, (queue_of(j) for j in expired))
+            pairs = [
+                (j, lease_expiry_change(j, queues[queue_of(j)], now, self._rng)) for j in expired
+            ]
+            return await self._end(conn, pairs, now)
+
+    async def expire_unstarted(self, now: dt.datetime, limit: int) -> list[str]:
+        async with self._d.tx() as conn:
+            rows = await self._d.fetch(conn, self._q.EXPIRABLE, {"now": now, "limit": limit})
+            gone = [self._d.job(r) for r in rows]
+            if gone:
+                await self._d.execute(
+                    conn, self._q.EXPIRE, {"ids": [j.id for j in gone], "now": now}
+                )
+                await self._d.write(
+                    conn,
+                    self._q.EVENTS,
+                    {},
+                    events=[event_row(EXPIRE.event(j, now)) for j in gone],
+                    wake=[],
+                )
+            return [j.queue for j in gone]
+
+    async def delete_finished(self, now: dt.datetime, limit: int) -> int:
+        async with self._d.tx() as conn:
+            return await self._d.execute(
+                conn, self._q.DELETE_FINISHED, {"now": now, "limit": limit}
+            )
+
+    async def _select_dead(
+        self, conn: Any, selector: DeadLetterSelector, tenant: Tenant
+    ) -> list[Job]:
+        if selector.ids:
+            jobs = await self._jobs(conn, selector.ids, lock=True)
+            seen = {i: j for i, j in jobs.items() if _in_scope(j, tenant) is not None}
+            return checked_dead_letters(selector.ids, selector.queue, seen)
+        rows = await self._d.fetch(
+            conn, self._q.DEAD_OF_QUEUE, {"queue": selector.queue, "tenant": tenant}
+        )
+        return [self._d.job(r) for r in rows]
+
+    async def replay_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int:
+        async with self._d.tx() as conn:
+            dead = await self._select_dead(conn, selector, tenant)
+            await self._end(conn, [(j, replay_change(j, now)) for j in dead], now)
+            return len(dead)
+
+    async def discard_dead(
+        self, selector: DeadLetterSelector, now: dt.datetime, *, tenant: Tenant = None
+    ) -> int:
+        async with self._d.tx() as conn:
+            dead = await self._select_dead(conn, selector, tenant)
+            if dead:
+                events = [event_row(DISCARD.event(j, now)) for j in dead]
+                await self._d.write(conn, self._q.EVENTS, {}, events=events, wake=[])
+                await self._d.execute(conn, self._q.DELETE_JOBS, {"ids": [j.id for j in dead]})
+            return len(dead)
+
+
+def _wake(jobs: Iterable[Job]) -> list[dict[str, str]]:
+    """One wake-up row per queue that has new leasable work."""
+    return [{"queue": q} for q in sorted({j.queue for j in jobs})]

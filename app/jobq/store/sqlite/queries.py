@@ -1,0 +1,301 @@
+"""The job repository's SQL on SQLite, by name.
+
+Lists go in as JSON text and are read with `json_each`, so every query is one fixed
+text whatever the batch size. Writes are `executemany` per table: in-process, there is
+no round trip to save. Times are integer microseconds since the epoch (`db.to_us`).
+`{queued}` and the like are the states' values (`jobq.store.changes.STATE_SQL`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from jobq.store.changes import END_COLUMNS, STATE_SQL
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SqliteWrite:
+    """Statements run with `executemany`, each over the rows of one table, in order."""
+
+    steps: Sequence[tuple[str, str]]
+
+
+def _sql(text: str) -> str:
+    return text.format(**STATE_SQL)
+
+
+def _ids(name: str) -> str:
+    return f"(SELECT value FROM json_each(:{name}))"
+
+
+INSERT_JOB = """
+INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
+                  timeout_us, expires_at, idempotency_key, correlation_id, trace_context,
+                  created_at, updated_at)
+VALUES (:id, :queue, :tenant, :type, :payload, :state, :priority, :max_attempts, :run_at,
+        :timeout, :expires_at, :idempotency_key, :correlation_id, :trace_context, :now, :now)
+"""
+
+INSERT_EVENT = """
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+VALUES (:id, :job_id, :queue, :tenant, :kind, :from_state, :to_state, :attempt, :at, :details)
+"""
+
+END_LEASE = f"""
+UPDATE jobs SET {", ".join(f"{c} = :{c}" for c in END_COLUMNS)},
+    worker_id = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id
+"""
+
+# One server per file: nobody else to wake (the in-process notifier does it here).
+SUBMIT = SqliteWrite((("jobs", INSERT_JOB), ("events", INSERT_EVENT)))
+EVENTS = SqliteWrite((("events", INSERT_EVENT),))
+END_LEASES = SqliteWrite((("jobs", END_LEASE), ("events", INSERT_EVENT)))
+
+_KEYS = (
+    "(SELECT t.value AS tenant, n.value AS name FROM json_each(:tenants) t"
+    " JOIN json_each(:names) n ON n.key = t.key)"
+)
+
+QUEUES_BY_KEY = f"""
+SELECT q.* FROM queues q JOIN {_KEYS} k ON q.tenant = k.tenant AND q.name = k.name
+"""
+
+ENSURE_QUEUES = (
+    f"""
+INSERT OR IGNORE INTO queues (name, tenant, paused, weight, max_attempts, backoff_base_us,
+                              backoff_max_us, lease_timeout_us, default_ttl_us,
+                              concurrency_limit, retention_us, created_at, updated_at)
+SELECT k.name, k.tenant, :paused, :weight, :max_attempts, :backoff_base, :backoff_max,
+       :lease_timeout, :default_ttl, :concurrency_limit, :retention, :now, :now
+FROM {_KEYS} k
+""",
+    QUEUES_BY_KEY,
+)
+
+QUEUES_NAMED = f"""
+SELECT * FROM queues WHERE name IN {_ids("names")} AND (:tenant IS NULL OR tenant = :tenant)
+ORDER BY name, tenant
+"""
+
+JOB_BY_KEY = """
+SELECT * FROM jobs WHERE tenant = :tenant AND queue = :queue AND idempotency_key = :key
+"""
+
+JOBS_BY_ID = f"SELECT * FROM jobs WHERE id IN {_ids('ids')}"
+# The single writer is the lock: a write transaction (BEGIN IMMEDIATE) excludes the rest.
+JOBS_BY_ID_LOCKED = JOBS_BY_ID
+
+EVENTS_OF_JOB = "SELECT * FROM job_events WHERE job_id = :id ORDER BY seq"
+
+PAGE = "SELECT * FROM jobs {where} ORDER BY id DESC LIMIT :limit"
+FILTERS = {
+    "queue": "queue = :queue",
+    "states": f"state IN {_ids('states')}",
+    "type": "type = :type",
+    "tenant": "tenant = :tenant",
+    "created_after": "created_at > :created_after",
+    "created_before": "created_at < :created_before",
+    "scope": "tenant = :scope",
+}
+AFTER = "id < :after"
+
+LEASE = _sql(
+    f"""
+UPDATE jobs
+SET state = {{running}}, attempt = attempt + 1, worker_id = :worker,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cancel_requested = 0, progress = 0, progress_message = ''
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE tenant = :tenant AND queue = :queue AND state = {{queued}}
+      AND (expires_at IS NULL OR expires_at > :now)
+      AND (json_array_length(:types) = 0 OR type IN {_ids("types")})
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit)
+RETURNING *
+"""
+)
+
+COUNT_RUNNING = _sql(
+    "SELECT count(*) AS n FROM jobs WHERE tenant = :tenant AND queue = :queue AND state = {running}"
+)
+
+TOUCH_WORKER = _sql(
+    """
+UPDATE workers SET last_heartbeat = :now,
+    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
+WHERE id = :worker
+RETURNING state
+"""
+)
+
+EXTEND_LEASES = _sql(
+    f"""
+UPDATE jobs
+SET lease_expires_at = :now + (SELECT q.lease_timeout_us FROM queues q
+                               WHERE q.tenant = jobs.tenant AND q.name = jobs.queue)
+WHERE id IN {_ids("ids")}
+  AND state = {{running}} AND worker_id = :worker AND (:tenant IS NULL OR tenant = :tenant)
+  AND EXISTS (SELECT 1 FROM json_each(:ids) i JOIN json_each(:attempts) a ON a.key = i.key
+              WHERE i.value = jobs.id AND a.value = jobs.attempt)
+RETURNING id, cancel_requested, lease_expires_at
+"""
+)
+
+PROGRESS = """
+UPDATE jobs SET progress = :progress, progress_message = :message, updated_at = :now
+WHERE id = :id
+"""
+
+SET_CANCEL = """
+UPDATE jobs SET state = :state, finished_at = :finished_at,
+    cancel_requested = :cancel_requested, updated_at = :now
+WHERE id = :id
+"""
+
+PROMOTE = _sql(
+    """
+UPDATE jobs SET state = {queued}, updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state = {scheduled} AND run_at <= :now AND (expires_at IS NULL OR expires_at > :now)
+    ORDER BY run_at LIMIT :limit)
+RETURNING *
+"""
+)
+
+EXPIRABLE = _sql(
+    "SELECT * FROM jobs WHERE state IN ({pending_states}) AND expires_at <= :now LIMIT :limit"
+)
+EXPIRE = _sql(
+    "UPDATE jobs SET state = {expired}, finished_at = :now, updated_at = :now"
+    f" WHERE id IN {_ids('ids')}"
+)
+
+_EXPIRED = "SELECT * FROM jobs WHERE state = {running} AND lease_expires_at <= :now"
+_ORDER = " ORDER BY lease_expires_at LIMIT :limit"
+EXPIRED_LEASES = _sql(_EXPIRED + _ORDER)
+EXPIRED_LEASES_AFTER_GRACE = _sql(
+    _EXPIRED + " AND (tenant, queue) IN (SELECT tenant, name FROM queues"
+    " WHERE :leader_since + lease_timeout_us <= :now)" + _ORDER
+)
+
+DELETE_FINISHED = """
+DELETE FROM jobs WHERE id IN (
+    SELECT j.id FROM jobs j JOIN queues q ON q.tenant = j.tenant AND q.name = j.queue
+    WHERE j.finished_at IS NOT NULL AND j.finished_at < :now - q.retention_us
+    LIMIT :limit)
+"""
+
+DEAD_OF_QUEUE = _sql(
+    "SELECT * FROM jobs WHERE state = {dead} AND queue = :queue"
+    " AND (:tenant IS NULL OR tenant = :tenant)"
+)
+
+DELETE_JOBS = f"DELETE FROM jobs WHERE id IN {_ids('ids')}"
+
+
+# -- workers -------------------------------------------------------------------------
+
+UPSERT_WORKER = _sql(
+    """
+INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
+                     last_heartbeat, tenant, subject)
+VALUES (:id, :hostname, :queues, :task_types, :capacity, :state, :started_at,
+        :last_heartbeat, :tenant, :subject)
+ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
+    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
+    subject = excluded.subject
+WHERE workers.subject = excluded.subject
+   OR ((workers.subject = '' OR workers.state = {worker_stopped})
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = workers.id
+                       AND j.state = {running}))
+RETURNING id
+"""
+)
+
+_WORKERS = _sql(
+    """
+SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.state = {running})
+       AS in_flight
+FROM workers w
+"""
+)
+WORKER_BY_ID = _WORKERS + " WHERE w.id = :id AND (:tenant IS NULL OR w.tenant = :tenant)"
+WORKERS = _WORKERS + " WHERE (:tenant IS NULL OR w.tenant = :tenant) ORDER BY w.started_at"
+SET_WORKER_STATE = """
+UPDATE workers SET state = :state WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)
+"""
+
+# -- the outbox ----------------------------------------------------------------------
+
+UNPUBLISHED = "SELECT * FROM job_events WHERE published_at IS NULL ORDER BY seq LIMIT :limit"
+MARK_PUBLISHED = f"UPDATE job_events SET published_at = :at WHERE id IN {_ids('ids')}"
+BACKLOG = "SELECT count(*) AS n, min(at) AS oldest FROM job_events WHERE published_at IS NULL"
+PRUNE_EVENTS = """
+DELETE FROM job_events WHERE seq IN (
+    SELECT e.seq FROM job_events e WHERE e.at < :before
+       AND (e.published_at IS NOT NULL OR :unpublished)
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id AND j.finished_at IS NULL)
+    ORDER BY e.at LIMIT :limit)
+"""
+
+# -- API keys ------------------------------------------------------------------------
+
+INSERT_KEY = """
+INSERT INTO api_keys (id, secret_sha256, tenant, roles, queues, description, created_at,
+                      expires_at)
+VALUES (:id, :secret_sha256, :tenant, :roles, :queues, :description, :created_at,
+        :expires_at)
+ON CONFLICT (id) DO NOTHING
+"""
+KEY_BY_ID = "SELECT * FROM api_keys WHERE id = :id"
+KEYS = """
+SELECT * FROM api_keys WHERE (:tenant IS NULL OR tenant = :tenant) ORDER BY created_at, id
+"""
+# COALESCE: a second revoke keeps the first time.
+REVOKE_KEY = """
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :now) WHERE id = :id RETURNING *
+"""
+
+# -- queues --------------------------------------------------------------------------
+
+INSERT_QUEUE = """
+INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base_us, backoff_max_us,
+                    lease_timeout_us, default_ttl_us, concurrency_limit, retention_us,
+                    created_at, updated_at)
+VALUES (:name, :tenant, :paused, :weight, :max_attempts, :backoff_base, :backoff_max,
+        :lease_timeout, :default_ttl, :concurrency_limit, :retention, :now, :now)
+"""
+UPDATE_QUEUE = """
+UPDATE queues SET paused = :paused, weight = :weight, max_attempts = :max_attempts,
+    backoff_base_us = :backoff_base, backoff_max_us = :backoff_max,
+    lease_timeout_us = :lease_timeout, default_ttl_us = :default_ttl,
+    concurrency_limit = :concurrency_limit, retention_us = :retention, updated_at = :now
+WHERE tenant = :tenant AND name = :name
+"""
+QUEUE_LOCKED = "SELECT * FROM queues WHERE tenant = :tenant AND name = :name"
+ALL_QUEUES = """
+SELECT * FROM queues WHERE (:tenant IS NULL OR tenant = :tenant) ORDER BY name, tenant
+"""
+QUEUES_IN_SCOPE = """
+SELECT * FROM queues
+WHERE (:name IS NULL OR name = :name) AND (:tenant IS NULL OR tenant = :tenant)
+"""
+STATE_COUNTS = f"""
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN {_KEYS} k ON j.tenant = k.tenant AND j.queue = k.name
+GROUP BY j.tenant, j.queue, j.state
+"""
+PURGEABLE = _sql(
+    "SELECT * FROM jobs WHERE tenant = :tenant AND queue = :queue"
+    " AND state IN ({pending_states}) ORDER BY id"
+)
+PURGE = _sql(
+    "UPDATE jobs SET state = {cancelled}, finished_at = :now, updated_at = :now"
+    f" WHERE id IN {_ids('ids')}"
+)
