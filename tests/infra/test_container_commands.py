@@ -267,8 +267,13 @@ def _uses_redis(scrape: str) -> bool:
         for line in lines
         if line.startswith("jq_redis_operation_duration_seconds_count{")
     ]
-    return sum(calls) > 0 and "jq_redis_fallback 0.0" in lines and not any(
-        line.startswith("jq_redis_errors_total{") and not line.endswith(" 0.0") for line in lines
+    return (
+        sum(calls) > 0
+        and "jq_redis_fallback 0.0" in lines
+        and not any(
+            line.startswith("jq_redis_errors_total{") and not line.endswith(" 0.0")
+            for line in lines
+        )
     )
 
 
