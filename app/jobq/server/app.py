@@ -298,7 +298,12 @@ class ServerApp:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self._health_watch = asyncio.create_task(self._follow_readiness())
         log.info(
-            "jq-server listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port}
+            "jq-server listening: gRPC on %s:%d, HTTP on http://%s:%d/ (console, metrics, readyz)",
+            self.settings.grpc_host,
+            self.grpc_port,
+            self.settings.http_host,
+            self.http_port,
+            extra={"grpc_port": self.grpc_port, "http_port": self.http_port},
         )
 
     async def _check_credentials(self) -> None:

@@ -133,6 +133,24 @@ class JobqService:
             self.notifier.work_available()
         return results
 
+    async def unserved(self, jobs: Sequence[Job]) -> list[str]:
+        """A sentence for each (queue, type) of `jobs` that no live worker in scope serves: a
+        mistyped task name or a queue nobody leases from would otherwise wait silently."""
+        workers = await self.store.workers.all(
+            self.clock.now(), self._defaults.lease_timeout, tenant=scope(caller())
+        )
+        live = [w for w in workers if w.state is WorkerState.ACTIVE]
+        warnings = []
+        for queue, type_ in sorted({(j.queue, j.type) for j in jobs}):
+            if not any(
+                queue in w.queues and (not w.task_types or type_ in w.task_types) for w in live
+            ):
+                warnings.append(
+                    f"no live worker serves task {type_!r} on queue {queue!r}: "
+                    "the job waits until one does (check the name, the queue and jq-worker)"
+                )
+        return warnings
+
     async def get(self, job_id: str) -> Job:
         return await self._get(job_id, scope(caller()))
 
