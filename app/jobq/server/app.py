@@ -25,6 +25,7 @@ from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.server.admin_service import AdminServicer
 from jobq.server.authn import AuthInterceptor, build_authenticator
+from jobq.server.console import add_console
 from jobq.server.guard import RequestGuard
 from jobq.server.instrumented_store import InstrumentedStore
 from jobq.server.interceptors import RpcInterceptor
@@ -282,8 +283,10 @@ class ServerApp:
         )
         await server.start()
         self._server = server
+        http_app = build_http_app(self.metrics.registry, self.readiness)
+        add_console(http_app, self.service, self.authenticator)
         self._http = HttpSidePort(
-            build_http_app(self.metrics.registry, self.readiness),
+            http_app,
             self.settings.http_host,
             self.settings.http_port,
             setting="JQ_HTTP_PORT",

@@ -15,6 +15,7 @@ from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.model import (
     HeartbeatResult,
     Job,
+    JobEvent,
     JobFilter,
     LeaseRef,
     Outcome,
@@ -163,6 +164,11 @@ class JobqService:
         if job is None:
             raise NotFound(f"job {job_id} not found")
         return job
+
+    async def job_events(self, job_id: str) -> list[JobEvent]:
+        """A job's history, oldest first: NotFound as for get() outside the caller's scope."""
+        job = await self._get(job_id, scope(caller()))
+        return await self.store.jobs.events(job.id)
 
     async def list_jobs(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
         if page_size < 0 or page_size > MAX_PAGE:

@@ -75,10 +75,11 @@ class InMemoryServer:
 
     @contextlib.asynccontextmanager
     async def worker(
-        self, *tasks: Task, queues: Iterable[str] = (), concurrency: int = 4
+        self, *tasks: Task, queues: Iterable[str] = (), concurrency: int = 4, token: str = ""
     ) -> AsyncIterator[Worker]:
-        """A worker running `tasks` (on their queues, or `queues`) until the block ends."""
-        connection = WorkerConnection(self.address, "")
+        """A worker running `tasks` (on their queues, or `queues`) until the block ends;
+        `token`: its credential, for a server started with authentication."""
+        connection = WorkerConnection(self.address, token)
         options = WorkerOptions(
             queues=list(queues) or sorted({t.queue for t in tasks}),
             concurrency=concurrency,
@@ -143,8 +144,8 @@ class ServerThread:
         return Client(self.address, **options)
 
     @contextlib.contextmanager
-    def worker(self, *tasks: Task, queues: Iterable[str] = ()) -> Iterator[None]:
-        manager = self.server.worker(*tasks, queues=queues)
+    def worker(self, *tasks: Task, queues: Iterable[str] = (), token: str = "") -> Iterator[None]:
+        manager = self.server.worker(*tasks, queues=queues, token=token)
         self._run(manager.__aenter__())
         try:
             yield
