@@ -92,6 +92,10 @@ def test_the_readme_examples_run_as_written(make_run: RunScript, tmp_path: Path)
                         )
                     )
                 _wait_for_worker(work, env, where)
+                # At start the worker says which port it took and what it serves.
+                started = (work / f"block_{number}.log").read_text()
+                assert "jq-worker: HTTP on http://127.0.0.1:" in started, started
+                assert "email.send (emails)" in started, started
             else:
                 ran = subprocess.run(
                     ["bash", "-euo", "pipefail", "-c", code],

@@ -591,7 +591,8 @@ def dlq_discard(
 # --- API keys ------------------------------------------------------------------------------
 
 Roles = Annotated[
-    list[str], typer.Option("--role", "-r", help="submitter, worker, operator or admin; repeat.")
+    list[str],
+    typer.Option("--role", "-r", help="submitter, worker, operator, admin or viewer; repeat."),
 ]
 KeyQueues = Annotated[
     list[str] | None, typer.Option("--queue", "-q", help="Worker keys: a queue it may serve.")
@@ -672,8 +673,69 @@ def keys_bootstrap(
     print(bootstrap_entry(key, tenant, granted, queues or []), file=sys.stderr)
 
 
+# What --help shows for each value, instead of the Python type (`<str>`); flags show none.
+PLACEHOLDERS = {
+    "server": "HOST:PORT",
+    "token": "KEY",
+    "type": "TASK",
+    "payload": "JSON",
+    "queue": "QUEUE",
+    "name": "QUEUE",
+    "priority": "N",
+    "max_attempts": "N",
+    "limit": "N",
+    "batch": "N",
+    "weight": "N",
+    "concurrency_limit": "N",
+    "delay": "DURATION",
+    "timeout": "DURATION",
+    "ttl": "DURATION",
+    "idempotency_key": "KEY",
+    "page_token": "TOKEN",
+    "state_": "STATE",
+    "file": "FILE",
+    "job_id": "JOB_ID",
+    "ids": "JOB_ID...",
+    "worker_id": "WORKER_ID",
+    "key_id": "KEY_ID",
+    "tenant": "TENANT",
+    "reason": "TEXT",
+    "roles": "ROLE",
+    "queues": "QUEUE",
+    "description": "TEXT",
+    "expires": "DURATION",
+}
+
+
+def _placeholders(command: Any) -> None:
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False):
+            shown = None
+        else:
+            shown = PLACEHOLDERS.get(param.name, (param.name or "value").upper())
+        param.display_type_rich = lambda ctx, shown=shown: shown
+    made = getattr(command, "get_help_option", None)
+    if made is not None:  # --help is made per call, so it is patched as it is made
+
+        def help_option(ctx: Any, made: Any = made) -> Any:
+            option = made(ctx)
+            if option is not None:
+                option.display_type_rich = lambda ctx: None
+            return option
+
+        command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _placeholders(sub)
+
+
+def build_command() -> Any:
+    command = typer.main.get_command(app)
+    _placeholders(command)
+    return command
+
+
 def main() -> None:
-    app()
+    build_command()()
 
 
 if __name__ == "__main__":
