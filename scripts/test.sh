@@ -8,6 +8,7 @@ bash scripts/install-services.sh             # PostgreSQL 15 and PgBouncer binar
 bash scripts/install-redis.sh                # redis-server and redis-cli for the coordination tests
 bash scripts/install-grpcurl.sh >/dev/null    # an external gRPC client for the reflection test
 bash scripts/install-kafka.sh                # Apache Kafka jars (and Java, Maven) for the event tests
+bash scripts/install-chromium.sh             # Debian's Chromium for the console's browser tests
 
 export PATH="$PWD/.cache/bin:$PWD/.venv/bin:$PATH"
 # jsii (under aws-cdk-lib) warns on Node versions it has not been tested with.

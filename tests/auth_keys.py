@@ -21,6 +21,8 @@ ADMIN_KEY = _key(4)
 OWNER_KEY = _key(5)
 # Every role: for the tests that call every RPC with bad input, which are not about access.
 EVERY_ROLE_KEY = _key(6)
+# Read-only (the console's viewers): pages render, actions are refused.
+VIEWER_KEY = _key(7)
 
 KEY_FOR_ROLE = {
     Role.SUBMITTER: SUBMITTER_KEY,
@@ -37,6 +39,7 @@ BOOTSTRAP_KEYS = json.dumps(
         {"key": ADMIN_KEY, "tenant": "*", "roles": ["admin"]},
         {"key": OWNER_KEY, "tenant": "*", "roles": ["submitter", "operator", "admin"]},
         {"key": EVERY_ROLE_KEY, "tenant": "*", "roles": [r.value for r in Role]},
+        {"key": VIEWER_KEY, "tenant": "*", "roles": ["viewer"]},
     ]
 )
 

@@ -94,7 +94,7 @@ def test_the_first_key_from_bootstrap_to_revocation(local: Cluster) -> None:
     assert rows[0]["id"] == key_id and "secret" not in json.dumps(rows)
     denied = run([*ctl, "queues", "list"], holder)
     assert denied.returncode == 6 and "PermissionDenied" in denied.stderr
-    assert run([*ctl, "keys", "revoke", key_id], admin).returncode == 0
+    assert run([*ctl, "keys", "revoke", key_id, "--yes"], admin).returncode == 0
     refused = run([*ctl, "submit", "echo", "{}"], holder)
     assert refused.returncode == 6 and "Unauthenticated" in refused.stderr
     anonymous = run([*ctl, "list"], local.env)

@@ -63,7 +63,7 @@ def test_flaky_job_retries_then_succeeds(cluster: Cluster, client) -> None:
     job = client.submit("flaky", {"failures": 2}, max_attempts=5)
     done = client.wait(job.id)
     assert (done.state, done.attempt) == (JobState.SUCCEEDED, 3)
-    assert json.loads(done.result) == {"succeeded_on_attempt": 3}
+    assert done.result == {"succeeded_on_attempt": 3}
 
 
 def test_failures_dead_letter_and_replay_and_discard_with_jq_ctl(cluster: Cluster, client) -> None:
@@ -96,7 +96,7 @@ def test_sigkilled_worker_job_is_leased_again_and_completes(
     done = client.wait(job.id)
     assert done.state is JobState.SUCCEEDED
     assert done.attempt == 2
-    assert json.loads(done.result) == {"attempt": 2}
+    assert done.result == {"attempt": 2}
 
 
 def test_heartbeats_keep_a_long_job_leased_once(cluster: Cluster, client, operator) -> None:

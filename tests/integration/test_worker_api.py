@@ -133,7 +133,7 @@ async def test_watch_streams_progress_and_the_result(channel, client) -> None:
     await asyncio.wait_for(watcher, 10)
     assert [u.progress for u in seen if u.state is JobState.RUNNING][-2:] == [0.25, 0.5]
     assert seen[-1].state is JobState.SUCCEEDED
-    assert seen[-1].result == '"done"'
+    assert seen[-1].result == "done"
 
 
 async def test_cancel_reaches_the_worker_on_heartbeat(channel, client) -> None:

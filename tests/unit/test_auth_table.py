@@ -108,3 +108,21 @@ def test_a_bad_bootstrap_key_is_not_echoed() -> None:
 def test_symmetric_and_none_algorithms_are_refused(algorithms: str) -> None:
     with pytest.raises(KeyFormatError, match="JQ_AUTH_JWT_ALGORITHMS"):
         parse_algorithms(algorithms)
+
+
+def test_a_viewer_reads_and_changes_nothing() -> None:
+    from jobq.auth.principal import Principal
+    from jobq.core.errors import PermissionDenied
+    from jobq.server.authn import authorize
+
+    viewer = Principal(subject="key:v", tenant="*", roles=frozenset({Role.VIEWER}))
+    for method in permissions.REQUIRED:
+        if method in permissions.READ_ONLY:
+            authorize(method, viewer, None)
+        elif method.startswith("/jobq."):
+            try:
+                authorize(method, viewer, None)
+            except PermissionDenied:
+                continue
+            raise AssertionError(f"a viewer may call {method}")
+    assert set(permissions.REQUIRED) >= permissions.READ_ONLY

@@ -81,6 +81,23 @@ REQUIRED: Final[dict[str, Role | frozenset[Role] | str]] = {
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": AUTHENTICATED,
 }
 
+# The calls that change nothing: a VIEWER may make these whatever role REQUIRED names (the
+# console's read-only users; ADR 0013).
+READ_ONLY: Final = frozenset(
+    {_JOBS + m for m in ("GetJob", "ListJobs", "WatchJob")}
+    | {
+        _ADMIN + m
+        for m in (
+            "GetQueue",
+            "ListQueues",
+            "GetQueueStats",
+            "ListWorkers",
+            "ListDeadLetters",
+            "GetClusterStats",
+        )
+    }
+)
+
 # Worker calls that name queues: a worker credential limited to some queues may name only
 # those (the request field is `queues`; empty means the worker's registered queues).
 QUEUE_SCOPED: Final = frozenset({_WORKERS + "RegisterWorker", _WORKERS + "LeaseJobs"})

@@ -17,6 +17,7 @@ class Role(enum.StrEnum):
     WORKER = "worker"  # the WorkerService calls, for the queues its credential allows
     OPERATOR = "operator"  # queues, dead letters, workers, stats
     ADMIN = "admin"  # API keys
+    VIEWER = "viewer"  # read-only: get and list jobs, queues, stats, workers, dead letters
 
 
 @dataclass(frozen=True, slots=True)

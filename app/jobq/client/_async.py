@@ -6,6 +6,7 @@ import asyncio
 import builtins
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -13,11 +14,11 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from jobq.client import _convert as cv
-from jobq.client._channel import Tls, open_channel
-from jobq.client._errors import from_rpc_error
+from jobq.client._convert import DurationLike, Job
+from jobq.client._retry import RetryPolicy
 from jobq.client._schedules import Schedules
 from jobq.core.errors import InvalidArgument
-from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
+from jobq.core.model import QueueConfig, QueueStats, WorkerInfo
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.ids import new_id
 from jobq.observability import tracing
@@ -33,9 +34,13 @@ from jobq.v1 import (
 from jobq.v1 import (
     job_service_pb2 as job_pb,
 )
+from jobq.wire.channel import Tls, channel_options, open_channel
+from jobq.wire.errors import from_rpc_error
 from jobq.worker.task import Task
 
 T = TypeVar("T")
+
+log = logging.getLogger("jobq.client")
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 SUBMIT_CHUNK = 500
@@ -83,14 +88,21 @@ def _key_from_pb(key: admin_pb.ApiKey) -> ApiKeyInfo:
 class Submitted:
     job: Job
     created: bool  # False: an idempotency key matched an existing job
+    # What the server noticed but accepted, e.g. that no live worker serves the task.
+    warnings: tuple[str, ...] = ()
 
 
-def channel_options() -> list[tuple[str, Any]]:
-    return [
-        ("grpc.max_receive_message_length", 64 << 20),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.enable_retries", 1),
-    ]
+def default_address() -> str:
+    """JQ_SERVER_ADDRESS, else 127.0.0.1:50051: where jq-ctl and jq-worker look too."""
+    from jobq.config import ClientSettings, load  # settings are read when a client is built
+
+    return load(ClientSettings).server_address or DEFAULT_ADDRESS
+
+
+def _warn(warnings: Sequence[str]) -> tuple[str, ...]:
+    for warning in warnings:
+        log.warning("jobq: %s", warning)
+    return tuple(warnings)
 
 
 class AsyncClient:
@@ -101,18 +113,23 @@ class AsyncClient:
 
     def __init__(
         self,
-        address: str = DEFAULT_ADDRESS,
+        address: str | None = None,
         *,
         token: str = "",
         timeout: float = 30.0,
         correlation_id: str = "",
         tls: Tls | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        """`token`: an API key (jq_...) or a JWT, sent as `authorization: Bearer`. `tls`: CA,
-        client certificate; without it, plaintext to a loopback address and TLS otherwise."""
+        """`address`: host:port of jq-server; None: JQ_SERVER_ADDRESS, else 127.0.0.1:50051.
+        `token`: an API key (jq_...) or a JWT, sent as `authorization: Bearer`. `tls`: CA,
+        client certificate; without it, plaintext to a loopback address and TLS otherwise.
+        `retry`: how idempotent calls are retried on UNAVAILABLE (RetryPolicy(); NO_RETRY)."""
+        address = address or default_address()
         self.address = address
         self._token = token
         self._timeout = timeout
+        self._retry = retry or RetryPolicy()
         self._correlation_id = correlation_id
         self._channel = open_channel(address, tls, channel_options())
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
@@ -137,24 +154,93 @@ class AsyncClient:
             metadata.append(("authorization", f"Bearer {self._token}"))
         return metadata
 
-    async def _call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
-        try:
-            return await method(request, timeout=self._timeout, metadata=self._metadata())
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], request: Any, *, idempotent: bool = False
+    ) -> T:
+        attempts = self._retry.attempts if idempotent else 1
+        for retry in range(attempts):
+            try:
+                return await method(request, timeout=self._timeout, metadata=self._metadata())
+            except grpc.RpcError as exc:
+                code = exc.code() if callable(getattr(exc, "code", None)) else None
+                if code != grpc.StatusCode.UNAVAILABLE or retry + 1 >= attempts:
+                    raise from_rpc_error(exc) from None
+            pause = self._retry.pause(retry)
+            log.debug("jobq: server unavailable, retrying in %.2fs", pause)
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     # --- jobs -------------------------------------------------------------------------
 
-    async def submit(self, type: str | Task, payload: Any = None, **options: Any) -> Job:
-        """Submit one job of a task name or an @task. Options: queue, priority, max_attempts,
-        delay ("10m"), run_at, timeout, ttl, idempotency_key, tenant."""
-        return (await self.submit_ex(type, payload, **options)).job
+    async def submit(
+        self,
+        type: str | Task,
+        payload: Any = None,
+        *,
+        queue: str = "",
+        priority: int = 0,
+        max_attempts: int = 0,
+        delay: DurationLike | None = None,
+        run_at: dt.datetime | None = None,
+        timeout: DurationLike | None = None,  # noqa: ASYNC109 (the job's, not the call's)
+        ttl: DurationLike | None = None,
+        idempotency_key: str = "",
+        tenant: str = "",
+    ) -> Job:
+        """Submit one job of a task name or an @task, with a JSON-serialisable payload.
 
-    async def submit_ex(self, type: str | Task, payload: Any = None, **options: Any) -> Submitted:
-        """Like submit, and also says whether the job is new or matched an idempotency key."""
-        request = job_pb.SubmitRequest(job=cv.job_request(type, payload, **options))
-        response = await self._call(self._jobs.Submit, request)
-        return Submitted(cv.job_from_pb(response.job), response.created)
+        `delay` and `timeout` take "10m", seconds or a timedelta; `idempotency_key`: the same
+        key in a queue returns the existing job (and makes the call safe to retry)."""
+        submitted = await self.submit_ex(
+            type,
+            payload,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            delay=delay,
+            run_at=run_at,
+            timeout=timeout,
+            ttl=ttl,
+            idempotency_key=idempotency_key,
+            tenant=tenant,
+        )
+        return submitted.job
+
+    async def submit_ex(
+        self,
+        type: str | Task,
+        payload: Any = None,
+        *,
+        queue: str = "",
+        priority: int = 0,
+        max_attempts: int = 0,
+        delay: DurationLike | None = None,
+        run_at: dt.datetime | None = None,
+        timeout: DurationLike | None = None,  # noqa: ASYNC109 (the job's, not the call's)
+        ttl: DurationLike | None = None,
+        idempotency_key: str = "",
+        tenant: str = "",
+        payload_json: str | None = None,
+    ) -> Submitted:
+        """Like submit, and also says whether the job is new or matched an idempotency key,
+        and what the server warned of. `payload_json`: the payload as JSON text already."""
+        job = cv.job_request(
+            type,
+            payload,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            delay=delay,
+            run_at=run_at,
+            timeout=timeout,
+            ttl=ttl,
+            idempotency_key=idempotency_key,
+            tenant=tenant,
+            payload_json=payload_json,
+        )
+        request = job_pb.SubmitRequest(job=job)
+        response = await self._call(self._jobs.Submit, request, idempotent=bool(idempotency_key))
+        return Submitted(cv.job_from_pb(response.job), response.created, _warn(response.warnings))
 
     async def submit_many(
         self,
@@ -178,10 +264,14 @@ class AsyncClient:
         async def send(index: int, batch: list[Any]) -> None:
             try:
                 request = job_pb.SubmitBatchRequest(jobs=batch)
-                response = await self._call(self._jobs.SubmitBatch, request)
+                keyed = all(job.idempotency_key for job in batch)
+                response = await self._call(self._jobs.SubmitBatch, request, idempotent=keyed)
             finally:
                 slots.release()
-            sent[index] = [Submitted(cv.job_from_pb(r.job), r.created) for r in response.results]
+            warnings = _warn(response.warnings)
+            sent[index] = [
+                Submitted(cv.job_from_pb(r.job), r.created, warnings) for r in response.results
+            ]
             if on_progress:
                 on_progress(len(batch))
 
@@ -211,7 +301,9 @@ class AsyncClient:
         return [submitted for results in sent for submitted in results]
 
     async def get(self, job_id: str) -> Job:
-        return cv.job_from_pb(await self._call(self._jobs.GetJob, job_pb.GetJobRequest(id=job_id)))
+        return cv.job_from_pb(
+            await self._call(self._jobs.GetJob, job_pb.GetJobRequest(id=job_id), idempotent=True)
+        )
 
     async def list(
         self,
@@ -231,7 +323,7 @@ class AsyncClient:
             page_size=page_size,
             page_token=page_token,
         )
-        response = await self._call(self._jobs.ListJobs, request)
+        response = await self._call(self._jobs.ListJobs, request, idempotent=True)
         return JobPage([cv.job_from_pb(j) for j in response.jobs], response.next_page_token)
 
     async def cancel(self, job_id: str, reason: str = "") -> Job:
@@ -287,19 +379,21 @@ class AsyncClient:
 
     async def get_queue(self, name: str, tenant: str = "") -> QueueConfig:
         request = admin_pb.GetQueueRequest(name=name, tenant=tenant)
-        return cv.queue_from_pb(await self._call(self._admin.GetQueue, request))
+        return cv.queue_from_pb(await self._call(self._admin.GetQueue, request, idempotent=True))
 
     async def list_queues(self) -> builtins.list[QueueConfig]:
-        response = await self._call(self._admin.ListQueues, admin_pb.ListQueuesRequest())
+        response = await self._call(
+            self._admin.ListQueues, admin_pb.ListQueuesRequest(), idempotent=True
+        )
         return [cv.queue_from_pb(q) for q in response.queues]
 
     async def pause_queue(self, name: str, tenant: str = "") -> QueueConfig:
         request = admin_pb.PauseQueueRequest(name=name, tenant=tenant)
-        return cv.queue_from_pb(await self._call(self._admin.PauseQueue, request))
+        return cv.queue_from_pb(await self._call(self._admin.PauseQueue, request, idempotent=True))
 
     async def resume_queue(self, name: str, tenant: str = "") -> QueueConfig:
         request = admin_pb.ResumeQueueRequest(name=name, tenant=tenant)
-        return cv.queue_from_pb(await self._call(self._admin.ResumeQueue, request))
+        return cv.queue_from_pb(await self._call(self._admin.ResumeQueue, request, idempotent=True))
 
     async def purge_queue(self, name: str, tenant: str = "") -> int:
         request = admin_pb.PurgeQueueRequest(name=name, tenant=tenant)
@@ -308,13 +402,15 @@ class AsyncClient:
     async def queue_stats(self, name: str = "", tenant: str = "") -> builtins.list[QueueStats]:
         """`tenant` empty: every tenant the caller sees."""
         request = admin_pb.GetQueueStatsRequest(name=name, tenant=tenant)
-        response = await self._call(self._admin.GetQueueStats, request)
+        response = await self._call(self._admin.GetQueueStats, request, idempotent=True)
         return [cv.queue_stats_from_pb(s) for s in response.stats]
 
     # --- workers, dead letters, cluster ---------------------------------------------------
 
     async def list_workers(self) -> builtins.list[WorkerInfo]:
-        response = await self._call(self._admin.ListWorkers, admin_pb.ListWorkersRequest())
+        response = await self._call(
+            self._admin.ListWorkers, admin_pb.ListWorkersRequest(), idempotent=True
+        )
         return [cv.worker_from_pb(w) for w in response.workers]
 
     async def drain_worker(self, worker_id: str) -> WorkerInfo:
@@ -327,7 +423,7 @@ class AsyncClient:
         request = admin_pb.ListDeadLettersRequest(
             queue=queue, page_size=page_size, page_token=page_token
         )
-        response = await self._call(self._admin.ListDeadLetters, request)
+        response = await self._call(self._admin.ListDeadLetters, request, idempotent=True)
         return JobPage([cv.job_from_pb(j) for j in response.jobs], response.next_page_token)
 
     async def replay_dead(self, queue: str = "", ids: Sequence[str] = ()) -> int:
@@ -373,7 +469,9 @@ class AsyncClient:
         return _key_from_pb(key)
 
     async def cluster_stats(self) -> dict[str, Any]:
-        response = await self._call(self._admin.GetClusterStats, admin_pb.GetClusterStatsRequest())
+        response = await self._call(
+            self._admin.GetClusterStats, admin_pb.GetClusterStatsRequest(), idempotent=True
+        )
         return {
             "jobs_by_state": dict(response.jobs_by_state),
             "queues": response.queues,

@@ -1,4 +1,5 @@
-"""Protobuf messages to the SDK's plain objects (the core model) and back."""
+"""Protobuf messages to the SDK's objects: the core model, with payloads and results
+decoded from JSON, and the Submit request built from submit()'s arguments."""
 
 from __future__ import annotations
 
@@ -7,87 +8,71 @@ import datetime as dt
 import json
 from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
-
-from jobq.core.durations import parse_duration
-from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo, WorkerState
-from jobq.core.states import JobState
-from jobq.v1 import job_pb2, job_service_pb2, queue_pb2, worker_pb2
-from jobq.wire.times import EPOCH, from_duration, from_timestamp, to_duration, to_timestamp
+from jobq.core import model
+from jobq.core.errors import InvalidArgument
+from jobq.v1 import job_pb2, job_service_pb2
+from jobq.wire import convert as wire
+from jobq.wire.convert import (
+    DurationLike,
+    dur,
+    opt_dt,
+    opt_td,
+    queue_from_pb,
+    queue_stats_from_pb,
+    ts,
+    worker_from_pb,
+)
+from jobq.wire.states import STATE_FROM_PB, STATE_TO_PB
 from jobq.worker.task import Task
 
-STATE_FROM_PB = {
-    job_pb2.JOB_STATE_SCHEDULED: JobState.SCHEDULED,
-    job_pb2.JOB_STATE_QUEUED: JobState.QUEUED,
-    job_pb2.JOB_STATE_RUNNING: JobState.RUNNING,
-    job_pb2.JOB_STATE_SUCCEEDED: JobState.SUCCEEDED,
-    job_pb2.JOB_STATE_DEAD: JobState.DEAD,
-    job_pb2.JOB_STATE_CANCELLED: JobState.CANCELLED,
-    job_pb2.JOB_STATE_EXPIRED: JobState.EXPIRED,
-}
-STATE_TO_PB = {v: k for k, v in STATE_FROM_PB.items()}
-
-WORKER_STATE_FROM_PB = {
-    worker_pb2.WORKER_STATE_ACTIVE: WorkerState.ACTIVE,
-    worker_pb2.WORKER_STATE_DRAINING: WorkerState.DRAINING,
-    worker_pb2.WORKER_STATE_STOPPED: WorkerState.STOPPED,
-    worker_pb2.WORKER_STATE_LOST: WorkerState.LOST,
-}
-
-DurationLike = str | float | int | dt.timedelta
+__all__ = [
+    "STATE_TO_PB",
+    "DurationLike",
+    "Job",
+    "apply_change",
+    "decode",
+    "dur",
+    "job_from_pb",
+    "job_request",
+    "opt_dt",
+    "opt_td",
+    "queue_from_pb",
+    "queue_stats_from_pb",
+    "worker_from_pb",
+]
 
 
-def ts(value: dt.datetime) -> timestamp_pb2.Timestamp:
-    return to_timestamp(value)
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job(model.Job):
+    """A job as the SDK returns it: `payload` and `result` are the Python values their JSON
+    holds (None where there is none), not the JSON text the server stores."""
+
+    payload: Any
+    result: Any = None
 
 
-def opt_dt(message: Any, field: str) -> dt.datetime | None:
-    if not message.HasField(field):
+def decode(text: str) -> Any:
+    """The value of a JSON text the server holds; a text that is no JSON (never written by
+    jobq) is returned as it is rather than hidden behind an error."""
+    if not text:
         return None
-    return from_timestamp(getattr(message, field))
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
-def dur(value: DurationLike) -> duration_pb2.Duration:
-    return to_duration(parse_duration(value))
-
-
-def opt_td(message: Any, field: str) -> dt.timedelta | None:
-    if not message.HasField(field):
-        return None
-    return from_duration(getattr(message, field))
+def encode_payload(payload: Any) -> str:
+    try:
+        return json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument("payload", f"cannot be sent as JSON: {exc}") from None
 
 
 def job_from_pb(job: job_pb2.Job) -> Job:
-    epoch = EPOCH
-    return Job(
-        id=job.id,
-        queue=job.queue,
-        type=job.type,
-        payload=job.payload,
-        state=STATE_FROM_PB.get(job.state, JobState.QUEUED),
-        priority=job.priority,
-        attempt=job.attempt,
-        attempt_base=0,
-        max_attempts=job.max_attempts,
-        run_at=opt_dt(job, "run_at") or epoch,
-        created_at=opt_dt(job, "created_at") or epoch,
-        updated_at=opt_dt(job, "updated_at") or epoch,
-        tenant=job.tenant,
-        timeout=opt_td(job, "timeout"),
-        expires_at=opt_dt(job, "expires_at"),
-        lease_expires_at=opt_dt(job, "lease_expires_at"),
-        worker_id=job.worker_id or None,
-        idempotency_key=job.idempotency_key or None,
-        result=job.result or None,
-        last_error=job.last_error or None,
-        progress=job.progress,
-        progress_message=job.progress_message,
-        cancel_requested=job.cancel_requested,
-        started_at=opt_dt(job, "started_at"),
-        finished_at=opt_dt(job, "finished_at"),
-        correlation_id=job.correlation_id,
-        trace_context=dict(job.trace_context),
-    )
+    core = wire.job_from_pb(job)
+    fields = {f.name: getattr(core, f.name) for f in dataclasses.fields(core)}
+    return Job(**fields | {"payload": decode(job.payload), "result": decode(job.result)})
 
 
 def apply_change(job: Job, change: job_service_pb2.JobChange) -> Job:
@@ -105,7 +90,7 @@ def apply_change(job: Job, change: job_service_pb2.JobChange) -> Job:
         "finished_at": opt_dt(change, "finished_at"),
     }
     if change.HasField("result"):
-        fields["result"] = change.result or None
+        fields["result"] = decode(change.result)
     if change.HasField("last_error"):
         fields["last_error"] = change.last_error or None
     return dataclasses.replace(job, **fields)
@@ -137,7 +122,7 @@ def job_request(
         type = type.name
     fields: dict[str, Any] = {
         "type": type,
-        "payload": payload_json if payload_json is not None else json.dumps(payload),
+        "payload": payload_json if payload_json is not None else encode_payload(payload),
         "queue": queue,
         "priority": priority,
         "max_attempts": max_attempts,
@@ -153,46 +138,3 @@ def job_request(
     if ttl is not None:
         fields["ttl"] = dur(ttl)
     return job_pb2.Job(**fields)
-
-
-def queue_from_pb(queue: queue_pb2.Queue) -> QueueConfig:
-    return QueueConfig(
-        name=queue.name,
-        tenant=queue.tenant,
-        paused=queue.paused,
-        weight=queue.weight,
-        max_attempts=queue.max_attempts,
-        backoff_base=opt_td(queue, "backoff_base") or dt.timedelta(0),
-        backoff_max=opt_td(queue, "backoff_max") or dt.timedelta(0),
-        lease_timeout=opt_td(queue, "lease_timeout") or dt.timedelta(0),
-        default_ttl=opt_td(queue, "default_ttl"),
-        concurrency_limit=queue.concurrency_limit,
-        retention=opt_td(queue, "retention") or dt.timedelta(0),
-    )
-
-
-def queue_stats_from_pb(stats: queue_pb2.QueueStats) -> QueueStats:
-    return QueueStats(
-        queue=stats.queue,
-        paused=stats.paused,
-        by_state=dict(stats.by_state),
-        oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
-        tenant=stats.tenant,
-    )
-
-
-def worker_from_pb(worker: worker_pb2.Worker) -> WorkerInfo:
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return WorkerInfo(
-        id=worker.id,
-        hostname=worker.hostname,
-        queues=tuple(worker.queues),
-        capacity=worker.capacity,
-        state=WORKER_STATE_FROM_PB.get(worker.state, WorkerState.LOST),
-        started_at=opt_dt(worker, "started_at") or epoch,
-        last_heartbeat=opt_dt(worker, "last_heartbeat") or epoch,
-        task_types=tuple(worker.task_types),
-        in_flight=worker.in_flight,
-        tenant=worker.tenant,
-        subject=worker.subject,
-    )

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -39,7 +40,8 @@ from jobq.ctl.schedules import schedules_app
 
 T = TypeVar("T")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# add_completion: `jq-ctl --install-completion` / `--show-completion` for bash, zsh and fish.
+app = typer.Typer(add_completion=True, no_args_is_help=True, help=__doc__)
 queues_app = typer.Typer(no_args_is_help=True, help="Create, change, pause and inspect queues.")
 workers_app = typer.Typer(no_args_is_help=True, help="List and drain workers.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, replay, discard.")
@@ -65,6 +67,24 @@ EXIT_CODES: list[tuple[type[JobqError], int]] = [
 ]
 
 
+# What to try next, for the errors a new user meets first; printed under the error line.
+HINTS: list[tuple[type[JobqError], str]] = [
+    (
+        Unavailable,
+        "is jq-server running? Start one with `make run` (or `jq-server`), "
+        "or point --server / JQ_SERVER_ADDRESS at it",
+    ),
+    (Unauthenticated, "give an API key with JQ_TOKEN (or --token)"),
+    (PermissionDenied, "this key's roles do not allow it: see `jq-ctl keys list` (role admin)"),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"jq-ctl {version('jobq')}")
+        raise typer.Exit()
+
+
 class State:
     server: str = ""
     token: str = ""
@@ -87,6 +107,12 @@ def options(
     token: Annotated[
         str, typer.Option("--token", help="API key or JWT (env JQ_TOKEN); prefer the env")
     ] = "",
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     try:
         settings = load(ClientSettings)
@@ -97,10 +123,26 @@ def options(
     state.tls = Tls.from_settings(settings)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    # One line, never wrapped or styled: scripts grep this.
+def fail(message: str, code: int = 1, hint: str = "") -> typer.Exit:
+    # One line, never wrapped or styled: scripts grep this. The hint is a second line.
     print(f"jq-ctl: error: {' '.join(message.split())}", file=sys.stderr)
+    if hint:
+        print(f"jq-ctl: hint: {hint}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    print(f"jq-ctl: warning: {' '.join(message.split())}", file=sys.stderr)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a destructive command; off a terminal there is nobody to ask, so refuse
+    unless --yes says the caller means it."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail(f"{question.rstrip('?')}: refused without --yes (not a terminal)", 2)
+    typer.confirm(question, abort=True)
 
 
 def run(work: Callable[[AsyncClient], Coroutine[Any, Any, T]]) -> T:
@@ -114,7 +156,8 @@ def run(work: Callable[[AsyncClient], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(main())
     except JobqError as exc:
         code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1)
-        raise fail(f"{type(exc).__name__}: {exc}", code) from None
+        hint = next((h for cls, h in HINTS if isinstance(exc, cls)), "")
+        raise fail(f"{type(exc).__name__}: {exc}", code, hint) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -165,8 +208,16 @@ def submit(
         "ttl": duration_option(ttl, "--ttl"),
     }
     submitted = run(lambda c: c.submit_ex(type, None, **options))
+    for warning in submitted.warnings:
+        warn(warning)
     if json_out:
-        render.emit_json({"job": submitted.job, "created": submitted.created})
+        render.emit_json(
+            {
+                "job": submitted.job,
+                "created": submitted.created,
+                "warnings": list(submitted.warnings),
+            }
+        )
     else:
         note = "" if submitted.created else " (existing job for this idempotency key)"
         render.out.print(f"submitted {submitted.job.id} to {submitted.job.queue}{note}")
@@ -197,6 +248,8 @@ def submit_many(
             )
 
     results = run(work)
+    for warning in sorted({w for r in results for w in r.warnings}):
+        warn(warning)
     created = sum(r.created for r in results)
     if json_out:
         render.emit_json(
@@ -306,7 +359,7 @@ def _watch(job_id: str, json_out: bool) -> None:
             if job.progress and job.state is JobState.RUNNING:
                 line += f" {job.progress:.0%} {job.progress_message}".rstrip()
             if job.state is JobState.SUCCEEDED:
-                line += f" result={job.result}"
+                line += f" result={render.value_text(job.result)}"
             if job.last_error and job.state in (JobState.DEAD, JobState.SCHEDULED):
                 line += f" error={job.last_error}"
             render.out.print(line, markup=False)
@@ -321,11 +374,7 @@ def _watch(job_id: str, json_out: bool) -> None:
 def stats(json_out: JsonFlag = False) -> None:
     """Cluster-wide counts: jobs by state, queues, active workers, outbox backlog."""
     data = run(lambda c: c.cluster_stats())
-    if json_out:
-        render.emit_json(data)
-        return
-    for key, value in data.items():
-        render.out.print(f"{key}: {value}")
+    render.emit_json(data) if json_out else render.cluster_table(data)
 
 
 # --- queues --------------------------------------------------------------------------------
@@ -448,8 +497,7 @@ def queues_purge(
     json_out: JsonFlag = False,
 ) -> None:
     """Cancel every job of a queue that has not started."""
-    if not yes and sys.stdin.isatty():
-        typer.confirm(f"Cancel every pending job in {name}?", abort=True)
+    confirm(f"Cancel every pending job in {name}?", yes)
     count = run(lambda c: c.purge_queue(name, tenant))
     if json_out:
         render.emit_json({"queue": name, "cancelled": count})
@@ -536,8 +584,8 @@ def dlq_discard(
 ) -> None:
     """Delete dead jobs for good."""
     q, job_ids = _selector(queue, ids)
-    if not yes and sys.stdin.isatty():
-        typer.confirm("Delete these dead jobs for good?", abort=True)
+    what = f"{len(job_ids)} dead jobs" if job_ids else f"every dead job in {q}"
+    confirm(f"Delete {what} for good?", yes)
     count = run(lambda c: c.discard_dead(q, job_ids))
     render.emit_json({"discarded": count}) if json_out else render.out.print(f"discarded {count}")
 
@@ -545,7 +593,8 @@ def dlq_discard(
 # --- API keys ------------------------------------------------------------------------------
 
 Roles = Annotated[
-    list[str], typer.Option("--role", "-r", help="submitter, worker, operator or admin; repeat.")
+    list[str],
+    typer.Option("--role", "-r", help="submitter, worker, operator, admin or viewer; repeat."),
 ]
 KeyQueues = Annotated[
     list[str] | None, typer.Option("--queue", "-q", help="Worker keys: a queue it may serve.")
@@ -601,8 +650,13 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, json_out: JsonFlag = False) -> None:
+def keys_revoke(
+    key_id: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
     """Revoke a key: refused from the next call on, on every server."""
+    confirm(f"Revoke API key {key_id}?", yes)
     key = run(lambda c: c.revoke_api_key(key_id))
     render.emit_json(key) if json_out else render.out.print(f"revoked {key.id}")
 
@@ -621,8 +675,69 @@ def keys_bootstrap(
     print(bootstrap_entry(key, tenant, granted, queues or []), file=sys.stderr)
 
 
+# What --help shows for each value, instead of the Python type (`<str>`); flags show none.
+PLACEHOLDERS = {
+    "server": "HOST:PORT",
+    "token": "KEY",
+    "type": "TASK",
+    "payload": "JSON",
+    "queue": "QUEUE",
+    "name": "QUEUE",
+    "priority": "N",
+    "max_attempts": "N",
+    "limit": "N",
+    "batch": "N",
+    "weight": "N",
+    "concurrency_limit": "N",
+    "delay": "DURATION",
+    "timeout": "DURATION",
+    "ttl": "DURATION",
+    "idempotency_key": "KEY",
+    "page_token": "TOKEN",
+    "state_": "STATE",
+    "file": "FILE",
+    "job_id": "JOB_ID",
+    "ids": "JOB_ID...",
+    "worker_id": "WORKER_ID",
+    "key_id": "KEY_ID",
+    "tenant": "TENANT",
+    "reason": "TEXT",
+    "roles": "ROLE",
+    "queues": "QUEUE",
+    "description": "TEXT",
+    "expires": "DURATION",
+}
+
+
+def _placeholders(command: Any) -> None:
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False):
+            shown = None
+        else:
+            shown = PLACEHOLDERS.get(param.name, (param.name or "value").upper())
+        param.display_type_rich = lambda ctx, shown=shown: shown
+    made = getattr(command, "get_help_option", None)
+    if made is not None:  # --help is made per call, so it is patched as it is made
+
+        def help_option(ctx: Any, made: Any = made) -> Any:
+            option = made(ctx)
+            if option is not None:
+                option.display_type_rich = lambda ctx: None
+            return option
+
+        command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _placeholders(sub)
+
+
+def build_command() -> Any:
+    command = typer.main.get_command(app)
+    _placeholders(command)
+    return command
+
+
 def main() -> None:
-    app()
+    build_command()()
 
 
 if __name__ == "__main__":

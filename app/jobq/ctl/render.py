@@ -26,10 +26,9 @@ def plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         data = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, Job):
+            # The SDK has decoded payload and result; attempts counts those since a replay.
+            data["attempts_used"] = value.attempts_used
             data.pop("attempt_base", None)
-            for key in ("payload", "result"):
-                if data.get(key):
-                    data[key] = json.loads(data[key])
         return data
     if isinstance(value, dt.datetime):
         return value.isoformat()
@@ -58,19 +57,38 @@ def _short(text: str | None, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def value_text(value: Any) -> str:
+    """A payload or result as the JSON it was sent as; nothing for none."""
+    return "" if value is None else json.dumps(value)
+
+
+def attempts(job: Job) -> str:
+    """Attempts used of those allowed: after a replay the count starts again, so a job
+    replayed once after 3 of 3 shows 1 of 3 on its next run, not 4 of 3."""
+    return f"{job.attempts_used} of {job.max_attempts}"
+
+
+def nothing(what: str) -> None:
+    out.print(f"no {what}")
+
+
 def jobs_table(jobs: Sequence[Job], title: str = "") -> None:
+    if not jobs:
+        nothing("jobs" if not title else title.lower())
+        return
     table = Table(title=title or None, show_lines=False)
     for column in ("ID", "QUEUE", "TYPE", "STATE", "PRI", "ATTEMPT", "CREATED", "DETAIL"):
         table.add_column(column, no_wrap=column in ("ID", "STATE"))
     for job in jobs:
-        detail = job.last_error if job.state.value in ("dead", "scheduled") else job.result
+        dead = job.state.value in ("dead", "scheduled")
+        detail = job.last_error if dead else value_text(job.result)
         table.add_row(
             job.id,
             job.queue,
             job.type,
             job.state.value,
             str(job.priority),
-            f"{job.attempt}/{job.max_attempts}",
+            attempts(job),
             _when(job.created_at),
             _short(detail),
         )
@@ -84,9 +102,9 @@ def job_detail(job: Job) -> None:
         ("type", job.type),
         ("state", job.state.value),
         ("priority", job.priority),
-        ("attempt", f"{job.attempt} of {job.max_attempts}"),
-        ("payload", job.payload),
-        ("result", job.result or ""),
+        ("attempts", attempts(job)),
+        ("payload", value_text(job.payload)),
+        ("result", value_text(job.result)),
         ("last error", job.last_error or ""),
         ("progress", f"{job.progress:.0%} {job.progress_message}".strip()),
         ("cancel requested", "yes" if job.cancel_requested else ""),
@@ -109,6 +127,9 @@ def job_detail(job: Job) -> None:
 
 
 def queues_table(queues: Sequence[QueueConfig]) -> None:
+    if not queues:
+        nothing("queues")
+        return
     table = Table()
     for column in (
         "QUEUE",
@@ -140,6 +161,9 @@ def queues_table(queues: Sequence[QueueConfig]) -> None:
 
 
 def stats_table(stats: Sequence[QueueStats]) -> None:
+    if not stats:
+        nothing("queues")
+        return
     states = ("scheduled", "queued", "running", "succeeded", "dead", "cancelled", "expired")
     table = Table()
     table.add_column("QUEUE")
@@ -160,8 +184,21 @@ def stats_table(stats: Sequence[QueueStats]) -> None:
 
 
 def workers_table(workers: Sequence[WorkerInfo]) -> None:
+    if not workers:
+        nothing("workers")
+        return
     table = Table()
-    columns = ("ID", "TENANT", "HOST", "STATE", "QUEUES", "IN FLIGHT", "CAPACITY", "LAST HEARTBEAT")
+    columns = (
+        "ID",
+        "TENANT",
+        "HOST",
+        "STATE",
+        "QUEUES",
+        "TASKS",
+        "IN FLIGHT",
+        "CAPACITY",
+        "LAST HEARTBEAT",
+    )
     for column in columns:
         table.add_column(column, no_wrap=column == "ID")
     for w in workers:
@@ -171,6 +208,7 @@ def workers_table(workers: Sequence[WorkerInfo]) -> None:
             w.hostname,
             w.state.value,
             ",".join(w.queues),
+            _short(",".join(w.task_types) or "*"),
             str(w.in_flight),
             str(w.capacity),
             _when(w.last_heartbeat),
@@ -178,7 +216,27 @@ def workers_table(workers: Sequence[WorkerInfo]) -> None:
     out.print(table)
 
 
+def cluster_table(data: dict[str, Any]) -> None:
+    """jq-ctl stats: one table of totals, one of jobs by state."""
+    totals = Table(show_header=False, box=None)
+    totals.add_column(style="bold")
+    totals.add_column(justify="right")
+    totals.add_row("queues", str(data["queues"]))
+    totals.add_row("active workers", str(data["active_workers"]))
+    totals.add_row("outbox backlog", str(data["outbox_backlog"]))
+    out.print(totals)
+    by_state = Table(title="jobs by state")
+    by_state.add_column("STATE")
+    by_state.add_column("JOBS", justify="right")
+    for name, count in sorted(data["jobs_by_state"].items()):
+        by_state.add_row(name, str(count))
+    out.print(by_state if data["jobs_by_state"] else "no jobs")
+
+
 def keys_table(keys: Sequence[Any]) -> None:
+    if not keys:
+        nothing("API keys")
+        return
     table = Table(title="API keys")
     for column in ("id", "tenant", "roles", "queues", "created", "expires", "revoked", "about"):
         table.add_column(column)

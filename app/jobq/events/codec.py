@@ -7,6 +7,7 @@ from google.protobuf import json_format
 from jobq.core.model import JobEvent
 from jobq.core.states import JobState
 from jobq.v1 import events_pb2, job_pb2
+from jobq.wire.states import STATE_TO_PB
 from jobq.wire.times import to_timestamp
 
 EVENT_ID_HEADER = "jq-event-id"
@@ -15,7 +16,7 @@ EVENT_ID_HEADER = "jq-event-id"
 def _state(state: JobState | None) -> job_pb2.JobState.ValueType:
     if state is None:
         return job_pb2.JOB_STATE_UNSPECIFIED
-    return job_pb2.JobState.Value(f"JOB_STATE_{state.name}")
+    return STATE_TO_PB[state]
 
 
 def to_message(event: JobEvent) -> events_pb2.JobEvent:

@@ -25,6 +25,7 @@ from jobq.observability.metrics import ServerMetrics
 from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.server.admin_service import AdminServicer
 from jobq.server.authn import AuthInterceptor, build_authenticator
+from jobq.server.console import add_console
 from jobq.server.coordination import Coordination
 from jobq.server.guard import RequestGuard
 from jobq.server.instrumented_store import InstrumentedStore
@@ -329,8 +330,10 @@ class ServerApp:
         )
         await server.start()
         self._server = server
+        http_app = build_http_app(self.metrics.registry, self.readiness)
+        add_console(http_app, self.service, self.authenticator)
         self._http = HttpSidePort(
-            build_http_app(self.metrics.registry, self.readiness),
+            http_app,
             self.settings.http_host,
             self.settings.http_port,
             setting="JQ_HTTP_PORT",
@@ -349,7 +352,12 @@ class ServerApp:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self._health_watch = asyncio.create_task(self._follow_readiness())
         log.info(
-            "jq-server listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port}
+            "jq-server listening: gRPC on %s:%d, HTTP on http://%s:%d/ (console, metrics, readyz)",
+            self.settings.grpc_host,
+            self.grpc_port,
+            self.settings.http_host,
+            self.http_port,
+            extra={"grpc_port": self.grpc_port, "http_port": self.http_port},
         )
 
     async def _check_credentials(self) -> None:

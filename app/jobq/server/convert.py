@@ -19,30 +19,11 @@ from jobq.core.model import (
     QueueConfig,
     QueueStats,
     WorkerInfo,
-    WorkerState,
 )
-from jobq.core.states import JobState
 from jobq.core.validation import JobSpec
 from jobq.v1 import job_pb2, queue_pb2, worker_pb2, worker_service_pb2
+from jobq.wire.states import STATE_FROM_PB, STATE_TO_PB, WORKER_STATE_TO_PB
 from jobq.wire.times import to_duration, to_timestamp
-
-STATE_TO_PB = {
-    JobState.SCHEDULED: job_pb2.JOB_STATE_SCHEDULED,
-    JobState.QUEUED: job_pb2.JOB_STATE_QUEUED,
-    JobState.RUNNING: job_pb2.JOB_STATE_RUNNING,
-    JobState.SUCCEEDED: job_pb2.JOB_STATE_SUCCEEDED,
-    JobState.DEAD: job_pb2.JOB_STATE_DEAD,
-    JobState.CANCELLED: job_pb2.JOB_STATE_CANCELLED,
-    JobState.EXPIRED: job_pb2.JOB_STATE_EXPIRED,
-}
-STATE_FROM_PB = {v: k for k, v in STATE_TO_PB.items()}
-
-WORKER_STATE_TO_PB = {
-    WorkerState.ACTIVE: worker_pb2.WORKER_STATE_ACTIVE,
-    WorkerState.DRAINING: worker_pb2.WORKER_STATE_DRAINING,
-    WorkerState.STOPPED: worker_pb2.WORKER_STATE_STOPPED,
-    WorkerState.LOST: worker_pb2.WORKER_STATE_LOST,
-}
 
 # Job fields only the server sets; a client that sends one is told so.
 OUTPUT_ONLY_JOB_FIELDS = (
@@ -101,6 +82,7 @@ def job_to_pb(job: Job) -> job_pb2.Job:
         "trace_context": job.trace_context,
         "state": STATE_TO_PB[job.state],
         "attempt": job.attempt,
+        "attempt_base": job.attempt_base,
         "lease_expires_at": ts(job.lease_expires_at),
         "worker_id": job.worker_id or "",
         "result": job.result or "",

@@ -1,4 +1,4 @@
-"""The one table from domain errors to gRPC status codes."""
+"""Domain errors as the rich gRPC status the server sends (the table is jobq.wire.errors)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from jobq.core.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    JobqError,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    StaleLease,
-    Unauthenticated,
-    Unavailable,
-)
-
-STATUS_BY_ERROR: dict[type[JobqError], grpc.StatusCode] = {
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
+from jobq.core.errors import InvalidArgument, JobqError, StaleLease
+from jobq.wire.errors import STATUS_BY_ERROR
 
 
 def status_code_for(error: JobqError) -> grpc.StatusCode:

@@ -14,6 +14,7 @@ from jobq.server import convert
 from jobq.server.rpc_context import Context
 from jobq.server.service import JobqService
 from jobq.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from jobq.wire.states import STATE_TO_PB
 
 
 def _with_correlation(spec: JobSpec) -> JobSpec:
@@ -38,7 +39,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         spec = _with_correlation(convert.spec_from_pb(request.job, "job"))
         (result,) = await self._service.submit([spec], field="job")
         return job_service_pb2.SubmitResponse(
-            job=convert.job_to_pb(result.job), created=result.created
+            job=convert.job_to_pb(result.job),
+            created=result.created,
+            warnings=await self._service.unserved([result.job]),
         )
 
     async def SubmitBatch(
@@ -49,11 +52,13 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             for i, job in enumerate(request.jobs)
         ]
         results = await self._service.submit(specs, field="jobs")
+        warnings = await self._service.unserved([r.job for r in results])
         return job_service_pb2.SubmitBatchResponse(
             results=[
                 job_service_pb2.SubmitResponse(job=convert.job_to_pb(r.job), created=r.created)
                 for r in results
-            ]
+            ],
+            warnings=warnings,
         )
 
     async def GetJob(self, request: job_service_pb2.GetJobRequest, context: Context) -> job_pb2.Job:
@@ -91,7 +96,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
 def change_to_pb(previous: Job, job: Job) -> job_service_pb2.JobChange:
     """The changing fields of `job` as they are now; result and last_error when they changed."""
     fields: dict[str, Any] = {
-        "state": convert.STATE_TO_PB[job.state],
+        "state": STATE_TO_PB[job.state],
         "attempt": job.attempt,
         "progress": job.progress,
         "progress_message": job.progress_message,

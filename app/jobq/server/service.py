@@ -16,6 +16,7 @@ from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.model import (
     HeartbeatResult,
     Job,
+    JobEvent,
     JobFilter,
     LeaseRef,
     Outcome,
@@ -146,6 +147,24 @@ class JobqService:
             self.notifier.work_available(queued)
         return results
 
+    async def unserved(self, jobs: Sequence[Job]) -> list[str]:
+        """A sentence for each (queue, type) of `jobs` that no live worker in scope serves: a
+        mistyped task name or a queue nobody leases from would otherwise wait silently."""
+        workers = await self.store.workers.all(
+            self.clock.now(), self._defaults.lease_timeout, tenant=scope(caller())
+        )
+        live = [w for w in workers if w.state is WorkerState.ACTIVE]
+        warnings = []
+        for queue, type_ in sorted({(j.queue, j.type) for j in jobs}):
+            if not any(
+                queue in w.queues and (not w.task_types or type_ in w.task_types) for w in live
+            ):
+                warnings.append(
+                    f"no live worker serves task {type_!r} on queue {queue!r}: "
+                    "the job waits until one does (check the name, the queue and jq-worker)"
+                )
+        return warnings
+
     async def get(self, job_id: str) -> Job:
         return await self._get(job_id, scope(caller()), cached=True)
 
@@ -171,6 +190,11 @@ class JobqService:
         ids = list(job_ids)
         self.notifier.jobs_changed(ids)
         await self.coordination.jobs_changed(ids)
+
+    async def job_events(self, job_id: str) -> list[JobEvent]:
+        """A job's history, oldest first: NotFound as for get() outside the caller's scope."""
+        job = await self._get(job_id, scope(caller()))
+        return await self.store.jobs.events(job.id)
 
     async def list_jobs(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
         if page_size < 0 or page_size > MAX_PAGE:

@@ -9,15 +9,14 @@ from typing import Any, TypeVar
 
 import grpc
 
-from jobq.client._async import channel_options
-from jobq.client._channel import Tls, open_channel
-from jobq.client._convert import dur, job_from_pb
-from jobq.client._errors import from_rpc_error
 from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
 from jobq.observability import tracing
 from jobq.observability.context import CORRELATION_HEADER
 from jobq.v1 import worker_service_pb2 as pb
 from jobq.v1 import worker_service_pb2_grpc
+from jobq.wire.channel import Tls, channel_options, open_channel
+from jobq.wire.convert import dur, job_from_pb
+from jobq.wire.errors import from_rpc_error
 
 T = TypeVar("T")
 

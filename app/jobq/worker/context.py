@@ -15,8 +15,10 @@ class JobContext:
         attempt: int,
         correlation_id: str,
         on_progress: Callable[[float, str], None],
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> None:
+        """`loop`: the worker's, to which a sync task's thread hands its progress; None: call
+        `on_progress` wherever progress() is called (a test's context)."""
         self.job_id = job_id
         self.type = job_type
         self.queue = queue
@@ -27,6 +29,30 @@ class JobContext:
         # Set once, on the event loop; a sync task's thread only reads it (an attribute read
         # is atomic), so no lock or threading.Event is needed per job.
         self._cancelled = False
+        self.reported: list[tuple[float, str]] = []  # filled only by for_test()'s contexts
+
+    @classmethod
+    def for_test(
+        cls,
+        *,
+        job_id: str = "test-job",
+        type: str = "test",
+        queue: str = "default",
+        attempt: int = 1,
+        correlation_id: str = "test",
+    ) -> JobContext:
+        """A context for calling a task directly in a test: `ctx.reported` lists each
+        progress() call as (fraction, message), and `ctx.cancel()` asks the task to stop."""
+        reported: list[tuple[float, str]] = []
+        ctx = cls(
+            job_id, type, queue, attempt, correlation_id, lambda f, m: reported.append((f, m)), None
+        )
+        ctx.reported = reported
+        return ctx
+
+    def cancel(self) -> None:
+        """Request cancellation, as the server does on a worker's heartbeat (for tests)."""
+        self._cancelled = True
 
     @property
     def cancelled(self) -> bool:
@@ -36,6 +62,9 @@ class JobContext:
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress (0..1). Safe from async tasks and from sync tasks' threads."""
         fraction = min(1.0, max(0.0, float(fraction)))
+        if self._loop is None:
+            self._on_progress(fraction, message)
+            return
         try:
             on_loop = asyncio.get_running_loop() is self._loop
         except RuntimeError:  # a sync task's thread has no running loop

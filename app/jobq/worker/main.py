@@ -11,13 +11,13 @@ from pathlib import Path
 
 import typer
 
-from jobq.client._channel import Tls
 from jobq.config import ConfigError, WorkerSettings, load
 from jobq.core.errors import PermissionDenied, Unauthenticated
 from jobq.observability.http import HttpSidePort, build_http_app
 from jobq.observability.logging import configure_logging
 from jobq.observability.tracing import build_tracer_provider, tracer_from
 from jobq.observability.worker_metrics import WorkerMetrics
+from jobq.wire.channel import Tls
 from jobq.worker.connection import WorkerConnection
 from jobq.worker.runner import Worker, WorkerOptions
 from jobq.worker.task import Task, collect_tasks
@@ -81,12 +81,23 @@ async def run_worker(settings: WorkerSettings, tasks: dict[str, Task], queues: l
         setting="JQ_WORKER_HTTP_PORT",
     )
     try:
-        await http.start()
+        port = await http.start()
     except OSError:
         await connection.close()
         if tracer_provider is not None:
             tracer_provider.shutdown()
         raise
+    # What a new user checks first: which port it took (JQ_WORKER_HTTP_PORT=0 picks one) and
+    # which tasks it serves, with their queues.
+    log.info(
+        "jq-worker: HTTP on http://%s:%d/ (metrics, readyz); server %s; queues %s; tasks %s",
+        settings.http_host,
+        port,
+        settings.server_address,
+        ",".join(queues),
+        ", ".join(f"{t.name} ({t.queue})" for t in sorted(tasks.values(), key=lambda t: t.name)),
+        extra={"http_port": port, "tasks": sorted(tasks)},
+    )
     loop = asyncio.get_running_loop()
     signals = 0
 

@@ -1,4 +1,5 @@
-"""gRPC errors to jobq's exception tree, in one place, for the SDK, the worker and jq-ctl."""
+"""Domain errors <-> gRPC status codes: one table, read one way by the server and the
+other way by the SDK, the worker and jq-ctl."""
 
 from __future__ import annotations
 
@@ -20,16 +21,23 @@ from jobq.core.errors import (
     Unavailable,
 )
 
-_SIMPLE: dict[grpc.StatusCode, type[JobqError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+STATUS_BY_ERROR: dict[type[JobqError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
+
+
+# The inverse, for a client; a deadline passed is, to a caller, a server not answering.
+_SIMPLE: dict[grpc.StatusCode, type[JobqError]] = {
+    code: cls for cls, code in STATUS_BY_ERROR.items() if code != grpc.StatusCode.INVALID_ARGUMENT
+}
+_SIMPLE[grpc.StatusCode.DEADLINE_EXCEEDED] = Unavailable
 
 
 def from_rpc_error(error: grpc.RpcError) -> JobqError:

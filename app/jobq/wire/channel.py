@@ -37,6 +37,14 @@ class Tls:
         )
 
 
+def channel_options() -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", 64 << 20),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.enable_retries", 1),
+    ]
+
+
 def is_loopback(address: str) -> bool:
     if address.startswith("unix:"):
         return True

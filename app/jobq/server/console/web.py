@@ -1,0 +1,396 @@
+"""Console pages and actions over JobqService, under the API's authentication and roles.
+
+Every page and action names the RPC it stands for; `authorize` (the interceptor's check)
+decides it from the same role table, and the service applies the caller's tenant scope.
+A session holds the credential given at login and authenticates it again on every request,
+so a revoked or expired key stops working at once. Every POST carries the session's CSRF
+token; every answer carries a strict Content-Security-Policy (no inline script or style).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hmac
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from jobq.auth.authenticator import Authenticator
+from jobq.auth.principal import Principal, current_principal
+from jobq.core import bounds
+from jobq.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    JobqError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from jobq.core.model import JobFilter
+from jobq.core.states import TERMINAL_STATES, JobState
+from jobq.server.authn import authorize
+from jobq.server.console.charts import last_hour
+from jobq.server.service import JobqService
+from jobq.store.base import DeadLetterSelector
+
+HERE = Path(__file__).parent
+COOKIE = "jq_console"
+SESSION_IDLE = dt.timedelta(hours=8)
+PAGE = 50
+CHART_SAMPLE = 500  # newest finished jobs per queue the charts are drawn from
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_JOBS = "/jobq.v1.JobService/"
+_ADMIN = "/jobq.v1.AdminService/"
+
+
+@dataclasses.dataclass(slots=True)
+class Session:
+    csrf: str
+    credential: str | None  # None: not logged in (or a server without authentication)
+    seen: dt.datetime
+
+
+class Sessions:
+    """In this replica's memory (ADR 0013: a restart or another replica asks to log in again)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Session] = {}
+
+    def get(self, sid: str | None, now: dt.datetime) -> Session | None:
+        session = self._by_id.get(sid or "")
+        if session is None or now - session.seen > SESSION_IDLE:
+            self._by_id.pop(sid or "", None)
+            return None
+        session.seen = now
+        return session
+
+    def new(self, credential: str | None, now: dt.datetime) -> tuple[str, Session]:
+        for old in [k for k, v in self._by_id.items() if now - v.seen > SESSION_IDLE]:
+            del self._by_id[old]
+        sid = secrets.token_urlsafe(32)
+        session = Session(secrets.token_urlsafe(32), credential, now)
+        self._by_id[sid] = session
+        return sid, session
+
+    def drop(self, sid: str | None) -> None:
+        self._by_id.pop(sid or "", None)
+
+
+Handler = Callable[[web.Request, Principal, Session], Awaitable[web.StreamResponse]]
+
+
+class Console:
+    def __init__(self, service: JobqService, authenticator: Authenticator) -> None:
+        self.service = service
+        self.authenticator = authenticator
+        self.sessions = Sessions()
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.templates.filters["when"] = _when
+        self.templates.filters["json"] = _json
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def render(self, name: str, status: int = 200, **context: Any) -> web.Response:
+        body = self.templates.get_template(name).render(**context)
+        return web.Response(text=body, status=status, content_type="text/html")
+
+    def _session(self, request: web.Request) -> tuple[str | None, Session | None]:
+        sid = request.cookies.get(COOKIE)
+        return sid, self.sessions.get(sid, self.service.clock.now())
+
+    def _ensure(self, request: web.Request) -> tuple[str, Session]:
+        """The request's session, or a new one not logged in (it carries the CSRF token)."""
+        sid, session = self._session(request)
+        if sid is None or session is None:
+            return self.sessions.new(None, self.service.clock.now())
+        return sid, session
+
+    def _set_cookie(self, response: web.StreamResponse, sid: str) -> None:
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/", secure=False)
+
+    async def _principal(self, session: Session) -> Principal:
+        metadata = [("authorization", f"Bearer {session.credential}")] if session.credential else []
+        return await self.authenticator.authenticate(metadata, None, self.service.clock.now())
+
+    def page(self, method: str, action: bool = False) -> Callable[[Handler], Any]:
+        """A route standing for RPC `method`: authenticated, authorized, CSRF-checked."""
+
+        def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+            async def serve(request: web.Request) -> web.StreamResponse:
+                sid, session = self._ensure(request)
+                try:
+                    principal = await self._principal(session)
+                except Unauthenticated:
+                    response: web.StreamResponse = _see_other("/login")
+                    self._set_cookie(response, sid)
+                    return response
+                if action:
+                    form = await request.post()
+                    token = str(form.get("csrf", ""))
+                    if not hmac.compare_digest(token, session.csrf):
+                        return self.render(
+                            "error.html",
+                            403,
+                            **self._base(session, principal),
+                            message="The form is stale: reload the page.",
+                        )
+                reset = current_principal.set(principal)
+                try:
+                    authorize(method, principal, None)
+                    response = await handler(request, principal, session)
+                except (PermissionDenied, Unauthenticated) as exc:
+                    response = self.render(
+                        "error.html", 403, **self._base(session, principal), message=str(exc)
+                    )
+                except NotFound as exc:
+                    response = self.render(
+                        "error.html", 404, **self._base(session, principal), message=str(exc)
+                    )
+                except (InvalidArgument, FailedPrecondition) as exc:
+                    response = self.render(
+                        "error.html", 400, **self._base(session, principal), message=str(exc)
+                    )
+                finally:
+                    current_principal.reset(reset)
+                self._set_cookie(response, sid)
+                return response
+
+            return serve
+
+        return wrap
+
+    def _base(self, session: Session, principal: Principal | None) -> dict[str, Any]:
+        return {
+            "csrf": session.csrf,
+            "who": principal,
+            "logged_in": session.credential is not None,
+        }
+
+    # --- login ------------------------------------------------------------------------------
+
+    async def login_form(self, request: web.Request) -> web.StreamResponse:
+        sid, session = self._ensure(request)
+        response = self.render("login.html", csrf=session.csrf, who=None, logged_in=False, error="")
+        self._set_cookie(response, sid)
+        return response
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        sid, session = self._session(request)
+        form = await request.post()
+        if session is None or not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
+            return _see_other("/login")
+        key = str(form.get("key", "")).strip()
+        try:
+            await self.authenticator.authenticate(
+                [("authorization", f"Bearer {key}")], None, self.service.clock.now()
+            )
+        except JobqError as exc:
+            return self.render(
+                "login.html",
+                401,
+                csrf=session.csrf,
+                who=None,
+                logged_in=False,
+                error=f"Not accepted: {exc}",
+            )
+        # A new session id at login: one fixed before it cannot be ridden after.
+        self.sessions.drop(sid)
+        new_sid, _ = self.sessions.new(key, self.service.clock.now())
+        response = _see_other("/queues")
+        self._set_cookie(response, new_sid)
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        sid, session = self._session(request)
+        form = await request.post()
+        if session is not None and hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
+            self.sessions.drop(sid)
+        return _see_other("/login")
+
+    # --- pages ------------------------------------------------------------------------------
+
+    async def queues(self, request: web.Request, who: Principal, session: Session) -> web.Response:
+        stats = await self.service.queue_stats(None, "")
+        now = self.service.clock.now()
+        rows = []
+        for s in stats:
+            flt = JobFilter(queue=s.queue, states=(JobState.SUCCEEDED,), tenant=s.tenant)
+            sample = await self.service.list_jobs(flt, CHART_SAMPLE, "")
+            throughput, latency = last_hour(sample.jobs, now)
+            rows.append({"stats": s, "throughput": throughput, "latency": latency})
+        return self.render(
+            "queues.html", **self._base(session, who), rows=rows, states=[s.value for s in JobState]
+        )
+
+    async def queue_action(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        paused = request.path.endswith("/pause")
+        tenant, name = request.match_info["tenant"], request.match_info["name"]
+        await self.service.update_queue(name, {"paused": paused}, tenant)
+        return _see_other("/queues")
+
+    async def jobs(self, request: web.Request, who: Principal, session: Session) -> web.Response:
+        q = request.query
+        search = q.get("q", "").strip()
+        if search and bounds.is_job_id(search):
+            raise web.HTTPSeeOther(f"/jobs/{search}")
+        state = q.get("state", "")
+        states = (JobState(state),) if state in {s.value for s in JobState} else ()
+        flt = JobFilter(queue=q.get("queue") or None, states=states, type=q.get("type") or None)
+        page = await self.service.list_jobs(flt, PAGE, q.get("after", ""))
+        return self.render(
+            "jobs.html",
+            **self._base(session, who),
+            jobs=page.jobs,
+            after=page.next_after or "",
+            query=dict(q),
+            states=[s.value for s in JobState],
+        )
+
+    async def job(self, request: web.Request, who: Principal, session: Session) -> web.Response:
+        job = await self.service.get(request.match_info["id"])
+        events = await self.service.job_events(job.id)
+        return self.render(
+            "job.html",
+            **self._base(session, who),
+            job=job,
+            events=events,
+            live=job.state not in TERMINAL_STATES,
+        )
+
+    async def job_live(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.Response:
+        job = await self.service.get(request.match_info["id"])
+        return self.render("job_live.html", job=job, live=job.state not in TERMINAL_STATES)
+
+    async def cancel(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        job = await self.service.cancel(request.match_info["id"], "cancelled from the console")
+        return _see_other(f"/jobs/{job.id}")
+
+    async def dead(self, request: web.Request, who: Principal, session: Session) -> web.Response:
+        q = request.query
+        page = await self.service.list_dead(q.get("queue", ""), PAGE, q.get("after", ""))
+        return self.render(
+            "dead.html",
+            **self._base(session, who),
+            jobs=page.jobs,
+            after=page.next_after or "",
+            queue=q.get("queue", ""),
+        )
+
+    async def replay(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        ids = tuple(str(v) for v in (await request.post()).getall("id", []))
+        if not ids:
+            raise InvalidArgument("id", "choose at least one dead job")
+        await self.service.replay_dead(DeadLetterSelector(ids=ids))
+        return _see_other("/dead")
+
+    async def discard(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        form = await request.post()
+        ids = tuple(str(v) for v in form.getall("id", []))
+        if not ids:
+            raise InvalidArgument("id", "choose at least one dead job")
+        if form.get("confirmed") != "yes":  # a page that says what will go, and asks
+            return self.render("confirm.html", **self._base(session, who), ids=ids)
+        await self.service.discard_dead(DeadLetterSelector(ids=ids))
+        return _see_other("/dead")
+
+    async def workers(self, request: web.Request, who: Principal, session: Session) -> web.Response:
+        workers = await self.service.list_workers()
+        return self.render("workers.html", **self._base(session, who), workers=workers)
+
+
+def _see_other(to: str) -> web.Response:
+    # Returned, not raised: aiohttp deprecates returning its HTTPException objects.
+    return web.Response(status=303, headers={"Location": to})
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+def _json(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return json.dumps(json.loads(value), indent=2)
+    except ValueError:
+        return value
+
+
+@web.middleware
+async def _headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a raised redirect or 404 gets the same headers
+        _secure(exc)
+        raise
+    _secure(response)
+    return response
+
+
+def _secure(response: web.StreamResponse) -> None:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if response.content_type == "text/html":
+        response.headers["Cache-Control"] = "no-store"
+
+
+def add_console(app: web.Application, service: JobqService, authenticator: Authenticator) -> None:
+    console = Console(service, authenticator)
+    app.middlewares.append(_headers)
+    r = app.router
+    r.add_get("/", _home)
+    r.add_get("/login", console.login_form)
+    r.add_post("/login", console.login)
+    r.add_post("/logout", console.logout)
+    r.add_get("/queues", console.page(_ADMIN + "GetQueueStats")(console.queues))
+    r.add_post(
+        "/queues/{tenant}/{name}/pause",
+        console.page(_ADMIN + "PauseQueue", action=True)(console.queue_action),
+    )
+    r.add_post(
+        "/queues/{tenant}/{name}/resume",
+        console.page(_ADMIN + "ResumeQueue", action=True)(console.queue_action),
+    )
+    r.add_get("/jobs", console.page(_JOBS + "ListJobs")(console.jobs))
+    r.add_get("/jobs/{id}", console.page(_JOBS + "GetJob")(console.job))
+    r.add_get("/jobs/{id}/live", console.page(_JOBS + "GetJob")(console.job_live))
+    r.add_post("/jobs/{id}/cancel", console.page(_JOBS + "CancelJob", action=True)(console.cancel))
+    r.add_get("/dead", console.page(_ADMIN + "ListDeadLetters")(console.dead))
+    r.add_post(
+        "/dead/replay", console.page(_ADMIN + "ReplayDeadLetters", action=True)(console.replay)
+    )
+    r.add_post(
+        "/dead/discard", console.page(_ADMIN + "DiscardDeadLetters", action=True)(console.discard)
+    )
+    r.add_get("/workers", console.page(_ADMIN + "ListWorkers")(console.workers))
+    r.add_static("/static", HERE / "static", append_version=False)
+
+
+async def _home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/queues")
