@@ -14,6 +14,7 @@ import datetime as dt
 import hmac
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from jobq.store.base import DeadLetterSelector
 HERE = Path(__file__).parent
 COOKIE = "jq_console"
 SESSION_IDLE = dt.timedelta(hours=8)
+ANONYMOUS_IDLE = dt.timedelta(minutes=15)  # a login form left open this long is shown again
+ANONYMOUS_MAX = 10_000
 PAGE = 50
 CHART_SAMPLE = 500  # newest finished jobs per queue the charts are drawn from
 CSP = (
@@ -60,29 +63,52 @@ class Session:
 
 
 class Sessions:
-    """In this replica's memory (ADR 0013: a restart or another replica asks to log in again)."""
+    """In this replica's memory (ADR 0013: a restart or another replica asks to log in again).
 
-    def __init__(self) -> None:
-        self._by_id: dict[str, Session] = {}
+    Every visit without a session gets one (it carries the CSRF token of the login form), so
+    sessions nobody logged into are kept apart, briefly and up to a bound: a flood of
+    anonymous requests costs a bounded amount of memory and never evicts a logged-in user.
+    Each pool is ordered by last use, so expiry and eviction look only at its oldest end.
+    """
+
+    def __init__(self, anonymous_max: int = ANONYMOUS_MAX) -> None:
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()
+        self._users: OrderedDict[str, Session] = OrderedDict()
+        self._anonymous_max = anonymous_max
+
+    def __len__(self) -> int:
+        return len(self._anonymous) + len(self._users)
 
     def get(self, sid: str | None, now: dt.datetime) -> Session | None:
-        session = self._by_id.get(sid or "")
-        if session is None or now - session.seen > SESSION_IDLE:
-            self._by_id.pop(sid or "", None)
-            return None
-        session.seen = now
+        self._expire(now)
+        key = sid or ""
+        pool = self._users if key in self._users else self._anonymous
+        session = pool.get(key)
+        if session is not None:
+            session.seen = now
+            pool.move_to_end(key)
         return session
 
     def new(self, credential: str | None, now: dt.datetime) -> tuple[str, Session]:
-        for old in [k for k, v in self._by_id.items() if now - v.seen > SESSION_IDLE]:
-            del self._by_id[old]
+        self._expire(now)
         sid = secrets.token_urlsafe(32)
         session = Session(secrets.token_urlsafe(32), credential, now)
-        self._by_id[sid] = session
+        if credential is None:
+            self._anonymous[sid] = session
+            while len(self._anonymous) > self._anonymous_max:
+                self._anonymous.popitem(last=False)
+        else:
+            self._users[sid] = session
         return sid, session
 
     def drop(self, sid: str | None) -> None:
-        self._by_id.pop(sid or "", None)
+        self._anonymous.pop(sid or "", None)
+        self._users.pop(sid or "", None)
+
+    def _expire(self, now: dt.datetime) -> None:
+        for pool, idle in ((self._anonymous, ANONYMOUS_IDLE), (self._users, SESSION_IDLE)):
+            while pool and now - next(iter(pool.values())).seen > idle:
+                pool.popitem(last=False)
 
 
 Handler = Callable[[web.Request, Principal, Session], Awaitable[web.StreamResponse]]
@@ -118,8 +144,12 @@ class Console:
             return self.sessions.new(None, self.service.clock.now())
         return sid, session
 
-    def _set_cookie(self, response: web.StreamResponse, sid: str) -> None:
-        response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/", secure=False)
+    def _set_cookie(self, request: web.Request, response: web.StreamResponse, sid: str) -> None:
+        # Secure when the browser came over TLS, directly or through the load balancer
+        # (which says so in X-Forwarded-Proto); a client forging the header only makes
+        # its own cookie stricter.
+        tls = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/", secure=tls)
 
     async def _principal(self, session: Session) -> Principal:
         metadata = [("authorization", f"Bearer {session.credential}")] if session.credential else []
@@ -135,7 +165,7 @@ class Console:
                     principal = await self._principal(session)
                 except Unauthenticated:
                     response: web.StreamResponse = _see_other("/login")
-                    self._set_cookie(response, sid)
+                    self._set_cookie(request, response, sid)
                     return response
                 if action:
                     form = await request.post()
@@ -165,7 +195,7 @@ class Console:
                     )
                 finally:
                     current_principal.reset(reset)
-                self._set_cookie(response, sid)
+                self._set_cookie(request, response, sid)
                 return response
 
             return serve
@@ -184,7 +214,7 @@ class Console:
     async def login_form(self, request: web.Request) -> web.StreamResponse:
         sid, session = self._ensure(request)
         response = self.render("login.html", csrf=session.csrf, who=None, logged_in=False, error="")
-        self._set_cookie(response, sid)
+        self._set_cookie(request, response, sid)
         return response
 
     async def login(self, request: web.Request) -> web.StreamResponse:
@@ -210,7 +240,7 @@ class Console:
         self.sessions.drop(sid)
         new_sid, _ = self.sessions.new(key, self.service.clock.now())
         response = _see_other("/queues")
-        self._set_cookie(response, new_sid)
+        self._set_cookie(request, response, new_sid)
         return response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
