@@ -241,7 +241,18 @@ class RedisCoordinator:
         async with self._init_lock:
             if not self._ready:
                 await self._client.initialize()
+                self._remember_nodes()
                 self._ready = True
+
+    def _remember_nodes(self) -> None:
+        # redis-py rebuilds a cluster's slot map from its startup nodes only: the URL's one
+        # node. Were that node the master that died, a failover could never be learnt (the
+        # client would ask only the dead node for ever). Every node seen becomes a startup
+        # node too. (An ElastiCache configuration endpoint is a DNS name that stays live;
+        # a URL naming one node, as here and in tests, does not.)
+        startup = self._client.nodes_manager.startup_nodes
+        for node in self._client.get_nodes():
+            startup.setdefault(node.name, node)
 
     async def _call(self, what: str, coro: Any) -> Any:
         try:
