@@ -61,7 +61,11 @@ def overlapping(jobs: list[dict[str, Any]]) -> bool:
 
 
 def test_each_overlap_policy_with_a_job_slower_than_the_interval(replicas: Replicas) -> None:
-    server = replicas.start_server("a", JQ_SCHEDULER_INTERVAL="100ms")
+    # A 3 s lease: workers heartbeat every second, and a heartbeat is what carries a cancel
+    # to the worker, so cancel_previous's request reaches a 2.5 s run before it ends.
+    server = replicas.start_server(
+        "a", JQ_SCHEDULER_INTERVAL="100ms", JQ_DEFAULT_LEASE_TIMEOUT="3s"
+    )
     replicas.start_worker(server, "--queues", "overlap", "--concurrency", "8")
 
     async def create() -> dict[str, str]:
