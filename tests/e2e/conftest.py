@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobq.auth.principal import Role
 from jobq.client import Client
 from tests.auth_keys import BOOTSTRAP_KEYS, CTL_ROLE, KEY_FOR_ROLE, WORKER_KEY
+from tests.http import is_ready
 
 BIN = Path(sys.executable).parent
 EXAMPLE_TASKS = "jobq.examples"
@@ -153,11 +154,7 @@ class Cluster:
 
     @staticmethod
     def _ready(http_port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return is_ready(http_port, timeout=1)
 
     def metric(self, name: str, http_port: int | None = None, **labels: str) -> float:
         """One sample from a server's /metrics; 0 when it has not been observed yet."""

@@ -26,7 +26,7 @@ from jobq import AsyncClient, JobqError
 from tests.auth_keys import BOOTSTRAP_KEYS, OPERATOR_KEY, SUBMITTER_KEY, WORKER_KEY
 from tests.e2e.conftest import BIN, Proc, free_port, wait_until
 from tests.e2e.fault_tasks import LOG_VARIABLE
-from tests.e2e.replicas import http_get
+from tests.http import http_get
 
 TASK = "faults.record"
 QUEUE = "faults"

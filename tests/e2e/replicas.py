@@ -10,25 +10,14 @@ import os
 import signal
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.auth_keys import BOOTSTRAP_KEYS, WORKER_KEY
 from tests.e2e.conftest import BIN, Proc, free_port, wait_until
+from tests.http import http_get
 
 TASKS = "replica_tasks"
-
-
-def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, str] | None:
-    """(status, body) of a GET on the side port, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return None
 
 
 def gauge(metrics_text: str, name: str) -> float | None:

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobq import AsyncClient
 from tests.auth_keys import SUBMITTER_KEY
 from tests.e2e.conftest import wait_until
-from tests.e2e.replicas import Replicas, Server, http_get
+from tests.e2e.replicas import Replicas, Server
+from tests.http import http_get
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import yaml
 
 from tests.e2e.conftest import BIN, Proc, wait_until
 from tests.harness.kafka import KafkaBroker
+from tests.http import is_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -24,11 +24,7 @@ COMPOSE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
 
 
 def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
+    return is_ready(port)
 
 
 @pytest.mark.parametrize("service", ["jq-result-processor", "jq-metrics-aggregator"])

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import BIN, Cluster, Proc, free_port, wait_until
 from tests.harness.kafka import KafkaBroker
+from tests.http import http_get
 from tests.integration.test_metrics_scrape import assert_exports_contract, check_with_promtool
 from tests.ops.metric_contract import METRICS_AGGREGATOR_JOB
 
@@ -43,13 +44,8 @@ def sqlite_cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def readyz(port: int) -> int | None:
     """The /readyz status code, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return None
+    got = http_get(port, "/readyz")
+    return None if got is None else got[0]
 
 
 def samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:

@@ -42,6 +42,7 @@ from jobq_infra_testing import ENV_NAMES, REPO_ROOT, Synth
 from tests.e2e.conftest import Proc, free_port, wait_until
 from tests.harness.kafka import KafkaBroker
 from tests.harness.redis import PASSWORD as REDIS_PASSWORD
+from tests.http import is_ready
 from tests.ops.promql_names import raw_metric_names
 
 # Synth of every environment (shared fixture), a broker and processes on 2 busy cores.
@@ -78,11 +79,7 @@ class Backends:
 
 
 def _ready(port: int, path: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
+    return is_ready(port, path)
 
 
 def localize(
