@@ -33,7 +33,7 @@ run: $(STAMP) $(GENERATED)
 
 ## test: every test suite (installs what it needs first)
 test: $(STAMP) $(INFRA_STAMP) $(GENERATED)
-	scripts/test.sh -q
+	scripts/test.sh -q --durations=40
 
 ## test-fast: unit and contract tests only
 test-fast: $(STAMP) $(GENERATED)
