@@ -44,10 +44,12 @@ async def test_rate_grants_the_burst_of_a_batch_and_charges_only_what_it_granted
 
 
 async def test_rate_refills_at_its_rate(coord):
-    assert (await coord.rate_acquire("k", 50.0, 1, 1)).granted == 1
-    assert (await coord.rate_acquire("k", 50.0, 1, 1)).granted == 0
-    await asyncio.sleep(0.1)  # five intervals later, one fits again (burst 1)
-    assert (await coord.rate_acquire("k", 50.0, 1, 3)).granted == 1
+    # 2 per second: the second call comes long before the next half-second interval, even on a
+    # loaded machine (at 50/s a 20 ms stall between two awaits refilled the bucket and flaked)
+    assert (await coord.rate_acquire("k", 2.0, 1, 1)).granted == 1
+    assert (await coord.rate_acquire("k", 2.0, 1, 1)).granted == 0
+    await asyncio.sleep(0.6)  # more than one interval later, one fits again (burst 1)
+    assert (await coord.rate_acquire("k", 2.0, 1, 3)).granted == 1
 
 
 async def test_rate_is_atomic_under_concurrent_batches(coord):
