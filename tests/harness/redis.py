@@ -83,6 +83,10 @@ class RedisNode:
                 "--cluster-port", str(self.bus_port),
                 # Short, so that a killed master's replica takes over within the test.
                 "--cluster-node-timeout", "2000",
+                # A replica takes over however long ago it last heard its master: the default
+                # factor refuses a replica whose link is "too old" in node-timeout units, which
+                # on a loaded machine left a killed master's slots unserved for good.
+                "--cluster-replica-validity-factor", "0",
             ]  # fmt: skip
         if self._log is None:  # kept open across kill() and start() again
             self._log = open(self.root / "redis.log", "ab")  # noqa: SIM115 - closed in stop()
@@ -150,6 +154,8 @@ class RedisClusterHarness:
             "--cluster-yes",
         )  # fmt: skip
         self.wait_ok()
+        if self.replicas:
+            self.wait_replicas_in_sync()
 
     def wait_ok(self, timeout: float = 60.0) -> None:
         """Until every live node says cluster_state:ok (slots covered, failover finished)."""
@@ -168,6 +174,60 @@ class RedisClusterHarness:
             if time.monotonic() > deadline:
                 raise TimeoutError("redis cluster did not reach cluster_state:ok")
             time.sleep(0.2)
+
+    def live(self) -> list[RedisNode]:
+        return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+
+    def wait_replicas_in_sync(self, timeout: float = 60.0) -> None:
+        """Until every replica's link to its master is up: only then can it take over."""
+        deadline = time.monotonic() + timeout
+        masters = set(self.masters())
+        while True:
+            replicas = [n for n in self.live() if n not in masters]
+            if len(replicas) == 3 * self.replicas and all(
+                "master_link_status:up" in cli(n.port, "INFO", "replication") for n in replicas
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("redis cluster replicas did not sync with their masters")
+            time.sleep(0.2)
+
+    def kill_master(self) -> RedisNode:
+        """SIGKILL one master; failed_over() then says when its replica has taken over."""
+        victim = self.masters()[0]
+        victim.kill(signal.SIGKILL)
+        return victim
+
+    def failed_over(self, victim: RedisNode) -> bool:
+        """Every live node sees the victim `fail` and a live master for each of the 16384 slots.
+
+        cluster_state stays ok until the survivors mark the dead master failed (node timeout),
+        so "ok" right after a kill proves nothing.
+        """
+        try:
+            return self._failed_over(victim)
+        except subprocess.CalledProcessError:
+            return False  # a node busy with the election answers on a later round
+
+    def _failed_over(self, victim: RedisNode) -> bool:
+        for node in self.live():
+            lines = cli(node.port, "CLUSTER", "NODES").splitlines()
+            rows = [line.split() for line in lines if line.strip()]
+            dead = [r for r in rows if f":{victim.port}@" in r[1]]
+            if not dead or "fail" not in dead[0][2].split(","):
+                return False
+            served = 0
+            for row in rows:
+                flags = row[2].split(",")
+                if "master" in flags and "fail" not in flags and row is not dead[0]:
+                    for part in row[8:]:
+                        if part.startswith("["):
+                            continue  # a slot in migration
+                        first, _, last = part.partition("-")
+                        served += int(last or first) - int(first) + 1
+            if served != 16384:
+                return False
+        return True
 
     def masters(self) -> list[RedisNode]:
         by_port = {n.port: n for n in self.nodes}
