@@ -14,10 +14,13 @@ from jobq.client import AsyncClient, Node, chain, chord, group, sig
 from jobq.core.errors import InvalidArgument, NotFound
 from jobq.core.model import LeaseRef, Outcome, OutcomeKind
 from jobq.core.states import EventKind, JobState
+from jobq.examples import echo
 from jobq.server.app import ServerApp
+from jobq.testing import ServerThread
 from jobq.worker.connection import WorkerConnection
 from tests.auth_keys import OWNER_KEY, WORKER_KEY
 from tests.integration.backends import BACKENDS, database_url, running
+from tests.integration.test_sdk import ctl
 
 S = JobState
 WAIT = dt.timedelta(milliseconds=200)
@@ -226,3 +229,33 @@ async def test_every_workflow_transition_is_in_the_outbox(app: ServerApp, client
         (EventKind.SUCCEEDED, S.RUNNING, S.SUCCEEDED),
     ]
     assert all(e.details["workflow_id"] == workflow.id for e in events if e.job_id == b)
+
+
+def test_jq_ctl_submits_a_workflow_from_a_file_watches_it_and_cancels_one(
+    jobq_server: ServerThread, tmp_path: Path
+) -> None:
+    spec = {
+        "name": "etl",
+        "nodes": [
+            {"key": "extract", "type": "echo", "payload": {"n": 1}},
+            {"key": "load", "type": "echo", "depends_on": ["extract"]},
+        ],
+    }
+    path = tmp_path / "etl.json"
+    path.write_text(json.dumps(spec))
+    submitted = ctl(jobq_server, "workflows", "submit", str(path), "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    workflow = json.loads(submitted.stdout)
+    assert [n["job"]["state"] for n in workflow["nodes"]] == ["queued", "waiting"]
+    with jobq_server.worker(echo):
+        watched = ctl(jobq_server, "workflows", "watch", workflow["id"])
+    assert watched.returncode == 0, watched.stderr
+    assert watched.stdout.strip().splitlines()[-1] == "succeeded: 2 succeeded"
+
+    path.write_text(json.dumps(spec | {"on_failure": "wait"}))
+    second = json.loads(ctl(jobq_server, "workflows", "submit", str(path), "--json").stdout)
+    cancelled = ctl(jobq_server, "workflows", "cancel", second["id"], "--reason", "no")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "failed" in cancelled.stdout and "cancelled" in cancelled.stdout
+    bad = ctl(jobq_server, "workflows", "get", "nope")
+    assert bad.returncode != 0 and "not found" in bad.stderr

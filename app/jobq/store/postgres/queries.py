@@ -497,6 +497,10 @@ UPDATE jobs j
 SET waiting_on = j.waiting_on - locked.n,
     state = CASE WHEN j.waiting_on - locked.n > 0 THEN {waiting}
                  WHEN j.run_at > %(now)s THEN {scheduled} ELSE {queued} END,
+    -- Due from now, not from its submission: what submit-to-start measures is the wait for
+    -- a worker, not for the parents.
+    run_at = CASE WHEN j.waiting_on - locked.n > 0 THEN j.run_at
+                  ELSE GREATEST(j.run_at, %(now)s) END,
     updated_at = %(now)s
 FROM locked WHERE j.id = locked.id AND j.state = {waiting}
 RETURNING j.*

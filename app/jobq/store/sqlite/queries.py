@@ -350,6 +350,7 @@ UPDATE jobs
 SET waiting_on = waiting_on - {_FROM_DONE},
     state = CASE WHEN waiting_on - {_FROM_DONE} > 0 THEN {{waiting}}
                  WHEN run_at > :now THEN {{scheduled}} ELSE {{queued}} END,
+    run_at = CASE WHEN waiting_on - {_FROM_DONE} > 0 THEN run_at ELSE max(run_at, :now) END,
     updated_at = :now
 WHERE state = {{waiting}}
   AND id IN (SELECT child_id FROM job_dependencies WHERE parent_id IN {_ids("ids")})
