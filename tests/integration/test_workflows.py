@@ -7,19 +7,23 @@ import datetime as dt
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobq.client import AsyncClient, Node, chain, chord, group, sig
-from jobq.core.errors import InvalidArgument, NotFound
+from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.model import LeaseRef, Outcome, OutcomeKind
 from jobq.core.states import EventKind, JobState
 from jobq.examples import echo
 from jobq.server.app import ServerApp
 from jobq.testing import ServerThread
 from jobq.worker.connection import WorkerConnection
+from jobq.worker.context import JobContext
+from jobq.worker.task import Task
 from tests.auth_keys import OWNER_KEY, WORKER_KEY
 from tests.integration.backends import BACKENDS, database_url, running
+from tests.integration.inprocess import running_worker
 from tests.integration.test_sdk import ctl
 
 S = JobState
@@ -259,3 +263,43 @@ def test_jq_ctl_submits_a_workflow_from_a_file_watches_it_and_cancels_one(
     assert "failed" in cancelled.stdout and "cancelled" in cancelled.stdout
     bad = ctl(jobq_server, "workflows", "get", "nope")
     assert bad.returncode != 0 and "not found" in bad.stderr
+
+
+async def _number(payload: Any, ctx: JobContext) -> Any:
+    return payload
+
+
+async def _total(payload: Any, ctx: JobContext) -> Any:
+    parents = await ctx.parent_results()
+    return {"sum": sum(parents.values()), "from": sorted(parents)}
+
+
+def _sync_total(payload: Any, ctx: JobContext) -> Any:
+    return sorted(ctx.parent_results_sync().items())
+
+
+async def test_a_chord_callback_reads_its_parents_results_in_its_context(
+    app: ServerApp, client: AsyncClient
+) -> None:
+    tasks = {
+        "wf.number": Task("wf.number", _number),
+        "wf.total": Task("wf.total", _total),
+        "wf.sync_total": Task("wf.sync_total", _sync_total),
+    }
+    canvas = group(sig("wf.number", 2, key="two"), sig("wf.number", 40, key="forty")) | group(
+        sig("wf.total", key="total"), sig("wf.sync_total", key="sync")
+    )
+    async with running_worker(app, tasks):
+        workflow = await client.submit_workflow(canvas)
+        done = await finished(client, workflow.id)
+    assert done.state == "succeeded"
+    assert done.node("total").result == {"sum": 42, "from": ["forty", "two"]}
+    assert done.node("sync").result == [["forty", 40], ["two", 2]]
+    # A worker that does not hold the lease is refused.
+    connection = WorkerConnection(f"127.0.0.1:{app.grpc_port}", token=WORKER_KEY)
+    try:
+        await connection.register("", ["default"], 1, [])
+        with pytest.raises(FailedPrecondition):
+            await connection.parent_results(LeaseRef(done.node("total").id, 1))
+    finally:
+        await connection.close()

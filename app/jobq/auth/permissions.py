@@ -84,6 +84,7 @@ REQUIRED: Final[dict[str, Role | frozenset[Role] | str]] = {
         _WORKFLOWS + m: Role.SUBMITTER
         for m in ("SubmitWorkflow", "GetWorkflow", "WatchWorkflow", "CancelWorkflow")
     },
+    _WORKFLOWS + "GetParentResults": Role.WORKER,  # for a job the worker holds
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": AUTHENTICATED,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": AUTHENTICATED,
 }

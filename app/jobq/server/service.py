@@ -113,6 +113,14 @@ class JobqService:
     def limits(self) -> Limits:
         return self._limits
 
+    async def own_worker(self, worker_id: str) -> WorkerInfo:
+        """The caller's registered worker of this id, or FailedPrecondition (see _own_worker)."""
+        self._need_worker_id(worker_id)
+        return await self._own_worker(worker_id)
+
+    async def jobs_changed(self, job_ids: Iterable[str]) -> None:
+        await self._jobs_changed(job_ids)
+
     # --- jobs -------------------------------------------------------------------------
 
     async def submit(self, specs: Sequence[JobSpec], field: str = "jobs") -> list[SubmitResult]:

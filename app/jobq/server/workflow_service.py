@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from jobq.core.errors import InvalidArgument
+from jobq.core.model import LeaseRef
 from jobq.core.workflows import FailurePolicy, WorkflowRecord, workflow_state
 from jobq.server import convert
 from jobq.server.job_service import with_correlation
@@ -89,6 +90,16 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     ) -> AsyncIterator[pb.Workflow]:
         async for record in self._workflows.watch(request.id):
             yield workflow_to_pb(record)
+
+    async def GetParentResults(
+        self, request: pb.GetParentResultsRequest, context: Context
+    ) -> pb.GetParentResultsResponse:
+        results = await self._workflows.parent_results(
+            request.worker_id, LeaseRef(request.job_id, request.attempt)
+        )
+        return pb.GetParentResultsResponse(
+            results=[pb.ParentResult(key=key, result=result) for key, result in results]
+        )
 
     async def CancelWorkflow(
         self, request: pb.CancelWorkflowRequest, context: Context

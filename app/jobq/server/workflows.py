@@ -14,8 +14,8 @@ import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
 from jobq.core import bounds
-from jobq.core.errors import InvalidArgument, NotFound
-from jobq.core.model import Job, NewJob
+from jobq.core.errors import InvalidArgument, NotFound, ResourceExhausted, StaleLease
+from jobq.core.model import LeaseRef, NewJob
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.core.validation import JobSpec, validate_job
 from jobq.core.workflows import (
@@ -26,8 +26,9 @@ from jobq.core.workflows import (
     check_graph,
 )
 from jobq.ids import new_id
-from jobq.server.caller import caller, named_tenant, scope
+from jobq.server.caller import caller, named_tenant, scope, worker_scope
 from jobq.server.service import JobqService
+from jobq.store.changes import stale_reason
 
 WATCH_POLL = 0.5  # seconds between a watcher's reads when nothing woke it
 
@@ -122,7 +123,7 @@ class WorkflowService:
         for job in changed:
             if job.state is JobState.CANCELLED:
                 service.metrics.job_transition(job.queue, "cancelled")
-        await service._jobs_changed(j.id for j in changed)
+        await service.jobs_changed(j.id for j in changed)
         return await self.get(workflow_id)
 
     async def watch(
@@ -141,7 +142,22 @@ class WorkflowService:
             await asyncio.sleep(poll)
             record = await self.get(workflow_id)
 
-    async def parent_results(self, job: Job) -> list[tuple[str, str | None]]:
-        if job.workflow_id is None:
-            return []
-        return await self._service.store.workflows.parent_results(job.id)
+    async def parent_results(self, worker_id: str, lease: LeaseRef) -> list[tuple[str, str]]:
+        """(key, result) of each succeeded parent of a job `worker_id` holds, within
+        JQ_MAX_PARENT_RESULTS_BYTES in all."""
+        service = self._service
+        worker = await service.own_worker(worker_id)
+        job = None
+        if bounds.is_job_id(lease.job_id):
+            job = await service.store.jobs.get(lease.job_id, tenant=worker_scope(worker))
+        why = stale_reason(job, worker_id, lease)
+        if why is not None:
+            raise StaleLease({lease.job_id: why})
+        results = await service.store.workflows.parent_results(lease.job_id)
+        limit = service.settings.max_parent_results_bytes
+        size = sum(len(key) + len((result or "").encode()) for key, result in results)
+        if size > limit:
+            raise ResourceExhausted(
+                f"the parents' results are {size} bytes, over JQ_MAX_PARENT_RESULTS_BYTES ({limit})"
+            )
+        return [(key, result or "null") for key, result in results]
