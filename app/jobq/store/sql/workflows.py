@@ -38,6 +38,8 @@ QUEUE_DEFAULT_COLUMNS = (
 )
 
 
+# The job repository's row encoders, imported when first used: jobs.py imports follow_up
+# from here at load time, so importing it back at load time would be a cycle.
 def _event_row(event: JobEvent) -> dict[str, Any]:
     from jobq.store.sql.jobs import event_row
 
