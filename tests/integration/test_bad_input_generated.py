@@ -381,6 +381,11 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         "GetWorkflow": {"id": workflow},
         "WatchWorkflow": {"id": workflow},
         "CancelWorkflow": {"id": workflow, "reason": "r"},
+        "GetParentResults": {
+            "worker_id": worker,
+            "job_id": lease["job_id"],
+            "attempt": lease["attempt"],
+        },
     }[name]
 
 
