@@ -170,6 +170,10 @@ class ServerSettings(KafkaSettings, RedisSettings):
     max_json_depth: int = Field(64, ge=1, le=500)
     # A worker's failure text is kept up to this many bytes (NULs escaped), never refused.
     max_error_bytes: int = Field(16384, ge=256, le=1 << 20)
+    # Nodes in one SubmitWorkflow (ADR 0016): each is a job, all inserted in one transaction.
+    max_workflow_nodes: int = Field(1000, ge=1, le=100_000)
+    # A workflow node's parents' results, summed, that GetParentResults hands its worker.
+    max_parent_results_bytes: int = Field(4 << 20, ge=1024, le=64 << 20)
     # The largest gRPC request accepted (RESOURCE_EXHAUSTED above it); 0: derived from
     # max_batch, max_payload_bytes and max_error_bytes (see receive_limit).
     max_receive_bytes: int = Field(0, ge=0, le=1 << 30)

@@ -9,6 +9,12 @@ CREATE TABLE public.api_keys (
     expires_at timestamp with time zone,
     revoked_at timestamp with time zone
 );
+CREATE TABLE public.job_dependencies (
+    tenant text NOT NULL,
+    workflow_id uuid NOT NULL,
+    parent_id uuid NOT NULL,
+    child_id uuid NOT NULL
+);
 CREATE TABLE public.job_events (
     seq bigint NOT NULL,
     id uuid NOT NULL,
@@ -59,7 +65,10 @@ CREATE TABLE public.jobs (
     updated_at timestamp with time zone NOT NULL,
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
-    CONSTRAINT jobs_state_known CHECK ((state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'dead'::text, 'cancelled'::text, 'expired'::text])))
+    workflow_id uuid,
+    workflow_key text,
+    waiting_on integer DEFAULT 0 NOT NULL,
+    CONSTRAINT jobs_state_known CHECK ((state = ANY (ARRAY['waiting'::text, 'scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'dead'::text, 'cancelled'::text, 'expired'::text])))
 );
 CREATE TABLE public.queues (
     name text NOT NULL,
@@ -127,8 +136,17 @@ CREATE TABLE public.workers (
     tenant text DEFAULT 'default'::text NOT NULL,
     subject text DEFAULT ''::text NOT NULL
 );
+CREATE TABLE public.workflows (
+    id uuid NOT NULL,
+    tenant text NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    on_failure text NOT NULL,
+    created_at timestamp with time zone NOT NULL
+);
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
+ALTER TABLE ONLY public.job_dependencies
+    ADD CONSTRAINT job_dependencies_pkey PRIMARY KEY (parent_id, child_id);
 ALTER TABLE ONLY public.job_events
     ADD CONSTRAINT job_events_id_key UNIQUE (id);
 ALTER TABLE ONLY public.job_events
@@ -147,7 +165,10 @@ ALTER TABLE ONLY public.store_probe
     ADD CONSTRAINT store_probe_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY public.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
+ALTER TABLE ONLY public.workflows
+    ADD CONSTRAINT workflows_pkey PRIMARY KEY (id);
 CREATE INDEX api_keys_tenant ON public.api_keys USING btree (tenant, created_at);
+CREATE INDEX job_dependencies_child ON public.job_dependencies USING btree (child_id);
 CREATE INDEX job_events_at ON public.job_events USING btree (at);
 CREATE INDEX job_events_job ON public.job_events USING btree (job_id, seq);
 CREATE INDEX job_events_unpublished ON public.job_events USING btree (seq) WHERE (published_at IS NULL);
@@ -162,8 +183,18 @@ CREATE INDEX jobs_scheduled ON public.jobs USING btree (run_at) WHERE (state = '
 CREATE INDEX jobs_state ON public.jobs USING btree (state, queue);
 CREATE INDEX jobs_tenant ON public.jobs USING btree (tenant, id);
 CREATE INDEX jobs_worker_id ON public.jobs USING btree (worker_id) WHERE (worker_id IS NOT NULL);
+CREATE INDEX jobs_workflow ON public.jobs USING btree (workflow_id) WHERE (workflow_id IS NOT NULL);
 CREATE INDEX schedules_due ON public.schedules USING btree (next_fire_at) WHERE (NOT paused);
+CREATE INDEX workflows_tenant ON public.workflows USING btree (tenant, created_at);
+ALTER TABLE ONLY public.job_dependencies
+    ADD CONSTRAINT job_dependencies_child_id_fkey FOREIGN KEY (child_id) REFERENCES public.jobs(id) ON DELETE CASCADE;
+ALTER TABLE ONLY public.job_dependencies
+    ADD CONSTRAINT job_dependencies_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.jobs(id) ON DELETE CASCADE;
+ALTER TABLE ONLY public.job_dependencies
+    ADD CONSTRAINT job_dependencies_workflow_id_fkey FOREIGN KEY (workflow_id) REFERENCES public.workflows(id) ON DELETE CASCADE;
 ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_queue_fkey FOREIGN KEY (tenant, queue) REFERENCES public.queues(tenant, name);
+ALTER TABLE ONLY public.jobs
+    ADD CONSTRAINT jobs_workflow_id_fkey FOREIGN KEY (workflow_id) REFERENCES public.workflows(id);
 ALTER TABLE ONLY public.schedule_runs
     ADD CONSTRAINT schedule_runs_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES public.schedules(id) ON DELETE CASCADE;

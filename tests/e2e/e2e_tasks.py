@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -20,3 +21,11 @@ def block(payload: Any, ctx: JobContext) -> dict[str, Any]:
         Path(payload["started"]).touch()
     time.sleep(float(payload.get("seconds", 1)))
     return {"attempt": ctx.attempt}
+
+
+@task("slow_first")
+async def slow_first(payload: Any, ctx: JobContext) -> int:
+    """Its first attempt runs a minute (long enough to be killed in); later ones return."""
+    if ctx.attempt == 1:
+        await asyncio.sleep(60)
+    return ctx.attempt

@@ -30,7 +30,8 @@ SELECT (SELECT count(*) FROM jobs), (SELECT max(updated_at) FROM jobs),
        (SELECT count(*) FROM workers WHERE state = 'active'),
        (SELECT max(seq) FROM job_events), (SELECT count(*) FROM job_events),
        (SELECT count(*) FROM schedules), (SELECT max(updated_at) FROM schedules),
-       (SELECT count(*) FROM schedule_runs)
+       (SELECT count(*) FROM schedule_runs),
+       (SELECT count(*) FROM workflows), (SELECT count(*) FROM job_dependencies)
 """
 
 

@@ -33,7 +33,13 @@ from jobq.auth.permissions import required
 from jobq.auth.principal import Role
 from jobq.client import AsyncClient
 from jobq.server.app import ServerApp
-from jobq.v1 import admin_service_pb2, job_service_pb2, schedule_service_pb2, worker_service_pb2
+from jobq.v1 import (
+    admin_service_pb2,
+    job_service_pb2,
+    schedule_service_pb2,
+    worker_service_pb2,
+    workflow_service_pb2,
+)
 from tests.auth_keys import OWNER_KEY, SUBMITTER_KEY, WORKER_KEY
 from tests.integration import authed
 from tests.integration.backends import running
@@ -46,6 +52,7 @@ SERVICES = (
     (worker_service_pb2, "WorkerService"),
     (admin_service_pb2, "AdminService"),
     (schedule_service_pb2, "ScheduleService"),
+    (workflow_service_pb2, "WorkflowService"),
 )
 NOT_DATA = {"store_probe", "sqlite_sequence"}  # readiness rewrites the probe row
 

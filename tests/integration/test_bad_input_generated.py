@@ -1,5 +1,5 @@
-"""Generated hostile requests over every RPC of JobService, WorkerService, AdminService and
-ScheduleService.
+"""Generated hostile requests over every RPC of JobService, WorkerService, AdminService,
+ScheduleService and WorkflowService.
 
 A seeded generator (JQ_FUZZ_SEED, default 9, so a failure reproduces; JQ_FUZZ_REQUESTS per
 store, default 3000) starts from a plausible request for each method, built from what earlier
@@ -28,7 +28,13 @@ from google.protobuf import descriptor, message_factory
 from google.protobuf.message import Message
 
 from jobq.core import bounds
-from jobq.v1 import admin_service_pb2, job_service_pb2, schedule_service_pb2, worker_service_pb2
+from jobq.v1 import (
+    admin_service_pb2,
+    job_service_pb2,
+    schedule_service_pb2,
+    worker_service_pb2,
+    workflow_service_pb2,
+)
 from tests.integration import authed
 from tests.integration.backends import BACKENDS, database_url, fingerprinter, running
 
@@ -48,6 +54,7 @@ SERVICES = [
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"],
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"],
+    workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"],
 ]
 METHODS = {m.name: m for service in SERVICES for m in service.methods}
 SAMPLE_ID = "0190c6a1-7a3b-7cde-8f00-0123456789ab"
@@ -62,6 +69,7 @@ class State:
         self.leases: list[tuple[str, str, int]] = []  # worker, job id, attempt
         self.queues: list[str] = ["default"]
         self.schedules: list[str] = ["nightly"]
+        self.workflows: list[str] = [SAMPLE_ID]
 
     def learn(self, name: str, response: Message) -> None:
         if name in ("Submit", "SubmitBatch"):
@@ -75,7 +83,10 @@ class State:
             self.queues.append(response.name)
         elif name == "CreateSchedule":
             self.schedules.append(response.name)
-        del self.jobs[:-200], self.leases[:-100], self.workers[:-50]
+        elif name == "SubmitWorkflow":
+            self.workflows.append(response.id)
+            self.jobs.extend(node.job.id for node in response.nodes)
+        del self.jobs[:-200], self.leases[:-100], self.workers[:-50], self.workflows[:-50]
 
 
 class Hostile:
@@ -302,6 +313,7 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         lease = {"job_id": leased, "attempt": attempt}
     job = {"type": "echo", "payload": '{"n": 1}', "queue": queue}
     schedule = rng.choice(state.schedules)
+    workflow = rng.choice(state.workflows)
     calendar: dict[str, Any] = rng.choice(
         [{"cron": "*/5 * * * *", "time_zone": "Europe/Berlin"}, {"interval": {"seconds": 60}}]
     )
@@ -357,6 +369,23 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         "ResumeSchedule": {"name": schedule},
         "DeleteSchedule": {"name": schedule},
         "TriggerSchedule": {"name": schedule},
+        "SubmitWorkflow": {
+            "name": "w",
+            "on_failure": rng.choice([0, 1, 2]),
+            "nodes": [
+                {"key": "a", "job": job},
+                {"key": "b", "job": job, "depends_on": ["a"]},
+                {"key": "c", "job": job, "depends_on": rng.choice([["a", "b"], ["b"]])},
+            ],
+        },
+        "GetWorkflow": {"id": workflow},
+        "WatchWorkflow": {"id": workflow},
+        "CancelWorkflow": {"id": workflow, "reason": "r"},
+        "GetParentResults": {
+            "worker_id": worker,
+            "job_id": lease["job_id"],
+            "attempt": lease["attempt"],
+        },
     }[name]
 
 
@@ -455,5 +484,5 @@ async def test_hostile_requests_never_reach_internal_and_refusals_change_nothing
         f"\n{backend}: {sum(codes.values())} generated requests over {len(methods_seen)} RPCs "
         f"(seed {SEED}): {dict(sorted(codes.items()))}"
     )
-    assert set(methods_seen) == set(METHODS), "every RPC of the four services is driven"
+    assert set(methods_seen) == set(METHODS), "every RPC of the five services is driven"
     assert not failures, "\n".join(failures[:20])

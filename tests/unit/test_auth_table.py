@@ -12,12 +12,24 @@ from jobq.auth.keys import KeyFormatError, bootstrap_entry, hash_secret, new_key
 from jobq.auth.principal import Role
 from jobq.auth.tokens import parse_algorithms
 from jobq.config import known_variables, unknown_variables
-from jobq.v1 import admin_service_pb2, job_service_pb2, schedule_service_pb2, worker_service_pb2
+from jobq.v1 import (
+    admin_service_pb2,
+    job_service_pb2,
+    schedule_service_pb2,
+    worker_service_pb2,
+    workflow_service_pb2,
+)
 
 
 def proto_methods() -> set[str]:
     names = set()
-    for module in (job_service_pb2, worker_service_pb2, admin_service_pb2, schedule_service_pb2):
+    for module in (
+        job_service_pb2,
+        worker_service_pb2,
+        admin_service_pb2,
+        schedule_service_pb2,
+        workflow_service_pb2,
+    ):
         for service in module.DESCRIPTOR.services_by_name.values():
             names |= {f"/{service.full_name}/{m.name}" for m in service.methods}
     return names

@@ -8,13 +8,20 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from jobq.core import bounds
 from jobq.core.errors import InvalidArgument
 from jobq.server.guard import Undecodable, check_request, decoder
-from jobq.v1 import admin_service_pb2, job_pb2, job_service_pb2, worker_service_pb2
+from jobq.v1 import (
+    admin_service_pb2,
+    job_pb2,
+    job_service_pb2,
+    worker_service_pb2,
+    workflow_service_pb2,
+)
 
-LIMITS = bounds.Limits(max_batch=10)
+LIMITS = bounds.Limits(max_batch=10, max_workflow_nodes=5)
 SERVICES = [
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"],
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"],
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+    workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"],
 ]
 
 
@@ -84,6 +91,16 @@ CASES = [
     ),
     (job_service_pb2.ListJobsRequest(page_token="p" * 65), "page_token"),
     (job_service_pb2.ListJobsRequest(states=[1] * 17), "states"),
+    (
+        workflow_service_pb2.SubmitWorkflowRequest(nodes=[workflow_service_pb2.WorkflowNode()] * 6),
+        "nodes",
+    ),
+    (
+        workflow_service_pb2.SubmitWorkflowRequest(
+            nodes=[workflow_service_pb2.WorkflowNode(key="a", depends_on=["b\x00"])]
+        ),
+        "nodes[0].depends_on[0]",
+    ),
 ]
 
 

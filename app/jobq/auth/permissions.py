@@ -19,6 +19,7 @@ _JOBS = "/jobq.v1.JobService/"
 _WORKERS = "/jobq.v1.WorkerService/"
 _ADMIN = "/jobq.v1.AdminService/"
 _SCHEDULES = "/jobq.v1.ScheduleService/"
+_WORKFLOWS = "/jobq.v1.WorkflowService/"
 
 ANY_OF_OPERATOR_ADMIN: Final = frozenset({Role.OPERATOR, Role.ADMIN})
 
@@ -77,6 +78,13 @@ REQUIRED: Final[dict[str, Role | frozenset[Role] | str]] = {
             "TriggerSchedule",
         )
     },
+    # A workflow is a batch of jobs with edges: whoever may submit and cancel jobs may submit
+    # and cancel one (ADR 0016).
+    **{
+        _WORKFLOWS + m: Role.SUBMITTER
+        for m in ("SubmitWorkflow", "GetWorkflow", "WatchWorkflow", "CancelWorkflow")
+    },
+    _WORKFLOWS + "GetParentResults": Role.WORKER,  # for a job the worker holds
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": AUTHENTICATED,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": AUTHENTICATED,
 }
@@ -85,6 +93,7 @@ REQUIRED: Final[dict[str, Role | frozenset[Role] | str]] = {
 # console's read-only users; ADR 0013).
 READ_ONLY: Final = frozenset(
     {_JOBS + m for m in ("GetJob", "ListJobs", "WatchJob")}
+    | {_WORKFLOWS + m for m in ("GetWorkflow", "WatchWorkflow")}
     | {
         _ADMIN + m
         for m in (

@@ -17,6 +17,7 @@ from jobq.client import _convert as cv
 from jobq.client._convert import DurationLike, Job
 from jobq.client._retry import RetryPolicy
 from jobq.client._schedules import Schedules
+from jobq.client._workflows import Canvas, Node, Workflow, as_nodes, workflow_from_pb
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import QueueConfig, QueueStats, WorkerInfo
 from jobq.core.states import TERMINAL_STATES, JobState
@@ -30,9 +31,13 @@ from jobq.v1 import (
     admin_service_pb2_grpc,
     job_service_pb2_grpc,
     queue_pb2,
+    workflow_service_pb2_grpc,
 )
 from jobq.v1 import (
     job_service_pb2 as job_pb,
+)
+from jobq.v1 import (
+    workflow_service_pb2 as workflow_pb,
 )
 from jobq.wire.channel import Tls, channel_options, open_channel
 from jobq.wire.errors import from_rpc_error
@@ -134,6 +139,7 @@ class AsyncClient:
         self._channel = open_channel(address, tls, channel_options())
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
+        self._workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
         self.schedules = Schedules(self._channel, self._call)
 
     async def __aenter__(self) -> AsyncClient:
@@ -359,6 +365,66 @@ class AsyncClient:
             last = job
             if job.state in TERMINAL_STATES:
                 return job
+        assert last is not None
+        return last
+
+    # --- workflows ----------------------------------------------------------------------
+
+    async def submit_workflow(
+        self,
+        nodes: Canvas | Sequence[Node],
+        *,
+        name: str = "",
+        on_failure: str = "cancel",
+        tenant: str = "",
+    ) -> Workflow:
+        """Submit a DAG in one call: `Node`s with `depends_on` keys, or a canvas (chain,
+        group, chord). A node runs once every node it depends on has succeeded.
+        `on_failure`: "cancel" (a dead node cancels its descendants) or "wait" (they wait
+        for it to be replayed)."""
+        if on_failure not in ("cancel", "wait"):
+            raise InvalidArgument("on_failure", f"{on_failure!r} is not cancel or wait")
+        request = workflow_pb.SubmitWorkflowRequest(
+            name=name,
+            tenant=tenant,
+            on_failure=(
+                workflow_pb.FAILURE_POLICY_WAIT
+                if on_failure == "wait"
+                else workflow_pb.FAILURE_POLICY_CANCEL
+            ),
+            nodes=[node.to_pb() for node in as_nodes(nodes)],
+        )
+        return workflow_from_pb(await self._call(self._workflows.SubmitWorkflow, request))
+
+    async def get_workflow(self, workflow_id: str) -> Workflow:
+        request = workflow_pb.GetWorkflowRequest(id=workflow_id)
+        return workflow_from_pb(
+            await self._call(self._workflows.GetWorkflow, request, idempotent=True)
+        )
+
+    async def cancel_workflow(self, workflow_id: str, reason: str = "") -> Workflow:
+        request = workflow_pb.CancelWorkflowRequest(id=workflow_id, reason=reason)
+        return workflow_from_pb(await self._call(self._workflows.CancelWorkflow, request))
+
+    async def watch_workflow(self, workflow_id: str) -> AsyncIterator[Workflow]:
+        """The workflow now, then each time one of its nodes changes state, until every
+        node has finished."""
+        call = self._workflows.WatchWorkflow(
+            workflow_pb.WatchWorkflowRequest(id=workflow_id), metadata=self._metadata()
+        )
+        try:
+            async for message in call:
+                yield workflow_from_pb(message)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    async def wait_workflow(self, workflow_id: str) -> Workflow:
+        """Block until every node of the workflow has finished and return it."""
+        last: Workflow | None = None
+        async for workflow in self.watch_workflow(workflow_id):
+            last = workflow
         assert last is not None
         return last
 

@@ -22,6 +22,7 @@ from jobq.client._async import (
     Submitted,
 )
 from jobq.client._convert import DurationLike, Job
+from jobq.client._workflows import Canvas, Node, Workflow
 from jobq.core.model import QueueConfig, QueueStats, WorkerInfo
 from jobq.core.states import JobState
 from jobq.worker.task import Task
@@ -197,6 +198,37 @@ class Client:
     def wait(self, job_id: str) -> Job:
         """Block until the job reaches a terminal state and return it."""
         return self._run(self._async.wait(job_id))
+
+    def submit_workflow(
+        self,
+        nodes: Canvas | Sequence[Node],
+        *,
+        name: str = "",
+        on_failure: str = "cancel",
+        tenant: str = "",
+    ) -> Workflow:
+        """Submit a DAG in one call: `Node`s with `depends_on` keys, or a canvas (chain,
+        group, chord). A node runs once every node it depends on has succeeded.
+        `on_failure`: "cancel" (a dead node cancels its descendants) or "wait" (they wait
+        for it to be replayed)."""
+        return self._run(
+            self._async.submit_workflow(nodes, name=name, on_failure=on_failure, tenant=tenant)
+        )
+
+    def get_workflow(self, workflow_id: str) -> Workflow:
+        return self._run(self._async.get_workflow(workflow_id))
+
+    def cancel_workflow(self, workflow_id: str, reason: str = "") -> Workflow:
+        return self._run(self._async.cancel_workflow(workflow_id, reason))
+
+    def watch_workflow(self, workflow_id: str) -> Iterator[Workflow]:
+        """The workflow now, then each time one of its nodes changes state, until every
+        node has finished."""
+        return self._iterate(self._async.watch_workflow(workflow_id))
+
+    def wait_workflow(self, workflow_id: str) -> Workflow:
+        """Block until every node of the workflow has finished and return it."""
+        return self._run(self._async.wait_workflow(workflow_id))
 
     def create_queue(self, name: str, **settings: Any) -> QueueConfig:
         return self._run(self._async.create_queue(name, **settings))

@@ -6,7 +6,8 @@ before either sees it. Times stay within what datetime, protobuf and both stores
 (years 1 to 9999), so no arithmetic on a stored time can overflow later.
 
 The maxima are in README.md ("Input bounds"); the ones a user could need more of are
-settings (JQ_MAX_PAYLOAD_BYTES, JQ_MAX_BATCH, JQ_MAX_JSON_DEPTH, JQ_MAX_ERROR_BYTES).
+settings (JQ_MAX_PAYLOAD_BYTES, JQ_MAX_BATCH, JQ_MAX_JSON_DEPTH, JQ_MAX_ERROR_BYTES,
+JQ_MAX_WORKFLOW_NODES).
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ TEXT_MAX: dict[str, int | None] = {
     "description": 200,
     "cron": 200,
     "time_zone": 64,
+    "key": 128,  # a workflow node's key
+    "depends_on": 128,
     "payload": None,
     "result": None,
     "error": None,
     "last_error": None,
 }
-# Entries per repeated field. None: JQ_MAX_BATCH (a batch of jobs, leases, outcomes or ids).
-ITEMS_MAX: dict[str, int | None] = {
+# Entries per repeated field. None: JQ_MAX_BATCH (a batch of jobs, leases, outcomes or ids);
+# a string: the Limits field that holds the bound (a setting of its own).
+ITEMS_MAX: dict[str, int | str | None] = {
     "jobs": None,
     "leases": None,
     "outcomes": None,
@@ -62,6 +66,8 @@ ITEMS_MAX: dict[str, int | None] = {
     "roles": 8,
     "next_fire_times": 16,
     "recent_runs": 256,
+    "nodes": "max_workflow_nodes",
+    "depends_on": "max_workflow_nodes",
 }
 TRACE_CONTEXT_ENTRIES = 32
 TRACE_CONTEXT_KEY_MAX = 256
@@ -110,9 +116,13 @@ class Limits:
     max_batch: int = 1000
     max_json_depth: int = 64
     max_error_bytes: int = 16384
+    max_workflow_nodes: int = 1000
 
     def items_max(self, name: str) -> int:
         bound = ITEMS_MAX[name]
+        if isinstance(bound, str):
+            value: int = getattr(self, bound)
+            return value
         return self.max_batch if bound is None else bound
 
 

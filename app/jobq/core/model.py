@@ -46,6 +46,11 @@ class NewJob:
     tenant: str
     correlation_id: str
     trace_context: dict[str, str]
+    # A workflow node (ADR 0016): its workflow, its key there, and how many parents must
+    # succeed before it may run (0: a root, due as any job).
+    workflow_id: str | None = None
+    workflow_key: str | None = None
+    parents: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ class Job:
     finished_at: dt.datetime | None = None
     correlation_id: str = ""
     trace_context: dict[str, str] = dataclasses.field(default_factory=dict)
+    workflow_id: str | None = None  # the workflow this job is a node of (ADR 0016)
+    workflow_key: str | None = None  # its key in that workflow, as the client named it
 
     @property
     def attempts_used(self) -> int:

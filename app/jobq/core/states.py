@@ -8,6 +8,7 @@ from jobq.core.errors import IllegalTransition
 
 
 class JobState(enum.StrEnum):
+    WAITING = "waiting"  # a workflow node whose parents have not all succeeded (ADR 0016)
     SCHEDULED = "scheduled"
     QUEUED = "queued"
     RUNNING = "running"
@@ -33,6 +34,8 @@ class EventKind(enum.StrEnum):
     RELEASED = "released"
     REPLAYED = "replayed"
     DISCARDED = "discarded"
+    # A workflow node's last parent succeeded: it may run (ADR 0016).
+    READY = "ready"
     # Not a transition: a schedule submitted this job for one of its fire times (ADR 0014).
     SCHEDULE_FIRED = "schedule_fired"
 
@@ -45,6 +48,10 @@ E = EventKind
 TRANSITIONS: dict[tuple[JobState | None, JobState | None], frozenset[EventKind]] = {
     (None, S.SCHEDULED): frozenset({E.SUBMITTED}),
     (None, S.QUEUED): frozenset({E.SUBMITTED}),
+    (None, S.WAITING): frozenset({E.SUBMITTED}),
+    (S.WAITING, S.QUEUED): frozenset({E.READY}),
+    (S.WAITING, S.SCHEDULED): frozenset({E.READY}),  # its own run_at is still ahead
+    (S.WAITING, S.CANCELLED): frozenset({E.CANCELLED}),
     (S.SCHEDULED, S.QUEUED): frozenset({E.PROMOTED}),
     (S.QUEUED, S.RUNNING): frozenset({E.STARTED}),
     (S.RUNNING, S.SUCCEEDED): frozenset({E.SUCCEEDED}),
@@ -62,6 +69,8 @@ TRANSITIONS: dict[tuple[JobState | None, JobState | None], frozenset[EventKind]]
 }
 
 TERMINAL_STATES: frozenset[JobState] = frozenset({S.SUCCEEDED, S.DEAD, S.CANCELLED, S.EXPIRED})
+# Due or soon due: what expiry, a queue purge and a plain cancel act on. WAITING is not
+# among them: a waiting job leaves only by its parents' outcomes or its workflow's cancel.
 PENDING_STATES: frozenset[JobState] = frozenset({S.SCHEDULED, S.QUEUED})
 
 

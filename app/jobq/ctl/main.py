@@ -37,6 +37,7 @@ from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.ctl import render
 from jobq.ctl.events import events_app
 from jobq.ctl.schedules import schedules_app
+from jobq.ctl.workflows import workflows_app
 
 T = TypeVar("T")
 
@@ -52,6 +53,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 app.add_typer(events_app, name="events")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(workflows_app, name="workflows")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Queue = Annotated[str, typer.Option("--queue", "-q", help="Queue name.")]

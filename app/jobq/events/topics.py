@@ -31,6 +31,7 @@ TOPIC_OF_KIND: dict[EventKind, str] = {
     E.SUBMITTED: SUBMITTED,
     E.PROMOTED: QUEUED,  # scheduled -> queued: run_at reached
     E.RELEASED: QUEUED,  # running -> queued: a draining worker gave it back
+    E.READY: QUEUED,  # waiting -> queued: a workflow node's last parent succeeded
     E.STARTED: STARTED,
     E.SUCCEEDED: COMPLETED,
     E.RETRY_SCHEDULED: FAILED,  # an attempt failed, another is scheduled

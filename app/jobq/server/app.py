@@ -44,6 +44,8 @@ from jobq.server.service import (
 )
 from jobq.server.tls import ReloadingCertificates
 from jobq.server.worker_service import WorkerServicer
+from jobq.server.workflow_service import WorkflowServicer
+from jobq.server.workflows import WorkflowService
 from jobq.store.base import Store
 from jobq.v1 import (
     admin_service_pb2,
@@ -54,6 +56,8 @@ from jobq.v1 import (
     schedule_service_pb2_grpc,
     worker_service_pb2,
     worker_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
 )
 
 log = logging.getLogger("jobq.server")
@@ -66,6 +70,7 @@ SERVICE_NAMES = (
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+    workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
 )
 
 
@@ -242,6 +247,7 @@ class ServerApp:
         )
         self.schedules = ScheduleService(self.service)
         self.scheduler = Scheduler(self.service, self.schedules)
+        self.workflows = WorkflowService(self.service)
         # None without JQ_KAFKA_BOOTSTRAP_SERVERS: events then stay in the outbox (up to
         # JQ_OUTBOX_RETENTION), and jq_outbox_relay_enabled says nobody is sending them.
         self.relay = build_relay(
@@ -313,6 +319,9 @@ class ServerApp:
         )
         schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
             ScheduleServicer(self.schedules), server
+        )
+        workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(
+            WorkflowServicer(self.workflows), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

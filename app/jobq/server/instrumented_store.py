@@ -24,6 +24,7 @@ from jobq.store.base import (
     QueueRepository,
     ScheduleRepository,
     Store,
+    WorkflowRepository,
 )
 from jobq.store.base import WorkerRepository as WorkerRepo
 
@@ -116,6 +117,9 @@ class InstrumentedStore:
         self._schedules = cast(
             ScheduleRepository, _Instrumented(inner.schedules, "schedules", probe)
         )
+        self._workflows = cast(
+            WorkflowRepository, _Instrumented(inner.workflows, "workflows", probe)
+        )
 
     @property
     def jobs(self) -> JobRepository:
@@ -140,6 +144,10 @@ class InstrumentedStore:
     @property
     def schedules(self) -> ScheduleRepository:
         return self._schedules
+
+    @property
+    def workflows(self) -> WorkflowRepository:
+        return self._workflows
 
     @property
     def leader(self) -> LeaderLock:

@@ -17,7 +17,7 @@ from jobq.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from jobq.wire.states import STATE_TO_PB
 
 
-def _with_correlation(spec: JobSpec) -> JobSpec:
+def with_correlation(spec: JobSpec) -> JobSpec:
     """The RPC's correlation id and trace context, where the submitter set none of its own.
 
     The trace context is the Submit call's span, so the job's execution joins its trace.
@@ -36,7 +36,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     async def Submit(
         self, request: job_service_pb2.SubmitRequest, context: Context
     ) -> job_service_pb2.SubmitResponse:
-        spec = _with_correlation(convert.spec_from_pb(request.job, "job"))
+        spec = with_correlation(convert.spec_from_pb(request.job, "job"))
         (result,) = await self._service.submit([spec], field="job")
         return job_service_pb2.SubmitResponse(
             job=convert.job_to_pb(result.job),
@@ -48,7 +48,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.SubmitBatchRequest, context: Context
     ) -> job_service_pb2.SubmitBatchResponse:
         specs = [
-            _with_correlation(convert.spec_from_pb(job, f"jobs[{i}]"))
+            with_correlation(convert.spec_from_pb(job, f"jobs[{i}]"))
             for i, job in enumerate(request.jobs)
         ]
         results = await self._service.submit(specs, field="jobs")

@@ -72,6 +72,7 @@ def limits_from(settings: ServerSettings) -> Limits:
         max_batch=settings.max_batch,
         max_json_depth=settings.max_json_depth,
         max_error_bytes=settings.max_error_bytes,
+        max_workflow_nodes=settings.max_workflow_nodes,
     )
 
 
@@ -107,6 +108,18 @@ class JobqService:
         self._limits = limits_from(settings)
         self._defaults = queue_defaults(settings)
         self.coordination = coordination or in_process_coordination(settings, metrics)
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    async def own_worker(self, worker_id: str) -> WorkerInfo:
+        """The caller's registered worker of this id, or FailedPrecondition (see _own_worker)."""
+        self._need_worker_id(worker_id)
+        return await self._own_worker(worker_id)
+
+    async def jobs_changed(self, job_ids: Iterable[str]) -> None:
+        await self._jobs_changed(job_ids)
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -369,6 +382,10 @@ class JobqService:
         )
         for job in jobs:
             self.metrics.job_finished(job)
+        if any(j.workflow_id and j.state is JobState.SUCCEEDED for j in jobs):
+            # Their children readied in the same transaction (ADR 0016): uncounted, since
+            # which queues got work is the store's to know.
+            self.notifier.work_available()
         await self._jobs_changed(j.id for j in jobs)
         leases = {o.lease.job_id: o.lease for o in outcomes}
         await self.coordination.finished(

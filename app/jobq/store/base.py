@@ -37,6 +37,7 @@ from jobq.core.model import (
     WorkerState,
 )
 from jobq.core.schedules import Advance, Schedule, ScheduleRun
+from jobq.core.workflows import Workflow, WorkflowRecord
 
 Tenant = str | None
 """A query's tenant scope: one tenant's rows, or None for every tenant (ALL_TENANTS)."""
@@ -295,6 +296,35 @@ class ScheduleRepository(Protocol):
         ...
 
 
+class WorkflowRepository(Protocol):
+    """Workflows (ADR 0016). Readying children and cancelling unreachable ones happens in
+    the job repository's own transactions, as the parents end."""
+
+    async def submit(
+        self,
+        workflow: Workflow,
+        jobs: Sequence[NewJob],
+        edges: Sequence[tuple[str, str]],
+        now: dt.datetime,
+    ) -> WorkflowRecord:
+        """All or none; `jobs` parents first (their ids ascending), `edges` (parent id,
+        child id); a job with parents starts WAITING."""
+        ...
+
+    async def get(self, workflow_id: str, *, tenant: Tenant = None) -> WorkflowRecord | None: ...
+
+    async def cancel(
+        self, workflow_id: str, now: dt.datetime, reason: str, *, tenant: Tenant = None
+    ) -> list[Job]:
+        """Every unfinished node cancelled (a running one: cancel requested); NotFound
+        outside `tenant`."""
+        ...
+
+    async def parent_results(self, job_id: str) -> list[tuple[str, str | None]]:
+        """(workflow key, result) of each succeeded parent of a job."""
+        ...
+
+
 class LeaderLock(Protocol):
     """Singleton work (promotion, reaping, expiry, retention) runs only while this is held."""
 
@@ -335,6 +365,9 @@ class Store(Protocol):
 
     @property
     def schedules(self) -> ScheduleRepository: ...
+
+    @property
+    def workflows(self) -> WorkflowRepository: ...
 
     @property
     def leader(self) -> LeaderLock: ...

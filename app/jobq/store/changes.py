@@ -71,6 +71,11 @@ RELEASE = Move(E.RELEASED, (S.RUNNING,), S.QUEUED)
 REPLAY = Move(E.REPLAYED, (S.DEAD,), S.QUEUED)
 DISCARD = Move(E.DISCARDED, (S.DEAD,), None)
 PURGE = Move(E.CANCELLED, (S.SCHEDULED, S.QUEUED), S.CANCELLED)
+# Workflows (ADR 0016): a node's last parent succeeded (queued, or scheduled while its own
+# run_at is ahead); an ancestor will never succeed, so the node never runs.
+READY = Move(E.READY, (S.WAITING,), S.QUEUED)
+READY_LATER = Move(E.READY, (S.WAITING,), S.SCHEDULED)
+UNREACHABLE = Move(E.CANCELLED, (S.WAITING,), S.CANCELLED)
 
 # What the statements of a store may name as states, for formatting its named queries:
 # {queued} in a query is the quoted value of JobState.QUEUED, so no state is spelled twice.
@@ -100,7 +105,7 @@ def ended(job: Job, change: Change, now: dt.datetime) -> Job:
 
 def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, JobEvent]:
     """A new job as it is stored (so that it need not be read back) and its first event."""
-    state = initial_state(new.run_at, now)
+    state = JobState.WAITING if new.parents else initial_state(new.run_at, now)
     ttl = new.ttl if new.ttl is not None else queue.default_ttl
     job = Job(
         id=new.id,
@@ -121,6 +126,8 @@ def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, J
         trace_context=new.trace_context,
         created_at=now,
         updated_at=now,
+        workflow_id=new.workflow_id,
+        workflow_key=new.workflow_key,
     )
     event = transition_event(
         job_id=new.id,
@@ -134,6 +141,8 @@ def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, J
         type=new.type,
         correlation_id=new.correlation_id or None,
         trace_context=new.trace_context or None,
+        workflow_id=new.workflow_id,
+        workflow_key=new.workflow_key,
     )
     return job, event
 
@@ -319,7 +328,7 @@ def with_liveness(worker: WorkerInfo, now: dt.datetime, lost_after: dt.timedelta
 def cancel_change(job: Job, now: dt.datetime, reason: str) -> Change | None:
     """Cancel a pending job now, or ask a running one's worker to stop (None if already
     asked); a finished job cannot be cancelled."""
-    if job.state in PENDING_STATES:
+    if job.state in PENDING_STATES or job.state is S.WAITING:
         event = job_event(job, E.CANCELLED, S.CANCELLED, now, reason=reason or None)
         return Change(event, {"state": S.CANCELLED.value, "finished_at": now})
     if job.state is S.RUNNING:

@@ -62,6 +62,7 @@ def job_event(
         at=at,
         correlation_id=job.correlation_id or None,
         trace_context=job.trace_context or None,
+        workflow_id=job.workflow_id,  # None (dropped) for a job of no workflow
         **attempt_times(job, kind, before),
         **details,
     )

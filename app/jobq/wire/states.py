@@ -8,6 +8,7 @@ from jobq.core.states import JobState
 from jobq.v1 import job_pb2, worker_pb2
 
 STATE_TO_PB: dict[JobState, job_pb2.JobState.ValueType] = {
+    JobState.WAITING: job_pb2.JOB_STATE_WAITING,
     JobState.SCHEDULED: job_pb2.JOB_STATE_SCHEDULED,
     JobState.QUEUED: job_pb2.JOB_STATE_QUEUED,
     JobState.RUNNING: job_pb2.JOB_STATE_RUNNING,

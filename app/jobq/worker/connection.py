@@ -13,7 +13,8 @@ from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
 from jobq.observability import tracing
 from jobq.observability.context import CORRELATION_HEADER
 from jobq.v1 import worker_service_pb2 as pb
-from jobq.v1 import worker_service_pb2_grpc
+from jobq.v1 import worker_service_pb2_grpc, workflow_service_pb2_grpc
+from jobq.v1 import workflow_service_pb2 as workflow_pb
 from jobq.wire.channel import Tls, channel_options, open_channel
 from jobq.wire.convert import dur, job_from_pb
 from jobq.wire.errors import from_rpc_error
@@ -53,6 +54,7 @@ class WorkerConnection:
     ) -> None:
         self._channel = open_channel(address, tls, WORKER_CHANNEL_OPTIONS)
         self._stub = worker_service_pb2_grpc.WorkerServiceStub(self._channel)
+        self._workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout
         self.worker_id = ""
@@ -138,6 +140,14 @@ class WorkerConnection:
         )
         response = await self._call(self._stub.ReleaseJobs, request)
         return [(LeaseRef(s.lease.job_id, s.lease.attempt), s.reason) for s in response.stale]
+
+    async def parent_results(self, lease: LeaseRef) -> list[tuple[str, str]]:
+        """(key, result JSON) of the succeeded parents of a workflow node this worker holds."""
+        request = workflow_pb.GetParentResultsRequest(
+            worker_id=self.worker_id, job_id=lease.job_id, attempt=lease.attempt
+        )
+        response = await self._call(self._workflows.GetParentResults, request)
+        return [(r.key, r.result) for r in response.results]
 
     async def deregister(self) -> None:
         await self._call(

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+# Fetches (key, result JSON text) of a workflow node's succeeded parents (ADR 0016).
+ParentFetch = Callable[[], Awaitable[list[tuple[str, str]]]]
+
+
+async def _no_parents() -> list[tuple[str, str]]:
+    return []
 
 
 class JobContext:
@@ -16,6 +25,7 @@ class JobContext:
         correlation_id: str,
         on_progress: Callable[[float, str], None],
         loop: asyncio.AbstractEventLoop | None,
+        fetch_parents: ParentFetch | None = None,
     ) -> None:
         """`loop`: the worker's, to which a sync task's thread hands its progress; None: call
         `on_progress` wherever progress() is called (a test's context)."""
@@ -26,6 +36,7 @@ class JobContext:
         self.correlation_id = correlation_id
         self._on_progress = on_progress
         self._loop = loop
+        self._fetch_parents = fetch_parents or _no_parents
         # Set once, on the event loop; a sync task's thread only reads it (an attribute read
         # is atomic), so no lock or threading.Event is needed per job.
         self._cancelled = False
@@ -49,6 +60,18 @@ class JobContext:
         )
         ctx.reported = reported
         return ctx
+
+    async def parent_results(self) -> dict[str, Any]:
+        """A workflow node's parents' results by their keys, as Python values (each parent
+        succeeded before this job could run); {} for a job of no workflow. Asked of the
+        server when called, so a job that does not need them costs nothing."""
+        return {key: json.loads(result) for key, result in await self._fetch_parents()}
+
+    def parent_results_sync(self) -> dict[str, Any]:
+        """parent_results() for a plain (sync) task, which runs in a thread."""
+        if self._loop is None:
+            return asyncio.run(self.parent_results())
+        return asyncio.run_coroutine_threadsafe(self.parent_results(), self._loop).result()
 
     def cancel(self) -> None:
         """Request cancellation, as the server does on a worker's heartbeat (for tests)."""

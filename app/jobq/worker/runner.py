@@ -243,6 +243,7 @@ class Worker:
             job.correlation_id,
             lambda fraction, message: self._record_progress(running, fraction, message),
             loop,
+            lambda: self._conn.parent_results(running.lease),
         )
         running = Running(job, ctx, lease)
         self._held[lease] = running

@@ -23,6 +23,7 @@ from jobq.store.sql.jobs import SqlJobs
 from jobq.store.sql.keys import SqlApiKeys
 from jobq.store.sql.queues import SqlQueues
 from jobq.store.sql.workers import SqlWorkers
+from jobq.store.sql.workflows import SqlWorkflows
 
 __all__ = ["PostgresStore"]
 
@@ -82,6 +83,7 @@ class PostgresStore:
         self.events = SqlEventLog(dialect)
         self.schedules = PgSchedules(self._db)
         self.api_keys = SqlApiKeys(dialect)
+        self.workflows = SqlWorkflows(dialect, queue_defaults)
         self.leader = PgLeaderLock(self.direct_url, self._credentials)
 
     async def migrate(self) -> None:

@@ -411,3 +411,124 @@ PURGE = _sql(
     "UPDATE jobs SET state = {cancelled}, finished_at = %(now)s, updated_at = %(now)s"
     " WHERE id = ANY(%(ids)s::uuid[])"
 )
+
+
+# -- workflows (ADR 0016) --------------------------------------------------------------
+
+INSERT_WORKFLOW = """
+INSERT INTO workflows (id, tenant, name, on_failure, created_at)
+VALUES (%(id)s, %(tenant)s, %(name)s, %(on_failure)s, %(created_at)s)
+"""
+
+NODE_COLUMNS = (
+    *JOB_COLUMNS,
+    ("workflow_id", "uuid"),
+    ("workflow_key", "text"),
+    ("waiting_on", "int"),
+)
+EDGE_COLUMNS = (("tenant", "text"), ("workflow_id", "uuid"), ("parent", "uuid"), ("child", "uuid"))
+
+# A workflow's jobs, their edges and their events in one statement. The edges' foreign keys
+# are checked at the statement's end, when every job of the CTE is in.
+SUBMIT_NODES = PgWrite(
+    f"""
+WITH new_jobs AS (
+    INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
+                      timeout, expires_at, idempotency_key, correlation_id, trace_context,
+                      workflow_id, workflow_key, waiting_on, created_at, updated_at)
+    SELECT id, queue, tenant, type, payload, state, priority, max_attempts, run_at, timeout,
+           expires_at, idempotency_key, correlation_id, trace_context::jsonb,
+           workflow_id, workflow_key, waiting_on, %(now)s, %(now)s
+    FROM {_unnest("jobs", NODE_COLUMNS)}
+), new_edges AS (
+    INSERT INTO job_dependencies (tenant, workflow_id, parent_id, child_id)
+    SELECT tenant, workflow_id, parent, child FROM {_unnest("edges", EDGE_COLUMNS)}
+), new_events AS ({INSERT_EVENTS})
+{NOTIFY}
+""",
+    {
+        "jobs": _names(NODE_COLUMNS),
+        "edges": _names(EDGE_COLUMNS),
+        "events": _names(EVENT_COLUMNS),
+        "wake": ["queue"],
+    },
+)
+
+WORKFLOW_BY_ID = """
+SELECT * FROM workflows
+WHERE id = %(id)s::uuid AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+"""
+WORKFLOWS_BY_ID = "SELECT * FROM workflows WHERE id = ANY(%(ids)s::uuid[])"
+# Ids were drawn parents first, so id order is an order in which parents come first.
+WORKFLOW_JOBS = "SELECT * FROM jobs WHERE workflow_id = %(id)s::uuid ORDER BY id"
+WORKFLOW_EDGES = """
+SELECT parent_id, child_id FROM job_dependencies WHERE workflow_id = %(id)s::uuid
+"""
+# In id order, as every statement that locks workflow jobs: parents (smaller ids) before
+# children, so a completion (a parent locked, then its children) and a workflow's cancel
+# (all in id order) cannot wait on each other in a cycle.
+UNFINISHED_WORKFLOW_JOBS_LOCKED = _sql(
+    "SELECT * FROM jobs WHERE workflow_id = %(id)s::uuid"
+    " AND state IN ({waiting}, {scheduled}, {queued}, {running}) ORDER BY id FOR UPDATE"
+)
+CANCEL_JOBS = _sql(
+    "UPDATE jobs SET state = {cancelled}, finished_at = %(now)s, updated_at = %(now)s,"
+    " last_error = COALESCE(%(error)s, last_error) WHERE id = ANY(%(ids)s::uuid[])"
+)
+REQUEST_CANCEL = (
+    "UPDATE jobs SET cancel_requested = true, updated_at = %(now)s WHERE id = ANY(%(ids)s::uuid[])"
+)
+
+# The last parent's success: each waiting child of the parents named loses one parent per
+# edge from them, and becomes due at zero. The child's row lock is what closes the race of
+# two parents finishing at once: the second UPDATE waits for the first to commit and then
+# (READ COMMITTED) re-reads the row, so it subtracts from the first one's result, and only
+# one of them sees zero. Children are locked in id order, so batches cannot deadlock.
+READY_CHILDREN = _sql(
+    """
+WITH done AS (
+    SELECT child_id, count(*) AS n FROM job_dependencies
+    WHERE parent_id = ANY(%(ids)s::uuid[]) GROUP BY child_id
+), locked AS (
+    SELECT j.id, done.n FROM jobs j JOIN done ON j.id = done.child_id
+    WHERE j.state = {waiting} ORDER BY j.id FOR UPDATE OF j
+)
+UPDATE jobs j
+SET waiting_on = j.waiting_on - locked.n,
+    state = CASE WHEN j.waiting_on - locked.n > 0 THEN {waiting}
+                 WHEN j.run_at > %(now)s THEN {scheduled} ELSE {queued} END,
+    -- Due from now, not from its submission: what submit-to-start measures is the wait for
+    -- a worker, not for the parents.
+    run_at = CASE WHEN j.waiting_on - locked.n > 0 THEN j.run_at
+                  ELSE GREATEST(j.run_at, %(now)s) END,
+    updated_at = %(now)s
+FROM locked WHERE j.id = locked.id AND j.state = {waiting}
+RETURNING j.*
+"""
+)
+
+# Every waiting descendant of the jobs named: none of them can ever run.
+CANCEL_DESCENDANTS = _sql(
+    """
+WITH RECURSIVE below(id) AS (
+    SELECT child_id FROM job_dependencies WHERE parent_id = ANY(%(ids)s::uuid[])
+    UNION
+    SELECT d.child_id FROM job_dependencies d JOIN below ON d.parent_id = below.id
+), locked AS (
+    SELECT j.id FROM jobs j JOIN below ON j.id = below.id
+    WHERE j.state = {waiting} ORDER BY j.id FOR UPDATE OF j
+)
+UPDATE jobs j SET state = {cancelled}, finished_at = %(now)s, updated_at = %(now)s,
+    last_error = %(error)s
+FROM locked WHERE j.id = locked.id AND j.state = {waiting}
+RETURNING j.*
+"""
+)
+
+# A node's parents' results, for its context (newest parents first is no order: by id).
+PARENT_RESULTS = _sql(
+    """
+SELECT p.workflow_key AS key, p.result FROM job_dependencies d JOIN jobs p ON p.id = d.parent_id
+WHERE d.child_id = %(id)s::uuid AND p.state = {succeeded} ORDER BY p.id
+"""
+)

@@ -57,6 +57,8 @@ def job_from_row(row: Row) -> Job:
         updated_at=row["updated_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        workflow_id=None if row["workflow_id"] is None else str(row["workflow_id"]),
+        workflow_key=row["workflow_key"],
     )
 
 

@@ -53,6 +53,7 @@ from jobq.store.changes import (
     submitted,
 )
 from jobq.store.sql.port import Dialect
+from jobq.store.sql.workflows import follow_up
 
 QueueKey = tuple[str, str]  # (tenant, name)
 
@@ -285,6 +286,7 @@ class SqlJobs:
                 },
             )
             await self._d.write(conn, self._q.EVENTS, {}, events=[event_row(change.event)], wake=[])
+            await follow_up(self._d, conn, [after], now)
             return after
 
     # -- the worker protocol ---------------------------------------------------------
@@ -439,6 +441,7 @@ class SqlJobs:
                 events=[event_row(change.event) for _, change in pairs],
                 wake=_wake(j for j in after if j.state is JobState.QUEUED),
             )
+            await follow_up(self._d, conn, after, now)
         return after
 
     async def report(
@@ -521,6 +524,8 @@ class SqlJobs:
                     events=[event_row(EXPIRE.event(j, now)) for j in gone],
                     wake=[],
                 )
+                expired = [dataclasses.replace(j, state=JobState.EXPIRED) for j in gone]
+                await follow_up(self._d, conn, expired, now)
             return [j.queue for j in gone]
 
     async def delete_finished(self, now: dt.datetime, limit: int) -> int:
@@ -557,6 +562,9 @@ class SqlJobs:
             if dead:
                 events = [event_row(DISCARD.event(j, now)) for j in dead]
                 await self._d.write(conn, self._q.EVENTS, {}, events=events, wake=[])
+                # Before the delete takes their edges: a discarded node never succeeds.
+                lost = [dataclasses.replace(j, state=JobState.CANCELLED) for j in dead]
+                await follow_up(self._d, conn, lost, now)
                 await self._d.execute(conn, self._q.DELETE_JOBS, {"ids": [j.id for j in dead]})
             return len(dead)
 

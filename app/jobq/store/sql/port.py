@@ -81,6 +81,19 @@ class JobQueries(Protocol):
     KEY_BY_ID: Any
     KEYS: Any
     REVOKE_KEY: Any
+    # workflows (ADR 0016)
+    INSERT_WORKFLOW: Any
+    SUBMIT_NODES: Any  # write: jobs (+ workflow_id, workflow_key, waiting_on), edges, events, wake
+    WORKFLOW_BY_ID: Any
+    WORKFLOWS_BY_ID: Any
+    WORKFLOW_JOBS: Any
+    WORKFLOW_EDGES: Any
+    UNFINISHED_WORKFLOW_JOBS_LOCKED: Any
+    CANCEL_JOBS: Any
+    REQUEST_CANCEL: Any
+    READY_CHILDREN: Any  # the waiting children of succeeded parents, one parent fewer each
+    CANCEL_DESCENDANTS: Any  # every waiting descendant of jobs that will not succeed
+    PARENT_RESULTS: Any
 
 
 class Dialect(Protocol):

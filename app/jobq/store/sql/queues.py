@@ -14,6 +14,7 @@ from jobq.store.base import Tenant
 from jobq.store.changes import PURGE
 from jobq.store.sql.jobs import event_row
 from jobq.store.sql.port import Dialect
+from jobq.store.sql.workflows import follow_up
 
 COLUMNS = tuple(field.name for field in dataclasses.fields(QueueConfig))
 
@@ -82,6 +83,8 @@ class SqlQueues:
                 )
                 events = [event_row(PURGE.event(j, now, reason="queue purged")) for j in pending]
                 await self._d.write(conn, self._q.EVENTS, {}, events=events, wake=[])
+                purged = [dataclasses.replace(j, state=JobState.CANCELLED) for j in pending]
+                await follow_up(self._d, conn, purged, now)
             return len(pending)
 
     async def stats(

@@ -18,6 +18,7 @@ from jobq.store.sql.jobs import SqlJobs
 from jobq.store.sql.keys import SqlApiKeys
 from jobq.store.sql.queues import SqlQueues
 from jobq.store.sql.workers import SqlWorkers
+from jobq.store.sql.workflows import SqlWorkflows
 from jobq.store.sqlite.db import SqliteDb
 from jobq.store.sqlite.dialect import SqliteDialect
 from jobq.store.sqlite.lock import FileLock
@@ -48,6 +49,7 @@ class SqliteStore:
         self.events = SqlEventLog(dialect)
         self.schedules = SqliteSchedules(self._db)
         self.api_keys = SqlApiKeys(dialect)
+        self.workflows = SqlWorkflows(dialect, queue_defaults)
         self.leader = AlwaysLeader()
 
     @property

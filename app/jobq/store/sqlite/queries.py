@@ -299,3 +299,82 @@ PURGE = _sql(
     "UPDATE jobs SET state = {cancelled}, finished_at = :now, updated_at = :now"
     f" WHERE id IN {_ids('ids')}"
 )
+
+
+# -- workflows (ADR 0016) --------------------------------------------------------------
+
+INSERT_WORKFLOW = """
+INSERT INTO workflows (id, tenant, name, on_failure, created_at)
+VALUES (:id, :tenant, :name, :on_failure, :created_at)
+"""
+INSERT_NODE = """
+INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
+                  timeout_us, expires_at, idempotency_key, correlation_id, trace_context,
+                  workflow_id, workflow_key, waiting_on, created_at, updated_at)
+VALUES (:id, :queue, :tenant, :type, :payload, :state, :priority, :max_attempts, :run_at,
+        :timeout, :expires_at, :idempotency_key, :correlation_id, :trace_context,
+        :workflow_id, :workflow_key, :waiting_on, :now, :now)
+"""
+INSERT_EDGE = """
+INSERT INTO job_dependencies (tenant, workflow_id, parent_id, child_id)
+VALUES (:tenant, :workflow_id, :parent, :child)
+"""
+SUBMIT_NODES = SqliteWrite(
+    (("jobs", INSERT_NODE), ("edges", INSERT_EDGE), ("events", INSERT_EVENT))
+)
+
+WORKFLOW_BY_ID = "SELECT * FROM workflows WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"
+WORKFLOWS_BY_ID = f"SELECT * FROM workflows WHERE id IN {_ids('ids')}"
+WORKFLOW_JOBS = "SELECT * FROM jobs WHERE workflow_id = :id ORDER BY id"
+WORKFLOW_EDGES = "SELECT parent_id, child_id FROM job_dependencies WHERE workflow_id = :id"
+UNFINISHED_WORKFLOW_JOBS_LOCKED = _sql(
+    "SELECT * FROM jobs WHERE workflow_id = :id"
+    " AND state IN ({waiting}, {scheduled}, {queued}, {running}) ORDER BY id"
+)
+CANCEL_JOBS = _sql(
+    "UPDATE jobs SET state = {cancelled}, finished_at = :now, updated_at = :now,"
+    f" last_error = COALESCE(:error, last_error) WHERE id IN {_ids('ids')}"
+)
+REQUEST_CANCEL = (
+    f"UPDATE jobs SET cancel_requested = 1, updated_at = :now WHERE id IN {_ids('ids')}"
+)
+
+# The single writer serialises completions: each sees the counts the previous one left.
+_FROM_DONE = (
+    "(SELECT count(*) FROM job_dependencies d WHERE d.child_id = jobs.id"
+    f" AND d.parent_id IN {_ids('ids')})"
+)
+READY_CHILDREN = _sql(
+    f"""
+UPDATE jobs
+SET waiting_on = waiting_on - {_FROM_DONE},
+    state = CASE WHEN waiting_on - {_FROM_DONE} > 0 THEN {{waiting}}
+                 WHEN run_at > :now THEN {{scheduled}} ELSE {{queued}} END,
+    run_at = CASE WHEN waiting_on - {_FROM_DONE} > 0 THEN run_at ELSE max(run_at, :now) END,
+    updated_at = :now
+WHERE state = {{waiting}}
+  AND id IN (SELECT child_id FROM job_dependencies WHERE parent_id IN {_ids("ids")})
+RETURNING *
+"""
+)
+
+CANCEL_DESCENDANTS = _sql(
+    f"""
+WITH RECURSIVE below(id) AS (
+    SELECT child_id FROM job_dependencies WHERE parent_id IN {_ids("ids")}
+    UNION
+    SELECT d.child_id FROM job_dependencies d JOIN below ON d.parent_id = below.id
+)
+UPDATE jobs SET state = {{cancelled}}, finished_at = :now, updated_at = :now,
+    last_error = :error
+WHERE state = {{waiting}} AND id IN (SELECT id FROM below)
+RETURNING *
+"""
+)
+
+PARENT_RESULTS = _sql(
+    """
+SELECT p.workflow_key AS key, p.result FROM job_dependencies d JOIN jobs p ON p.id = d.parent_id
+WHERE d.child_id = :id AND p.state = {succeeded} ORDER BY p.id
+"""
+)

@@ -47,6 +47,8 @@ def job_from_row(row: sqlite3.Row) -> Job:
         updated_at=from_us(row["updated_at"]),
         started_at=opt_from_us(row["started_at"]),
         finished_at=opt_from_us(row["finished_at"]),
+        workflow_id=row["workflow_id"],
+        workflow_key=row["workflow_key"],
     )
 
 
