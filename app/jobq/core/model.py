@@ -26,6 +26,23 @@ class QueueConfig:
     default_ttl: dt.timedelta | None = None
     concurrency_limit: int = 0  # 0: unlimited
     retention: dt.timedelta = dt.timedelta(days=7)
+    # Limits at lease time (ADR 0017); 0 means none. A rate is jobs started per second,
+    # its burst how many may start at once after a quiet spell (0: one).
+    rate_limit: float = 0.0
+    rate_burst: int = 0
+    key_rate_limit: float = 0.0  # per rate_key of a job, within this queue
+    key_rate_burst: int = 0
+    key_concurrency_limit: int = 0  # running jobs per concurrency_key, within this queue
+
+    @property
+    def limited(self) -> bool:
+        """Whether leasing from this queue must count or ask before it claims."""
+        return bool(
+            self.rate_limit
+            or self.key_rate_limit
+            or self.concurrency_limit
+            or self.key_concurrency_limit
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +63,8 @@ class NewJob:
     tenant: str
     correlation_id: str
     trace_context: dict[str, str]
+    rate_key: str | None = None
+    concurrency_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +96,8 @@ class Job:
     finished_at: dt.datetime | None = None
     correlation_id: str = ""
     trace_context: dict[str, str] = dataclasses.field(default_factory=dict)
+    rate_key: str | None = None
+    concurrency_key: str | None = None
 
     @property
     def attempts_used(self) -> int:

@@ -48,6 +48,7 @@ from jobq.server.caller import (
     worker_scope,
 )
 from jobq.server.coordination import Coordination
+from jobq.server.dispatch import Dispatcher
 from jobq.server.notify import Notifier
 from jobq.store.base import DeadLetterSelector, Page, Store, Tenant
 
@@ -107,6 +108,7 @@ class JobqService:
         self._limits = limits_from(settings)
         self._defaults = queue_defaults(settings)
         self.coordination = coordination or in_process_coordination(settings, metrics)
+        self.dispatcher = Dispatcher(self.coordination.guarded, metrics)
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -326,8 +328,9 @@ class JobqService:
         while True:
             now = self.clock.now()
             jobs = await self.store.jobs.lease(
-                worker_id, queues, max_jobs, now, task_types, tenant=tenant
-            )
+                worker_id, queues, max_jobs, now, task_types, tenant=tenant,
+                limits=self.dispatcher,
+            )  # fmt: skip
             if jobs:
                 for job in jobs:
                     self.metrics.job_started(job, now)

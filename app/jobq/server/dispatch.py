@@ -1,0 +1,110 @@
+"""The lease dispatcher: what a lease call may start, given rates shared by every replica.
+
+The store locks candidates and counts the caps itself (exact, in the lease transaction);
+this decides the rates for the whole batch in one coordination call (one Redis script), and
+counts what was held back. With Redis down it decides from local buckets, each replica
+taking its share of every rate: the rate divided by the replicas that leased with limits
+in the last REPLICA_TTL seconds, as the last answer from Redis counted them (ADR 0017).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from jobq.coord.base import RateAdmission
+from jobq.coord.guard import GuardedCoordinator
+from jobq.coord.memory import MemoryCoordinator
+from jobq.core.limits import Candidate, RateBucket, rate_buckets
+from jobq.core.model import QueueConfig
+from jobq.observability.metrics import ServerMetrics
+
+__all__ = ["REPLICA_TTL", "Dispatcher"]
+
+log = logging.getLogger("jobq.dispatch")
+
+# A replica counts as leasing for this long after its last limited lease.
+REPLICA_TTL = 30.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        guarded: GuardedCoordinator,
+        metrics: ServerMetrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._guarded = guarded
+        self._metrics = metrics
+        self._local = MemoryCoordinator(clock)
+        self.replica = uuid.uuid4().hex
+        self.replicas = 1  # as last counted by the shared backend
+        self.local = False
+        metrics.rate_limit_local.set(0)
+
+    async def admit(
+        self, candidates: Sequence[tuple[Candidate, QueueConfig]], limit: int
+    ) -> list[int]:
+        buckets: list[RateBucket] = []
+        index: dict[str, int] = {}
+        wants: list[tuple[int, ...]] = []
+        for candidate, queue in candidates:
+            drawn = []
+            for bucket in rate_buckets(candidate, queue):
+                if bucket.key not in index:
+                    index[bucket.key] = len(buckets)
+                    buckets.append(bucket)
+                drawn.append(index[bucket.key])
+            wants.append(tuple(drawn))
+        if not buckets:
+            return list(range(min(limit, len(candidates))))
+        backend = self._guarded.backend
+
+        async def shared() -> RateAdmission:
+            return await backend.rate_admit(buckets, wants, limit, self.replica, REPLICA_TTL)
+
+        answer = await self._guarded.call("rate_admit", shared, None)
+        if answer is None:
+            self._enter_local()
+            answer = await self._local.rate_admit(
+                [self._share(b) for b in buckets], wants, limit, self.replica, REPLICA_TTL
+            )
+        else:
+            self._leave_local()
+            self.replicas = max(1, answer.replicas)
+        for refused, by in answer.refused_by.items():
+            if by >= 0:
+                self.throttled(candidates[refused][1].name, buckets[by].reason, 1)
+        return list(answer.admitted)
+
+    def _share(self, bucket: RateBucket) -> RateBucket:
+        n = self.replicas
+        return RateBucket(
+            bucket.key, bucket.rate / n, max(1, math.ceil(bucket.burst / n)), bucket.reason
+        )
+
+    def _enter_local(self) -> None:
+        if not self.local:
+            self.local = True
+            self._metrics.rate_limit_local.set(1)
+            log.warning(
+                "rate limits decided by local buckets until coordination answers: this "
+                "replica takes 1/%d of each rate (replicas last counted)",
+                self.replicas,
+            )
+
+    def _leave_local(self) -> None:
+        if self.local:
+            self.local = False
+            self._metrics.rate_limit_local.set(0)
+            log.warning("rate limits shared across replicas again")
+
+    def throttled(self, queue: str, reason: str, count: int) -> None:
+        self._metrics.lease_throttled.labels(queue, reason).inc(count)
+
+    def running(self, queue: str, count: int) -> None:
+        self._metrics.cap_slots_in_use.labels(queue).set(count)

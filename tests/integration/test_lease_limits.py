@@ -1,0 +1,132 @@
+"""Concurrency caps and rate limits at lease time, through the in-process server (ADR 0017).
+
+Runs are recorded as (key, start, finish) by the tasks themselves: a run lies inside its
+lease, so runs that never overlap beyond a cap show the leases did not either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobq.client import AsyncClient
+from jobq.core.states import JobState
+from jobq.server.app import ServerApp
+from jobq.worker.connection import WorkerConnection
+from jobq.worker.task import Task
+from tests.auth_keys import OWNER_KEY, WORKER_KEY
+
+from .inprocess import running_server, running_worker
+
+LIVENESS = 60.0  # seconds: work not done by then is stalled, not slow
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals open at one instant (a finish before a start when
+    they touch: one run ending as the next begins is not an overlap)."""
+    edges = sorted([(s, 1) for s, _ in intervals] + [(f, -1) for _, f in intervals])
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
+    async with running_server(tmp_path) as app:
+        yield app
+
+
+@pytest.fixture
+async def client(server: ServerApp) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as c:
+        yield c
+
+
+async def wait_all_final(client: AsyncClient, ids: list[str]) -> list[Any]:
+    deadline = time.monotonic() + LIVENESS
+    while True:
+        jobs = [await client.get(i) for i in ids]
+        if all(j.state is JobState.SUCCEEDED for j in jobs):
+            return jobs
+        assert time.monotonic() < deadline, [j.state for j in jobs]
+        await asyncio.sleep(0.1)
+
+
+async def test_per_key_and_queue_caps_hold_even_while_a_worker_vanishes_mid_lease(
+    server: ServerApp, client: AsyncClient
+) -> None:
+    # Given a queue capped at 3 running jobs, 1 per customer, with a 1 s lease
+    await client.create_queue(
+        "capped", concurrency_limit=3, key_concurrency_limit=1, lease_timeout=dt.timedelta(seconds=1)
+    )
+    keys = [f"cust-{i}" for i in range(5)]
+    # And a worker that leases one job of cust-0 and then vanishes (no heartbeat, no outcome)
+    doomed = await client.submit("run", {"key": "cust-0"}, queue="capped", concurrency_key="cust-0")
+    ghost = WorkerConnection(f"127.0.0.1:{server.grpc_port}", token=WORKER_KEY)
+    await ghost.register("ghost", ["capped"], 1, [])
+    (held,) = await ghost.lease(["capped"], 1, dt.timedelta(0), [])
+    assert held.id == doomed.id and held.lease_expires_at is not None
+    ghost_held_until = held.lease_expires_at.timestamp()
+    await ghost.close()
+    # And a backlog of 40 jobs over 5 customers
+    ids = [doomed.id]
+    for n in range(40):
+        key = keys[n % 5]
+        ids.append(
+            (await client.submit("run", {"key": key}, queue="capped", concurrency_key=key)).id
+        )
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in keys}
+
+    async def run(payload: Any) -> None:
+        started = time.time()
+        await asyncio.sleep(0.02)
+        runs[payload["key"]].append((started, time.time()))
+
+    # When two live workers of 4 slots each work the backlog off
+    task = Task("run", run, queue="capped")
+    async with running_worker(server, {"run": task}), running_worker(server, {"run": task}):
+        await wait_all_final(client, ids)
+    # Then no customer ever had two jobs running, and the queue never more than 3
+    for key in keys:
+        assert most_at_once(runs[key]) == 1, key
+    assert most_at_once([r for rs in runs.values() for r in rs]) <= 3
+    # And while the vanished worker's lease held cust-0's slot, no cust-0 job started
+    assert all(start >= ghost_held_until for start, _ in runs["cust-0"])
+    # And its slot came back after the lease expired: its job was run again, with the rest
+    assert len(runs["cust-0"]) == 9
+    doomed_now = await client.get(doomed.id)
+    assert doomed_now.state is JobState.SUCCEEDED and doomed_now.attempt == 2
+
+
+async def test_a_rate_limited_queue_starts_exactly_its_burst_at_once(
+    server: ServerApp, client: AsyncClient
+) -> None:
+    # Given a queue limited to 1 job per 1000 s with a burst of 3, and 10 jobs queued
+    await client.create_queue("trickle", rate_limit=0.001, rate_burst=3)
+    for _ in range(10):
+        await client.submit("run", None, queue="trickle")
+    worker = WorkerConnection(f"127.0.0.1:{server.grpc_port}", token=WORKER_KEY)
+    try:
+        await worker.register("", ["trickle"], 10, [])
+        # When a worker asks for 10, twice
+        first = await worker.lease(["trickle"], 10, dt.timedelta(0), [])
+        second = await worker.lease(["trickle"], 10, dt.timedelta(0), [])
+    finally:
+        await worker.close()
+    # Then only the burst started, the rest stay queued and leasable later
+    assert (len(first), len(second)) == (3, 0)
+    stats = (await client.queue_stats("trickle"))[0]
+    assert stats.by_state["queued"] == 7
+    # And the jobs held back were counted (7 on the first call, 7 again on the second)
+    throttled = server.metrics.registry.get_sample_value(
+        "jq_lease_throttled_total", {"queue": "trickle", "reason": "rate"}
+    )
+    assert throttled == 14
