@@ -65,7 +65,10 @@ async def test_per_key_and_queue_caps_hold_even_while_a_worker_vanishes_mid_leas
 ) -> None:
     # Given a queue capped at 3 running jobs, 1 per customer, with a 1 s lease
     await client.create_queue(
-        "capped", concurrency_limit=3, key_concurrency_limit=1, lease_timeout=dt.timedelta(seconds=1)
+        "capped",
+        concurrency_limit=3,
+        key_concurrency_limit=1,
+        lease_timeout=dt.timedelta(seconds=1),
     )
     keys = [f"cust-{i}" for i in range(5)]
     # And a worker that leases one job of cust-0 and then vanishes (no heartbeat, no outcome)
