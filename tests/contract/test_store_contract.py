@@ -215,6 +215,12 @@ class _AdmitFirst:
     def running(self, queue, count):
         self.running_seen[queue] = count
 
+    def order(self, queues):
+        return list(queues)
+
+    def started(self, queues, counts, empty):
+        pass
+
 
 async def test_rate_limited_lease_asks_once_per_batch_and_claims_only_the_admitted(store, clock):
     # Given a rate-limited queue with 5 jobs and a limiter that admits 2

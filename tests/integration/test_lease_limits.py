@@ -133,3 +133,26 @@ async def test_a_rate_limited_queue_starts_exactly_its_burst_at_once(
         "jq_lease_throttled_total", {"queue": "trickle", "reason": "rate"}
     )
     assert throttled == 14
+
+
+async def test_tenants_weighted_3_to_1_share_a_worker_pool_3_to_1(tmp_path: Path) -> None:
+    # Given tenants weighted 3:1 (JQ_TENANT_WEIGHTS), each with a backlog in queue "work"
+    async with (
+        running_server(tmp_path, tenant_weights="big=3,small=1") as app,
+        AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client,
+    ):
+        for tenant in ("big", "small"):
+            await client.submit_many(
+                {"type": "run", "queue": "work", "tenant": tenant} for _ in range(300)
+            )
+        # When a worker serving "work" in every tenant leases 200 jobs, one at a time
+        worker = WorkerConnection(f"127.0.0.1:{app.grpc_port}", token=WORKER_KEY)
+        try:
+            await worker.register("", ["work"], 1, [])
+            tenants = [
+                (await worker.lease(["work"], 1, dt.timedelta(0), []))[0].tenant for _ in range(200)
+            ]
+        finally:
+            await worker.close()
+    # Then they started 3:1, although both backlogs were the same
+    assert tenants.count("big") / tenants.count("small") == pytest.approx(3, abs=0.3)

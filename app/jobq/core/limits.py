@@ -8,7 +8,7 @@ rate limiter which of the rest may start now, and claims only those. Nothing her
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Protocol
 
 from jobq.core.model import QueueConfig
@@ -106,6 +106,18 @@ class LeaseLimits(Protocol):
 
     def throttled(self, queue: str, reason: str, count: int) -> None:
         """`count` leasable jobs of `queue` were not started for `reason`."""
+        ...
+
+    def order(self, queues: Sequence[QueueConfig]) -> list[QueueConfig]:
+        """The open queues in the order this lease fills from (fair dispatch)."""
+        ...
+
+    def started(
+        self, queues: Sequence[QueueConfig], counts: Mapping[tuple[str, str], int],
+        empty: Set[tuple[str, str]],
+    ) -> None:  # fmt: skip
+        """What the lease started per (tenant, queue), and which queues it asked that had
+        nothing to start."""
         ...
 
     def running(self, queue: str, count: int) -> None:

@@ -1,10 +1,13 @@
-"""The lease dispatcher: what a lease call may start, given rates shared by every replica.
+"""The lease dispatcher: which queues a lease call fills from first, and what it may start.
 
-The store locks candidates and counts the caps itself (exact, in the lease transaction);
-this decides the rates for the whole batch in one coordination call (one Redis script), and
-counts what was held back. With Redis down it decides from local buckets, each replica
-taking its share of every rate: the rate divided by the replicas that leased with limits
-in the last REPLICA_TTL seconds, as the last answer from Redis counted them (ADR 0017).
+Fair dispatch: queues are ordered by a stride scheduler over (tenant, queue) flows
+(jobq.core.scheduling.FairShare) from tenant weights (JQ_TENANT_WEIGHTS) and queue weights,
+kept per replica between lease calls. The store locks candidates and counts the caps itself
+(exact, in the lease transaction); this decides the rates for the whole batch in one
+coordination call (one Redis script), and counts what was held back. With Redis down it
+decides from local buckets, each replica taking its share of every rate: the rate divided
+by the replicas that leased with limits in the last REPLICA_TTL seconds, as the last
+answer from Redis counted them (ADR 0017).
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 
 from jobq.coord.base import RateAdmission
 from jobq.coord.guard import GuardedCoordinator
 from jobq.coord.memory import MemoryCoordinator
 from jobq.core.limits import Candidate, RateBucket, rate_buckets
 from jobq.core.model import QueueConfig
+from jobq.core.scheduling import FairShare, Flow
 from jobq.observability.metrics import ServerMetrics
 
 __all__ = ["REPLICA_TTL", "Dispatcher"]
@@ -36,9 +40,11 @@ class Dispatcher:
         guarded: GuardedCoordinator,
         metrics: ServerMetrics,
         *,
+        tenant_weights: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._guarded = guarded
+        self._fair = FairShare(tenant_weights)
         self._metrics = metrics
         self._local = MemoryCoordinator(clock)
         self.replica = uuid.uuid4().hex
@@ -80,6 +86,16 @@ class Dispatcher:
             if by >= 0:
                 self.throttled(candidates[refused][1].name, buckets[by].reason, 1)
         return list(answer.admitted)
+
+    def order(self, queues: Sequence[QueueConfig]) -> list[QueueConfig]:
+        by_flow = {(q.tenant, q.name): q for q in queues}
+        return [by_flow[f] for f in self._fair.order(list(by_flow))]
+
+    def started(
+        self, queues: Sequence[QueueConfig], counts: Mapping[Flow, int], empty: Set[Flow]
+    ) -> None:
+        weights = self._fair.weights([((q.tenant, q.name), q.weight) for q in queues])
+        self._fair.charge(weights, counts, empty)
 
     def _share(self, bucket: RateBucket) -> RateBucket:
         n = self.replicas

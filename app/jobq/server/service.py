@@ -108,7 +108,9 @@ class JobqService:
         self._limits = limits_from(settings)
         self._defaults = queue_defaults(settings)
         self.coordination = coordination or in_process_coordination(settings, metrics)
-        self.dispatcher = Dispatcher(self.coordination.guarded, metrics)
+        self.dispatcher = Dispatcher(
+            self.coordination.guarded, metrics, tenant_weights=settings.tenant_weight_map()
+        )
 
     # --- jobs -------------------------------------------------------------------------
 

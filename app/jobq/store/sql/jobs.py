@@ -312,11 +312,15 @@ class SqlJobs:
             rows = await self._d.fetch(
                 conn, self._q.QUEUES_NAMED, {"names": sorted(set(queues)), "tenant": tenant}
             )
-            open_queues = [(q, q.weight) for q in map(self._d.queue, rows) if not q.paused]
-            order = weighted_order(open_queues, self._rng)
+            open_queues = [q for q in map(self._d.queue, rows) if not q.paused]
+            if limits is None:
+                order = weighted_order([(q, q.weight) for q in open_queues], self._rng)
+            else:
+                order = limits.order(open_queues)
+            empty: set[QueueKey] = set()
             if any(q.limited for q in order):
                 started = await self._lease_limited(
-                    conn, worker_id, order, max_jobs, now, task_types, limits
+                    conn, worker_id, order, max_jobs, now, task_types, limits, empty
                 )
             else:
                 started = []
@@ -324,14 +328,18 @@ class SqlJobs:
                     room = max_jobs - len(started)
                     if room <= 0:
                         break
-                    rows = await self._d.fetch(
-                        conn,
-                        self._q.LEASE,
-                        self._lease_params(queue, worker_id, now, room, task_types),
-                    )
+                    params = self._lease_params(queue, worker_id, now, room, task_types)
+                    rows = await self._d.fetch(conn, self._q.LEASE, params)
+                    if not rows:
+                        empty.add((queue.tenant, queue.name))
                     started.extend(
                         sorted(map(self._d.job, rows), key=lambda j: (-j.priority, j.run_at, j.id))
                     )
+            if limits is not None:
+                counts: dict[QueueKey, int] = {}
+                for job in started:
+                    counts[queue_of(job)] = counts.get(queue_of(job), 0) + 1
+                limits.started(order, counts, empty)
             if started:
                 events = [
                     START.event(j, now, was=START.from_states[0], worker_id=worker_id)
@@ -365,6 +373,7 @@ class SqlJobs:
         now: dt.datetime,
         task_types: Sequence[str],
         limits: LeaseLimits | None,
+        empty: set[QueueKey],
     ) -> list[Job]:
         """Candidates (locked), minus those over a cap (counted here, exactly), minus those
         the rate limiter holds back (one call for the whole batch); then only the rest are
@@ -402,6 +411,8 @@ class SqlJobs:
                 if limits is not None:
                     for reason, count in dropped.items():
                         limits.throttled(queue.name, reason, count)
+            if not found:
+                empty.add((queue.tenant, queue.name))
             for candidate in found[:max_jobs]:
                 candidates.append((candidate, queue))
                 if not (queue.rate_limit or (queue.key_rate_limit and candidate.rate_key)):
