@@ -218,6 +218,9 @@ class _AdmitFirst:
     def order(self, queues):
         return list(queues)
 
+    def tenant_cap(self, tenant):
+        return 0
+
     def started(self, queues, counts, empty):
         pass
 

@@ -21,6 +21,7 @@ from jobq.server.app import ServerApp
 from jobq.worker.connection import WorkerConnection
 from jobq.worker.task import Task
 from tests.auth_keys import OWNER_KEY, WORKER_KEY
+from tests.harness.redis import redis_server
 
 from .inprocess import running_server, running_worker
 
@@ -156,3 +157,72 @@ async def test_tenants_weighted_3_to_1_share_a_worker_pool_3_to_1(tmp_path: Path
             await worker.close()
     # Then they started 3:1, although both backlogs were the same
     assert tenants.count("big") / tenants.count("small") == pytest.approx(3, abs=0.3)
+
+
+async def test_a_tenant_wide_cap_holds_across_its_queues(tmp_path: Path) -> None:
+    # Given tenant "capt" capped at 2 running jobs in all (JQ_TENANT_CONCURRENCY_LIMITS),
+    # with backlogs in two queues that have no cap of their own
+    async with (
+        running_server(tmp_path, tenant_concurrency_limits="capt=2") as app,
+        AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client,
+    ):
+        ids = []
+        for queue in ("qa", "qb"):
+            for _ in range(12):
+                ids.append((await client.submit(queue, None, queue=queue, tenant="capt")).id)
+        runs: list[tuple[float, float]] = []
+
+        async def run(payload: Any) -> None:
+            started = time.time()
+            await asyncio.sleep(0.02)
+            runs.append((started, time.time()))
+
+        tasks = {q: Task(q, run, queue=q) for q in ("qa", "qb")}
+        # When two workers of 4 slots each serve both queues
+        async with running_worker(app, tasks), running_worker(app, tasks):
+            await wait_all_final(client, ids)
+    # Then never more than 2 of the tenant's jobs ran at once
+    assert len(runs) == 24
+    assert most_at_once(runs) == 2
+
+
+async def test_with_redis_stopped_leasing_goes_on_on_local_rates_and_caps_still_hold(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis_server() as redis:
+        async with (
+            running_server(tmp_path, redis_url=redis.url) as app,
+            AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client,
+        ):
+            # Given a queue with a rate (decided in Redis) and one job at a time per key
+            await client.create_queue(
+                "keyed", rate_limit=1000.0, rate_burst=100, key_concurrency_limit=1
+            )
+            for key in ("a", "a", "b", "b", "c", "c"):
+                await client.submit("run", None, queue="keyed", concurrency_key=key)
+            worker = WorkerConnection(f"127.0.0.1:{app.grpc_port}", token=WORKER_KEY)
+            try:
+                await worker.register("", ["keyed"], 10, [])
+                up = await worker.lease(["keyed"], 1, dt.timedelta(0), [])
+                assert (
+                    len(up) == 1
+                    and app.metrics.registry.get_sample_value("jq_rate_limit_local") == 0
+                )
+                # When Redis is stopped
+                redis.kill()
+                down = await worker.lease(["keyed"], 10, dt.timedelta(0), [])
+                again = await worker.lease(["keyed"], 10, dt.timedelta(0), [])
+            finally:
+                await worker.close()
+            # Then leasing went on from local buckets, said so once, and every key still
+            # ran one job at a time: the two keys not yet running got one each, no more
+            assert sorted(j.concurrency_key for j in up + down) == ["a", "b", "c"]
+            assert again == []
+            assert app.metrics.registry.get_sample_value("jq_rate_limit_local") == 1
+            local = [r for r in caplog.records if "local buckets" in r.getMessage()]
+            assert len(local) == 1
+            # And each of the three leases counted the 3 jobs its key caps held back
+            held_back = app.metrics.registry.get_sample_value(
+                "jq_lease_throttled_total", {"queue": "keyed", "reason": "key_cap"}
+            )
+            assert held_back == 9

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 # Why a leasable job was not started by a lease: the label of jq_lease_throttled_total.
-THROTTLE_REASONS = ("queue_cap", "key_cap", "rate", "key_rate")
+THROTTLE_REASONS = ("tenant_cap", "queue_cap", "key_cap", "rate", "key_rate")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,6 +106,10 @@ class LeaseLimits(Protocol):
 
     def throttled(self, queue: str, reason: str, count: int) -> None:
         """`count` leasable jobs of `queue` were not started for `reason`."""
+        ...
+
+    def tenant_cap(self, tenant: str) -> int:
+        """Running jobs the tenant may have across all its queues (0: no cap)."""
         ...
 
     def order(self, queues: Sequence[QueueConfig]) -> list[QueueConfig]:

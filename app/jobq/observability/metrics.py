@@ -107,8 +107,8 @@ class ServerMetrics:
         # Lease-time limits (ADR 0017; jobq.server.dispatch).
         self.lease_throttled = Counter(
             "jq_lease_throttled_total",
-            "Leasable jobs a lease did not start, by queue and limit (queue_cap, key_cap, "
-            "rate, key_rate)",
+            "Leasable jobs a lease did not start, by queue and limit (tenant_cap, queue_cap, "
+            "key_cap, rate, key_rate)",
             ["queue", "reason"],
             registry=r,
         )

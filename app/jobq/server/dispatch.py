@@ -41,10 +41,12 @@ class Dispatcher:
         metrics: ServerMetrics,
         *,
         tenant_weights: Mapping[str, int] | None = None,
+        tenant_caps: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._guarded = guarded
         self._fair = FairShare(tenant_weights)
+        self._tenant_caps = dict(tenant_caps or {})
         self._metrics = metrics
         self._local = MemoryCoordinator(clock)
         self.replica = uuid.uuid4().hex
@@ -86,6 +88,9 @@ class Dispatcher:
             if by >= 0:
                 self.throttled(candidates[refused][1].name, buckets[by].reason, 1)
         return list(answer.admitted)
+
+    def tenant_cap(self, tenant: str) -> int:
+        return self._tenant_caps.get(tenant, 0)
 
     def order(self, queues: Sequence[QueueConfig]) -> list[QueueConfig]:
         by_flow = {(q.tenant, q.name): q for q in queues}

@@ -109,7 +109,10 @@ class JobqService:
         self._defaults = queue_defaults(settings)
         self.coordination = coordination or in_process_coordination(settings, metrics)
         self.dispatcher = Dispatcher(
-            self.coordination.guarded, metrics, tenant_weights=settings.tenant_weight_map()
+            self.coordination.guarded,
+            metrics,
+            tenant_weights=settings.tenant_weight_map(),
+            tenant_caps=settings.tenant_cap_map(),
         )
 
     # --- jobs -------------------------------------------------------------------------

@@ -229,6 +229,10 @@ RETURNING j.*
 )
 
 # Running jobs of a queue by concurrency key (NULL: jobs without one), for its caps.
+RUNNING_IN_TENANT = _sql(
+    "SELECT count(*) AS n FROM jobs WHERE tenant = %(tenant)s AND state = {running}"
+)
+
 RUNNING_BY_KEY = _sql(
     "SELECT concurrency_key, count(*) AS n FROM jobs WHERE tenant = %(tenant)s"
     " AND queue = %(queue)s AND state = {running} GROUP BY concurrency_key"

@@ -61,6 +61,8 @@ QueueKey = tuple[str, str]  # (tenant, name)
 # KEYED_SCAN_MAX in all, so that a key at its cap does not hide the next keys' jobs.
 KEYED_SCAN_EXTRA = 200
 KEYED_SCAN_MAX = 1000
+# The advisory lock a tenant-wide cap is counted under: not a queue name, so never a queue's.
+TENANT_LOCK = "*"
 
 
 def queue_of(job: Job | NewJob) -> QueueKey:
@@ -318,9 +320,16 @@ class SqlJobs:
             else:
                 order = limits.order(open_queues)
             empty: set[QueueKey] = set()
-            if any(q.limited for q in order):
+            tenant_caps = {}
+            if limits is not None:
+                tenant_caps = {
+                    t: cap
+                    for t in sorted({q.tenant for q in order})
+                    if (cap := limits.tenant_cap(t))
+                }
+            if tenant_caps or any(q.limited for q in order):
                 started = await self._lease_limited(
-                    conn, worker_id, order, max_jobs, now, task_types, limits, empty
+                    conn, worker_id, order, max_jobs, now, task_types, limits, empty, tenant_caps
                 )
             else:
                 started = []
@@ -374,10 +383,25 @@ class SqlJobs:
         task_types: Sequence[str],
         limits: LeaseLimits | None,
         empty: set[QueueKey],
+        tenant_caps: dict[str, int],
     ) -> list[Job]:
         """Candidates (locked), minus those over a cap (counted here, exactly), minus those
         the rate limiter holds back (one call for the whole batch); then only the rest are
         claimed. Rows not claimed stay QUEUED and unlocked at commit (ADR 0017)."""
+        # Every replica takes the locks in one order (tenants, then queues, by name), so two
+        # leases over the same queues in different orders cannot deadlock; and every replica
+        # counting a cap counts under its lock: exact.
+        for tenant in sorted(tenant_caps):
+            await self._d.lock_queue(conn, tenant, TENANT_LOCK)
+        capped = {
+            (q.tenant, q.name) for q in order if q.concurrency_limit or q.key_concurrency_limit
+        }
+        for tenant, name in sorted(capped):
+            await self._d.lock_queue(conn, tenant, name)
+        tenant_room = {}
+        for tenant, cap in tenant_caps.items():
+            counted = await self._d.fetch(conn, self._q.RUNNING_IN_TENANT, {"tenant": tenant})
+            tenant_room[tenant] = cap - counted[0]["n"]
         candidates: list[tuple[Candidate, QueueConfig]] = []
         held: dict[QueueKey, int] = {}  # capped queues' running jobs before this lease
         certain = 0  # candidates no rate can hold back: enough of them ends the scan
@@ -387,10 +411,6 @@ class SqlJobs:
             keyed = bool(queue.key_concurrency_limit or queue.key_rate_limit)
             # A key at its cap must not hide other keys' jobs behind it: scan further.
             scan = min(max_jobs + KEYED_SCAN_EXTRA, KEYED_SCAN_MAX) if keyed else max_jobs
-            capped = bool(queue.concurrency_limit or queue.key_concurrency_limit)
-            if capped:
-                # Every replica leasing this queue counts under the same lock: exact.
-                await self._d.lock_queue(conn, queue.tenant, queue.name)
             rows = await self._d.fetch(
                 conn,
                 self._q.LEASE_CANDIDATES,
@@ -401,7 +421,7 @@ class SqlJobs:
                           queue.name, r["rate_key"], r["concurrency_key"])
                 for r in rows
             ]  # fmt: skip
-            if capped and found:
+            if (queue.tenant, queue.name) in capped and found:
                 counted = await self._d.fetch(
                     conn, self._q.RUNNING_BY_KEY, {"tenant": queue.tenant, "queue": queue.name}
                 )
@@ -411,6 +431,12 @@ class SqlJobs:
                 if limits is not None:
                     for reason, count in dropped.items():
                         limits.throttled(queue.name, reason, count)
+            if queue.tenant in tenant_room:
+                room = max(0, tenant_room[queue.tenant])
+                if len(found) > room and limits is not None:
+                    limits.throttled(queue.name, "tenant_cap", len(found) - room)
+                found = found[:room]
+                tenant_room[queue.tenant] -= len(found[:max_jobs])
             if not found:
                 empty.add((queue.tenant, queue.name))
             for candidate in found[:max_jobs]:

@@ -45,6 +45,7 @@ class JobQueries(Protocol):
     LEASE_CANDIDATES: Any
     LEASE_IDS: Any
     RUNNING_BY_KEY: Any
+    RUNNING_IN_TENANT: Any
     EVENTS: Any  # write: events, wake
     TOUCH_WORKER: Any
     EXTEND_LEASES: Any

@@ -144,6 +144,10 @@ RETURNING *
 """
 )
 
+RUNNING_IN_TENANT = _sql(
+    "SELECT count(*) AS n FROM jobs WHERE tenant = :tenant AND state = {running}"
+)
+
 RUNNING_BY_KEY = _sql(
     "SELECT concurrency_key, count(*) AS n FROM jobs WHERE tenant = :tenant AND queue = :queue"
     " AND state = {running} GROUP BY concurrency_key"
