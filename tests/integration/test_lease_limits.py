@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -226,3 +228,36 @@ async def test_with_redis_stopped_leasing_goes_on_on_local_rates_and_caps_still_
                 "jq_lease_throttled_total", {"queue": "keyed", "reason": "key_cap"}
             )
             assert held_back == 9
+
+
+async def test_jq_ctl_sets_and_shows_a_queues_limits(
+    server: ServerApp, client: AsyncClient
+) -> None:
+    jq_ctl = str(Path(sys.executable).parent / "jq-ctl")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "JQ_SERVER_ADDRESS": f"127.0.0.1:{server.grpc_port}",
+        "JQ_TOKEN": OWNER_KEY,
+        "COLUMNS": "250",
+        "NO_COLOR": "1",
+    }
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([jq_ctl, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    await client.create_queue("api")
+    # When an operator sets the limits with jq-ctl
+    done = await asyncio.to_thread(
+        ctl, "queues", "update", "api", "--rate", "200", "--burst", "50", "--key-rate", "2",
+        "--key-concurrency", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Then the server holds them, and `queues list` shows them
+    queue = await client.get_queue("api")
+    assert (queue.rate_limit, queue.rate_burst, queue.key_rate_limit) == (200.0, 50, 2.0)
+    assert (queue.key_rate_burst, queue.key_concurrency_limit) == (0, 1)
+    listed = await asyncio.to_thread(ctl, "queues", "list")
+    assert "rate 200/s burst 50, per key 2/s burst 1, per key 1 running" in listed.stdout
+    # And a bad value is refused naming the field
+    bad = await asyncio.to_thread(ctl, "queues", "update", "api", "--rate", "-1")
+    assert bad.returncode != 0 and "rate_limit" in bad.stderr + bad.stdout
