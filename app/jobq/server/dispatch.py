@@ -32,6 +32,9 @@ log = logging.getLogger("jobq.dispatch")
 
 # A replica counts as leasing for this long after its last limited lease.
 REPLICA_TTL = 30.0
+# A lease that found only jobs held back by a rate looks again this soon: a bucket refills
+# with time, and nothing announces it the way a submit wakes waiting leases.
+RATE_RECHECK = 0.05
 
 
 class Dispatcher:
@@ -52,6 +55,8 @@ class Dispatcher:
         self.replica = uuid.uuid4().hex
         self.replicas = 1  # as last counted by the shared backend
         self.local = False
+        self._clock = clock
+        self._rate_refused_at = -math.inf
         metrics.rate_limit_local.set(0)
 
     async def admit(
@@ -84,10 +89,19 @@ class Dispatcher:
         else:
             self._leave_local()
             self.replicas = max(1, answer.replicas)
+        if any(by >= 0 for by in answer.refused_by.values()):
+            self._rate_refused_at = self._clock()
         for refused, by in answer.refused_by.items():
             if by >= 0:
                 self.throttled(candidates[refused][1].name, buckets[by].reason, 1)
         return list(answer.admitted)
+
+    def recheck_after(self, timeout: float) -> float:
+        """How long a lease that found nothing waits before it looks again: soon when a rate
+        held jobs back a moment ago (on this replica), else `timeout` (or a wake-up)."""
+        if self._clock() - self._rate_refused_at < 2 * RATE_RECHECK:
+            return min(timeout, RATE_RECHECK)
+        return timeout
 
     def tenant_cap(self, tenant: str) -> int:
         return self._tenant_caps.get(tenant, 0)

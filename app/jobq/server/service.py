@@ -345,7 +345,9 @@ class JobqService:
             remaining = (deadline - now).total_seconds()
             if remaining <= 0:
                 return []
-            await self.notifier.wait_for_work(min(remaining, 1.0), queues)
+            await self.notifier.wait_for_work(
+                self.dispatcher.recheck_after(min(remaining, 1.0)), queues
+            )
 
     async def report_progress(
         self, worker_id: str, lease: LeaseRef, progress: float, message: str
@@ -378,6 +380,14 @@ class JobqService:
         for job in jobs:
             self.metrics.job_finished(job)
         await self._jobs_changed(j.id for j in jobs)
+        # A finished job with a concurrency key frees a cap slot: a lease waiting for that
+        # queue here may start the key's next job now (other replicas look within a second).
+        keyed: dict[str, int] = {}
+        for job in jobs:
+            if job.concurrency_key:
+                keyed[job.queue] = keyed.get(job.queue, 0) + 1
+        if keyed:
+            self.notifier.work_available(keyed)
         leases = {o.lease.job_id: o.lease for o in outcomes}
         await self.coordination.finished(
             worker_id, [(leases[j.id], j) for j in jobs if j.id in leases]
