@@ -372,6 +372,7 @@ def main() -> None:
         "--limits", action="store_true", help="rate-limit and coordination figures instead"
     )
     parser.add_argument("--rate", type=float, default=200.0, help="--limits: jobs/s limit")
+    parser.add_argument("--burst", type=int, default=0, help="--limits: burst (0: rate x 1 s)")
     args = parser.parse_args()
     if args.limits:
         from benchmarks import limits

@@ -2,7 +2,7 @@
 PostgreSQL and a real Redis:
 
     make bench BENCH_ARGS="--limits"
-    make bench BENCH_ARGS="--limits --jobs 5000 --rate 200"
+    make bench BENCH_ARGS="--limits --jobs 5000 --rate 200 --burst 20"
 
 - rate: 2 server replicas and 4 workers (2 per replica), a queue limited to `--rate` jobs/s
   with a backlog of `--jobs`: jobs started in each full 10 s window from the first start,
@@ -91,9 +91,9 @@ async def started_times(client: AsyncClient) -> list[dt.datetime]:
             return sorted(out)
 
 
-async def rate_run(cluster: Replicas, jobs: int, rate: float) -> dict[str, Any]:
+async def rate_run(cluster: Replicas, jobs: int, rate: float, burst: int) -> dict[str, Any]:
     async with AsyncClient(cluster.address, timeout=300, token=cluster.key) as client:
-        await client.create_queue(QUEUE, rate_limit=rate, rate_burst=max(1, int(rate / 10)))
+        await client.create_queue(QUEUE, rate_limit=rate, rate_burst=burst)
         await client.submit_many({"type": "noop", "queue": QUEUE} for _ in range(jobs))
         cluster.start_workers()
         while True:
@@ -111,6 +111,7 @@ async def rate_run(cluster: Replicas, jobs: int, rate: float) -> dict[str, Any]:
     full = [n / WINDOW for n in windows[:-1]]  # the last window is cut short by the backlog
     return {
         "limit_per_s": rate,
+        "burst": burst,
         "per_window_per_s": full,
         "worst_deviation": max((abs(r - rate) / rate for r in full), default=None),
     }
@@ -148,7 +149,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             try:
                 cluster.start_server()
-                results["rate"] = asyncio.run(rate_run(cluster, args.jobs, args.rate))
+                burst = args.burst or max(1, round(args.rate))  # default: one second's worth
+                results["rate"] = asyncio.run(rate_run(cluster, args.jobs, args.rate, burst))
             finally:
                 cluster.stop()
     return results
@@ -162,7 +164,10 @@ async def _throughput(cluster: Replicas, jobs: int, batch: int) -> dict[str, Any
 
 def report(results: dict[str, Any], path: str) -> None:
     rate = results["rate"]
-    print(f"rate limit {rate['limit_per_s']:g}/s, 2 replicas, 4 workers, 10 s windows:")
+    print(
+        f"rate limit {rate['limit_per_s']:g}/s burst {rate['burst']}, 2 replicas, 4 workers, "
+        "10 s windows:"
+    )
     print("  started/s per window: " + ", ".join(f"{r:.1f}" for r in rate["per_window_per_s"]))
     if rate["worst_deviation"] is not None:
         print(f"  worst deviation from the limit: {rate['worst_deviation']:.1%}")
