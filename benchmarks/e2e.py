@@ -4,6 +4,7 @@ processes, on both stores in one run, and the raw-SQL ceiling on the same Postgr
     make bench                                   # both stores, 20,000 jobs each
     make bench BENCH_ARGS="--store postgres --jobs 50000"
     make bench BENCH_ARGS="--store postgres --queued 1000000"   # lease latency, 1M waiting
+    make bench BENCH_ARGS="--limits --jobs 5000"  # rate limits, coordination on vs off
 
 For each store:
 
@@ -367,7 +368,17 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="PostgreSQL to use instead")
     parser.add_argument("--ceiling", default=str(CEILING), help="pg_ceiling.py to run")
     parser.add_argument("--json", default=str(ROOT / ".jq" / "bench.json"))
+    parser.add_argument(
+        "--limits", action="store_true", help="rate-limit and coordination figures instead"
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="--limits: jobs/s limit")
+    parser.add_argument("--burst", type=int, default=0, help="--limits: burst (0: rate x 1 s)")
     args = parser.parse_args()
+    if args.limits:
+        from benchmarks import limits
+
+        limits.report(limits.run(args), str(Path(args.json).with_name("bench-limits.json")))
+        return
 
     stores = ("sqlite", "postgres") if args.store == "both" else (args.store,)
     results = {store: run_store(store, args) for store in stores}

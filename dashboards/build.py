@@ -434,6 +434,33 @@ def overview() -> dict[str, Any]:
         ),
         timeseries(
             lay,
+            "Leases throttled by limit",
+            "Leasable jobs that leases held back per second, by queue and limit (queue_cap,"
+            " key_cap, rate, key_rate; ADR 0017). Steady throttling under a backlog is the limit"
+            " doing its job.",
+            [
+                (
+                    f"sum by (queue, reason) (rate(jq_lease_throttled_total{{{QUEUE}}}[{RATE}]))",
+                    "{{queue}} {{reason}}",
+                )
+            ],
+            "ops",
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "Cap slots in use, local rate limits",
+            "Running jobs of each capped queue as the last lease counted them, and replicas"
+            " deciding rates from local buckets because Redis does not answer (1 each).",
+            [
+                (f"max by (queue) (jq_cap_slots_in_use{{{QUEUE}}})", "{{queue}} slots"),
+                ("sum(jq_rate_limit_local)", "replicas on local rates"),
+            ],
+            "none",
+            width=12,
+        ),
+        timeseries(
+            lay,
             "Outbox backlog",
             "Job events waiting to be published to Kafka.",
             [("max(jq_outbox_backlog)", "unpublished events")],

@@ -24,6 +24,18 @@ REQUEST_OVERHEAD_BYTES = 64 << 10
 RECEIVE_CAP_BYTES = 64 << 20
 
 
+_TENANT_WEIGHT = r"[a-z0-9][a-z0-9._-]{0,62}=[1-9][0-9]{0,3}"
+_TENANT_WEIGHTS = rf"^({_TENANT_WEIGHT}(,{_TENANT_WEIGHT})*)?$"
+_TENANT_CAP = r"[a-z0-9][a-z0-9._-]{0,62}=[1-9][0-9]{0,5}"
+_TENANT_CAPS = rf"^({_TENANT_CAP}(,{_TENANT_CAP})*)?$"
+
+
+def _tenant_numbers(text: str) -> dict[str, int]:
+    """ "acme=3,beta=1" -> {"acme": 3, "beta": 1} (the pattern was checked already)."""
+    pairs = (item.partition("=") for item in text.split(",") if item)
+    return {tenant: int(number) for tenant, _, number in pairs}
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the environment variable."""
 
@@ -202,6 +214,13 @@ class ServerSettings(KafkaSettings, RedisSettings):
     default_backoff_base: Duration = dt.timedelta(seconds=1)
     default_backoff_max: Duration = dt.timedelta(hours=1)
     default_retention: Duration = dt.timedelta(days=7)
+    # Fair dispatch across tenants (ADR 0017): "tenant=weight,..." e.g. "acme=3,beta=1";
+    # a tenant not named weighs 1. A tenant's share of leases across the queues a worker
+    # serves in several tenants follows its weight, whatever its backlog.
+    tenant_weights: str = Field("", pattern=_TENANT_WEIGHTS)
+    # A tenant-wide cap on running jobs across all its queues: "tenant=N,..."; counted by
+    # the database in the lease transaction, like every cap (ADR 0017).
+    tenant_concurrency_limits: str = Field("", pattern=_TENANT_CAPS)
     # A fault the e2e tests inject into a real process (JQ_TEST_FAULT); empty in production.
     # relay-crash-after-produce: the relay SIGKILLs its own process once Kafka acknowledged
     # a batch and before the outbox marks it published.
@@ -233,6 +252,12 @@ class ServerSettings(KafkaSettings, RedisSettings):
     tls_key_file: str = ""
     # Set: every client must present a certificate signed by this CA (mTLS).
     tls_client_ca_file: str = ""
+
+    def tenant_weight_map(self) -> dict[str, int]:
+        return _tenant_numbers(self.tenant_weights)
+
+    def tenant_cap_map(self) -> dict[str, int]:
+        return _tenant_numbers(self.tenant_concurrency_limits)
 
     @model_validator(mode="after")
     def _auth_consistent(self) -> ServerSettings:

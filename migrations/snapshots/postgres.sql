@@ -68,6 +68,8 @@ CREATE TABLE public.jobs (
     workflow_id uuid,
     workflow_key text,
     waiting_on integer DEFAULT 0 NOT NULL,
+    rate_key text,
+    concurrency_key text,
     CONSTRAINT jobs_state_known CHECK ((state = ANY (ARRAY['waiting'::text, 'scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'dead'::text, 'cancelled'::text, 'expired'::text])))
 );
 CREATE TABLE public.queues (
@@ -83,7 +85,12 @@ CREATE TABLE public.queues (
     concurrency_limit integer DEFAULT 0 NOT NULL,
     retention interval NOT NULL,
     created_at timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone NOT NULL
+    updated_at timestamp with time zone NOT NULL,
+    rate_limit double precision DEFAULT 0 NOT NULL,
+    rate_burst integer DEFAULT 0 NOT NULL,
+    key_rate_limit double precision DEFAULT 0 NOT NULL,
+    key_rate_burst integer DEFAULT 0 NOT NULL,
+    key_concurrency_limit integer DEFAULT 0 NOT NULL
 );
 CREATE TABLE public.schedule_runs (
     schedule_id uuid NOT NULL,
@@ -178,6 +185,7 @@ CREATE UNIQUE INDEX jobs_idempotency ON public.jobs USING btree (tenant, queue, 
 CREATE INDEX jobs_leasable ON public.jobs USING btree (tenant, queue, priority DESC, run_at, id) WHERE (state = 'queued'::text);
 CREATE INDEX jobs_pending_expiry ON public.jobs USING btree (expires_at) WHERE ((state = ANY (ARRAY['scheduled'::text, 'queued'::text])) AND (expires_at IS NOT NULL));
 CREATE INDEX jobs_priority ON public.jobs USING btree (priority);
+CREATE INDEX jobs_running_key ON public.jobs USING btree (tenant, queue, concurrency_key) WHERE ((state = 'running'::text) AND (concurrency_key IS NOT NULL));
 CREATE INDEX jobs_running_lease ON public.jobs USING btree (lease_expires_at) WHERE (state = 'running'::text);
 CREATE INDEX jobs_scheduled ON public.jobs USING btree (run_at) WHERE (state = 'scheduled'::text);
 CREATE INDEX jobs_state ON public.jobs USING btree (state, queue);

@@ -11,6 +11,7 @@ import pytest
 from jobq.coord.base import Coordinator
 from jobq.coord.memory import MemoryCoordinator
 from jobq.coord.redis import RedisCoordinator
+from jobq.core.limits import RateBucket
 
 BACKENDS = ("memory", "redis", "redis-cluster")
 
@@ -57,6 +58,53 @@ async def test_rate_is_atomic_under_concurrent_batches(coord):
     decisions = await asyncio.gather(*(coord.rate_acquire("race", 0.001, 30, 5) for _ in range(20)))
     # Then exactly the burst is granted, never more
     assert sum(d.granted for d in decisions) == 30
+
+
+SLOW = 0.001  # one job per 1000 s: only the burst is ever admitted within a test
+
+
+async def test_rate_admit_decides_a_whole_batch_over_queue_and_key_buckets(coord):
+    # Given a queue bucket with burst 4 and two key buckets with burst 2 each
+    buckets = [
+        RateBucket("q:t/q", SLOW, 4, "rate"),
+        RateBucket("k:t/q:a", SLOW, 2, "key_rate"),
+        RateBucket("k:t/q:b", SLOW, 2, "key_rate"),
+    ]
+    # When six candidates ask: a a a b b b (each draws from the queue's and its key's)
+    wants = [(0, 1), (0, 1), (0, 1), (0, 2), (0, 2), (0, 2)]
+    answer = await coord.rate_admit(buckets, wants, 10, "replica-1", 30)
+    # Then each key gets its burst: the third "a" is refused by its key's bucket, the third
+    # "b" by the queue's (its 4 are gone), and a refused one charged nothing
+    assert answer.admitted == (0, 1, 3, 4)
+    assert answer.refused_by == {2: 1, 5: 0}
+    assert answer.replicas == 1
+    # And only admitted ones were charged: the queue bucket had exactly 4, all used now
+    again = await coord.rate_admit(buckets[:1], [(0,)], 10, "replica-1", 30)
+    assert again.admitted == () and again.refused_by == {0: 0}
+
+
+async def test_rate_admit_stops_at_the_batch_limit_without_charging_the_rest(coord):
+    buckets = [RateBucket("q:t/full", SLOW, 5, "rate")]
+    answer = await coord.rate_admit(buckets, [(0,)] * 4, 2, "r", 30)
+    # The batch holds 2: the other two are refused by the limit (-1), not by the bucket
+    assert answer.admitted == (0, 1) and answer.refused_by == {2: -1, 3: -1}
+    assert (await coord.rate_admit(buckets, [(0,)] * 5, 5, "r", 30)).admitted == (0, 1, 2)
+
+
+async def test_rate_admit_lets_candidates_without_buckets_through(coord):
+    answer = await coord.rate_admit([], [(), ()], 5, "r", 30)
+    assert answer.admitted == (0, 1)
+
+
+async def test_rate_admit_is_atomic_across_racing_batches_and_counts_replicas(coord):
+    bucket = [RateBucket("q:t/race", SLOW, 25, "rate")]
+    # Given 10 replicas racing with batches of 5 against a burst of 25
+    answers = await asyncio.gather(
+        *(coord.rate_admit(bucket, [(0,)] * 5, 5, f"replica-{i}", 30) for i in range(10))
+    )
+    # Then exactly the burst is admitted across them, and every replica was counted
+    assert sum(len(a.admitted) for a in answers) == 25
+    assert max(a.replicas for a in answers) == 10
 
 
 async def test_slots_hold_a_limit_and_come_back_on_release(coord):

@@ -159,6 +159,87 @@ async def test_queue_concurrency_limit_caps_running_jobs(store, clock) -> None:
     assert await store.jobs.lease("w1", ["q"], 10, clock.now()) == []
 
 
+async def test_key_cap_runs_one_job_per_key_and_skips_a_busy_key_to_the_next(store, clock):
+    # Given a queue capped at 1 running job per concurrency key, and a backlog of one
+    # customer's jobs ahead of another customer's
+    await register(store, clock)
+    a = [await submit(store, clock, queue="q", concurrency_key="cust-a") for _ in range(3)]
+    b = await submit(store, clock, queue="q", concurrency_key="cust-b")
+    free = await submit(store, clock, queue="q")
+    await store.queues.update("q", {"key_concurrency_limit": 1}, clock.now())
+    # When a worker asks for 10
+    leased = await store.jobs.lease("w1", ["q"], 10, clock.now())
+    # Then it gets one of each key (the first of "a", not hidden behind a's backlog) and the
+    # keyless job; a's other jobs stay queued, unclaimed
+    assert {j.id for j in leased} == {a[0].id, b.id, free.id}
+    assert await store.jobs.lease("w1", ["q"], 10, clock.now()) == []
+    assert (await store.jobs.get(a[1].id)).state is S.QUEUED
+    # And when a's job finishes, its key's next job may start
+    await store.jobs.report(
+        "w1", [completed(next(j for j in leased if j.id == a[0].id))], clock.now()
+    )
+    assert [j.id for j in await store.jobs.lease("w1", ["q"], 10, clock.now())] == [a[1].id]
+
+
+async def test_key_cap_slot_comes_back_when_the_lease_expires(store, clock):
+    # Given a key capped at 1 whose running job's worker vanished
+    await register(store, clock)
+    first = await submit(store, clock, queue="q", concurrency_key="k")
+    await submit(store, clock, queue="q", concurrency_key="k")
+    await store.queues.update("q", {"key_concurrency_limit": 1}, clock.now())
+    assert [j.id for j in await store.jobs.lease("w1", ["q"], 5, clock.now())] == [first.id]
+    assert await store.jobs.lease("w1", ["q"], 5, clock.now()) == []
+    # When its lease expires and the reaper runs
+    clock.advance(31)
+    await store.jobs.reap_expired_leases(clock.now(), 100)
+    # Then the key's slot is free again: a crash never leaks it
+    leased = await store.jobs.lease("w1", ["q"], 5, clock.now())
+    assert len(leased) == 1 and leased[0].concurrency_key == "k"
+
+
+class _AdmitFirst:
+    """A limiter that admits only the first `n` candidates it is shown."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.asked: list[int] = []
+        self.running_seen: dict[str, int] = {}
+
+    async def admit(self, candidates, limit):
+        self.asked.append(len(candidates))
+        return list(range(min(self.n, limit, len(candidates))))
+
+    def throttled(self, queue, reason, count):
+        pass
+
+    def running(self, queue, count):
+        self.running_seen[queue] = count
+
+    def order(self, queues):
+        return list(queues)
+
+    def tenant_cap(self, tenant):
+        return 0
+
+    def started(self, queues, counts, empty):
+        pass
+
+
+async def test_rate_limited_lease_asks_once_per_batch_and_claims_only_the_admitted(store, clock):
+    # Given a rate-limited queue with 5 jobs and a limiter that admits 2
+    await register(store, clock)
+    jobs = [await submit(store, clock, queue="q") for _ in range(5)]
+    await store.queues.update("q", {"rate_limit": 1.0}, clock.now())
+    limits = _AdmitFirst(2)
+    # When a worker asks for 5
+    leased = await store.jobs.lease("w1", ["q"], 5, clock.now(), limits=limits)
+    # Then the limiter was asked once, for the whole batch, and only 2 started
+    assert limits.asked == [5]
+    assert [j.id for j in leased] == [j.id for j in jobs[:2]]
+    states = [(await store.jobs.get(j.id)).state for j in jobs]
+    assert states == [S.RUNNING, S.RUNNING, S.QUEUED, S.QUEUED, S.QUEUED]
+
+
 async def test_queue_weights_share_leases_across_queues(store, clock) -> None:
     await register(store, clock, queues=("heavy", "light"))
     for _ in range(300):

@@ -312,14 +312,21 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         worker, leased, attempt = rng.choice(state.leases)
         lease = {"job_id": leased, "attempt": attempt}
     job = {"type": "echo", "payload": '{"n": 1}', "queue": queue}
+    keyed = dict(job)
+    if rng.random() < 0.5:  # lease-time limit keys (ADR 0017); a Job's, not a ScheduledJob's
+        keyed |= {"rate_key": "cust-1", "concurrency_key": rng.choice(["cust-1", "cust-2"])}
+    limits = rng.sample(
+        ["weight", "rate_limit", "rate_burst", "key_rate_limit", "key_rate_burst",
+         "key_concurrency_limit"], 2,
+    )  # fmt: skip
     schedule = rng.choice(state.schedules)
     workflow = rng.choice(state.workflows)
     calendar: dict[str, Any] = rng.choice(
         [{"cron": "*/5 * * * *", "time_zone": "Europe/Berlin"}, {"interval": {"seconds": 60}}]
     )
     return {
-        "Submit": {"job": job},
-        "SubmitBatch": {"jobs": [job] * rng.randint(1, 3)},
+        "Submit": {"job": keyed},
+        "SubmitBatch": {"jobs": [keyed] * rng.randint(1, 3)},
         "GetJob": {"id": job_id},
         "ListJobs": {"page_size": rng.randint(0, 5)},
         "CancelJob": {"id": job_id, "reason": "r"},
@@ -338,8 +345,8 @@ def plausible(name: str, state: State, rng: random.Random) -> dict[str, Any]:
         "DeregisterWorker": {"worker_id": worker},
         "CreateQueue": {"queue": {"name": f"q{rng.randrange(10_000)}"}},
         "UpdateQueue": {
-            "queue": {"name": queue, "weight": 2},
-            "update_mask": {"paths": ["weight"]},
+            "queue": {"name": queue, **dict.fromkeys(limits, 2)},
+            "update_mask": {"paths": limits},
         },
         "GetQueue": {"name": queue},
         "ListQueues": {},

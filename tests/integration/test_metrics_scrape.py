@@ -42,6 +42,9 @@ NO_SAMPLES_YET = frozenset(
         "jq_store_errors_total",
         "jq_outbox_backlog",
         "jq_outbox_oldest_age_seconds",
+        # By queue, once a limited queue is leased (tests/integration/test_lease_limits.py).
+        "jq_lease_throttled_total",
+        "jq_cap_slots_in_use",
     }
 )
 

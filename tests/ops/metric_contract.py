@@ -42,6 +42,9 @@ _SERVER: Final[dict[str, MetricType]] = {
     "jq_redis_operation_duration_seconds": "histogram",  # {operation}
     "jq_redis_errors_total": "counter",  # {operation}: failed, or skipped while Redis is down
     "jq_redis_fallback": "gauge",  # 1 while serving without Redis
+    "jq_lease_throttled_total": "counter",  # {queue, reason}: leasable jobs a lease held back
+    "jq_cap_slots_in_use": "gauge",  # {queue}: running jobs of a capped queue
+    "jq_rate_limit_local": "gauge",  # 1 while rates are decided by local buckets
     "jq_status_cache_total": "counter",  # {result}: hit, miss, bypass
     "jq_job_changes_received_total": "counter",  # job changes heard on pub/sub
     "jq_inflight_jobs": "gauge",  # {queue}

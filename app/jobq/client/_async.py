@@ -192,6 +192,8 @@ class AsyncClient:
         ttl: DurationLike | None = None,
         idempotency_key: str = "",
         tenant: str = "",
+        rate_key: str = "",
+        concurrency_key: str = "",
     ) -> Job:
         """Submit one job of a task name or an @task, with a JSON-serialisable payload.
 
@@ -209,6 +211,8 @@ class AsyncClient:
             ttl=ttl,
             idempotency_key=idempotency_key,
             tenant=tenant,
+            rate_key=rate_key,
+            concurrency_key=concurrency_key,
         )
         return submitted.job
 
@@ -226,6 +230,8 @@ class AsyncClient:
         ttl: DurationLike | None = None,
         idempotency_key: str = "",
         tenant: str = "",
+        rate_key: str = "",
+        concurrency_key: str = "",
         payload_json: str | None = None,
     ) -> Submitted:
         """Like submit, and also says whether the job is new or matched an idempotency key,
@@ -242,6 +248,8 @@ class AsyncClient:
             ttl=ttl,
             idempotency_key=idempotency_key,
             tenant=tenant,
+            rate_key=rate_key,
+            concurrency_key=concurrency_key,
             payload_json=payload_json,
         )
         request = job_pb.SubmitRequest(job=job)

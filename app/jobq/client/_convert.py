@@ -110,6 +110,8 @@ def job_request(
     idempotency_key: str = "",
     tenant: str = "",
     payload_json: str | None = None,
+    rate_key: str = "",
+    concurrency_key: str = "",
 ) -> job_pb2.Job:
     """A Job message for Submit; `payload` is any JSON-serialisable value.
 
@@ -128,6 +130,8 @@ def job_request(
         "max_attempts": max_attempts,
         "idempotency_key": idempotency_key,
         "tenant": tenant,
+        "rate_key": rate_key,
+        "concurrency_key": concurrency_key,
     }
     if delay is not None:
         fields["delay"] = dur(delay)

@@ -86,6 +86,8 @@ class Client:
         ttl: DurationLike | None = None,
         idempotency_key: str = "",
         tenant: str = "",
+        rate_key: str = "",
+        concurrency_key: str = "",
     ) -> Job:
         """Submit one job of a task name or an @task, with a JSON-serialisable payload.
 
@@ -104,6 +106,8 @@ class Client:
                 ttl=ttl,
                 idempotency_key=idempotency_key,
                 tenant=tenant,
+                rate_key=rate_key,
+                concurrency_key=concurrency_key,
             )
         )
 
@@ -121,6 +125,8 @@ class Client:
         ttl: DurationLike | None = None,
         idempotency_key: str = "",
         tenant: str = "",
+        rate_key: str = "",
+        concurrency_key: str = "",
         payload_json: str | None = None,
     ) -> Submitted:
         """Like submit, and also says whether the job is new or matched an idempotency key,
@@ -138,6 +144,8 @@ class Client:
                 ttl=ttl,
                 idempotency_key=idempotency_key,
                 tenant=tenant,
+                rate_key=rate_key,
+                concurrency_key=concurrency_key,
                 payload_json=payload_json,
             )
         )

@@ -18,11 +18,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from jobq.core.errors import JobqError
+from jobq.core.limits import RateBucket
 
 __all__ = [
     "CHANNEL_JOBS",
     "CoordUnavailable",
     "Coordinator",
+    "RateAdmission",
     "RateDecision",
     "SlotGrant",
 ]
@@ -43,6 +45,17 @@ class RateDecision:
     asked: int
     granted: int
     retry_after: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateAdmission:
+    """A lease batch's answer: the candidates admitted (indexes, ascending); for each one
+    refused, the index of the bucket that refused it (-1: the batch was full); and how many
+    replicas asked within the last `replica_ttl` (this one included)."""
+
+    admitted: tuple[int, ...]
+    refused_by: dict[int, int]
+    replicas: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,6 +82,20 @@ class Coordinator(Protocol):
     async def rate_acquire(self, key: str, rate: float, burst: int, n: int) -> RateDecision:
         """GCRA: may `n` jobs start now under `rate` per second with `burst`? How many?
         Grants as many as fit (0..n) and charges only those, in one atomic step."""
+        ...
+
+    async def rate_admit(
+        self,
+        buckets: Sequence[RateBucket],
+        wants: Sequence[Sequence[int]],
+        limit: int,
+        replica: str,
+        replica_ttl: float,
+    ) -> RateAdmission:
+        """A whole lease batch in one atomic step: candidate i (in order) draws one from
+        each bucket `wants[i]` names and is admitted only if every one has room (GCRA, as
+        `rate_acquire`), until `limit` are admitted; only admitted ones are charged. Also
+        marks `replica` as leasing for `replica_ttl` seconds, and counts those that are."""
         ...
 
     async def slots_acquire(

@@ -12,7 +12,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from jobq.coord.base import JobsChanged, RateDecision, SlotGrant
+from jobq.coord.base import JobsChanged, RateAdmission, RateDecision, SlotGrant
+from jobq.core.limits import RateBucket
 
 __all__ = ["MemoryCoordinator"]
 
@@ -23,6 +24,7 @@ class MemoryCoordinator:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._tat: dict[str, float] = {}
+        self._replicas: dict[str, float] = {}
         self._slots: dict[str, dict[str, float]] = {}
         self._presence: dict[str, float] = {}
         self._cache: dict[str, tuple[bytes, float]] = {}
@@ -33,6 +35,44 @@ class MemoryCoordinator:
         granted, tat, retry = gcra(self._tat.get(key, now), now, rate, burst, n)
         self._tat[key] = tat
         return RateDecision(asked=n, granted=granted, retry_after=retry)
+
+    async def rate_admit(
+        self,
+        buckets: Sequence[RateBucket],
+        wants: Sequence[Sequence[int]],
+        limit: int,
+        replica: str,
+        replica_ttl: float,
+    ) -> RateAdmission:
+        now = self._clock()
+        self._replicas[replica] = now + replica_ttl
+        for name in [r for r, expiry in self._replicas.items() if expiry <= now]:
+            del self._replicas[name]
+        tats = [max(self._tat.get(b.key, now), now) for b in buckets]
+        admitted: list[int] = []
+        refused: dict[int, int] = {}
+        for index, drawn in enumerate(wants):
+            if len(admitted) >= limit:
+                refused[index] = -1
+                continue
+            full = next(
+                (
+                    b
+                    for b in drawn
+                    if not gcra(tats[b], now, buckets[b].rate, buckets[b].burst, 1)[0]
+                ),
+                None,
+            )
+            if full is not None:
+                refused[index] = full
+                continue
+            for b in drawn:
+                tats[b] += 1.0 / buckets[b].rate
+            admitted.append(index)
+        for bucket, tat in zip(buckets, tats, strict=True):
+            if tat > now:
+                self._tat[bucket.key] = tat
+        return RateAdmission(tuple(admitted), refused, len(self._replicas))
 
     def _live(self, key: str) -> dict[str, float]:
         now = self._clock()

@@ -14,8 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from jobq.coord.base import CHANNEL_JOBS, CoordUnavailable, JobsChanged, RateDecision, SlotGrant
+from jobq.coord.base import (
+    CHANNEL_JOBS,
+    CoordUnavailable,
+    JobsChanged,
+    RateAdmission,
+    RateDecision,
+    SlotGrant,
+)
 from jobq.core.errors import JobqError
+from jobq.core.limits import RateBucket
 
 __all__ = ["RedisCoordinator", "SecretCredentialProvider", "connect_url", "is_cluster_url"]
 
@@ -43,6 +51,68 @@ else
   retry = math.max(0, tat + interval - tolerance - now)
 end
 return {granted, string.format('%.6f', retry)}
+"""
+
+# A whole lease batch (ADR 0017). KEYS: the buckets' keys, then the set of leasing replicas.
+# ARGV: bucket count, batch limit, replica id, replica ttl (ms), each bucket's rate and
+# burst, then per candidate the number of buckets it draws from and their (1-based) indexes.
+_RATE_ADMIT = """
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) - 1735689600) + tonumber(t[2]) / 1000000
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nb = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local replicas = KEYS[nb + 1]
+redis.call('ZREMRANGEBYSCORE', replicas, '-inf', now_ms)
+redis.call('ZADD', replicas, now_ms + tonumber(ARGV[4]), ARGV[3])
+redis.call('PEXPIRE', replicas, tonumber(ARGV[4]))
+local interval, tolerance, tat, charged = {}, {}, {}, {}
+for b = 1, nb do
+  interval[b] = 1 / tonumber(ARGV[3 + 2 * b])
+  tolerance[b] = interval[b] * math.max(tonumber(ARGV[4 + 2 * b]), 1)
+  local stored = tonumber(redis.call('GET', KEYS[b]) or now)
+  if stored < now then stored = now end
+  tat[b] = stored
+end
+local admitted, refused = {}, {}
+local i = 5 + 2 * nb
+local index = 0
+while i <= #ARGV do
+  local k = tonumber(ARGV[i])
+  local full = nil
+  if #admitted >= limit then
+    full = 0
+  else
+    for j = 1, k do
+      local b = tonumber(ARGV[i + j])
+      -- Room for one more: the same test as the single-key script, n = 1.
+      if math.floor((now + tolerance[b] - tat[b]) / interval[b] + 1e-3) < 1 then
+        full = b
+        break
+      end
+    end
+  end
+  if full == nil then
+    for j = 1, k do
+      local b = tonumber(ARGV[i + j])
+      tat[b] = tat[b] + interval[b]
+      charged[b] = true
+    end
+    table.insert(admitted, index)
+  else
+    table.insert(refused, index)
+    table.insert(refused, full - 1)
+  end
+  index = index + 1
+  i = i + k + 1
+end
+for b = 1, nb do
+  if charged[b] then
+    redis.call('SET', KEYS[b], string.format('%.6f', tat[b]), 'PX',
+               math.ceil((tat[b] - now) * 1000) + 1000)
+  end
+end
+return {admitted, refused, redis.call('ZCARD', replicas)}
 """
 
 # A sorted set of holder -> expiry (ms); expired holders are dropped before counting, so a
@@ -189,6 +259,7 @@ class RedisCoordinator:
             name: client.register_script(body)
             for name, body in {
                 "rate": _RATE,
+                "rate_admit": _RATE_ADMIT,
                 "acquire": _SLOTS_ACQUIRE,
                 "renew": _SLOTS_RENEW,
                 "release": _SLOTS_RELEASE,
@@ -269,6 +340,32 @@ class RedisCoordinator:
             "rate", [f"{_PREFIX}rate:{_tag(key)}"], [repr(float(rate)), burst, n]
         )
         return RateDecision(asked=n, granted=int(granted), retry_after=float(retry))
+
+    # Every bucket one lease batch may draw from lives under one hash tag, so the batch is
+    # one script on one shard (a cluster would refuse a script across slots: CROSSSLOT).
+    _LIMITS = f"{_PREFIX}{{limits}}"
+
+    async def rate_admit(
+        self,
+        buckets: Sequence[RateBucket],
+        wants: Sequence[Sequence[int]],
+        limit: int,
+        replica: str,
+        replica_ttl: float,
+    ) -> RateAdmission:
+        keys = [f"{self._LIMITS}:rate:{b.key}" for b in buckets] + [f"{self._LIMITS}:replicas"]
+        args: list[Any] = [len(buckets), limit, replica, self._ms(replica_ttl)]
+        for bucket in buckets:
+            args += [repr(float(bucket.rate)), bucket.burst]
+        for drawn in wants:
+            args += [len(drawn), *(b + 1 for b in drawn)]
+        admitted, refused, replicas = await self._script("rate_admit", keys, args)
+        pairs = [int(x) for x in refused]
+        return RateAdmission(
+            admitted=tuple(int(i) for i in admitted),
+            refused_by=dict(zip(pairs[::2], pairs[1::2], strict=True)),
+            replicas=int(replicas),
+        )
 
     @staticmethod
     def _slots_key(key: str) -> str:

@@ -36,6 +36,8 @@ TEXT_MAX: dict[str, int | None] = {
     "type": 128,
     "task_types": 128,
     "idempotency_key": 200,
+    "rate_key": 200,
+    "concurrency_key": 200,
     "correlation_id": 128,
     "reason": 1000,
     "message": 1000,

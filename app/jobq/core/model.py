@@ -26,6 +26,23 @@ class QueueConfig:
     default_ttl: dt.timedelta | None = None
     concurrency_limit: int = 0  # 0: unlimited
     retention: dt.timedelta = dt.timedelta(days=7)
+    # Limits at lease time (ADR 0017); 0 means none. A rate is jobs started per second,
+    # its burst how many may start at once after a quiet spell (0: one).
+    rate_limit: float = 0.0
+    rate_burst: int = 0
+    key_rate_limit: float = 0.0  # per rate_key of a job, within this queue
+    key_rate_burst: int = 0
+    key_concurrency_limit: int = 0  # running jobs per concurrency_key, within this queue
+
+    @property
+    def limited(self) -> bool:
+        """Whether leasing from this queue must count or ask before it claims."""
+        return bool(
+            self.rate_limit
+            or self.key_rate_limit
+            or self.concurrency_limit
+            or self.key_concurrency_limit
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,6 +68,8 @@ class NewJob:
     workflow_id: str | None = None
     workflow_key: str | None = None
     parents: int = 0
+    rate_key: str | None = None
+    concurrency_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +103,8 @@ class Job:
     trace_context: dict[str, str] = dataclasses.field(default_factory=dict)
     workflow_id: str | None = None  # the workflow this job is a node of (ADR 0016)
     workflow_key: str | None = None  # its key in that workflow, as the client named it
+    rate_key: str | None = None
+    concurrency_key: str | None = None
 
     @property
     def attempts_used(self) -> int:

@@ -18,6 +18,9 @@ TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
 MAX_ATTEMPTS_LIMIT = 1000
 IDEMPOTENCY_KEY_MAX = 200
+# Queue limits: beyond these a value is a typo (a million jobs a second is no limit).
+RATE_MAX = 1_000_000.0
+CAP_MAX = 1_000_000
 MAX_DELAY = bounds.DURATION_MAX["delay"]
 
 
@@ -36,6 +39,8 @@ class JobSpec:
     ttl: dt.timedelta | None = None
     idempotency_key: str = ""
     tenant: str = ""
+    rate_key: str = ""
+    concurrency_key: str = ""
     correlation_id: str = ""
     trace_context: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -94,6 +99,8 @@ def validate_job(
         raise InvalidArgument("run_at", "must carry a timezone")
     expires_at = bounds.later(run_at, ttl, "ttl") if ttl else None
     bounds.text(spec.idempotency_key, "idempotency_key", IDEMPOTENCY_KEY_MAX)
+    bounds.field_text(spec.rate_key, "rate_key", "rate_key")
+    bounds.field_text(spec.concurrency_key, "concurrency_key", "concurrency_key")
     # Checked here as well as on the wire: the servicer fills both from request metadata.
     bounds.field_text(spec.correlation_id, "correlation_id", "correlation_id")
     bounds.trace_context(spec.trace_context, "trace_context")
@@ -112,6 +119,8 @@ def validate_job(
         tenant=tenant,
         correlation_id=spec.correlation_id,
         trace_context=dict(spec.trace_context),
+        rate_key=spec.rate_key or None,
+        concurrency_key=spec.concurrency_key or None,
     )
 
 
@@ -123,8 +132,19 @@ def validate_queue(queue: QueueConfig) -> QueueConfig:
         raise InvalidArgument("queue.weight", "must be in 1..1000")
     if not 1 <= queue.max_attempts <= MAX_ATTEMPTS_LIMIT:
         raise InvalidArgument("queue.max_attempts", f"must be in 1..{MAX_ATTEMPTS_LIMIT}")
-    if queue.concurrency_limit < 0:
-        raise InvalidArgument("queue.concurrency_limit", "must not be negative (0: unlimited)")
+    for field in ("concurrency_limit", "key_concurrency_limit"):
+        if not 0 <= getattr(queue, field) <= CAP_MAX:
+            raise InvalidArgument(f"queue.{field}", f"must be in 0..{CAP_MAX} (0: unlimited)")
+    for field in ("rate_limit", "key_rate_limit"):
+        rate = getattr(queue, field)
+        # `not <=` also refuses NaN.
+        if not 0 <= rate <= RATE_MAX:
+            raise InvalidArgument(
+                f"queue.{field}", f"must be in 0..{RATE_MAX:g} a second (0: none)"
+            )
+    for field in ("rate_burst", "key_rate_burst"):
+        if not 0 <= getattr(queue, field) <= CAP_MAX:
+            raise InvalidArgument(f"queue.{field}", f"must be in 0..{CAP_MAX} (0: one)")
     for field in ("backoff_base", "backoff_max", "lease_timeout", "retention", "default_ttl"):
         value = getattr(queue, field)
         if value is not None and value > bounds.DURATION_MAX[field]:

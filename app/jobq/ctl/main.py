@@ -195,6 +195,10 @@ def submit(
     timeout: Annotated[str | None, typer.Option(help="Per-attempt limit, e.g. 30s.")] = None,
     ttl: Annotated[str | None, typer.Option(help="Expire if not started within this.")] = None,
     idempotency_key: Annotated[str, typer.Option(help="Same key, same job.")] = "",
+    rate_key: Annotated[str, typer.Option(help="Share the queue's per-key rate.")] = "",
+    concurrency_key: Annotated[
+        str, typer.Option(help="Share the queue's per-key concurrency cap.")
+    ] = "",
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow it to the end.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -204,6 +208,8 @@ def submit(
         "priority": priority,
         "max_attempts": max_attempts,
         "idempotency_key": idempotency_key,
+        "rate_key": rate_key,
+        "concurrency_key": concurrency_key,
         "payload_json": parse_payload(payload),
         "delay": duration_option(delay, "--delay"),
         "timeout": duration_option(timeout, "--timeout"),
@@ -391,8 +397,10 @@ def _queue_settings(
     ttl: str | None,
     concurrency: int | None,
     retention: str | None,
+    limits: dict[str, float | int | None] | None = None,
 ) -> dict[str, Any]:
     values = {
+        **(limits or {}),
         "weight": weight,
         "max_attempts": max_attempts,
         "concurrency_limit": concurrency,
@@ -413,6 +421,33 @@ QueueBackoffMax = Annotated[str | None, typer.Option(help="Largest retry delay."
 QueueTtl = Annotated[str | None, typer.Option(help="Default job TTL.")]
 QueueConcurrency = Annotated[int | None, typer.Option(help="Running jobs at once, 0: no limit.")]
 QueueRetention = Annotated[str | None, typer.Option(help="Keep finished jobs this long.")]
+QueueRate = Annotated[float | None, typer.Option(help="Jobs started per second, 0: no limit.")]
+QueueBurst = Annotated[int | None, typer.Option(help="Started at once after a lull, 0: one.")]
+QueueKeyRate = Annotated[
+    float | None, typer.Option(help="Jobs started per second per rate key, 0: no limit.")
+]
+QueueKeyBurst = Annotated[int | None, typer.Option(help="Burst per rate key, 0: one.")]
+QueueKeyConcurrency = Annotated[
+    int | None, typer.Option(help="Running jobs per concurrency key, 0: no limit.")
+]
+
+
+def _limits(
+    rate: float | None,
+    burst: int | None,
+    key_rate: float | None,
+    key_burst: int | None,
+    key_concurrency: int | None,
+) -> dict[str, float | int | None]:
+    return {
+        "rate_limit": rate,
+        "rate_burst": burst,
+        "key_rate_limit": key_rate,
+        "key_rate_burst": key_burst,
+        "key_concurrency_limit": key_concurrency,
+    }
+
+
 TenantOption = Annotated[
     str,
     typer.Option(
@@ -433,13 +468,19 @@ def queues_create(
     ttl: QueueTtl = None,
     concurrency: QueueConcurrency = None,
     retention: QueueRetention = None,
+    rate: QueueRate = None,
+    burst: QueueBurst = None,
+    key_rate: QueueKeyRate = None,
+    key_burst: QueueKeyBurst = None,
+    key_concurrency: QueueKeyConcurrency = None,
     tenant: TenantOption = "",
     json_out: JsonFlag = False,
 ) -> None:
     """Create a queue (queues are also created on first submit, with defaults)."""
     settings = _queue_settings(
-        weight, max_attempts, lease_timeout, backoff_base, backoff_max, ttl, concurrency, retention
-    )
+        weight, max_attempts, lease_timeout, backoff_base, backoff_max, ttl, concurrency,
+        retention, _limits(rate, burst, key_rate, key_burst, key_concurrency),
+    )  # fmt: skip
     if tenant:
         settings["tenant"] = tenant
     queue = run(lambda c: c.create_queue(name, **settings))
@@ -457,13 +498,19 @@ def queues_update(
     ttl: QueueTtl = None,
     concurrency: QueueConcurrency = None,
     retention: QueueRetention = None,
+    rate: QueueRate = None,
+    burst: QueueBurst = None,
+    key_rate: QueueKeyRate = None,
+    key_burst: QueueKeyBurst = None,
+    key_concurrency: QueueKeyConcurrency = None,
     tenant: TenantOption = "",
     json_out: JsonFlag = False,
 ) -> None:
     """Change a queue's settings; only the options given change."""
     changes = _queue_settings(
-        weight, max_attempts, lease_timeout, backoff_base, backoff_max, ttl, concurrency, retention
-    )
+        weight, max_attempts, lease_timeout, backoff_base, backoff_max, ttl, concurrency,
+        retention, _limits(rate, burst, key_rate, key_burst, key_concurrency),
+    )  # fmt: skip
     if not changes:
         raise fail("name at least one setting to change", 2)
     queue = run(lambda c: c.update_queue(name, tenant=tenant, **changes))
@@ -691,6 +738,13 @@ PLACEHOLDERS = {
     "batch": "N",
     "weight": "N",
     "concurrency_limit": "N",
+    "rate": "PER_SECOND",
+    "key_rate": "PER_SECOND",
+    "burst": "N",
+    "key_burst": "N",
+    "key_concurrency": "N",
+    "rate_key": "KEY",
+    "concurrency_key": "KEY",
     "delay": "DURATION",
     "timeout": "DURATION",
     "ttl": "DURATION",

@@ -142,6 +142,7 @@ def queues_table(queues: Sequence[QueueConfig]) -> None:
         "TTL",
         "CONCURRENCY",
         "RETENTION",
+        "LIMITS",
     ):
         table.add_column(column)
     for q in queues:
@@ -156,8 +157,21 @@ def queues_table(queues: Sequence[QueueConfig]) -> None:
             format_duration(q.default_ttl) if q.default_ttl else "",
             str(q.concurrency_limit or ""),
             format_duration(q.retention),
+            limits_text(q),
         )
     out.print(table)
+
+
+def limits_text(q: QueueConfig) -> str:
+    """The lease-time limits that are set, e.g. "rate 200/s burst 50, per key 1 running"."""
+    parts = []
+    if q.rate_limit:
+        parts.append(f"rate {q.rate_limit:g}/s burst {max(q.rate_burst, 1)}")
+    if q.key_rate_limit:
+        parts.append(f"per key {q.key_rate_limit:g}/s burst {max(q.key_rate_burst, 1)}")
+    if q.key_concurrency_limit:
+        parts.append(f"per key {q.key_concurrency_limit} running")
+    return ", ".join(parts)
 
 
 def stats_table(stats: Sequence[QueueStats]) -> None:

@@ -104,6 +104,26 @@ class ServerMetrics:
             "1 while Redis is unreachable and this replica serves without it, else 0",
             registry=r,
         )
+        # Lease-time limits (ADR 0017; jobq.server.dispatch).
+        self.lease_throttled = Counter(
+            "jq_lease_throttled_total",
+            "Leasable jobs a lease did not start, by queue and limit (tenant_cap, queue_cap, "
+            "key_cap, rate, key_rate)",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self.cap_slots_in_use = Gauge(
+            "jq_cap_slots_in_use",
+            "Running jobs of a queue with a concurrency cap, as this replica's last lease "
+            "counted them",
+            ["queue"],
+            registry=r,
+        )
+        self.rate_limit_local = Gauge(
+            "jq_rate_limit_local",
+            "1 while rate limits are decided by this replica's local buckets (Redis down), else 0",
+            registry=r,
+        )
         self.status_cache = Counter(
             "jq_status_cache_total",
             "GetJob/WatchJob reads by cache result (hit, miss, bypass: Redis down)",

@@ -80,6 +80,8 @@ def job_to_pb(job: Job) -> job_pb2.Job:
         "tenant": job.tenant,
         "correlation_id": job.correlation_id,
         "trace_context": job.trace_context,
+        "rate_key": job.rate_key or "",
+        "concurrency_key": job.concurrency_key or "",
         "state": STATE_TO_PB[job.state],
         "attempt": job.attempt,
         "attempt_base": job.attempt_base,
@@ -117,6 +119,8 @@ def spec_from_pb(job: job_pb2.Job, field: str = "job") -> JobSpec:
         tenant=job.tenant,
         correlation_id=job.correlation_id,
         trace_context=dict(job.trace_context),
+        rate_key=job.rate_key,
+        concurrency_key=job.concurrency_key,
     )
 
 
@@ -140,6 +144,11 @@ def queue_to_pb(queue: QueueConfig) -> queue_pb2.Queue:
         default_ttl=dur(queue.default_ttl),
         concurrency_limit=queue.concurrency_limit,
         retention=dur(queue.retention),
+        rate_limit=queue.rate_limit,
+        rate_burst=queue.rate_burst,
+        key_rate_limit=queue.key_rate_limit,
+        key_rate_burst=queue.key_rate_burst,
+        key_concurrency_limit=queue.key_concurrency_limit,
     )
 
 
@@ -151,7 +160,18 @@ QUEUE_DURATIONS: tuple[QueueDuration, ...] = (
     "default_ttl",
     "retention",
 )
-QUEUE_SCALARS = ("tenant", "paused", "weight", "max_attempts", "concurrency_limit")
+QUEUE_SCALARS = (
+    "tenant",
+    "paused",
+    "weight",
+    "max_attempts",
+    "concurrency_limit",
+    "rate_limit",
+    "rate_burst",
+    "key_rate_limit",
+    "key_rate_burst",
+    "key_concurrency_limit",
+)
 
 
 def queue_fields_from_pb(queue: queue_pb2.Queue, names: Iterable[str]) -> dict[str, Any]:

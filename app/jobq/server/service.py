@@ -48,6 +48,7 @@ from jobq.server.caller import (
     worker_scope,
 )
 from jobq.server.coordination import Coordination
+from jobq.server.dispatch import Dispatcher
 from jobq.server.notify import Notifier
 from jobq.store.base import DeadLetterSelector, Page, Store, Tenant
 
@@ -108,6 +109,12 @@ class JobqService:
         self._limits = limits_from(settings)
         self._defaults = queue_defaults(settings)
         self.coordination = coordination or in_process_coordination(settings, metrics)
+        self.dispatcher = Dispatcher(
+            self.coordination.guarded,
+            metrics,
+            tenant_weights=settings.tenant_weight_map(),
+            tenant_caps=settings.tenant_cap_map(),
+        )
 
     @property
     def limits(self) -> Limits:
@@ -339,8 +346,9 @@ class JobqService:
         while True:
             now = self.clock.now()
             jobs = await self.store.jobs.lease(
-                worker_id, queues, max_jobs, now, task_types, tenant=tenant
-            )
+                worker_id, queues, max_jobs, now, task_types, tenant=tenant,
+                limits=self.dispatcher,
+            )  # fmt: skip
             if jobs:
                 for job in jobs:
                     self.metrics.job_started(job, now)
@@ -350,7 +358,9 @@ class JobqService:
             remaining = (deadline - now).total_seconds()
             if remaining <= 0:
                 return []
-            await self.notifier.wait_for_work(min(remaining, 1.0), queues)
+            await self.notifier.wait_for_work(
+                self.dispatcher.recheck_after(min(remaining, 1.0)), queues
+            )
 
     async def report_progress(
         self, worker_id: str, lease: LeaseRef, progress: float, message: str
@@ -387,6 +397,14 @@ class JobqService:
             # which queues got work is the store's to know.
             self.notifier.work_available()
         await self._jobs_changed(j.id for j in jobs)
+        # A finished job with a concurrency key frees a cap slot: a lease waiting for that
+        # queue here may start the key's next job now (other replicas look within a second).
+        keyed: dict[str, int] = {}
+        for job in jobs:
+            if job.concurrency_key:
+                keyed[job.queue] = keyed.get(job.queue, 0) + 1
+        if keyed:
+            self.notifier.work_available(keyed)
         leases = {o.lease.job_id: o.lease for o in outcomes}
         await self.coordination.finished(
             worker_id, [(leases[j.id], j) for j in jobs if j.id in leases]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from jobq.auth.keys import ApiKey
+from jobq.core.limits import LeaseLimits
 from jobq.core.model import (
     DEFAULT_TENANT,
     HeartbeatResult,
@@ -87,8 +88,12 @@ class JobRepository(Protocol):
         task_types: Sequence[str] = (),
         *,
         tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
     ) -> list[Job]:
         """Lease from the queues so named in `tenant` (None: in every tenant).
+
+        A queue's concurrency caps are counted by the store itself, exactly; its rates are
+        asked of `limits` once for the whole batch (None: rates not applied). ADR 0017.
 
         The worker-protocol calls below act on leases held by one worker id, which the
         service lets only its registering principal use; their `tenant` is that worker's

@@ -124,6 +124,8 @@ def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, J
         idempotency_key=new.idempotency_key,
         correlation_id=new.correlation_id,
         trace_context=new.trace_context,
+        rate_key=new.rate_key,
+        concurrency_key=new.concurrency_key,
         created_at=now,
         updated_at=now,
         workflow_id=new.workflow_id,

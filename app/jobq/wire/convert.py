@@ -68,6 +68,8 @@ def job_from_pb(job: job_pb2.Job) -> Job:
         finished_at=opt_dt(job, "finished_at"),
         correlation_id=job.correlation_id,
         trace_context=dict(job.trace_context),
+        rate_key=job.rate_key or None,
+        concurrency_key=job.concurrency_key or None,
     )
 
 
@@ -84,6 +86,11 @@ def queue_from_pb(queue: queue_pb2.Queue) -> QueueConfig:
         default_ttl=opt_td(queue, "default_ttl"),
         concurrency_limit=queue.concurrency_limit,
         retention=opt_td(queue, "retention") or dt.timedelta(0),
+        rate_limit=queue.rate_limit,
+        rate_burst=queue.rate_burst,
+        key_rate_limit=queue.key_rate_limit,
+        key_rate_burst=queue.key_rate_burst,
+        key_concurrency_limit=queue.key_concurrency_limit,
     )
 
 

@@ -43,6 +43,8 @@ JOB_COLUMNS = (
     ("idempotency_key", "text"),
     ("correlation_id", "text"),
     ("trace_context", "text"),
+    ("rate_key", "text"),
+    ("concurrency_key", "text"),
 )
 EVENT_COLUMNS = (
     ("id", "uuid"),
@@ -96,10 +98,10 @@ SUBMIT = PgWrite(
 WITH new_jobs AS (
     INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
                       timeout, expires_at, idempotency_key, correlation_id, trace_context,
-                      created_at, updated_at)
+                      rate_key, concurrency_key, created_at, updated_at)
     SELECT id, queue, tenant, type, payload, state, priority, max_attempts, run_at, timeout,
            expires_at, idempotency_key, correlation_id, trace_context::jsonb,
-           %(now)s, %(now)s
+           rate_key, concurrency_key, %(now)s, %(now)s
     FROM {_unnest("jobs", JOB_COLUMNS)}
 ), new_events AS ({INSERT_EVENTS})
 {NOTIFY}
@@ -202,9 +204,38 @@ RETURNING j.*
 """
 )
 
-COUNT_RUNNING = _sql(
-    "SELECT count(*) AS n FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s"
-    " AND state = {running}"
+# Limited queues (ADR 0017): lock candidates, decide, then claim only the chosen ones.
+LEASE_CANDIDATES = _sql(
+    """
+SELECT id, rate_key, concurrency_key FROM jobs
+WHERE tenant = %(tenant)s AND queue = %(queue)s AND state = {queued}
+  AND (expires_at IS NULL OR expires_at > %(now)s)
+  AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
+ORDER BY priority DESC, run_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+)
+
+LEASE_IDS = _sql(
+    """
+UPDATE jobs j
+SET state = {running}, attempt = j.attempt + 1, worker_id = %(worker)s,
+    lease_expires_at = %(lease_until)s, started_at = %(now)s, updated_at = %(now)s,
+    cancel_requested = false, progress = 0, progress_message = ''
+WHERE j.id = ANY(%(ids)s::uuid[]) AND j.state = {queued}
+RETURNING j.*
+"""
+)
+
+# Running jobs of a queue by concurrency key (NULL: jobs without one), for its caps.
+RUNNING_IN_TENANT = _sql(
+    "SELECT count(*) AS n FROM jobs WHERE tenant = %(tenant)s AND state = {running}"
+)
+
+RUNNING_BY_KEY = _sql(
+    "SELECT concurrency_key, count(*) AS n FROM jobs WHERE tenant = %(tenant)s"
+    " AND queue = %(queue)s AND state = {running} GROUP BY concurrency_key"
 )
 
 TOUCH_WORKER = _sql(
@@ -374,17 +405,22 @@ UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %(now)s) WHERE id = %(id)s
 
 INSERT_QUEUE = """
 INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base, backoff_max,
-                    lease_timeout, default_ttl, concurrency_limit, retention, created_at,
-                    updated_at)
+                    lease_timeout, default_ttl, concurrency_limit, retention, rate_limit,
+                    rate_burst, key_rate_limit, key_rate_burst, key_concurrency_limit,
+                    created_at, updated_at)
 VALUES (%(name)s, %(tenant)s, %(paused)s, %(weight)s, %(max_attempts)s, %(backoff_base)s,
         %(backoff_max)s, %(lease_timeout)s, %(default_ttl)s, %(concurrency_limit)s,
-        %(retention)s, %(now)s, %(now)s)
+        %(retention)s, %(rate_limit)s, %(rate_burst)s, %(key_rate_limit)s, %(key_rate_burst)s,
+        %(key_concurrency_limit)s, %(now)s, %(now)s)
 """
 UPDATE_QUEUE = """
 UPDATE queues SET paused = %(paused)s, weight = %(weight)s, max_attempts = %(max_attempts)s,
     backoff_base = %(backoff_base)s, backoff_max = %(backoff_max)s,
     lease_timeout = %(lease_timeout)s, default_ttl = %(default_ttl)s,
-    concurrency_limit = %(concurrency_limit)s, retention = %(retention)s, updated_at = %(now)s
+    concurrency_limit = %(concurrency_limit)s, retention = %(retention)s,
+    rate_limit = %(rate_limit)s, rate_burst = %(rate_burst)s,
+    key_rate_limit = %(key_rate_limit)s, key_rate_burst = %(key_rate_burst)s,
+    key_concurrency_limit = %(key_concurrency_limit)s, updated_at = %(now)s
 WHERE tenant = %(tenant)s AND name = %(name)s
 """
 QUEUE_LOCKED = "SELECT * FROM queues WHERE tenant = %(tenant)s AND name = %(name)s FOR UPDATE"

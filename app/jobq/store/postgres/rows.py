@@ -24,6 +24,11 @@ QUEUE_COLUMNS = (
     "default_ttl",
     "concurrency_limit",
     "retention",
+    "rate_limit",
+    "rate_burst",
+    "key_rate_limit",
+    "key_rate_burst",
+    "key_concurrency_limit",
 )
 
 
@@ -53,6 +58,8 @@ def job_from_row(row: Row) -> Job:
         cancel_requested=row["cancel_requested"],
         correlation_id=row["correlation_id"],
         trace_context=row["trace_context"] or {},
+        rate_key=row["rate_key"],
+        concurrency_key=row["concurrency_key"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         started_at=row["started_at"],

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound, StaleLease
+from jobq.core.limits import Candidate, LeaseLimits, within_caps
 from jobq.core.model import (
     HeartbeatResult,
     Job,
@@ -57,6 +58,13 @@ from jobq.store.sql.workflows import follow_up
 
 QueueKey = tuple[str, str]  # (tenant, name)
 
+# A queue with per-key limits scans this many rows past what the lease asks for, at most
+# KEYED_SCAN_MAX in all, so that a key at its cap does not hide the next keys' jobs.
+KEYED_SCAN_EXTRA = 200
+KEYED_SCAN_MAX = 1000
+# The advisory lock a tenant-wide cap is counted under: not a queue name, so never a queue's.
+TENANT_LOCK = "*"
+
 
 def queue_of(job: Job | NewJob) -> QueueKey:
     return (job.tenant, job.queue)
@@ -94,6 +102,8 @@ def job_row(job: Job) -> dict[str, Any]:
         "idempotency_key": job.idempotency_key,
         "correlation_id": job.correlation_id,
         "trace_context": job.trace_context,
+        "rate_key": job.rate_key,
+        "concurrency_key": job.concurrency_key,
     }
 
 
@@ -300,43 +310,48 @@ class SqlJobs:
         task_types: Sequence[str] = (),
         *,
         tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
     ) -> list[Job]:
         async with self._d.tx() as conn:
             rows = await self._d.fetch(
                 conn, self._q.QUEUES_NAMED, {"names": sorted(set(queues)), "tenant": tenant}
             )
-            open_queues = [(q, q.weight) for q in map(self._d.queue, rows) if not q.paused]
-            leased: list[Job] = []
-            for queue in weighted_order(open_queues, self._rng):
-                room = max_jobs - len(leased)
-                if room <= 0:
-                    break
-                if queue.concurrency_limit:
-                    await self._d.lock_queue(conn, queue.tenant, queue.name)
-                    counted = await self._d.fetch(
-                        conn, self._q.COUNT_RUNNING, {"tenant": queue.tenant, "queue": queue.name}
-                    )
-                    room = min(room, queue.concurrency_limit - counted[0]["n"])
+            open_queues = [q for q in map(self._d.queue, rows) if not q.paused]
+            if limits is None:
+                order = weighted_order([(q, q.weight) for q in open_queues], self._rng)
+            else:
+                order = limits.order(open_queues)
+            empty: set[QueueKey] = set()
+            tenant_caps = {}
+            if limits is not None:
+                tenant_caps = {
+                    t: cap
+                    for t in sorted({q.tenant for q in order})
+                    if (cap := limits.tenant_cap(t))
+                }
+            if tenant_caps or any(q.limited for q in order):
+                started = await self._lease_limited(
+                    conn, worker_id, order, max_jobs, now, task_types, limits, empty, tenant_caps
+                )
+            else:
+                started = []
+                for queue in order:
+                    room = max_jobs - len(started)
                     if room <= 0:
-                        continue
-                rows = await self._d.fetch(
-                    conn,
-                    self._q.LEASE,
-                    {
-                        "queue": queue.name,
-                        "tenant": queue.tenant,
-                        "now": now,
-                        "limit": room,
-                        "worker": worker_id,
-                        "lease_until": now + queue.lease_timeout,
-                        "types": list(task_types),
-                    },
-                )
-                if not rows:
-                    continue
-                started = sorted(
-                    map(self._d.job, rows), key=lambda j: (-j.priority, j.run_at, j.id)
-                )
+                        break
+                    params = self._lease_params(queue, worker_id, now, room, task_types)
+                    rows = await self._d.fetch(conn, self._q.LEASE, params)
+                    if not rows:
+                        empty.add((queue.tenant, queue.name))
+                    started.extend(
+                        sorted(map(self._d.job, rows), key=lambda j: (-j.priority, j.run_at, j.id))
+                    )
+            if limits is not None:
+                counts: dict[QueueKey, int] = {}
+                for job in started:
+                    counts[queue_of(job)] = counts.get(queue_of(job), 0) + 1
+                limits.started(order, counts, empty)
+            if started:
                 events = [
                     START.event(j, now, was=START.from_states[0], worker_id=worker_id)
                     for j in started
@@ -344,8 +359,111 @@ class SqlJobs:
                 await self._d.write(
                     conn, self._q.EVENTS, {}, events=[event_row(e) for e in events], wake=[]
                 )
-                leased.extend(started)
-            return leased
+            return started
+
+    @staticmethod
+    def _lease_params(
+        queue: QueueConfig, worker_id: str, now: dt.datetime, limit: int, types: Sequence[str]
+    ) -> dict[str, Any]:
+        return {
+            "queue": queue.name,
+            "tenant": queue.tenant,
+            "now": now,
+            "limit": limit,
+            "worker": worker_id,
+            "lease_until": now + queue.lease_timeout,
+            "types": list(types),
+        }
+
+    async def _lease_limited(
+        self,
+        conn: Any,
+        worker_id: str,
+        order: Sequence[QueueConfig],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str],
+        limits: LeaseLimits | None,
+        empty: set[QueueKey],
+        tenant_caps: dict[str, int],
+    ) -> list[Job]:
+        """Candidates (locked), minus those over a cap (counted here, exactly), minus those
+        the rate limiter holds back (one call for the whole batch); then only the rest are
+        claimed. Rows not claimed stay QUEUED and unlocked at commit (ADR 0017)."""
+        # Every replica takes the locks in one order (tenants, then queues, by name), so two
+        # leases over the same queues in different orders cannot deadlock; and every replica
+        # counting a cap counts under its lock: exact.
+        for tenant in sorted(tenant_caps):
+            await self._d.lock_queue(conn, tenant, TENANT_LOCK)
+        capped = {
+            (q.tenant, q.name) for q in order if q.concurrency_limit or q.key_concurrency_limit
+        }
+        for tenant, name in sorted(capped):
+            await self._d.lock_queue(conn, tenant, name)
+        tenant_room = {}
+        for tenant, cap in tenant_caps.items():
+            counted = await self._d.fetch(conn, self._q.RUNNING_IN_TENANT, {"tenant": tenant})
+            tenant_room[tenant] = cap - counted[0]["n"]
+        candidates: list[tuple[Candidate, QueueConfig]] = []
+        held: dict[QueueKey, int] = {}  # capped queues' running jobs before this lease
+        certain = 0  # candidates no rate can hold back: enough of them ends the scan
+        for queue in order:
+            if certain >= max_jobs:
+                break
+            keyed = bool(queue.key_concurrency_limit or queue.key_rate_limit)
+            # A key at its cap must not hide other keys' jobs behind it: scan further.
+            scan = min(max_jobs + KEYED_SCAN_EXTRA, KEYED_SCAN_MAX) if keyed else max_jobs
+            rows = await self._d.fetch(
+                conn,
+                self._q.LEASE_CANDIDATES,
+                self._lease_params(queue, worker_id, now, scan, task_types),
+            )
+            found = [
+                Candidate(r["id"] if isinstance(r["id"], str) else str(r["id"]), queue.tenant,
+                          queue.name, r["rate_key"], r["concurrency_key"])
+                for r in rows
+            ]  # fmt: skip
+            if (queue.tenant, queue.name) in capped and found:
+                counted = await self._d.fetch(
+                    conn, self._q.RUNNING_BY_KEY, {"tenant": queue.tenant, "queue": queue.name}
+                )
+                running = {r["concurrency_key"]: r["n"] for r in counted}
+                held[(queue.tenant, queue.name)] = sum(running.values())
+                found, dropped = within_caps(found, queue, running)
+                if limits is not None:
+                    for reason, count in dropped.items():
+                        limits.throttled(queue.name, reason, count)
+            if queue.tenant in tenant_room:
+                room = max(0, tenant_room[queue.tenant])
+                if len(found) > room and limits is not None:
+                    limits.throttled(queue.name, "tenant_cap", len(found) - room)
+                found = found[:room]
+                tenant_room[queue.tenant] -= len(found[:max_jobs])
+            if not found:
+                empty.add((queue.tenant, queue.name))
+            for candidate in found[:max_jobs]:
+                candidates.append((candidate, queue))
+                if not (queue.rate_limit or (queue.key_rate_limit and candidate.rate_key)):
+                    certain += 1
+        if not candidates:
+            return []
+        if limits is None:
+            chosen = list(range(min(max_jobs, len(candidates))))
+        else:
+            chosen = await limits.admit(candidates, max_jobs)
+        by_queue: dict[QueueKey, tuple[QueueConfig, list[str]]] = {}
+        for index in chosen:
+            candidate, queue = candidates[index]
+            by_queue.setdefault((queue.tenant, queue.name), (queue, []))[1].append(candidate.job_id)
+        started: list[Job] = []
+        for queue, ids in by_queue.values():
+            params = self._lease_params(queue, worker_id, now, len(ids), task_types)
+            rows = await self._d.fetch(conn, self._q.LEASE_IDS, params | {"ids": ids})
+            started.extend(map(self._d.job, rows))
+        if limits is not None:
+            for key, before in held.items():
+                limits.running(key[1], before + sum(queue_of(j) == key for j in started))
+        return sorted(started, key=lambda j: (-j.priority, j.run_at, j.id))
 
     async def _held(
         self, conn: Any, worker_id: str, leases: Sequence[LeaseRef], tenant: Tenant

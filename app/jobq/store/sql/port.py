@@ -42,7 +42,10 @@ class JobQueries(Protocol):
     AFTER: str
     SUBMIT: Any  # write: jobs, events, wake
     LEASE: Any
-    COUNT_RUNNING: Any
+    LEASE_CANDIDATES: Any
+    LEASE_IDS: Any
+    RUNNING_BY_KEY: Any
+    RUNNING_IN_TENANT: Any
     EVENTS: Any  # write: events, wake
     TOUCH_WORKER: Any
     EXTEND_LEASES: Any

@@ -32,9 +32,10 @@ def _ids(name: str) -> str:
 INSERT_JOB = """
 INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
                   timeout_us, expires_at, idempotency_key, correlation_id, trace_context,
-                  created_at, updated_at)
+                  rate_key, concurrency_key, created_at, updated_at)
 VALUES (:id, :queue, :tenant, :type, :payload, :state, :priority, :max_attempts, :run_at,
-        :timeout, :expires_at, :idempotency_key, :correlation_id, :trace_context, :now, :now)
+        :timeout, :expires_at, :idempotency_key, :correlation_id, :trace_context, :rate_key,
+        :concurrency_key, :now, :now)
 """
 
 INSERT_EVENT = """
@@ -119,8 +120,37 @@ RETURNING *
 """
 )
 
-COUNT_RUNNING = _sql(
-    "SELECT count(*) AS n FROM jobs WHERE tenant = :tenant AND queue = :queue AND state = {running}"
+# Limited queues (ADR 0017): pick candidates, decide, then claim only the chosen ones. The
+# write transaction excludes every other writer, so nothing else takes them meanwhile.
+LEASE_CANDIDATES = _sql(
+    f"""
+SELECT id, rate_key, concurrency_key FROM jobs
+WHERE tenant = :tenant AND queue = :queue AND state = {{queued}}
+  AND (expires_at IS NULL OR expires_at > :now)
+  AND (json_array_length(:types) = 0 OR type IN {_ids("types")})
+ORDER BY priority DESC, run_at, id
+LIMIT :limit
+"""
+)
+
+LEASE_IDS = _sql(
+    f"""
+UPDATE jobs
+SET state = {{running}}, attempt = attempt + 1, worker_id = :worker,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cancel_requested = 0, progress = 0, progress_message = ''
+WHERE id IN {_ids("ids")} AND state = {{queued}}
+RETURNING *
+"""
+)
+
+RUNNING_IN_TENANT = _sql(
+    "SELECT count(*) AS n FROM jobs WHERE tenant = :tenant AND state = {running}"
+)
+
+RUNNING_BY_KEY = _sql(
+    "SELECT concurrency_key, count(*) AS n FROM jobs WHERE tenant = :tenant AND queue = :queue"
+    " AND state = {running} GROUP BY concurrency_key"
 )
 
 TOUCH_WORKER = _sql(
@@ -267,15 +297,20 @@ UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :now) WHERE id = :id RETUR
 INSERT_QUEUE = """
 INSERT INTO queues (name, tenant, paused, weight, max_attempts, backoff_base_us, backoff_max_us,
                     lease_timeout_us, default_ttl_us, concurrency_limit, retention_us,
-                    created_at, updated_at)
+                    rate_limit, rate_burst, key_rate_limit, key_rate_burst,
+                    key_concurrency_limit, created_at, updated_at)
 VALUES (:name, :tenant, :paused, :weight, :max_attempts, :backoff_base, :backoff_max,
-        :lease_timeout, :default_ttl, :concurrency_limit, :retention, :now, :now)
+        :lease_timeout, :default_ttl, :concurrency_limit, :retention, :rate_limit, :rate_burst,
+        :key_rate_limit, :key_rate_burst, :key_concurrency_limit, :now, :now)
 """
 UPDATE_QUEUE = """
 UPDATE queues SET paused = :paused, weight = :weight, max_attempts = :max_attempts,
     backoff_base_us = :backoff_base, backoff_max_us = :backoff_max,
     lease_timeout_us = :lease_timeout, default_ttl_us = :default_ttl,
-    concurrency_limit = :concurrency_limit, retention_us = :retention, updated_at = :now
+    concurrency_limit = :concurrency_limit, retention_us = :retention,
+    rate_limit = :rate_limit, rate_burst = :rate_burst, key_rate_limit = :key_rate_limit,
+    key_rate_burst = :key_rate_burst, key_concurrency_limit = :key_concurrency_limit,
+    updated_at = :now
 WHERE tenant = :tenant AND name = :name
 """
 QUEUE_LOCKED = "SELECT * FROM queues WHERE tenant = :tenant AND name = :name"

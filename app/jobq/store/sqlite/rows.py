@@ -43,6 +43,8 @@ def job_from_row(row: sqlite3.Row) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         correlation_id=row["correlation_id"],
         trace_context=json.loads(row["trace_context"]),
+        rate_key=row["rate_key"],
+        concurrency_key=row["concurrency_key"],
         created_at=from_us(row["created_at"]),
         updated_at=from_us(row["updated_at"]),
         started_at=opt_from_us(row["started_at"]),
@@ -65,6 +67,11 @@ def queue_from_row(row: sqlite3.Row) -> QueueConfig:
         default_ttl=opt_span(row["default_ttl_us"]),
         concurrency_limit=row["concurrency_limit"],
         retention=from_span(row["retention_us"]),
+        rate_limit=row["rate_limit"],
+        rate_burst=row["rate_burst"],
+        key_rate_limit=row["key_rate_limit"],
+        key_rate_burst=row["key_rate_burst"],
+        key_concurrency_limit=row["key_concurrency_limit"],
     )
 
 
