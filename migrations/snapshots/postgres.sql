@@ -125,7 +125,8 @@ CREATE TABLE public.workers (
     started_at timestamp with time zone NOT NULL,
     last_heartbeat timestamp with time zone NOT NULL,
     tenant text DEFAULT 'default'::text NOT NULL,
-    subject text DEFAULT ''::text NOT NULL
+    subject text DEFAULT ''::text NOT NULL,
+    task_queues jsonb DEFAULT '{}'::jsonb NOT NULL
 );
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);

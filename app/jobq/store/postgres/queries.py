@@ -303,12 +303,13 @@ DELETE_JOBS = "DELETE FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
 # job still running on it; rows from before tenancy (subject '') may be claimed.
 UPSERT_WORKER = _sql(
     """
-INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
-                     last_heartbeat, tenant, subject)
-VALUES (%(id)s, %(hostname)s, %(queues)s, %(task_types)s, %(capacity)s, %(state)s,
-        %(started_at)s, %(last_heartbeat)s, %(tenant)s, %(subject)s)
+INSERT INTO workers (id, hostname, queues, task_types, task_queues, capacity, state,
+                     started_at, last_heartbeat, tenant, subject)
+VALUES (%(id)s, %(hostname)s, %(queues)s, %(task_types)s, %(task_queues)s::jsonb,
+        %(capacity)s, %(state)s, %(started_at)s, %(last_heartbeat)s, %(tenant)s, %(subject)s)
 ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
-    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    task_types = excluded.task_types, task_queues = excluded.task_queues,
+    capacity = excluded.capacity, state = excluded.state,
     last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
     subject = excluded.subject
 WHERE workers.subject = excluded.subject

@@ -202,12 +202,13 @@ DELETE_JOBS = f"DELETE FROM jobs WHERE id IN {_ids('ids')}"
 
 UPSERT_WORKER = _sql(
     """
-INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
-                     last_heartbeat, tenant, subject)
-VALUES (:id, :hostname, :queues, :task_types, :capacity, :state, :started_at,
+INSERT INTO workers (id, hostname, queues, task_types, task_queues, capacity, state,
+                     started_at, last_heartbeat, tenant, subject)
+VALUES (:id, :hostname, :queues, :task_types, :task_queues, :capacity, :state, :started_at,
         :last_heartbeat, :tenant, :subject)
 ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
-    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    task_types = excluded.task_types, task_queues = excluded.task_queues,
+    capacity = excluded.capacity, state = excluded.state,
     last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
     subject = excluded.subject
 WHERE workers.subject = excluded.subject
