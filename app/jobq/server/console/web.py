@@ -34,9 +34,11 @@ from jobq.core.errors import (
     Unauthenticated,
 )
 from jobq.core.model import JobFilter
+from jobq.core.schedules import Schedule
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.server.authn import authorize
 from jobq.server.console.charts import last_hour
+from jobq.server.schedules import ScheduleService
 from jobq.server.service import JobqService
 from jobq.store.base import DeadLetterSelector
 
@@ -53,6 +55,7 @@ CSP = (
 )
 _JOBS = "/jobq.v1.JobService/"
 _ADMIN = "/jobq.v1.AdminService/"
+_SCHEDULES = "/jobq.v1.ScheduleService/"
 
 
 @dataclasses.dataclass(slots=True)
@@ -115,8 +118,11 @@ Handler = Callable[[web.Request, Principal, Session], Awaitable[web.StreamRespon
 
 
 class Console:
-    def __init__(self, service: JobqService, authenticator: Authenticator) -> None:
+    def __init__(
+        self, service: JobqService, schedules: ScheduleService, authenticator: Authenticator
+    ) -> None:
         self.service = service
+        self.schedules = schedules
         self.authenticator = authenticator
         self.sessions = Sessions()
         self.templates = jinja2.Environment(
@@ -350,6 +356,45 @@ class Console:
         workers = await self.service.list_workers()
         return self.render("workers.html", **self._base(session, who), workers=workers)
 
+    async def schedules_page(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.Response:
+        # Each row's last run comes with its view: schedules are set up by operators, a
+        # handful per tenant, not a table that grows with traffic.
+        views = [await self.schedules.get(s.name, s.tenant) for s in await self.schedules.list("")]
+        return self.render(
+            "schedules.html", **self._base(session, who), views=views, calendar=_calendar
+        )
+
+    async def schedule_page(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.Response:
+        view = await self.schedules.get(request.match_info["name"], request.match_info["tenant"])
+        return self.render(
+            "schedule.html", **self._base(session, who), view=view, calendar=_calendar
+        )
+
+    async def schedule_action(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        tenant, name = request.match_info["tenant"], request.match_info["name"]
+        action = request.path.rpartition("/")[2]
+        if action == "pause":
+            schedule = await self.schedules.pause(name, tenant)
+        elif action == "resume":
+            schedule = await self.schedules.resume(name, tenant)
+        else:
+            run = await self.schedules.trigger(name, tenant)
+            return _see_other(f"/jobs/{run.job_id}")
+        return _see_other(f"/schedules/{schedule.tenant}/{schedule.name}")
+
+
+def _calendar(schedule: Schedule) -> str:
+    if schedule.cron:
+        return f"cron {schedule.cron} ({schedule.time_zone})"
+    seconds = schedule.interval.total_seconds() if schedule.interval else 0
+    return f"every {seconds:g} s"
+
 
 def _see_other(to: str) -> web.Response:
     # Returned, not raised: aiohttp deprecates returning its HTTPException objects.
@@ -390,8 +435,13 @@ def _secure(response: web.StreamResponse) -> None:
         response.headers["Cache-Control"] = "no-store"
 
 
-def add_console(app: web.Application, service: JobqService, authenticator: Authenticator) -> None:
-    console = Console(service, authenticator)
+def add_console(
+    app: web.Application,
+    service: JobqService,
+    schedules: ScheduleService,
+    authenticator: Authenticator,
+) -> None:
+    console = Console(service, schedules, authenticator)
     app.middlewares.append(_headers)
     r = app.router
     r.add_get("/", _home)
@@ -419,6 +469,20 @@ def add_console(app: web.Application, service: JobqService, authenticator: Authe
         "/dead/discard", console.page(_ADMIN + "DiscardDeadLetters", action=True)(console.discard)
     )
     r.add_get("/workers", console.page(_ADMIN + "ListWorkers")(console.workers))
+    r.add_get("/schedules", console.page(_SCHEDULES + "ListSchedules")(console.schedules_page))
+    r.add_get(
+        "/schedules/{tenant}/{name}",
+        console.page(_SCHEDULES + "GetSchedule")(console.schedule_page),
+    )
+    for action, rpc in (
+        ("pause", "PauseSchedule"),
+        ("resume", "ResumeSchedule"),
+        ("trigger", "TriggerSchedule"),
+    ):
+        r.add_post(
+            f"/schedules/{{tenant}}/{{name}}/{action}",
+            console.page(_SCHEDULES + rpc, action=True)(console.schedule_action),
+        )
     r.add_static("/static", HERE / "static", append_version=False)
 
 
