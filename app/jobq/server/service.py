@@ -495,9 +495,15 @@ class JobqService:
         in_tenant = named_tenant(caller(), tenant, "tenant")
         return await self.store.queues.purge(name, self.clock.now(), tenant=in_tenant)
 
-    async def queue_stats(self, name: str | None, tenant: str = "") -> list[QueueStats]:
+    async def queue_stats(
+        self, name: str | None, tenant: str = "", *, finished: bool = True
+    ) -> list[QueueStats]:
+        """`finished=False`: unfinished states only, a read the backlog bounds (the console's
+        queues page); with them, every job of the queues is counted (GetQueueStats)."""
         in_scope = filter_scope(caller(), tenant, "tenant")
-        return await self.store.queues.stats(name, self.clock.now(), tenant=in_scope)
+        return await self.store.queues.stats(
+            name, self.clock.now(), tenant=in_scope, finished=finished
+        )
 
     async def list_workers(self) -> list[WorkerInfo]:
         workers = await self.store.workers.all(
@@ -581,7 +587,8 @@ class JobqService:
         this on the leader only: every replica reads the same store (cluster_gauges.py)."""
         # Cluster-wide, whoever asks: no caller's scope applies to the gauges.
         now = self.clock.now()
-        stats = await self.store.queues.stats(None, now)
+        # The gauges show unfinished states only: never a count over the finished history.
+        stats = await self.store.queues.stats(None, now, finished=False)
         workers = await self.store.workers.all(now, self._defaults.lease_timeout)
         active = sum(w.state is WorkerState.ACTIVE for w in workers)
         self.metrics.observe_cluster(stats, active, await self.store.events.backlog(), now)

@@ -404,6 +404,17 @@ FROM jobs j JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, nam
   ON j.tenant = k.tenant AND j.queue = k.name
 GROUP BY j.tenant, j.queue, j.state
 """
+# Unfinished states only: read through jobs_state (state, queue), so it costs the backlog,
+# not the history that finished jobs leave in the table.
+UNFINISHED_COUNTS = _sql(
+    """
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, name)
+  ON j.tenant = k.tenant AND j.queue = k.name
+WHERE j.state IN ({unfinished_states})
+GROUP BY j.tenant, j.queue, j.state
+"""
+)
 PURGEABLE = _sql(
     "SELECT * FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s"
     " AND state IN ({pending_states}) ORDER BY id FOR UPDATE"

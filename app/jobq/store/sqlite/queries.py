@@ -292,6 +292,16 @@ SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
 FROM jobs j JOIN {_KEYS} k ON j.tenant = k.tenant AND j.queue = k.name
 GROUP BY j.tenant, j.queue, j.state
 """
+# Unfinished states only: read through jobs_state (state, queue), so it costs the backlog,
+# not the history that finished jobs leave in the table.
+UNFINISHED_COUNTS = _sql(
+    f"""
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN {_KEYS} k ON j.tenant = k.tenant AND j.queue = k.name
+WHERE j.state IN ({{unfinished_states}})
+GROUP BY j.tenant, j.queue, j.state
+"""
+)
 PURGEABLE = _sql(
     "SELECT * FROM jobs WHERE tenant = :tenant AND queue = :queue"
     " AND state IN ({pending_states}) ORDER BY id"
