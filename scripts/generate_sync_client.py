@@ -2,7 +2,9 @@
 
 The sync client holds no logic of its own: each method has the async method's signature and
 docstring and runs it on the client's event loop thread. Generating it (as psycopg does)
-keeps the two from drifting and gives type checkers and dir() real methods.
+keeps the two from drifting and gives type checkers and dir() real methods. A sub-client
+that AsyncClient.__init__ builds (`self.schedules = AsyncSchedules(...)`, a class of another
+jobq module) gets a blocking twin named without `Async` (`Client.schedules: Schedules`).
 
     .venv/bin/python scripts/generate_sync_client.py           # rewrite _sync.py
     .venv/bin/python scripts/generate_sync_client.py --check   # exit 1 if it is stale
@@ -40,18 +42,10 @@ CLASS = '''
 T = TypeVar("T")
 
 
-class Client:
-    """`with Client() as client: client.submit("echo", {"msg": "hi"})`: AsyncClient's methods,
-    blocking. Arguments as AsyncClient's (the address defaults to JQ_SERVER_ADDRESS)."""
+class _Blocking:
+    """Runs coroutines and async iterators on the client's event loop thread."""
 
-    def __init__(self, address: str | None = None, **options: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="jobq-client", daemon=True
-        )
-        self._thread.start()
-        self._async: AsyncClient = self._run(_make(address, options))
-        self.address = self._async.address
+    _loop: asyncio.AbstractEventLoop
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -68,6 +62,20 @@ class Client:
             if aclose is not None:
                 self._run(aclose())
 
+
+class Client(_Blocking):
+    """`with Client() as client: client.submit("echo", {"msg": "hi"})`: AsyncClient's methods,
+    blocking. Arguments as AsyncClient's (the address defaults to JQ_SERVER_ADDRESS)."""
+
+    def __init__(self, address: str | None = None, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="jobq-client", daemon=True
+        )
+        self._thread.start()
+        self._async: AsyncClient = self._run(_make(address, options))
+        self.address = self._async.address
+{subclients}
     def __enter__(self) -> Client:
         return self
 
@@ -81,6 +89,16 @@ class Client:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+'''
+
+SUBCLASS = '''
+
+class {name}(_Blocking):
+    """{doc}"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inner: {inner}) -> None:
+        self._loop = loop
+        self._async = inner
 '''
 
 FOOTER = """
@@ -142,20 +160,53 @@ def _method(method: ast.AsyncFunctionDef) -> tuple[str, set[str]]:
     return text, used
 
 
-def generate() -> str:
-    tree = ast.parse(SOURCE.read_text())
-    client = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "AsyncClient")
-    methods, used = [], {"AsyncClient"}
-    for node in client.body:
+def _methods(cls: ast.ClassDef) -> tuple[list[str], set[str]]:
+    methods, used = [], set()
+    for node in cls.body:
         if isinstance(node, ast.AsyncFunctionDef) and not node.name.startswith("_"):
             if node.name in SKIP:
                 continue
             text, names = _method(node)
             methods.append(text)
             used |= names
-    used -= {"self", "Any", "Iterator", "AsyncIterator", "None", "str", "int", "float", "bool"}
-    used -= {"dict", "list", "tuple", "object"}
+    return methods, used
+
+
+def _subclients(client: ast.ClassDef, tree: ast.Module) -> list[tuple[str, str, str]]:
+    """(attribute, async class, module) for each `self.x = AsyncCls(...)` in
+    AsyncClient.__init__ whose class (named Async*) comes from a jobq module."""
+    origin = {
+        a.asname or a.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jobq.")
+        for a in node.names
+    }
+    init = next(
+        n for n in client.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"
+    )
+    found = []
+    for node in ast.walk(init):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id in origin
+            and node.value.func.id.startswith("Async")
+            and len(node.targets) == 1
+            and isinstance(target := node.targets[0], ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "self"
+        ):
+            name = node.value.func.id
+            found.append((target.attr, name, origin[name]))
+    return found
+
+
+def _imports(tree: ast.Module, module: str, used: set[str]) -> tuple[list[str], set[str]]:
+    """Import lines for the names of `used` that `tree` (module `module`) imports or defines;
+    and the names resolved."""
     imports: list[str] = []
+    resolved: set[str] = set()
     local: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Import):
@@ -169,11 +220,60 @@ def generate() -> str:
         elif isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             if node.name in used:
                 local.add(node.name)
+            continue
         elif isinstance(node, ast.Assign):
             local |= {t.id for t in node.targets if isinstance(t, ast.Name) and t.id in used}
+            continue
+        else:
+            continue
+        resolved |= {a.asname or a.name for a in keep}
     if local:
-        imports.append(f"from jobq.client._async import {', '.join(sorted(local))}")
-    text = HEADER + "\n".join(imports) + "\n" + CLASS + "\n" + "\n".join(methods) + FOOTER
+        imports.append(f"from {module} import {', '.join(sorted(local))}")
+    return imports, resolved | local
+
+
+def _source(module: str) -> Path:
+    return ROOT / "app" / Path(*module.split(".")).with_suffix(".py")
+
+
+def generate() -> str:
+    tree = ast.parse(SOURCE.read_text())
+    client = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "AsyncClient")
+    methods, used = _methods(client)
+    used.add("AsyncClient")
+    subclasses, attributes, sources = [], [], [("jobq.client._async", tree, used)]
+    for attribute, async_name, module in _subclients(client, tree):
+        sub_tree = ast.parse(_source(module).read_text())
+        cls = next(
+            n for n in sub_tree.body if isinstance(n, ast.ClassDef) and n.name == async_name
+        )
+        sub_methods, sub_used = _methods(cls)
+        name = async_name.removeprefix("Async")
+        doc = f"`client.{attribute}`: {async_name}'s methods, blocking."
+        subclasses.append(
+            SUBCLASS.format(name=name, doc=doc, inner=async_name) + "\n" + "\n".join(sub_methods)
+        )
+        attributes.append(
+            f"        self.{attribute}: {name} = {name}(self._loop, self._async.{attribute})\n"
+        )
+        sources.append((module, sub_tree, sub_used | {async_name}))
+    imports: list[str] = []
+    done = {"self", "Any", "Iterator", "AsyncIterator", "None", "str", "int", "float", "bool"}
+    done |= {"dict", "list", "tuple", "object"}
+    for module, source_tree, names in sources:
+        lines, resolved = _imports(source_tree, module, names - done)
+        imports += lines
+        done |= resolved
+    text = (
+        HEADER
+        + "\n".join(imports)
+        + "\n"
+        + CLASS.replace("{subclients}", "".join(attributes))
+        + "\n"
+        + "\n".join(methods)
+        + "".join(subclasses)
+        + FOOTER
+    )
     return _format(text)
 
 

@@ -247,6 +247,10 @@ class ServerSettings(KafkaSettings, RedisSettings):
     # Client certificates: JSON map from a SAN (spiffe://... URI or DNS name) to
     # {"tenant": "t", "roles": [...], "queues": [...]}.
     auth_mtls_subjects: str = ""
+    # Signs the console's session cookies (ADR 0020): the same value on every replica, so a
+    # login on one holds on all; empty: a random one per process (one replica, and a
+    # restart logs everyone out).
+    console_secret: str = ""
     # Server TLS; certificate and key are re-read when their files change.
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -269,6 +273,9 @@ class ServerSettings(KafkaSettings, RedisSettings):
             raise ValueError("JQ_AUTH_MTLS_SUBJECTS needs JQ_TLS_CLIENT_CA_FILE")
         if self.auth_jwt_jwks and not (self.auth_jwt_issuer and self.auth_jwt_audience):
             raise ValueError("JQ_AUTH_JWT_JWKS needs JQ_AUTH_JWT_ISSUER and JQ_AUTH_JWT_AUDIENCE")
+        if self.console_secret and len(self.console_secret) < 32:
+            # It alone vouches for a session's key: a guessable one forges any session.
+            raise ValueError("JQ_CONSOLE_SECRET must be at least 32 characters")
         if self.auth_jwt_leeway > dt.timedelta(minutes=5):
             raise ValueError("JQ_AUTH_JWT_LEEWAY must be at most 5m")
         return self

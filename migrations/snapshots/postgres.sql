@@ -141,7 +141,8 @@ CREATE TABLE public.workers (
     started_at timestamp with time zone NOT NULL,
     last_heartbeat timestamp with time zone NOT NULL,
     tenant text DEFAULT 'default'::text NOT NULL,
-    subject text DEFAULT ''::text NOT NULL
+    subject text DEFAULT ''::text NOT NULL,
+    task_queues jsonb DEFAULT '{}'::jsonb NOT NULL
 );
 CREATE TABLE public.workflows (
     id uuid NOT NULL,

@@ -15,7 +15,7 @@ from jobq.core.errors import (
     StaleLease,
 )
 from jobq.core.model import JobFilter, Outcome, OutcomeKind, WorkerState
-from jobq.core.states import EventKind, JobState
+from jobq.core.states import TERMINAL_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Store
 
 from .helpers import lease_of, new_job, register, seconds, submit
@@ -713,6 +713,24 @@ async def test_stats_count_jobs_by_state_and_age(store, clock) -> None:
     assert stats.by_state["queued"] == 1
     assert stats.by_state["scheduled"] == 1
     assert stats.oldest_queued_age_seconds == pytest.approx(10)
+
+
+async def test_unfinished_stats_leave_finished_jobs_uncounted(store, clock) -> None:
+    # Given a queue with a finished job beside a queued and a running one...
+    await register(store, clock, queues=("q",))
+    await submit(store, clock, queue="q")
+    await lease_one(store, clock, queue="q")
+    await submit(store, clock, queue="q")
+    await submit(store, clock, queue="q", delay=seconds(5))
+    assert await store.queues.purge("q", clock.now()) == 2  # the pending two: cancelled
+    await submit(store, clock, queue="q")
+    # ...the unfinished counts (console, gauges) name no finished state at all.
+    (live,) = await store.queues.stats("q", clock.now(), finished=False)
+    assert live.by_state == {
+        s.value: {"queued": 1, "running": 1}.get(s.value, 0) for s in S if s not in TERMINAL_STATES
+    }
+    (full,) = await store.queues.stats("q", clock.now())
+    assert full.by_state["cancelled"] == 2 and full.by_state["queued"] == 1
 
 
 async def test_workers_that_stop_heartbeating_are_listed_as_lost(store, clock) -> None:

@@ -1,7 +1,8 @@
 """The web console in Debian's headless Chromium (Playwright), against a real jq-server.
 
 Every page renders; a replay from the dead-letter page makes the job run; a cancel from the
-job page cancels it; a viewer sees the pages and cannot act. Screenshots of the main pages
+job page cancels it; a schedule's "run now" submits its job; a viewer sees the pages and
+cannot act. Screenshots of the main pages
 go to the test's tmp_path and to .jq/screenshots/ for a reviewer.
 """
 
@@ -100,6 +101,7 @@ def test_the_console_in_a_browser(
         dead = client.submit("flaky", {"failures": 1}, max_attempts=1)
         wait_until(lambda: client.get(dead.id).state is JobState.DEAD, what="a dead letter")
         wait_until(lambda: client.get(done.id).state is JobState.SUCCEEDED, what="echo")
+        client.schedules.create("hourly-echo", interval="1h", type="echo", payload={"s": 1})
 
         # A viewer: every page renders, no action is allowed.
         viewer = login(browser, base, VIEWER_KEY)
@@ -109,9 +111,13 @@ def test_the_console_in_a_browser(
             (f"/jobs/{done.id}", "#events"),
             ("/dead", "#dead"),
             ("/workers", "#workers"),
+            ("/schedules", "#schedules"),
+            ("/schedules/default/hourly-echo", "#next-fire-times"),
         ):
             viewer.goto(base + path)
             expect(viewer.locator(marker)).to_be_visible()
+        viewer.click("#pause")
+        expect(viewer.locator("#error")).to_contain_text("needs the admin or operator role")
         viewer.goto(f"{base}/dead")
         viewer.check(f"input[value='{dead.id}']")
         viewer.click("#replay")
@@ -155,6 +161,17 @@ def test_the_console_in_a_browser(
         expect(page.locator("#workers")).to_contain_text("echo")
         shots.take(page, "workers")
 
+        # A schedule run now from its page: the run's job page, and the run in its history.
+        page.goto(f"{base}/schedules")
+        page.click("text=hourly-echo")
+        shots.take(page, "schedule")
+        page.click("#trigger")
+        expect(page.locator("#events")).to_be_visible()
+        (run,) = client.schedules.get("hourly-echo").recent_runs
+        assert run.manual and run.job_id and page.url == f"{base}/jobs/{run.job_id}"
+        job_id = run.job_id
+        wait_until(lambda: client.get(job_id).state is JobState.SUCCEEDED, what="the run")
+
         # Pause from the queues page, and a discard that asks first.
         page.goto(f"{base}/queues")
         page.click("#queues button")
@@ -197,5 +214,6 @@ def test_an_action_without_the_session_csrf_token_is_refused(server: ServerThrea
     with pytest.raises(urllib.error.HTTPError) as refused:
         browser.open(f"{server.http_url}/dead/replay", data=forged)
     assert refused.value.code == 403
+    refused.value.close()  # it owns the response's socket: left open, a ResourceWarning
     with server.client(token=OWNER_KEY) as client:
         assert client.get(dead.id).state is JobState.DEAD

@@ -13,14 +13,16 @@ from mypy import api as mypy_api
 
 import jobq
 from jobq import AsyncClient, Client, InvalidArgument
+from jobq.client._schedules import AsyncSchedules
+from jobq.client._sync import Schedules
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _public_coroutines() -> list[str]:
+def _public_coroutines(cls: type = AsyncClient) -> list[str]:
     return [
         name
-        for name, member in inspect.getmembers(AsyncClient)
+        for name, member in inspect.getmembers(cls)
         if not name.startswith("_")
         and name != "aclose"
         and (inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member))
@@ -48,6 +50,18 @@ def test_every_async_method_has_a_sync_twin_with_its_signature() -> None:
         assert list(sync.parameters) == list(async_.parameters), name
 
 
+def test_the_schedules_sub_client_has_sync_twins_too() -> None:
+    # Given AsyncClient.schedules (an AsyncSchedules), Client.schedules mirrors its methods.
+    names = _public_coroutines(AsyncSchedules)
+    assert {"create", "get", "list", "pause", "resume", "trigger", "delete"} <= set(names)
+    with Client("127.0.0.1:1") as client:
+        assert isinstance(client.schedules, Schedules)
+        for name in names:
+            sync = inspect.signature(getattr(client.schedules, name))
+            async_ = inspect.signature(getattr(AsyncSchedules, name))
+            assert list(sync.parameters) == list(async_.parameters)[1:], name
+
+
 def test_a_type_checker_sees_the_sync_methods(tmp_path: Path) -> None:
     snippet = tmp_path / "use_client.py"
     snippet.write_text(
@@ -55,11 +69,13 @@ def test_a_type_checker_sees_the_sync_methods(tmp_path: Path) -> None:
         "def use(client: Client) -> None:\n"
         "    job: Job = client.submit('echo', {'a': 1}, delay='1s')\n"
         "    wrong: int = client.get(job.id)\n"
+        "    also_wrong: int = client.schedules.trigger('nightly')\n"
     )
     out, _, status = mypy_api.run(["--strict", "--no-incremental", str(snippet)])
     assert status == 1
     assert 'Incompatible types in assignment (expression has type "Job"' in out
-    assert out.count("error:") == 1, out
+    assert 'Incompatible types in assignment (expression has type "ScheduleRun"' in out
+    assert out.count("error:") == 2, out
 
 
 def test_a_misspelt_keyword_is_a_type_error_naming_the_public_method() -> None:

@@ -90,6 +90,17 @@ class Authenticator:
         # which ones exist need not be told.
         if key is None or not key.matches(secret):
             raise Unauthenticated(f"unknown API key {key_id}")
+        return self._key_principal(key_id, key, now)
+
+    async def key_principal(self, key_id: str, now: dt.datetime) -> Principal:
+        """The principal of a key whose secret was shown before (a console session signed
+        at login): looked up again, so a revoked or expired key stops at once."""
+        key = self._bootstrap.get(key_id) or await self._keys.get(key_id)
+        if key is None:
+            raise Unauthenticated(f"unknown API key {key_id}")
+        return self._key_principal(key_id, key, now)
+
+    def _key_principal(self, key_id: str, key: ApiKey, now: dt.datetime) -> Principal:
         if key.revoked_at is not None:
             raise Unauthenticated(f"API key {key_id} is revoked")
         if not key.usable(now):

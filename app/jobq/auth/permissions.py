@@ -105,6 +105,7 @@ READ_ONLY: Final = frozenset(
             "GetClusterStats",
         )
     }
+    | {_SCHEDULES + m for m in ("GetSchedule", "ListSchedules")}
 )
 
 # Worker calls that name queues: a worker credential limited to some queues may name only

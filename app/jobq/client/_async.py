@@ -16,7 +16,7 @@ from google.protobuf import field_mask_pb2
 from jobq.client import _convert as cv
 from jobq.client._convert import DurationLike, Job
 from jobq.client._retry import RetryPolicy
-from jobq.client._schedules import Schedules
+from jobq.client._schedules import AsyncSchedules
 from jobq.client._workflows import Canvas, Node, Workflow, as_nodes, workflow_from_pb
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import QueueConfig, QueueStats, WorkerInfo
@@ -140,7 +140,7 @@ class AsyncClient:
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
         self._workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
-        self.schedules = Schedules(self._channel, self._call)
+        self.schedules = AsyncSchedules(self._channel, self._call)
 
     async def __aenter__(self) -> AsyncClient:
         return self

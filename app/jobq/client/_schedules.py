@@ -132,7 +132,7 @@ def run_from_pb(m: pb.ScheduleRun) -> ScheduleRun:
     )
 
 
-class Schedules:
+class AsyncSchedules:
     """`await client.schedules.create("nightly", cron="0 3 * * *", type="report.build")`."""
 
     def __init__(self, channel: grpc.aio.Channel, call: Call) -> None:

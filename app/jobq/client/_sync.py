@@ -22,26 +22,20 @@ from jobq.client._async import (
     Submitted,
 )
 from jobq.client._convert import DurationLike, Job
+from jobq.client._schedules import AsyncSchedules, ScheduleDetails
 from jobq.client._workflows import Canvas, Node, Workflow
 from jobq.core.model import QueueConfig, QueueStats, WorkerInfo
+from jobq.core.schedules import Schedule, ScheduleRun
 from jobq.core.states import JobState
 from jobq.worker.task import Task
 
 T = TypeVar("T")
 
 
-class Client:
-    """`with Client() as client: client.submit("echo", {"msg": "hi"})`: AsyncClient's methods,
-    blocking. Arguments as AsyncClient's (the address defaults to JQ_SERVER_ADDRESS)."""
+class _Blocking:
+    """Runs coroutines and async iterators on the client's event loop thread."""
 
-    def __init__(self, address: str | None = None, **options: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="jobq-client", daemon=True
-        )
-        self._thread.start()
-        self._async: AsyncClient = self._run(_make(address, options))
-        self.address = self._async.address
+    _loop: asyncio.AbstractEventLoop
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -57,6 +51,21 @@ class Client:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 self._run(aclose())
+
+
+class Client(_Blocking):
+    """`with Client() as client: client.submit("echo", {"msg": "hi"})`: AsyncClient's methods,
+    blocking. Arguments as AsyncClient's (the address defaults to JQ_SERVER_ADDRESS)."""
+
+    def __init__(self, address: str | None = None, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="jobq-client", daemon=True
+        )
+        self._thread.start()
+        self._async: AsyncClient = self._run(_make(address, options))
+        self.address = self._async.address
+        self.schedules: Schedules = Schedules(self._loop, self._async.schedules)
 
     def __enter__(self) -> Client:
         return self
@@ -303,6 +312,41 @@ class Client:
 
     def cluster_stats(self) -> dict[str, Any]:
         return self._run(self._async.cluster_stats())
+
+
+class Schedules(_Blocking):
+    """`client.schedules`: AsyncSchedules's methods, blocking."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inner: AsyncSchedules) -> None:
+        self._loop = loop
+        self._async = inner
+
+    def create(self, name: str, *, tenant: str = "", **options: Any) -> Schedule:
+        """Options: cron or interval, type, queue, payload (JSON text or a value), priority,
+        max_attempts, time_zone, overlap, catch_up, catch_up_window, jitter, start_at,
+        end_at, paused."""
+        return self._run(self._async.create(name, tenant=tenant, **options))
+
+    def update(self, name: str, *, tenant: str = "", **changes: Any) -> Schedule:
+        return self._run(self._async.update(name, tenant=tenant, **changes))
+
+    def get(self, name: str, tenant: str = "") -> ScheduleDetails:
+        return self._run(self._async.get(name, tenant))
+
+    def list(self, tenant: str = "") -> builtins.list[Schedule]:
+        return self._run(self._async.list(tenant))
+
+    def pause(self, name: str, tenant: str = "") -> Schedule:
+        return self._run(self._async.pause(name, tenant))
+
+    def resume(self, name: str, tenant: str = "") -> Schedule:
+        return self._run(self._async.resume(name, tenant))
+
+    def delete(self, name: str, tenant: str = "") -> None:
+        return self._run(self._async.delete(name, tenant))
+
+    def trigger(self, name: str, tenant: str = "") -> ScheduleRun:
+        return self._run(self._async.trigger(name, tenant))
 
 
 async def _make(address: str | None, options: dict[str, Any]) -> AsyncClient:

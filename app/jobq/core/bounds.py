@@ -63,6 +63,7 @@ ITEMS_MAX: dict[str, int | str | None] = {
     "ids": None,
     "queues": 256,
     "task_types": 1024,
+    "task_queues": 1024,
     "states": 16,
     "paths": 16,
     "roles": 8,

@@ -131,6 +131,8 @@ class WorkerInfo:
     in_flight: int = 0
     tenant: str = DEFAULT_TENANT  # the tenant whose jobs it leases; "*": every tenant
     subject: str = ""  # the principal that registered it: only that one may act as it
+    # (task type, queue) for each type it serves on a known queue: where a submit by type goes
+    task_queues: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

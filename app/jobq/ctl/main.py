@@ -188,7 +188,14 @@ def duration_option(value: str | None, name: str) -> Any:
 def submit(
     type: Annotated[str, typer.Argument(help="Task type, e.g. echo.")],
     payload: Annotated[str, typer.Argument(help="JSON payload.")] = "null",
-    queue: Queue = "",
+    queue: Annotated[
+        str,
+        typer.Option(
+            "--queue",
+            "-q",
+            help="Queue (default: the one a live worker registered the type on, else default).",
+        ),
+    ] = "",
     priority: Annotated[int, typer.Option(help="-100..100, higher first.")] = 0,
     delay: Annotated[str | None, typer.Option(help="Run after this long, e.g. 10m.")] = None,
     max_attempts: Annotated[int, typer.Option(help="0: the queue's default.")] = 0,

@@ -340,7 +340,13 @@ class ServerApp:
         await server.start()
         self._server = server
         http_app = build_http_app(self.metrics.registry, self.readiness)
-        add_console(http_app, self.service, self.authenticator)
+        add_console(
+            http_app,
+            self.service,
+            self.schedules,
+            self.authenticator,
+            self.settings.console_secret,
+        )
         self._http = HttpSidePort(
             http_app,
             self.settings.http_host,

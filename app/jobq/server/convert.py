@@ -214,6 +214,7 @@ def worker_to_pb(worker: WorkerInfo) -> worker_pb2.Worker:
         task_types=list(worker.task_types),
         tenant=worker.tenant,
         subject=worker.subject,
+        task_queues=[worker_pb2.TaskQueue(type=t, queue=q) for t, q in worker.task_queues],
     )
 
 

@@ -9,6 +9,7 @@ import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
+from jobq.auth.principal import ALL_TENANTS
 from jobq.config import ServerSettings
 from jobq.core import bounds
 from jobq.core.clock import Clock
@@ -29,6 +30,7 @@ from jobq.core.model import (
 )
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.core.validation import (
+    TASK_TYPE,
     JobSpec,
     Limits,
     validate_job,
@@ -79,6 +81,26 @@ def limits_from(settings: ServerSettings) -> Limits:
 
 def _prefixed(exc: InvalidArgument, prefix: str) -> InvalidArgument:
     return InvalidArgument(f"{prefix}.{exc.field}", exc.problem)
+
+
+def _task_queues(
+    pairs: Sequence[tuple[str, str]], queues: Sequence[str], task_types: Sequence[str]
+) -> tuple[tuple[str, str], ...]:
+    """A registration's (type, queue) pairs, checked: a route to a queue the worker does not
+    lease from, or for a type it does not run, would send submits where nobody serves them."""
+    served, types = set(queues), set(task_types)
+    seen: dict[str, str] = {}
+    for index, (type_, queue) in enumerate(pairs):
+        where = f"task_queues[{index}]"
+        if not TASK_TYPE.fullmatch(type_):
+            raise InvalidArgument(f"{where}.type", f"{type_[:64]!r} is not a task type")
+        if types and type_ not in types:
+            raise InvalidArgument(f"{where}.type", f"{type_!r} is not among task_types")
+        if queue not in served:
+            raise InvalidArgument(f"{where}.queue", f"{queue[:64]!r} is not among queues")
+        if seen.setdefault(type_, queue) != queue:
+            raise InvalidArgument(f"{where}.type", f"{type_!r} is given two queues")
+    return tuple(sorted(seen.items()))
 
 
 def in_process_coordination(settings: ServerSettings, metrics: ServerMetrics) -> Coordination:
@@ -140,13 +162,20 @@ class JobqService:
         principal = caller()
         now = self.clock.now()
         new_jobs = []
+        routes = await self._task_queues() if any(not s.queue for s in specs) else {}
         for index, spec in enumerate(specs):
             prefix = field if len(specs) == 1 and field == "job" else f"{field}[{index}]"
             tenant = named_tenant(principal, spec.tenant, f"{prefix}.tenant")
+            # The tenant's own workers first, then those serving every tenant.
+            queue = (
+                spec.queue
+                or routes.get((tenant, spec.type))
+                or routes.get((ALL_TENANTS, spec.type), "")
+            )
             try:
                 new_jobs.append(
                     validate_job(
-                        dataclasses.replace(spec, tenant=tenant),
+                        dataclasses.replace(spec, tenant=tenant, queue=queue),
                         now=now,
                         limits=self._limits,
                         new_id=new_id,
@@ -167,17 +196,36 @@ class JobqService:
             self.notifier.work_available(queued)
         return results
 
+    async def _live_workers(self) -> list[WorkerInfo]:
+        """Every active worker that heartbeats, of every tenant: callers keep those serving
+        their jobs' tenant (its own workers, and ALL_TENANTS ones)."""
+        workers = await self.store.workers.all(self.clock.now(), self._defaults.lease_timeout)
+        return [w for w in workers if w.state is WorkerState.ACTIVE]
+
+    async def _task_queues(self) -> dict[tuple[str, str], str]:
+        """(tenant, task type) -> the queue live workers registered the type on, for a submit
+        that names no queue. Where workers disagree, the queue most of them serve it on (then
+        the first by name), so every replica routes alike."""
+        votes: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        for w in await self._live_workers():
+            for type_, queue in w.task_queues:
+                votes[(w.tenant, type_, queue)] += 1
+        routes: dict[tuple[str, str], str] = {}
+        for (tenant, type_, queue), _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0])):
+            routes.setdefault((tenant, type_), queue)
+        return routes
+
     async def unserved(self, jobs: Sequence[Job]) -> list[str]:
-        """A sentence for each (queue, type) of `jobs` that no live worker in scope serves: a
-        mistyped task name or a queue nobody leases from would otherwise wait silently."""
-        workers = await self.store.workers.all(
-            self.clock.now(), self._defaults.lease_timeout, tenant=scope(caller())
-        )
-        live = [w for w in workers if w.state is WorkerState.ACTIVE]
+        """A sentence for each (queue, type) of `jobs` that no live worker serves: a mistyped
+        task name or a queue nobody leases from would otherwise wait silently."""
+        live = await self._live_workers()
         warnings = []
-        for queue, type_ in sorted({(j.queue, j.type) for j in jobs}):
+        for tenant, queue, type_ in sorted({(j.tenant, j.queue, j.type) for j in jobs}):
             if not any(
-                queue in w.queues and (not w.task_types or type_ in w.task_types) for w in live
+                w.tenant in (tenant, ALL_TENANTS)
+                and queue in w.queues
+                and (not w.task_types or type_ in w.task_types)
+                for w in live
             ):
                 warnings.append(
                     f"no live worker serves task {type_!r} on queue {queue!r}: "
@@ -263,6 +311,7 @@ class JobqService:
         queues: Sequence[str],
         capacity: int,
         task_types: Sequence[str],
+        task_queues: Sequence[tuple[str, str]] = (),
     ) -> tuple[WorkerInfo, dt.timedelta]:
         if capacity < 1:
             raise InvalidArgument("capacity", "must be at least 1")
@@ -270,6 +319,7 @@ class JobqService:
             raise InvalidArgument("queues", "name at least one queue")
         for name in queues:
             validate_queue_name(name, "queues")
+        routes = _task_queues(task_queues, queues, task_types)
         principal = caller()
         serves_all(principal, queues, "queues")
         now = self.clock.now()
@@ -285,6 +335,7 @@ class JobqService:
                 task_types=tuple(task_types),
                 tenant=principal.tenant,
                 subject=principal.subject,
+                task_queues=routes,
             )
         )
         await self.coordination.present(worker.id, self._defaults.lease_timeout)
@@ -479,9 +530,15 @@ class JobqService:
         in_tenant = named_tenant(caller(), tenant, "tenant")
         return await self.store.queues.purge(name, self.clock.now(), tenant=in_tenant)
 
-    async def queue_stats(self, name: str | None, tenant: str = "") -> list[QueueStats]:
+    async def queue_stats(
+        self, name: str | None, tenant: str = "", *, finished: bool = True
+    ) -> list[QueueStats]:
+        """`finished=False`: unfinished states only, a read the backlog bounds (the console's
+        queues page); with them, every job of the queues is counted (GetQueueStats)."""
         in_scope = filter_scope(caller(), tenant, "tenant")
-        return await self.store.queues.stats(name, self.clock.now(), tenant=in_scope)
+        return await self.store.queues.stats(
+            name, self.clock.now(), tenant=in_scope, finished=finished
+        )
 
     async def list_workers(self) -> list[WorkerInfo]:
         workers = await self.store.workers.all(
@@ -565,7 +622,8 @@ class JobqService:
         this on the leader only: every replica reads the same store (cluster_gauges.py)."""
         # Cluster-wide, whoever asks: no caller's scope applies to the gauges.
         now = self.clock.now()
-        stats = await self.store.queues.stats(None, now)
+        # The gauges show unfinished states only: never a count over the finished history.
+        stats = await self.store.queues.stats(None, now, finished=False)
         workers = await self.store.workers.all(now, self._defaults.lease_timeout)
         active = sum(w.state is WorkerState.ACTIVE for w in workers)
         self.metrics.observe_cluster(stats, active, await self.store.events.backlog(), now)

@@ -37,6 +37,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             list(request.queues),
             request.capacity,
             list(request.task_types),
+            [(r.type, r.queue) for r in request.task_queues],
         )
         return pb.RegisterWorkerResponse(
             worker_id=worker.id, heartbeat_interval=convert.dur(interval)

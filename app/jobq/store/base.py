@@ -193,9 +193,15 @@ class QueueRepository(Protocol):
         ...
 
     async def stats(
-        self, name: str | None, now: dt.datetime, *, tenant: Tenant = None
+        self,
+        name: str | None,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
+        finished: bool = True,
     ) -> list[QueueStats]:
-        """Every queue in scope, or those named `name` (NotFound if none)."""
+        """Every queue in scope, or those named `name` (NotFound if none). `finished=False`:
+        counts of unfinished states only, a read bounded by the backlog (console, gauges)."""
         ...
 
 

@@ -27,7 +27,13 @@ from jobq.core.model import (
     WorkerState,
 )
 from jobq.core.retry import Random
-from jobq.core.states import PENDING_STATES, EventKind, JobState, check_transition
+from jobq.core.states import (
+    PENDING_STATES,
+    TERMINAL_STATES,
+    EventKind,
+    JobState,
+    check_transition,
+)
 from jobq.store.transitions import job_event, transition_event
 
 S, E = JobState, EventKind
@@ -81,6 +87,7 @@ UNREACHABLE = Move(E.CANCELLED, (S.WAITING,), S.CANCELLED)
 # {queued} in a query is the quoted value of JobState.QUEUED, so no state is spelled twice.
 STATE_SQL: dict[str, str] = {state.name.lower(): f"'{state.value}'" for state in JobState} | {
     "pending_states": ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATES)),
+    "unfinished_states": ", ".join(f"'{s.value}'" for s in sorted(set(JobState) - TERMINAL_STATES)),
     "worker_lost": f"'{WorkerState.LOST.value}'",
     "worker_active": f"'{WorkerState.ACTIVE.value}'",
     "worker_stopped": f"'{WorkerState.STOPPED.value}'",

@@ -118,4 +118,5 @@ def worker_from_pb(worker: worker_pb2.Worker) -> WorkerInfo:
         in_flight=worker.in_flight,
         tenant=worker.tenant,
         subject=worker.subject,
+        task_queues=tuple((r.type, r.queue) for r in worker.task_queues),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -12,8 +12,8 @@ import grpc
 from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
 from jobq.observability import tracing
 from jobq.observability.context import CORRELATION_HEADER
+from jobq.v1 import worker_pb2, worker_service_pb2_grpc, workflow_service_pb2_grpc
 from jobq.v1 import worker_service_pb2 as pb
-from jobq.v1 import worker_service_pb2_grpc, workflow_service_pb2_grpc
 from jobq.v1 import workflow_service_pb2 as workflow_pb
 from jobq.wire.channel import Tls, channel_options, open_channel
 from jobq.wire.convert import dur, job_from_pb
@@ -79,8 +79,15 @@ class WorkerConnection:
             raise from_rpc_error(exc) from None
 
     async def register(
-        self, worker_id: str, queues: Sequence[str], capacity: int, task_types: Sequence[str]
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        capacity: int,
+        task_types: Sequence[str],
+        task_queues: Mapping[str, str] | None = None,
     ) -> dt.timedelta:
+        """`task_queues`: the queue each task type is served on, where a submit of the type
+        that names no queue is sent."""
         response = await self._call(
             self._stub.RegisterWorker,
             pb.RegisterWorkerRequest(
@@ -89,6 +96,10 @@ class WorkerConnection:
                 queues=list(queues),
                 capacity=capacity,
                 task_types=list(task_types),
+                task_queues=[
+                    worker_pb2.TaskQueue(type=t, queue=q)
+                    for t, q in sorted((task_queues or {}).items())
+                ],
             ),
         )
         self.worker_id = response.worker_id

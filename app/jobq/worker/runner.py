@@ -152,6 +152,9 @@ class Worker:
                     self._opts.queues,
                     self._opts.concurrency,
                     sorted(self._tasks),
+                    # A task whose queue this worker does not lease from (`--queues` chose
+                    # others) has no route: its submits name their queue.
+                    {t.name: t.queue for t in self._tasks.values() if t.queue in self._opts.queues},
                 )
             except Unavailable as exc:
                 if self._stop.is_set():

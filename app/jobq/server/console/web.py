@@ -2,9 +2,11 @@
 
 Every page and action names the RPC it stands for; `authorize` (the interceptor's check)
 decides it from the same role table, and the service applies the caller's tenant scope.
-A session holds the credential given at login and authenticates it again on every request,
-so a revoked or expired key stops working at once. Every POST carries the session's CSRF
-token; every answer carries a strict Content-Security-Policy (no inline script or style).
+A session is a signed cookie naming the key (or holding the JWT) given at login, which is
+looked up (or verified) again on every request, so a revoked or expired key stops working at
+once, and any replica with the same JQ_CONSOLE_SECRET serves it. Every POST carries the
+session's CSRF token; every answer carries a strict Content-Security-Policy (no inline
+script or style).
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import datetime as dt
 import hmac
 import json
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from jobq.auth.authenticator import Authenticator
+from jobq.auth.keys import looks_like_key, split_key
 from jobq.auth.principal import Principal, current_principal
 from jobq.core import bounds
 from jobq.core.errors import (
@@ -34,9 +37,11 @@ from jobq.core.errors import (
     Unauthenticated,
 )
 from jobq.core.model import JobFilter
+from jobq.core.schedules import Schedule
 from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.server.authn import authorize
 from jobq.server.console.charts import last_hour
+from jobq.server.schedules import ScheduleService
 from jobq.server.service import JobqService
 from jobq.store.base import DeadLetterSelector
 
@@ -44,7 +49,7 @@ HERE = Path(__file__).parent
 COOKIE = "jq_console"
 SESSION_IDLE = dt.timedelta(hours=8)
 ANONYMOUS_IDLE = dt.timedelta(minutes=15)  # a login form left open this long is shown again
-ANONYMOUS_MAX = 10_000
+CLOCK_SKEW = 60.0  # seconds a cookie signed by another replica may seem to come from ahead
 PAGE = 50
 CHART_SAMPLE = 500  # newest finished jobs per queue the charts are drawn from
 CSP = (
@@ -53,72 +58,84 @@ CSP = (
 )
 _JOBS = "/jobq.v1.JobService/"
 _ADMIN = "/jobq.v1.AdminService/"
+_SCHEDULES = "/jobq.v1.ScheduleService/"
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Session:
     csrf: str
-    credential: str | None  # None: not logged in (or a server without authentication)
-    seen: dt.datetime
+    key_id: str | None = None  # logged in with an API key: looked up again on each request
+    token: str | None = None  # logged in with a JWT: verified again on each request
+
+    @property
+    def logged_in(self) -> bool:
+        return self.key_id is not None or self.token is not None
 
 
 class Sessions:
-    """In this replica's memory (ADR 0013: a restart or another replica asks to log in again).
+    """Sessions kept in the browser's cookie, signed with JQ_CONSOLE_SECRET (ADR 0020).
 
-    Every visit without a session gets one (it carries the CSRF token of the login form), so
-    sessions nobody logged into are kept apart, briefly and up to a bound: a flood of
-    anonymous requests costs a bounded amount of memory and never evicts a logged-in user.
-    Each pool is ordered by last use, so expiry and eviction look only at its oldest end.
+    Every replica with the same secret reads every session, so a login holds behind a load
+    balancer and across restarts; nothing is kept in memory, so a flood of visits costs
+    none. The cookie names the key, never its secret: the key is looked up on each request,
+    so revoking or expiring it ends its sessions at once. The cookie is signed again with
+    the time of each answer; one idle longer than SESSION_IDLE (ANONYMOUS_IDLE before login)
+    is refused.
     """
 
-    def __init__(self, anonymous_max: int = ANONYMOUS_MAX) -> None:
-        self._anonymous: OrderedDict[str, Session] = OrderedDict()
-        self._users: OrderedDict[str, Session] = OrderedDict()
-        self._anonymous_max = anonymous_max
+    def __init__(self, secret: str) -> None:
+        # No secret set: one of this process's own, so sessions last as long as it does.
+        self._signer = URLSafeSerializer(
+            secret or secrets.token_urlsafe(32), salt="jobq.console.session"
+        )
 
-    def __len__(self) -> int:
-        return len(self._anonymous) + len(self._users)
+    @staticmethod
+    def new(key_id: str | None = None, token: str | None = None) -> Session:
+        return Session(secrets.token_urlsafe(32), key_id, token)
 
-    def get(self, sid: str | None, now: dt.datetime) -> Session | None:
-        self._expire(now)
-        key = sid or ""
-        pool = self._users if key in self._users else self._anonymous
-        session = pool.get(key)
-        if session is not None:
-            session.seen = now
-            pool.move_to_end(key)
+    def dump(self, session: Session, now: dt.datetime) -> str:
+        data = {"c": session.csrf, "k": session.key_id, "t": session.token, "at": now.timestamp()}
+        return str(self._signer.dumps(data))
+
+    def load(self, cookie: str | None, now: dt.datetime) -> Session | None:
+        if not cookie:
+            return None
+        try:
+            data = self._signer.loads(cookie)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        csrf, key_id, token, at = data.get("c"), data.get("k"), data.get("t"), data.get("at")
+        if not (
+            isinstance(csrf, str)
+            and isinstance(key_id, str | None)
+            and isinstance(token, str | None)
+            and isinstance(at, int | float)
+        ):
+            return None
+        session = Session(csrf, key_id, token)
+        idle = SESSION_IDLE if session.logged_in else ANONYMOUS_IDLE
+        if not -CLOCK_SKEW <= now.timestamp() - at <= idle.total_seconds():
+            return None
         return session
-
-    def new(self, credential: str | None, now: dt.datetime) -> tuple[str, Session]:
-        self._expire(now)
-        sid = secrets.token_urlsafe(32)
-        session = Session(secrets.token_urlsafe(32), credential, now)
-        if credential is None:
-            self._anonymous[sid] = session
-            while len(self._anonymous) > self._anonymous_max:
-                self._anonymous.popitem(last=False)
-        else:
-            self._users[sid] = session
-        return sid, session
-
-    def drop(self, sid: str | None) -> None:
-        self._anonymous.pop(sid or "", None)
-        self._users.pop(sid or "", None)
-
-    def _expire(self, now: dt.datetime) -> None:
-        for pool, idle in ((self._anonymous, ANONYMOUS_IDLE), (self._users, SESSION_IDLE)):
-            while pool and now - next(iter(pool.values())).seen > idle:
-                pool.popitem(last=False)
 
 
 Handler = Callable[[web.Request, Principal, Session], Awaitable[web.StreamResponse]]
 
 
 class Console:
-    def __init__(self, service: JobqService, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        service: JobqService,
+        schedules: ScheduleService,
+        authenticator: Authenticator,
+        secret: str = "",
+    ) -> None:
         self.service = service
+        self.schedules = schedules
         self.authenticator = authenticator
-        self.sessions = Sessions()
+        self.sessions = Sessions(secret)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -133,39 +150,41 @@ class Console:
         body = self.templates.get_template(name).render(**context)
         return web.Response(text=body, status=status, content_type="text/html")
 
-    def _session(self, request: web.Request) -> tuple[str | None, Session | None]:
-        sid = request.cookies.get(COOKIE)
-        return sid, self.sessions.get(sid, self.service.clock.now())
+    def _session(self, request: web.Request) -> Session | None:
+        return self.sessions.load(request.cookies.get(COOKIE), self.service.clock.now())
 
-    def _ensure(self, request: web.Request) -> tuple[str, Session]:
+    def _ensure(self, request: web.Request) -> Session:
         """The request's session, or a new one not logged in (it carries the CSRF token)."""
-        sid, session = self._session(request)
-        if sid is None or session is None:
-            return self.sessions.new(None, self.service.clock.now())
-        return sid, session
+        return self._session(request) or self.sessions.new()
 
-    def _set_cookie(self, request: web.Request, response: web.StreamResponse, sid: str) -> None:
+    def _set_cookie(
+        self, request: web.Request, response: web.StreamResponse, session: Session
+    ) -> None:
         # Secure when the browser came over TLS, directly or through the load balancer
         # (which says so in X-Forwarded-Proto); a client forging the header only makes
         # its own cookie stricter.
         tls = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
-        response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/", secure=tls)
+        value = self.sessions.dump(session, self.service.clock.now())
+        response.set_cookie(COOKIE, value, httponly=True, samesite="Strict", path="/", secure=tls)
 
     async def _principal(self, session: Session) -> Principal:
-        metadata = [("authorization", f"Bearer {session.credential}")] if session.credential else []
-        return await self.authenticator.authenticate(metadata, None, self.service.clock.now())
+        now = self.service.clock.now()
+        if session.key_id is not None:
+            return await self.authenticator.key_principal(session.key_id, now)
+        metadata = [("authorization", f"Bearer {session.token}")] if session.token else []
+        return await self.authenticator.authenticate(metadata, None, now)
 
     def page(self, method: str, action: bool = False) -> Callable[[Handler], Any]:
         """A route standing for RPC `method`: authenticated, authorized, CSRF-checked."""
 
         def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
             async def serve(request: web.Request) -> web.StreamResponse:
-                sid, session = self._ensure(request)
+                session = self._ensure(request)
                 try:
                     principal = await self._principal(session)
                 except Unauthenticated:
                     response: web.StreamResponse = _see_other("/login")
-                    self._set_cookie(request, response, sid)
+                    self._set_cookie(request, response, self.sessions.new())
                     return response
                 if action:
                     form = await request.post()
@@ -195,7 +214,7 @@ class Console:
                     )
                 finally:
                     current_principal.reset(reset)
-                self._set_cookie(request, response, sid)
+                self._set_cookie(request, response, session)
                 return response
 
             return serve
@@ -203,29 +222,25 @@ class Console:
         return wrap
 
     def _base(self, session: Session, principal: Principal | None) -> dict[str, Any]:
-        return {
-            "csrf": session.csrf,
-            "who": principal,
-            "logged_in": session.credential is not None,
-        }
+        return {"csrf": session.csrf, "who": principal, "logged_in": session.logged_in}
 
     # --- login ------------------------------------------------------------------------------
 
     async def login_form(self, request: web.Request) -> web.StreamResponse:
-        sid, session = self._ensure(request)
+        session = self._ensure(request)
         response = self.render("login.html", csrf=session.csrf, who=None, logged_in=False, error="")
-        self._set_cookie(request, response, sid)
+        self._set_cookie(request, response, session)
         return response
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        sid, session = self._session(request)
+        session = self._session(request)
         form = await request.post()
         if session is None or not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
             return _see_other("/login")
-        key = str(form.get("key", "")).strip()
+        credential = str(form.get("key", "")).strip()
         try:
             await self.authenticator.authenticate(
-                [("authorization", f"Bearer {key}")], None, self.service.clock.now()
+                [("authorization", f"Bearer {credential}")], None, self.service.clock.now()
             )
         except JobqError as exc:
             return self.render(
@@ -236,24 +251,30 @@ class Console:
                 logged_in=False,
                 error=f"Not accepted: {exc}",
             )
-        # A new session id at login: one fixed before it cannot be ridden after.
-        self.sessions.drop(sid)
-        new_sid, _ = self.sessions.new(key, self.service.clock.now())
+        # The cookie names the key, never its secret; a JWT is kept whole (it is verified
+        # again on each request, and expires on its own). A new CSRF token at login.
+        parts = split_key(credential) if looks_like_key(credential) else None
+        if parts is not None:
+            new = self.sessions.new(key_id=parts[0])
+        else:
+            new = self.sessions.new(token=credential)
         response = _see_other("/queues")
-        self._set_cookie(request, response, new_sid)
+        self._set_cookie(request, response, new)
         return response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        sid, session = self._session(request)
+        session = self._session(request)
         form = await request.post()
+        response = _see_other("/login")
         if session is not None and hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
-            self.sessions.drop(sid)
-        return _see_other("/login")
+            self._set_cookie(request, response, self.sessions.new())
+        return response
 
     # --- pages ------------------------------------------------------------------------------
 
     async def queues(self, request: web.Request, who: Principal, session: Session) -> web.Response:
-        stats = await self.service.queue_stats(None, "")
+        # Unfinished states only: a million finished jobs cost this page nothing.
+        stats = await self.service.queue_stats(None, "", finished=False)
         now = self.service.clock.now()
         rows = []
         for s in stats:
@@ -262,7 +283,10 @@ class Console:
             throughput, latency = last_hour(sample.jobs, now)
             rows.append({"stats": s, "throughput": throughput, "latency": latency})
         return self.render(
-            "queues.html", **self._base(session, who), rows=rows, states=[s.value for s in JobState]
+            "queues.html",
+            **self._base(session, who),
+            rows=rows,
+            states=[s.value for s in JobState if s not in TERMINAL_STATES],
         )
 
     async def queue_action(
@@ -350,6 +374,45 @@ class Console:
         workers = await self.service.list_workers()
         return self.render("workers.html", **self._base(session, who), workers=workers)
 
+    async def schedules_page(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.Response:
+        # Each row's last run comes with its view: schedules are set up by operators, a
+        # handful per tenant, not a table that grows with traffic.
+        views = [await self.schedules.get(s.name, s.tenant) for s in await self.schedules.list("")]
+        return self.render(
+            "schedules.html", **self._base(session, who), views=views, calendar=_calendar
+        )
+
+    async def schedule_page(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.Response:
+        view = await self.schedules.get(request.match_info["name"], request.match_info["tenant"])
+        return self.render(
+            "schedule.html", **self._base(session, who), view=view, calendar=_calendar
+        )
+
+    async def schedule_action(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        tenant, name = request.match_info["tenant"], request.match_info["name"]
+        action = request.path.rpartition("/")[2]
+        if action == "pause":
+            schedule = await self.schedules.pause(name, tenant)
+        elif action == "resume":
+            schedule = await self.schedules.resume(name, tenant)
+        else:
+            run = await self.schedules.trigger(name, tenant)
+            return _see_other(f"/jobs/{run.job_id}")
+        return _see_other(f"/schedules/{schedule.tenant}/{schedule.name}")
+
+
+def _calendar(schedule: Schedule) -> str:
+    if schedule.cron:
+        return f"cron {schedule.cron} ({schedule.time_zone})"
+    seconds = schedule.interval.total_seconds() if schedule.interval else 0
+    return f"every {seconds:g} s"
+
 
 def _see_other(to: str) -> web.Response:
     # Returned, not raised: aiohttp deprecates returning its HTTPException objects.
@@ -390,8 +453,15 @@ def _secure(response: web.StreamResponse) -> None:
         response.headers["Cache-Control"] = "no-store"
 
 
-def add_console(app: web.Application, service: JobqService, authenticator: Authenticator) -> None:
-    console = Console(service, authenticator)
+def add_console(
+    app: web.Application,
+    service: JobqService,
+    schedules: ScheduleService,
+    authenticator: Authenticator,
+    secret: str = "",
+) -> None:
+    """`secret`: JQ_CONSOLE_SECRET, which signs the session cookies."""
+    console = Console(service, schedules, authenticator, secret)
     app.middlewares.append(_headers)
     r = app.router
     r.add_get("/", _home)
@@ -419,6 +489,20 @@ def add_console(app: web.Application, service: JobqService, authenticator: Authe
         "/dead/discard", console.page(_ADMIN + "DiscardDeadLetters", action=True)(console.discard)
     )
     r.add_get("/workers", console.page(_ADMIN + "ListWorkers")(console.workers))
+    r.add_get("/schedules", console.page(_SCHEDULES + "ListSchedules")(console.schedules_page))
+    r.add_get(
+        "/schedules/{tenant}/{name}",
+        console.page(_SCHEDULES + "GetSchedule")(console.schedule_page),
+    )
+    for action, rpc in (
+        ("pause", "PauseSchedule"),
+        ("resume", "ResumeSchedule"),
+        ("trigger", "TriggerSchedule"),
+    ):
+        r.add_post(
+            f"/schedules/{{tenant}}/{{name}}/{action}",
+            console.page(_SCHEDULES + rpc, action=True)(console.schedule_action),
+        )
     r.add_static("/static", HERE / "static", append_version=False)
 
 

@@ -334,12 +334,13 @@ DELETE_JOBS = "DELETE FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
 # job still running on it; rows from before tenancy (subject '') may be claimed.
 UPSERT_WORKER = _sql(
     """
-INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
-                     last_heartbeat, tenant, subject)
-VALUES (%(id)s, %(hostname)s, %(queues)s, %(task_types)s, %(capacity)s, %(state)s,
-        %(started_at)s, %(last_heartbeat)s, %(tenant)s, %(subject)s)
+INSERT INTO workers (id, hostname, queues, task_types, task_queues, capacity, state,
+                     started_at, last_heartbeat, tenant, subject)
+VALUES (%(id)s, %(hostname)s, %(queues)s, %(task_types)s, %(task_queues)s::jsonb,
+        %(capacity)s, %(state)s, %(started_at)s, %(last_heartbeat)s, %(tenant)s, %(subject)s)
 ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
-    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    task_types = excluded.task_types, task_queues = excluded.task_queues,
+    capacity = excluded.capacity, state = excluded.state,
     last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
     subject = excluded.subject
 WHERE workers.subject = excluded.subject
@@ -439,6 +440,17 @@ FROM jobs j JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, nam
   ON j.tenant = k.tenant AND j.queue = k.name
 GROUP BY j.tenant, j.queue, j.state
 """
+# Unfinished states only: read through jobs_state (state, queue), so it costs the backlog,
+# not the history that finished jobs leave in the table.
+UNFINISHED_COUNTS = _sql(
+    """
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, name)
+  ON j.tenant = k.tenant AND j.queue = k.name
+WHERE j.state IN ({unfinished_states})
+GROUP BY j.tenant, j.queue, j.state
+"""
+)
 PURGEABLE = _sql(
     "SELECT * FROM jobs WHERE tenant = %(tenant)s AND queue = %(queue)s"
     " AND state IN ({pending_states}) ORDER BY id FOR UPDATE"

@@ -79,6 +79,7 @@ def worker_from_row(row: Row) -> WorkerInfo:
         hostname=row["hostname"],
         queues=tuple(row["queues"]),
         task_types=tuple(row["task_types"]),
+        task_queues=tuple(sorted(row["task_queues"].items())),
         capacity=row["capacity"],
         state=WorkerState(row["state"]),
         started_at=row["started_at"],

@@ -77,6 +77,7 @@ class JobQueries(Protocol):
     ALL_QUEUES: Any
     QUEUES_IN_SCOPE: Any
     STATE_COUNTS: Any
+    UNFINISHED_COUNTS: Any
     PURGEABLE: Any
     PURGE: Any
     # API keys

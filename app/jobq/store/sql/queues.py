@@ -8,7 +8,7 @@ from typing import Any
 
 from jobq.core.errors import AlreadyExists, NotFound
 from jobq.core.model import DEFAULT_TENANT, QueueConfig, QueueStats
-from jobq.core.states import JobState
+from jobq.core.states import TERMINAL_STATES, JobState
 from jobq.core.validation import validate_queue
 from jobq.store.base import Tenant
 from jobq.store.changes import PURGE
@@ -88,7 +88,12 @@ class SqlQueues:
             return len(pending)
 
     async def stats(
-        self, name: str | None, now: dt.datetime, *, tenant: Tenant = None
+        self,
+        name: str | None,
+        now: dt.datetime,
+        *,
+        tenant: Tenant = None,
+        finished: bool = True,
     ) -> list[QueueStats]:
         async with self._d.read() as conn:
             rows = await self._d.fetch(
@@ -99,7 +104,7 @@ class SqlQueues:
                 raise NotFound(f"queue {name!r} not found")
             rows = await self._d.fetch(
                 conn,
-                self._q.STATE_COUNTS,
+                self._q.STATE_COUNTS if finished else self._q.UNFINISHED_COUNTS,
                 {"tenants": [t for t, _ in queues], "names": [n for _, n in queues]},
             )
         counts: dict[tuple[str, str], dict[str, int]] = {q: {} for q in queues}
@@ -115,7 +120,11 @@ class SqlQueues:
                 queue=q.name,
                 tenant=q.tenant,
                 paused=q.paused,
-                by_state={s.value: counts[key].get(s.value, 0) for s in JobState},
+                by_state={
+                    s.value: counts[key].get(s.value, 0)
+                    for s in JobState
+                    if finished or s not in TERMINAL_STATES
+                },
                 oldest_queued_age_seconds=oldest.get(key, 0.0),
             )
             for key, q in sorted(queues.items(), key=lambda kq: (kq[0][1], kq[0][0]))

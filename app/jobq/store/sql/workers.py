@@ -22,6 +22,7 @@ class SqlWorkers:
             "hostname": worker.hostname,
             "queues": list(worker.queues),
             "task_types": list(worker.task_types),
+            "task_queues": dict(worker.task_queues),
             "capacity": worker.capacity,
             "state": worker.state.value,
             "started_at": worker.started_at,

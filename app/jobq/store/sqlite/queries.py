@@ -232,12 +232,13 @@ DELETE_JOBS = f"DELETE FROM jobs WHERE id IN {_ids('ids')}"
 
 UPSERT_WORKER = _sql(
     """
-INSERT INTO workers (id, hostname, queues, task_types, capacity, state, started_at,
-                     last_heartbeat, tenant, subject)
-VALUES (:id, :hostname, :queues, :task_types, :capacity, :state, :started_at,
+INSERT INTO workers (id, hostname, queues, task_types, task_queues, capacity, state,
+                     started_at, last_heartbeat, tenant, subject)
+VALUES (:id, :hostname, :queues, :task_types, :task_queues, :capacity, :state, :started_at,
         :last_heartbeat, :tenant, :subject)
 ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, queues = excluded.queues,
-    task_types = excluded.task_types, capacity = excluded.capacity, state = excluded.state,
+    task_types = excluded.task_types, task_queues = excluded.task_queues,
+    capacity = excluded.capacity, state = excluded.state,
     last_heartbeat = excluded.last_heartbeat, tenant = excluded.tenant,
     subject = excluded.subject
 WHERE workers.subject = excluded.subject
@@ -326,6 +327,16 @@ SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
 FROM jobs j JOIN {_KEYS} k ON j.tenant = k.tenant AND j.queue = k.name
 GROUP BY j.tenant, j.queue, j.state
 """
+# Unfinished states only: read through jobs_state (state, queue), so it costs the backlog,
+# not the history that finished jobs leave in the table.
+UNFINISHED_COUNTS = _sql(
+    f"""
+SELECT j.tenant, j.queue, j.state, count(*) AS n, min(j.run_at) AS oldest
+FROM jobs j JOIN {_KEYS} k ON j.tenant = k.tenant AND j.queue = k.name
+WHERE j.state IN ({{unfinished_states}})
+GROUP BY j.tenant, j.queue, j.state
+"""
+)
 PURGEABLE = _sql(
     "SELECT * FROM jobs WHERE tenant = :tenant AND queue = :queue"
     " AND state IN ({pending_states}) ORDER BY id"

@@ -85,6 +85,7 @@ def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
         hostname=row["hostname"],
         queues=tuple(json.loads(row["queues"])),
         task_types=tuple(json.loads(row["task_types"])),
+        task_queues=tuple(sorted(json.loads(row["task_queues"]).items())),
         capacity=row["capacity"],
         state=WorkerState(row["state"]),
         started_at=from_us(row["started_at"]),

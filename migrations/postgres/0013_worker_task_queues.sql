@@ -1,0 +1,5 @@
+-- The queue a worker serves each of its task types on ({"type": "queue"}), so a submit that
+-- names a type and no queue goes where a live worker leases it, not to `default`.
+-- depends: 0007_schedules
+
+ALTER TABLE workers ADD COLUMN task_queues jsonb NOT NULL DEFAULT '{}';
