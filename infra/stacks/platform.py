@@ -48,7 +48,7 @@ class PlatformStack(Stack):
         cluster = self.eks.cluster
         self.monitoring = Monitoring(
             self, "Monitoring", cluster=cluster, namespace=ns, environment=config.name, region=self.region,
-            topic=observability.topic, topic_key=observability.topic_key, log_groups=observability.log_groups,
+            topic=observability.topic, heartbeat_topic=observability.heartbeat_topic, topic_key=observability.topic_key, log_groups=observability.log_groups,
             after=self.eks.addons["eks-pod-identity-agent"],
         )
 
