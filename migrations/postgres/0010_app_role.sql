@@ -12,7 +12,11 @@
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobq_app') THEN
-        CREATE ROLE jobq_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+        BEGIN
+            CREATE ROLE jobq_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+        EXCEPTION WHEN duplicate_object THEN
+            NULL;  -- another database of the cluster migrating at the same moment made it
+        END;
     END IF;
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO jobq_app', current_database());
 END
