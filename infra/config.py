@@ -103,6 +103,18 @@ class WorkloadConfig:
 
 
 @dataclass(frozen=True)
+class DnsConfig:
+    """The Route 53 hosted zone that holds the gRPC host's record and its certificate's
+    validation records (ADR 0019): brought by the account, named by id, never created or
+    looked up here. It must be a public zone (ACM validates through public DNS) whose
+    domain contains WorkloadConfig.ingress_host.
+    """
+
+    zone_id: str
+    zone_name: str
+
+
+@dataclass(frozen=True)
 class Pager:
     """Who is paged: one subscription of the alarm topic, where Alertmanager and the
     CloudWatch alarms both send (ADR 0012).
@@ -134,6 +146,7 @@ class EnvironmentConfig:
     cluster: ClusterConfig
     workload: WorkloadConfig
     observability: ObservabilityConfig
+    dns: DnsConfig
     ecr_immutable_tags: bool
     ecr_keep_images: int = 30
     tags: dict[str, str] = field(default_factory=dict)
@@ -188,6 +201,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             pagers=(Pager("email", "jobq-dev-alerts@example.com"),),
             queue_depth_alarm_threshold=5_000, outbox_backlog_alarm_threshold=5_000,
         ),
+        dns=DnsConfig(zone_id="Z00000000000000000DEV", zone_name="dev.internal.example.com"),
         ecr_immutable_tags=False,
     ),
     "staging": EnvironmentConfig(
@@ -225,6 +239,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             pagers=(Pager("email", "jobq-staging-alerts@example.com"),),
             queue_depth_alarm_threshold=10_000, outbox_backlog_alarm_threshold=10_000,
         ),
+        dns=DnsConfig(zone_id="Z0000000000000000STG", zone_name="staging.internal.example.com"),
         ecr_immutable_tags=True,
     ),
     "prod": EnvironmentConfig(
@@ -268,6 +283,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             pagers=(Pager("email", "jobq-oncall@example.com"),),
             queue_depth_alarm_threshold=20_000, outbox_backlog_alarm_threshold=10_000,
         ),
+        dns=DnsConfig(zone_id="Z000000000000000PROD", zone_name="prod.internal.example.com"),
         ecr_immutable_tags=True,
     ),
 }

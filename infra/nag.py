@@ -128,6 +128,10 @@ def _platform(stacks: JobqStacks) -> None:
          "with data keys of that one key; GenerateDataKey* names the two variants SNS calls.",
          "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]")
 
+    _ack(_child(platform.edge.external_dns_role, "DefaultPolicy"), "external-dns finds its zone with "
+         "route53:ListHostedZones, which takes no resource; changes are limited to the one zone's ARN.",
+         "AwsSolutions-IAM5[Resource::*]")
+
     _ack(_child(platform.eks.autoscaler_role, "DefaultPolicy"), "The Cluster Autoscaler discovers node groups by "
          "describing every ASG (describe calls take no resource); changes are limited by the cluster's ASG tag.",
          "AwsSolutions-IAM5[Resource::*]")

@@ -174,6 +174,10 @@ class ServerSettings(KafkaSettings, RedisSettings):
     database_pool_timeout: Duration = dt.timedelta(seconds=10)
     # Credentials from AWS Secrets Manager (the RDS secret JSON); re-read on rejection.
     database_secret_arn: str = ""
+    # For `jq-server migrate` only, run as the owner (ADR 0019): the application's own
+    # login, given its password and membership of the jobq_app role (migration 0010).
+    database_app_user: str = ""
+    database_app_password: str = ""
     migrations_dir: Path | None = None
     migrate_on_start: bool = True
     max_payload_bytes: int = Field(1024 * 1024, ge=1, le=64 << 20)
@@ -278,6 +282,8 @@ class ServerSettings(KafkaSettings, RedisSettings):
             raise ValueError("JQ_CONSOLE_SECRET must be at least 32 characters")
         if self.auth_jwt_leeway > dt.timedelta(minutes=5):
             raise ValueError("JQ_AUTH_JWT_LEEWAY must be at most 5m")
+        if bool(self.database_app_user) != bool(self.database_app_password):
+            raise ValueError("JQ_DATABASE_APP_USER and JQ_DATABASE_APP_PASSWORD go together")
         return self
 
     def has_credentials(self) -> bool:

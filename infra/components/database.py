@@ -13,6 +13,10 @@ from infra.config import DatabaseConfig
 POSTGRES_PORT = 5432
 DATABASE_NAME = "jobq"
 MASTER_USERNAME = "jobq_admin"
+# The application's login (ADR 0019): a member of the jobq_app role migration 0010 creates,
+# with DML on jobq's tables and no DDL. Secrets Manager's alternating-users rotation swaps
+# it with jobq_app_clone, so the login pods hold stays valid until the next rotation.
+APP_USERNAME = "jobq_app"
 
 
 class PostgresDatabase(Construct):
@@ -27,6 +31,7 @@ class PostgresDatabase(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         secret_name: str,
+        app_secret_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -86,8 +91,26 @@ class PostgresDatabase(Construct):
         )
         self.secret = self.instance.secret
         assert self.secret is not None
+        # The master (owner) login: migrations only, never an application pod.
         self.rotation = self.instance.add_rotation_single_user(
             automatically_after=Duration.days(config.rotation_days),
+        )
+        # The application's login, its own secret. masterarn (from master_secret) is how
+        # the multi-user rotation function creates and re-passwords jobq_app / jobq_app_clone.
+        self.app_secret = rds.DatabaseSecret(
+            self, "AppSecret", username=APP_USERNAME, secret_name=app_secret_name,
+            # The default exclusions keep the password URL-safe (External Secrets renders it
+            # into postgresql:// URLs unescaped), as for the master secret.
+            master_secret=self.secret,
+        ).attach(self.instance)
+        self.app_rotation = self.instance.add_rotation_multi_user(
+            "AppRotation",
+            secret=self.app_secret,
+            automatically_after=Duration.days(config.rotation_days),
+            # Not at creation: the first rotation grants jobq_app to jobq_app_clone, and that
+            # role exists only once the application stack's init container ran migration 0010
+            # (which also sets this secret's first password: `jq-server migrate`).
+            rotate_immediately_on_update=False,
         )
 
 

@@ -7,7 +7,9 @@ the alarm topic, and Fluent Bit shipping every jobq pod's log lines to its log g
   that rule file unchanged, and answers KEDA's queries.
 - Alertmanager routes every alert to the SNS topic whose subscriptions are the
   environment's pagers (``ObservabilityConfig.pagers``), signing with SigV4 as its own
-  role (EKS Pod Identity), allowed only ``sns:Publish`` on that topic.
+  role (EKS Pod Identity), allowed only ``sns:Publish`` on that topic, except the
+  always-firing ``Watchdog``, which it re-sends every minute to the heartbeat topic: the
+  dead-man's switch that pages when Prometheus or Alertmanager stops.
 - Fluent Bit (aws-for-fluent-bit) tails only the jobq namespace's container logs and writes
   each pod's lines to ``/jobq/<env>/<app.kubernetes.io/name>``, the log groups the
   observability stack creates with their retention (it never creates groups itself).
@@ -61,7 +63,14 @@ def scrape_configs(namespace: str) -> list[dict[str, Any]]:
     ]
 
 
-def alertmanager_config(topic_arn: str, region: str) -> dict[str, Any]:
+WATCHDOG_ALERT = "Watchdog"
+# How often Alertmanager re-sends the always-firing Watchdog to the heartbeat topic: well
+# inside the CloudWatch alarm's window (infra/stacks/observability.py), so one late
+# notification does not page.
+HEARTBEAT_EVERY = "1m"
+
+
+def alertmanager_config(topic_arn: str, heartbeat_topic_arn: str, region: str) -> dict[str, Any]:
     return {
         "route": {
             "receiver": "pager",
@@ -69,23 +78,39 @@ def alertmanager_config(topic_arn: str, region: str) -> dict[str, Any]:
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "4h",
+            # The dead-man's switch: the Watchdog goes to the heartbeat topic only, never to
+            # a pager; a CloudWatch alarm pages when that topic stops hearing it.
+            "routes": [
+                {
+                    "matchers": [f'alertname="{WATCHDOG_ALERT}"'],
+                    "receiver": "heartbeat",
+                    "group_wait": "0s",
+                    "group_interval": HEARTBEAT_EVERY,
+                    "repeat_interval": HEARTBEAT_EVERY,
+                    "continue": False,
+                }
+            ],
         },
         "receivers": [
             {
                 "name": "pager",
                 "sns_configs": [{"topic_arn": topic_arn, "sigv4": {"region": region}, "send_resolved": True}],
-            }
+            },
+            {
+                "name": "heartbeat",
+                "sns_configs": [{"topic_arn": heartbeat_topic_arn, "sigv4": {"region": region}, "send_resolved": False}],
+            },
         ],
     }
 
 
-def prometheus_values(namespace: str, topic_arn: str, region: str) -> dict[str, Any]:
+def prometheus_values(namespace: str, topic_arn: str, heartbeat_topic_arn: str, region: str) -> dict[str, Any]:
     return {
         "alertmanager": {
             "enabled": True,
             "serviceAccount": {"create": True, "name": ALERTMANAGER_SA},
             "persistence": {"enabled": False},
-            "config": alertmanager_config(topic_arn, region),
+            "config": alertmanager_config(topic_arn, heartbeat_topic_arn, region),
         },
         "prometheus-pushgateway": {"enabled": False},
         "server": {"retention": "7d", "persistentVolume": {"enabled": False}},
@@ -145,6 +170,7 @@ class Monitoring(Construct):
         environment: str,
         region: str,
         topic: sns.ITopic,
+        heartbeat_topic: sns.ITopic,
         topic_key: kms.IKey,
         log_groups: dict[str, logs.ILogGroup],
         after: Construct,
@@ -155,6 +181,7 @@ class Monitoring(Construct):
             service_account=ALERTMANAGER_SA, description="Alertmanager: publish alerts to the alarm topic",
         )
         topic.grant_publish(self.alertmanager_role)
+        heartbeat_topic.grant_publish(self.alertmanager_role)
         topic_key.grant(self.alertmanager_role, "kms:GenerateDataKey*", "kms:Decrypt")
 
         self.fluent_bit_role = pod_role(
@@ -170,7 +197,7 @@ class Monitoring(Construct):
             )
 
         self.prometheus = _chart(cluster, "Prometheus", PROMETHEUS_CHART, MONITORING_NAMESPACE,
-                                 prometheus_values(namespace, topic.topic_arn, region))
+                                 prometheus_values(namespace, topic.topic_arn, heartbeat_topic.topic_arn, region))
         self.fluent_bit = _chart(cluster, "FluentBit", FLUENT_BIT_CHART, FLUENT_BIT_NAMESPACE,
                                  fluent_bit_values(namespace, environment, region))
         for chart in (self.prometheus, self.fluent_bit):

@@ -42,14 +42,17 @@ PRESTOP_SECONDS = 15
 RELOAD_ON_CHANGE = {"reloader.stakater.com/auto": "true"}
 
 CONFIG_MAP = "jq-config"
+# The application's login (jobq-<env>/database-app), for jq-server and PgBouncer alike: one
+# Secret, so a rotation changes both at the same refresh and Reloader restarts them together.
 DATABASE_SECRET = "jq-database"
+# The owner's login and the app login to set up: the migrate init container's alone.
+MIGRATE_SECRET = "jq-database-owner"
 TOKEN_SECRET = "jq-api-token"  # the workers' JQ_TOKEN
 SERVER_AUTH_SECRET = "jq-server-auth"  # the server's JQ_AUTH_BOOTSTRAP_KEYS: hashes only
 # The id of the workers' bootstrap key: its secret half is the generated `token` of the
 # jobq-<env>/api-token secret (alphanumeric, 48 characters: a valid jq_<id>_<secret> key).
 WORKER_KEY_ID = "00000000000000b1"
 PREVIOUS_WORKER_KEY_ID = "00000000000000b0"
-PGBOUNCER_SECRET = "jq-pgbouncer"
 REDIS_SECRET = "jq-redis"  # the server's JQ_REDIS_URL, AUTH token included
 # cert-manager's Secret for jq-server's certificate (tls.crt, tls.key, ca.crt) and where pods mount it.
 SERVER_TLS_SECRET = "jq-server-tls"
@@ -60,7 +63,8 @@ TLS_DIR = "/etc/jobq/tls"
 class Endpoints:
     """Where the backing services are, as resolved by the data stack (CloudFormation tokens)."""
 
-    database_secret_name: str
+    database_secret_name: str  # the master (owner) login: the migrate step's alone
+    database_app_secret_name: str  # the application's login (ADR 0019)
     api_token_secret_name: str
     kafka_bootstrap: str
     region: str
@@ -164,19 +168,13 @@ def external_secrets(ns: str, endpoints: Endpoints) -> list[Manifest]:
     return [
         external(
             DATABASE_SECRET,
-            endpoints.database_secret_name,
+            endpoints.database_app_secret_name,
             {
                 "JQ_DATABASE_URL": "postgresql://{{ .username }}:{{ .password }}@"
                 + pgbouncer_host
                 + f":{PGBOUNCER_PORT}/{{{{ .dbname }}}}",
                 "JQ_DATABASE_DIRECT_URL": "postgresql://{{ .username }}:{{ .password }}@{{ .host }}:{{ .port }}/{{ .dbname }}?sslmode=require",
-            },
-            ["username", "password", "host", "port", "dbname"],
-        ),
-        external(
-            PGBOUNCER_SECRET,
-            endpoints.database_secret_name,
-            {
+                # PgBouncer's (edoburu/pgbouncer): it logs in to RDS as the same app login.
                 "DB_HOST": "{{ .host }}",
                 "DB_PORT": "{{ .port }}",
                 "DB_USER": "{{ .username }}",
@@ -185,6 +183,7 @@ def external_secrets(ns: str, endpoints: Endpoints) -> list[Manifest]:
             },
             ["username", "password", "host", "port", "dbname"],
         ),
+        migrate_secret(ns, endpoints),
         external(
             TOKEN_SECRET,
             endpoints.api_token_secret_name,
@@ -201,6 +200,41 @@ def external_secrets(ns: str, endpoints: Endpoints) -> list[Manifest]:
             ["token"],
         ),
     ]
+
+
+def migrate_secret(ns: str, endpoints: Endpoints) -> Manifest:
+    """The migrate step's login: the owner's, straight to RDS (DDL needs a session), and the
+    app login it sets up after migrating (`jq-server migrate` with JQ_DATABASE_APP_USER)."""
+    owner = ["username", "password", "host", "port", "dbname"]
+    return {
+        "apiVersion": EXTERNAL_SECRETS_API,
+        "kind": "ExternalSecret",
+        "metadata": {"name": MIGRATE_SECRET, "namespace": ns, "labels": _labels(MIGRATE_SECRET)},
+        "spec": {
+            "refreshInterval": "1h",
+            "secretStoreRef": {"name": SECRET_STORE, "kind": "SecretStore"},
+            "target": {
+                "name": MIGRATE_SECRET,
+                "creationPolicy": "Owner",
+                "template": {
+                    "data": {
+                        "JQ_DATABASE_URL": "postgresql://{{ .owner_username }}:{{ .owner_password }}@"
+                        "{{ .owner_host }}:{{ .owner_port }}/{{ .owner_dbname }}?sslmode=require",
+                        "JQ_DATABASE_APP_USER": "{{ .app_username }}",
+                        "JQ_DATABASE_APP_PASSWORD": "{{ .app_password }}",
+                    }
+                },
+            },
+            "data": [
+                {"secretKey": f"owner_{k}", "remoteRef": {"key": endpoints.database_secret_name, "property": k}}
+                for k in owner
+            ]
+            + [
+                {"secretKey": f"app_{k}", "remoteRef": {"key": endpoints.database_app_secret_name, "property": k}}
+                for k in ("username", "password")
+            ],
+        },
+    }
 
 
 def _worker_entry(key_id: str, secret: str) -> str:
@@ -257,7 +291,10 @@ def _env_from(*secrets: str) -> list[Manifest]:
     return [{"configMapRef": {"name": CONFIG_MAP}}] + [{"secretRef": {"name": s}} for s in secrets]
 
 
-def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
+def server(ns: str, cfg: WorkloadConfig, images: Images, *, certificate_arn: str) -> list[Manifest]:
+    """jq-server: Deployment, Service, PDB and the Ingress whose ALB serves
+    ``certificate_arn`` (the platform stack's DNS-validated certificate for the host);
+    external-dns points the host's Route 53 record at that ALB (ADR 0019)."""
     labels = _labels("jq-server")
     container_common = {
         "image": images.server,
@@ -281,11 +318,14 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                     "terminationGracePeriodSeconds": 60,
                     # Migrations run before the new version serves; the migration tool
                     # takes a lock, so replicas starting together apply them once.
+                    # Only this step sees the owner's login (ADR 0019): it migrates, then gives
+                    # the app login its password and grants; jq-server runs as the app login.
                     "initContainers": [
                         {
                             **container_common,
+                            "envFrom": _env_from(SERVER_AUTH_SECRET, REDIS_SECRET, MIGRATE_SECRET),
                             "name": "migrate",
-                            "command": ["sh", "-c", 'JQ_DATABASE_URL="$JQ_DATABASE_DIRECT_URL" exec jq-server migrate'],
+                            "command": ["jq-server", "migrate"],
                         }
                     ],
                     "containers": [
@@ -311,6 +351,8 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                                 "limits": {"memory": cfg.server_memory},
                             },
                             "env": [
+                                # The init container migrated; the app login could not (no DDL).
+                                {"name": "JQ_MIGRATE_ON_START", "value": "false"},
                                 {"name": "JQ_TLS_CERT_FILE", "value": f"{TLS_DIR}/tls.crt"},
                                 {"name": "JQ_TLS_KEY_FILE", "value": f"{TLS_DIR}/tls.key"},
                             ],
@@ -359,11 +401,12 @@ def server(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                 "alb.ingress.kubernetes.io/healthcheck-path": "/grpc.health.v1.Health/Check",
                 "alb.ingress.kubernetes.io/success-codes": "0",
                 "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+                # Named, not discovered by host: the one the platform stack validated.
+                "alb.ingress.kubernetes.io/certificate-arn": certificate_arn,
             },
         },
         "spec": {
             "ingressClassName": "alb",
-            # The certificate is found in ACM by this host name.
             "tls": [{"hosts": [cfg.ingress_host]}],
             "rules": [
                 {
@@ -612,7 +655,7 @@ def pgbouncer(ns: str, cfg: WorkloadConfig, images: Images) -> list[Manifest]:
                         {
                             "name": "pgbouncer",
                             "image": images.pgbouncer,
-                            "envFrom": [{"secretRef": {"name": PGBOUNCER_SECRET}}],
+                            "envFrom": [{"secretRef": {"name": DATABASE_SECRET}}],
                             "env": [
                                 # Transaction pooling: a server connection per transaction, so
                                 # hundreds of worker-facing server replicas share a small RDS pool.

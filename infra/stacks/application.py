@@ -36,6 +36,7 @@ class ApplicationStack(Stack):
             # Secret names are fixed strings in the data stack, so only the
             # addresses below become cross-stack references.
             database_secret_name=f"{prefix}/database",
+            database_app_secret_name=f"{prefix}/database-app",
             api_token_secret_name=f"{prefix}/api-token",
             kafka_bootstrap=data.kafka.bootstrap_brokers,
             region=self.region,
@@ -55,7 +56,9 @@ class ApplicationStack(Stack):
         tls = manifest("ServerCertificate", [certificates.server_certificate(ns)])
         secrets = manifest("Secrets", workloads.external_secrets(ns, endpoints))
         pgbouncer = manifest("PgBouncer", workloads.pgbouncer(ns, config.workload, images))
-        server = manifest("Server", workloads.server(ns, config.workload, images))
+        server = manifest("Server", workloads.server(
+            ns, config.workload, images, certificate_arn=platform.edge.certificate.certificate_arn,
+        ))
         worker = manifest("Worker", workloads.worker(ns, config.workload, images, prometheus_url=PROMETHEUS_URL))
         result_processor = manifest("ResultProcessor", workloads.result_processor(ns, config.workload, images))
         metrics_aggregator = manifest("MetricsAggregator", workloads.metrics_aggregator(ns, config.workload, images))

@@ -41,6 +41,7 @@ class DataStack(Stack):
             vpc=network.vpc,
             subnets=network.data_subnets,
             secret_name=f"{prefix}/database",
+            app_secret_name=f"{prefix}/database-app",
         )
         self.cache = RedisCluster(
             self,

@@ -71,6 +71,12 @@ class ObservabilityStack(Stack):
         self.topic = sns.Topic(self, "Alarms", topic_name=f"{prefix}-alarms", master_key=topic_key, enforce_ssl=True)
         for pager in obs.pagers:
             self.topic.add_subscription(_subscription(pager))
+        # The dead-man's switch (docs/runbooks/Watchdog.md): Alertmanager publishes the
+        # always-firing Watchdog here every minute. No subscriber: SNS's own count of
+        # published messages is the heartbeat the alarm below watches.
+        self.heartbeat_topic = sns.Topic(
+            self, "Heartbeat", topic_name=f"{prefix}-alerting-heartbeat", master_key=topic_key, enforce_ssl=True,
+        )
 
         db_id = {"DBInstanceIdentifier": data.database.instance.instance_identifier}
 
@@ -109,6 +115,13 @@ class ObservabilityStack(Stack):
                           alarm_name="RedisMemoryHigh-" + suffix)
                 for suffix, dims in redis_nodes.items()
             ),
+            # Prometheus or Alertmanager down (or unable to publish): no Watchdog for 15
+            # minutes. SNS publishes no datapoint for a topic nobody publishes to, so the
+            # missing data is itself the breach.
+            AlertSpec("AlertingHeartbeatMissing", "Watchdog",
+                      "No Watchdog heartbeat from Alertmanager for 15 minutes: jobq's alerts cannot page anyone.",
+                      aws("AWS/SNS", "NumberOfMessagesPublished", {"TopicName": self.heartbeat_topic.topic_name}, "Sum"),
+                      1, comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD),
             *(
                 AlertSpec(f"KafkaDiskHigh{broker}", "KafkaDiskHigh",
                           f"MSK broker {broker}'s data volume is above 80% full.",

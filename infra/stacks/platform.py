@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.components.cache import REDIS_PORT
 from infra.components.cluster import JobqCluster
 from infra.components.database import POSTGRES_PORT
+from infra.components.edge import Edge
 from infra.components.kafka import KAFKA_IAM_TLS_PORT
 from infra.components.monitoring import Monitoring
 from infra.components.network import JobqNetwork
@@ -47,7 +48,7 @@ class PlatformStack(Stack):
         cluster = self.eks.cluster
         self.monitoring = Monitoring(
             self, "Monitoring", cluster=cluster, namespace=ns, environment=config.name, region=self.region,
-            topic=observability.topic, topic_key=observability.topic_key, log_groups=observability.log_groups,
+            topic=observability.topic, heartbeat_topic=observability.heartbeat_topic, topic_key=observability.topic_key, log_groups=observability.log_groups,
             after=self.eks.addons["eks-pod-identity-agent"],
         )
 
@@ -65,6 +66,10 @@ class PlatformStack(Stack):
             )
 
         namespace = cluster.add_manifest("Namespace", identity.namespace(ns, config.name))
+        self.edge = Edge(
+            self, "Edge", dns=config.dns, host=config.workload.ingress_host, namespace=ns, cluster=cluster,
+            owner_id=config.prefix, after=self.eks.addons["eks-pod-identity-agent"],
+        )
 
         # IRSA: each workload gets its own role, scoped to what it touches.
         self.server_account = eks.ServiceAccount(self, "ServerAccount", cluster=cluster, name=identity.SERVER_SA, namespace=ns)
@@ -155,8 +160,8 @@ class PlatformStack(Stack):
             )
         )
 
-        # External Secrets reads exactly the three jobq secrets, nothing else.
-        for secret in (data.database.secret, data.cache.auth_secret, data.api_token):
+        # External Secrets reads exactly the four jobq secrets, nothing else.
+        for secret in (data.database.secret, data.database.app_secret, data.cache.auth_secret, data.api_token):
             secret.grant_read(self.secrets_account)
 
         issuers = cluster.add_manifest("CertificateIssuers", *certificates.issuers(ns, config.name))

@@ -217,7 +217,8 @@ class PgBouncer:
         # wants the user in auth_file. psycopg sends no startup parameters beyond those
         # PgBouncer tracks itself; extra_float_digits and options come from other clients
         # (JDBC, psql -c options) and would otherwise end the connection.
-        (self.root / "userlist.txt").write_text('"postgres" ""\n')
+        # jobq_app: the application's login (migration 0010), as the deploy's pods log in.
+        (self.root / "userlist.txt").write_text('"postgres" ""\n"jobq_app" ""\n')
         ini = self.root / "pgbouncer.ini"
         ini.write_text(
             "\n".join(

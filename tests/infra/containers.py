@@ -124,13 +124,21 @@ def render_template(template: str, values: dict[str, str]) -> str:
     return rendered
 
 
-def render_external_secret(obj: dict[str, Any], remote: dict[str, str]) -> dict[str, str]:
-    """The Secret data External Secrets would write from ``remote`` (the secret's JSON)."""
+def render_external_secret(
+    obj: dict[str, Any], remote: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """The Secret data External Secrets would write from ``remote`` (each Secrets Manager
+    secret's JSON, by secret name): one ExternalSecret may read several secrets."""
     spec = obj["spec"]
     if "data" in spec:
-        values = {d["secretKey"]: remote[d["remoteRef"]["property"]] for d in spec["data"]}
+        values = {
+            d["secretKey"]: remote[d["remoteRef"]["key"]][d["remoteRef"]["property"]]
+            for d in spec["data"]
+        }
     else:
-        values = dict(remote)  # dataFrom extract: every property
+        values = {}  # dataFrom extract: every property
+        for source in spec["dataFrom"]:
+            values.update(remote[source["extract"]["key"]])
     return {k: render_template(v, values) for k, v in spec["target"]["template"]["data"].items()}
 
 

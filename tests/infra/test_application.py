@@ -84,7 +84,7 @@ def test_server_binds_all_interfaces_and_probes_its_http_port(synth: Synth) -> N
     (container,) = server["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert server["initContainers"][0]["command"][-1].endswith("jq-server migrate")
+    assert server["initContainers"][0]["command"] == ["jq-server", "migrate"]
 
 
 def test_containers_run_as_non_root(synth: Synth) -> None:
@@ -111,12 +111,66 @@ def test_secrets_come_from_secrets_manager_not_the_template(synth: Synth) -> Non
     externals = {
         o["metadata"]["name"]: o for o in manifest_objects(app) if o["kind"] == "ExternalSecret"
     }
-    assert {"jq-database", "jq-api-token", "jq-server-auth", "jq-pgbouncer"} <= set(externals)
+    assert {"jq-database", "jq-database-owner", "jq-api-token", "jq-server-auth"} <= set(externals)
     database = externals["jq-database"]["spec"]
-    assert database["data"][0]["remoteRef"]["key"] == f"{synth.config.prefix}/database"
-    # Applications go through PgBouncer; the direct URL is only for migrations.
+    # Applications go through PgBouncer; the direct URL is for LISTEN and the leader lock.
     assert "jq-pgbouncer" in database["target"]["template"]["data"]["JQ_DATABASE_URL"]
     assert not any(o["kind"] == "Secret" for o in manifest_objects(app))
+
+
+def _remote_keys(external: dict[str, Any]) -> set[str]:
+    spec = external["spec"]
+    return {d["remoteRef"]["key"] for d in spec.get("data", [])} | {
+        d["extract"]["key"] for d in spec.get("dataFrom", [])
+    }
+
+
+def test_only_the_migrate_step_can_read_the_owner_login(synth: Synth) -> None:
+    # ADR 0019: the master (owner) login may change the schema; no serving pod holds it.
+    app = synth.raw("application")
+    owner_secret = f"{synth.config.prefix}/database"
+    readers = {
+        o["metadata"]["name"]
+        for o in manifest_objects(app)
+        if o["kind"] == "ExternalSecret" and owner_secret in _remote_keys(o)
+    }
+    assert readers == {"jq-database-owner"}
+    seen_by = set()
+    for o in manifest_objects(app):
+        if o["kind"] != "Deployment":
+            continue
+        pod = o["spec"]["template"]["spec"]
+        for c in pod["containers"] + pod.get("initContainers", []):
+            names = {s["secretRef"]["name"] for s in c.get("envFrom", []) if "secretRef" in s}
+            names |= {
+                e["valueFrom"]["secretKeyRef"]["name"]
+                for e in c.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})
+            }
+            if readers & names:
+                seen_by.add((o["metadata"]["name"], c["name"]))
+        assert not any("jq-database-owner" in str(v) for v in pod.get("volumes", []))
+    assert seen_by == {("jq-server", "migrate")}
+
+
+def test_pgbouncer_and_the_server_share_one_login_secret(synth: Synth) -> None:
+    # A rotation rewrites one Secret, so Reloader restarts PgBouncer and its clients from
+    # the same change, and the login each presents is the same secret version's.
+    app = synth.raw("application")
+
+    def secret_refs(name: str) -> set[str]:
+        (container,) = find_object(app, "Deployment", name)["spec"]["template"]["spec"][
+            "containers"
+        ]
+        return {s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s}
+
+    assert "jq-database" in secret_refs("jq-pgbouncer") & secret_refs("jq-server")
+    database = next(
+        o
+        for o in manifest_objects(app)
+        if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "jq-database"
+    )
+    assert _remote_keys(database) == {f"{synth.config.prefix}/database-app"}
 
 
 def test_images_come_from_the_environment_ecr(synth: Synth) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -43,3 +44,55 @@ def test_cdk_json_app_runs_the_venv_and_writes_the_assembly(tmp_path: Path) -> N
         f"jobq-dev-{layer}.template.json"
         for layer in ("network", "data", "observability", "platform", "application")
     }
+
+
+LAYERS = ("network", "data", "observability", "platform", "application")
+# The context keys the app reads (infra/app.py) besides cdk.json's own.
+CONTEXT_KEYS = {"env", "image-tag"}
+
+
+def _doc_commands(tool: str) -> list[list[str]]:
+    text = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
+    found = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith(tool + " "):
+                found.append(shlex.split(line))
+    return found
+
+
+def test_the_cdk_commands_in_deploy_md_name_real_environments_stacks_and_context() -> None:
+    """What `cdk deploy` in docs/deploy.md selects exists: the environments infra/config.py
+    defines, the stacks infra/app.py names (the synth above writes them), context keys the
+    app reads. Deploying needs an account, so this is as far as a test here goes."""
+    from infra.config import ENVIRONMENTS
+
+    commands = _doc_commands("cdk")
+    assert any(c[1] == "deploy" for c in commands), commands
+    for command in commands:
+        assert command[1] in {"bootstrap", "deploy", "synth", "diff"}, command
+        envs = set()
+        for i, token in enumerate(command):
+            if token == "-c":
+                key, _, value = command[i + 1].partition("=")
+                assert key in CONTEXT_KEYS, command
+                if key == "env":
+                    envs.add(value)
+                    assert value in ENVIRONMENTS, command
+        stacks = [t for t in command[2:] if t.startswith("jobq-")]
+        for stack in stacks:
+            env, _, layer = stack.removeprefix("jobq-").partition("-")
+            assert layer in LAYERS and env in envs, f"{stack}: no such stack for {envs}"
+        if command[1] == "deploy":
+            assert stacks or "--all" in command, command
+
+
+def test_the_venv_deploy_md_sets_up_is_the_one_cdk_json_runs() -> None:
+    app = json.loads((REPO_ROOT / "cdk.json").read_text())["app"]
+    made = [c for c in _doc_commands("make")] + [c for c in _doc_commands("python3") if "venv" in c]
+    assert made, "docs/deploy.md no longer shows how to make the venv"
+    for command in made:
+        target = command[-1] if command[0] == "python3" else command[1]
+        assert target.split("/")[0] == shlex.split(app)[0].split("/")[0], command

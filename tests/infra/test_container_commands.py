@@ -51,6 +51,7 @@ pytestmark = pytest.mark.timeout(900)
 BIN = Path(sys.executable).parent
 WORKLOADS = ("jq-server", "jq-worker", "jq-result-processor", "jq-metrics-aggregator")
 COMPOSE_SERVICES = WORKLOADS
+APP_LOGIN = "jobq_app"  # the login the data stack's database-app secret holds
 
 # What differs between a pod and this machine, by kind (see the module docstring).
 SUBSTITUTIONS = (
@@ -156,23 +157,26 @@ def _cluster_inputs(
     assert config_maps["jq-config"]["JQ_KAFKA_BOOTSTRAP_SERVERS"].startswith("{import:")
     config_maps["jq-config"]["JQ_KAFKA_BOOTSTRAP_SERVERS"] = backends.kafka.bootstrap_servers
     pg = urllib.parse.urlsplit(backends.pg.url(dbname))
-    database_secret = {
+    # RDS's master login owns the schema (the harness's superuser here); the app login is
+    # the jobq_app role of migration 0010, which the migrate step must set up.
+    owner_secret = {
         "username": pg.username or "",
         "password": "",
         "host": pg.hostname or "",
         "port": str(pg.port),
         "dbname": dbname,
     }
+    app_secret = owner_secret | {"username": APP_LOGIN, "password": "app-password"}
     worker_token = "A" * 48  # the generated token's alphabet and length (data stack)
+    prefix = synth.config.prefix
     remote = {
-        "jq-database": database_secret,
-        "jq-pgbouncer": database_secret,
-        "jq-api-token": {"token": worker_token},
-        "jq-server-auth": {"token": worker_token, "previous_token": "B" * 48},
-        "jq-redis": {"token": REDIS_PASSWORD},
+        f"{prefix}/database": owner_secret,
+        f"{prefix}/database-app": app_secret,
+        f"{prefix}/api-token": {"token": worker_token, "previous_token": "B" * 48},
+        f"{prefix}/redis-auth": {"token": REDIS_PASSWORD},
     }
     secrets = {
-        o["metadata"]["name"]: render_external_secret(o, remote[o["metadata"]["name"]])
+        o["metadata"]["name"]: render_external_secret(o, remote)
         for o in objects
         if o["kind"] == "ExternalSecret"
     }
@@ -217,7 +221,8 @@ def test_every_container_of_the_synthesized_manifests_starts_and_is_ready(
     env_name: str, synths: dict[str, Synth], backends: Backends, tmp_path: Path
 ) -> None:
     synth = synths[env_name]
-    containers, secrets, addresses = _cluster_inputs(synth, backends, backends.fresh_database())
+    dbname = backends.fresh_database()
+    containers, secrets, addresses = _cluster_inputs(synth, backends, dbname)
     by_workload = {c.workload for c in containers}
     assert by_workload == set(WORKLOADS), by_workload
     ns = synth.config.namespace
@@ -247,9 +252,24 @@ def test_every_container_of_the_synthesized_manifests_starts_and_is_ready(
             timeout=60,
             what="jq-server's calls to Redis, outside fallback",
         )
+        # Every session jq-server holds (through PgBouncer, and its direct LISTEN and leader
+        # lock) is the app login's; the owner's was the migrate step's alone (ADR 0019).
+        assert _logins(backends, dbname) == {APP_LOGIN}
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def _logins(backends: Backends, dbname: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(backends.pg.url(dbname), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        ).fetchall()
+    return {r[0] for r in rows}
 
 
 def _scrape(port: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
-from jobq_infra_testing import Synth
+from jobq_infra_testing import REPO_ROOT, Synth
 
 
 def test_postgres_15_is_encrypted_and_backed_up_for_a_week_or_more(synth: Synth) -> None:
@@ -121,3 +121,45 @@ def test_data_stores_admit_only_the_private_subnets(synth: Synth) -> None:
         if resource["Type"] == "AWS::EC2::SecurityGroup":
             for rule in resource["Properties"].get("SecurityGroupIngress", []):
                 assert rule.get("CidrIp") != "0.0.0.0/0"
+
+
+def test_the_app_login_has_its_own_secret_rotated_by_alternating_users(synth: Synth) -> None:
+    # ADR 0019: the pods' login is the jobq_app role of migration 0010, never the master.
+    from infra.components.database import APP_USERNAME
+
+    migration = (REPO_ROOT / "migrations" / "postgres" / "0010_app_role.sql").read_text()
+    assert f"CREATE ROLE {APP_USERNAME} LOGIN" in migration
+    resources = synth.raw("data")["Resources"]
+    (app_lid,) = [
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::Secret"
+        and r["Properties"].get("Name") == f"{synth.config.prefix}/database-app"
+    ]
+    template = resources[app_lid]["Properties"]["GenerateSecretString"]["SecretStringTemplate"]
+    parts = template["Fn::Join"][1]
+    assert parts[0].startswith(f'{{"username":"{APP_USERNAME}","masterarn":"')
+    # The master secret (attached to the instance) is what the rotation logs in with.
+    master = parts[1]["Ref"]
+    assert resources[master]["Type"] == "AWS::SecretsManager::SecretTargetAttachment"
+    attachments = [
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::SecretTargetAttachment"
+        and r["Properties"]["SecretId"] == {"Ref": app_lid}
+    ]
+    (schedule,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SecretsManager::RotationSchedule"
+        and r["Properties"]["SecretId"] in [{"Ref": a} for a in attachments]
+    ]
+    app = resources[schedule["RotationLambdaARN"]["Fn::GetAtt"][0]]
+    location = app["Properties"]["Location"]["ApplicationId"]["Fn::FindInMap"][0]
+    mapping = synth.raw("data")["Mappings"][location]
+    # Alternating users: the login the pods hold stays valid until the next rotation, so
+    # pods still on it (External Secrets refreshes hourly) keep connecting meanwhile.
+    assert mapping["aws"]["applicationId"].endswith("/SecretsManagerRDSPostgreSQLRotationMultiUser")
+    assert app["Properties"]["Parameters"]["masterSecretArn"] == {"Ref": master}
+    # The first rotation needs the jobq_app role, which exists only once migrations ran.
+    assert schedule["RotateImmediatelyOnUpdate"] is False

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from jobq_infra_testing import REPO_ROOT, Synth, _flatten, helm_charts, manifest_objects
 
-from infra.components.monitoring import ALERTMANAGER_SA, FLUENT_BIT_SA, SCRAPED
+from infra.components.monitoring import ALERTMANAGER_SA, FLUENT_BIT_SA, RULES_FILE, SCRAPED
 
 RULES = yaml.safe_load((REPO_ROOT / "alerts" / "jobq.rules.yml").read_text())
 
@@ -22,7 +22,8 @@ RULES = yaml.safe_load((REPO_ROOT / "alerts" / "jobq.rules.yml").read_text())
 # ElastiCache https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/CacheMetrics.HostLevel.html
 # and CacheMetrics.Redis.html (per node: CacheClusterId, optionally CacheNodeId);
 # MSK https://docs.aws.amazon.com/msk/latest/developerguide/metrics-details.html
-# (KafkaDataLogsDiskUsed at DEFAULT level: "Cluster Name", "Broker ID").
+# (KafkaDataLogsDiskUsed at DEFAULT level: "Cluster Name", "Broker ID");
+# SNS https://docs.aws.amazon.com/sns/latest/dg/sns-monitoring-using-cloudwatch.html (TopicName).
 PUBLISHED_DIMENSIONS = {
     ("AWS/RDS", "CPUUtilization"): [{"DBInstanceIdentifier"}],
     ("AWS/RDS", "FreeStorageSpace"): [{"DBInstanceIdentifier"}],
@@ -31,6 +32,7 @@ PUBLISHED_DIMENSIONS = {
         {"CacheClusterId", "CacheNodeId"},
     ],
     ("AWS/Kafka", "KafkaDataLogsDiskUsed"): [{"Cluster Name", "Broker ID"}],
+    ("AWS/SNS", "NumberOfMessagesPublished"): [{"TopicName"}],
 }
 
 
@@ -86,7 +88,10 @@ def test_alertmanager_publishes_every_alert_to_the_pagers_topic(synth: Synth) ->
     am = chart_values(synth, "prometheus")["alertmanager"]
     assert am["serviceAccount"]["name"] == ALERTMANAGER_SA
     route = am["config"]["route"]
-    assert "routes" not in route or all(r["receiver"] == route["receiver"] for r in route["routes"])
+    # Every alert but the always-firing Watchdog takes the default route to the pagers.
+    assert [
+        r["matchers"] for r in route.get("routes", []) if r["receiver"] != route["receiver"]
+    ] == [['alertname="Watchdog"']]
     (receiver,) = [r for r in am["config"]["receivers"] if r["name"] == route["receiver"]]
     (sns,) = receiver["sns_configs"]
     assert sns["sigv4"]["region"] == synth.stacks.platform.region
@@ -105,7 +110,7 @@ def test_alertmanager_publishes_every_alert_to_the_pagers_topic(synth: Synth) ->
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if s["Action"] == "sns:Publish"
     ]
-    assert publish and all(topic_id in json.dumps(s["Resource"]) for s in publish)
+    assert any(topic_id in json.dumps(s["Resource"]) for s in publish)
     # And that topic pages someone.
     subs = synth.template("observability").find_resources("AWS::SNS::Subscription")
     assert {s["Properties"]["Endpoint"] for s in subs.values()} == {
@@ -161,3 +166,52 @@ def test_one_redis_alarm_per_node_and_one_kafka_alarm_per_broker(synth: Synth) -
         if d["Name"] == "Broker ID"
     )
     assert brokers == [str(b) for b in range(1, kafka.brokers + 1)]
+
+
+def _logical_id(synth: Synth, construct: Any) -> str:
+    return str(synth.stacks.observability.get_logical_id(construct.node.default_child))
+
+
+def test_a_silent_alerting_path_pages_through_the_heartbeat_alarm(synth: Synth) -> None:
+    """The dead-man's switch, link by link: the Watchdog rule always fires; Alertmanager
+    re-sends it every minute to the heartbeat topic (and to nothing else); Alertmanager may
+    publish there; a CloudWatch alarm on that topic's published count, missing data
+    breaching, notifies the pagers' topic. Break any link and this fails."""
+    rules = yaml.safe_load(RULES_FILE.read_text())["groups"]
+    (watchdog,) = [r for g in rules for r in g["rules"] if r.get("alert") == "Watchdog"]
+    assert watchdog["expr"] == "vector(1)" and "for" not in watchdog
+    config = chart_values(synth, "prometheus")["alertmanager"]["config"]
+    (route,) = [r for r in config["route"]["routes"] if r["matchers"] == ['alertname="Watchdog"']]
+    assert route["continue"] is False and route["receiver"] != config["route"]["receiver"]
+    (receiver,) = [r for r in config["receivers"] if r["name"] == route["receiver"]]
+    (sns,) = receiver["sns_configs"]
+    heartbeat = _logical_id(synth, synth.stacks.observability.heartbeat_topic)
+    pagers = _logical_id(synth, synth.stacks.observability.topic)
+    raw = json.dumps(helm_charts(synth.raw("platform"))["prometheus"]["Values"])
+    assert heartbeat in raw
+    # The repeat must be well inside the alarm's 5-minute periods.
+    assert route["repeat_interval"] == route["group_interval"] == "1m"
+    publish = [
+        s
+        for p in synth.template("platform").find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "sns:Publish"
+    ]
+    assert any(heartbeat in json.dumps(s["Resource"]) for s in publish)
+    # Nobody subscribes to the heartbeat: a page there would be a page a minute.
+    subs = synth.template("observability").find_resources("AWS::SNS::Subscription")
+    assert all(s["Properties"]["TopicArn"] == {"Ref": pagers} for s in subs.values())
+    alarms = synth.template("observability").find_resources("AWS::CloudWatch::Alarm")
+    (alarm,) = [
+        a["Properties"]
+        for a in alarms.values()
+        if a["Properties"]["MetricName"] == "NumberOfMessagesPublished"
+    ]
+    (dimension,) = alarm["Dimensions"]
+    assert dimension["Name"] == "TopicName"
+    assert dimension["Value"] == {"Fn::GetAtt": [heartbeat, "TopicName"]}
+    assert alarm["Namespace"] == "AWS/SNS" and alarm["Statistic"] == "Sum"
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["AlarmActions"] == [{"Ref": pagers}]
+    assert sns["sigv4"]["region"] == synth.stacks.platform.region

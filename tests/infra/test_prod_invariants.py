@@ -1,7 +1,8 @@
 """What production must be, read from the synthesized templates, not from the config echoed
 back: every store Multi-AZ, at least 3 nodes across 3 AZs, backups kept 30 days or more,
-deletion protection, someone paged. A weakened prod config is synthesized too and must
-break each rule it weakens, so a rule that checks nothing cannot pass."""
+deletion protection, someone paged, a DNS-validated certificate for the gRPC host. A
+weakened prod config is synthesized too and must break each rule it weakens, so a rule
+that checks nothing cannot pass."""
 
 from __future__ import annotations
 
@@ -85,6 +86,15 @@ def violations(synth: Synth) -> set[str]:
         found.add("pager")
     if not _fits_at_peak(synth):
         found.add("capacity")
+    # The gRPC host: a DNS-validated certificate for exactly the Ingress's host (ADR 0019).
+    from jobq_infra_testing import find_object
+
+    (rule,) = find_object(synth.raw("application"), "Ingress", "jq-server")["spec"]["rules"]
+    if not any(
+        c["DomainName"] == rule["host"] and c.get("ValidationMethod") == "DNS"
+        for c in _resources(synth, "platform", "AWS::CertificateManager::Certificate")
+    ):
+        found.add("tls-certificate")
     return found
 
 

@@ -48,16 +48,27 @@ def serve() -> None:
 
 @cli.command()
 def migrate() -> None:
-    """Apply every pending schema migration and exit."""
+    """Apply every pending schema migration and exit; with JQ_DATABASE_APP_USER, also give
+    that login its JQ_DATABASE_APP_PASSWORD and the application role's grants."""
     from jobq.server.app import build_store
 
     settings = _settings()
     try:
         store = build_store(settings)
         asyncio.run(store.migrate())
+        if settings.database_app_user:
+            from jobq.store.postgres import PostgresStore
+
+            if not isinstance(store, PostgresStore):
+                raise JobqError("JQ_DATABASE_APP_USER needs a postgresql:// JQ_DATABASE_URL")
+            asyncio.run(
+                store.grant_app_login(settings.database_app_user, settings.database_app_password)
+            )
     except Exception as exc:
         _fail(exc)
     typer.echo("migrations applied")
+    if settings.database_app_user:
+        typer.echo(f"login {settings.database_app_user} may use jobq's tables")
 
 
 def _fail(exc: Exception) -> NoReturn:

@@ -17,7 +17,7 @@ from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentia
 from jobq.store.postgres.db import PgDb
 from jobq.store.postgres.dialect import PgDialect
 from jobq.store.postgres.schedules import PgSchedules
-from jobq.store.postgres.session import PgLeaderLock, listen_for_work
+from jobq.store.postgres.session import PgLeaderLock, connect_direct, listen_for_work
 from jobq.store.sql.events import SqlEventLog
 from jobq.store.sql.jobs import SqlJobs
 from jobq.store.sql.keys import SqlApiKeys
@@ -97,6 +97,49 @@ class PostgresStore:
             # yoyo's traceback; the first line of the driver's message names the cause.
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailable(f"cannot migrate PostgreSQL: {first}") from exc
+
+    async def grant_app_login(self, user: str, password: str) -> None:
+        """Make `user` a login of the jobq_app role (migration 0010) with `password`.
+
+        Run as the owner after migrating, so a new environment's app login works before any
+        rotation ran, and so re-running it with the secret's current login changes nothing.
+        Secrets Manager's alternating-users rotation creates and re-passwords the logins the
+        same way afterwards; the password reaches the server only as a SCRAM verifier, so
+        no statement log can show it.
+        """
+        from psycopg import sql
+
+        try:
+            async with await connect_direct(self.direct_url, self._credentials) as conn:
+                me = await (await conn.execute("SELECT current_user")).fetchone()
+                if me is not None and me[0] == user:
+                    raise StoreUnavailable(
+                        f"JQ_DATABASE_APP_USER {user!r} is the login migrations run as; "
+                        "the application needs a login of its own"
+                    )
+                verifier = conn.pgconn.encrypt_password(
+                    password.encode(), user.encode(), b"scram-sha-256"
+                ).decode()
+                found = await (
+                    await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+                ).fetchone()
+                role = sql.Identifier(user)
+                if found is None:
+                    await conn.execute(
+                        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE jobq_app").format(
+                            role, sql.Literal(verifier)
+                        )
+                    )
+                else:
+                    await conn.execute(
+                        sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                            role, sql.Literal(verifier)
+                        )
+                    )
+                    if user != "jobq_app":
+                        await conn.execute(sql.SQL("GRANT jobq_app TO {}").format(role))
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot set the app login {user!r}: {exc}") from None
 
     async def migrations_pending(self) -> int:
         url = yoyo_url(self.direct_url, await self._credentials.connection_kwargs())
