@@ -99,6 +99,27 @@ def job_to_pb(job: Job) -> job_pb2.Job:
     return job_pb2.Job(**{k: v for k, v in fields.items() if v is not None})
 
 
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def leased_to_pb(job: Job) -> worker_service_pb2.LeasedJob:
+    """What a worker needs of a job it leased (LeaseJobs with `lean`)."""
+    return worker_service_pb2.LeasedJob(
+        id=job.id,
+        queue=job.queue,
+        type=job.type,
+        payload=job.payload,
+        attempt=job.attempt,
+        timeout_us=job.timeout // _MICROSECOND if job.timeout else 0,
+        correlation_id=job.correlation_id,
+        trace_context=job.trace_context,
+    )
+
+
+def ack_to_pb(job: Job) -> worker_service_pb2.OutcomeAck:
+    return worker_service_pb2.OutcomeAck(job_id=job.id, state=STATE_TO_PB[job.state])
+
+
 def spec_from_pb(job: job_pb2.Job, field: str = "job") -> JobSpec:
     for name in OUTPUT_ONLY_JOB_FIELDS:
         if _is_set(job, name):
