@@ -87,6 +87,10 @@ def in_process_coordination(settings: ServerSettings, metrics: ServerMetrics) ->
     return Coordination(guarded, metrics, settings.status_cache_ttl)
 
 
+# How long Submit's "no live worker serves" check trusts its last read of the workers.
+LIVE_WORKERS_FOR = dt.timedelta(seconds=1)
+
+
 class JobqService:
     def __init__(
         self,
@@ -107,6 +111,8 @@ class JobqService:
         self._limits = limits_from(settings)
         self._defaults = queue_defaults(settings)
         self.coordination = coordination or in_process_coordination(settings, metrics)
+        # The live workers of each scope as last read, for Submit's warnings (see unserved).
+        self._live: dict[str | None, tuple[dt.datetime, list[WorkerInfo]]] = {}
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -150,10 +156,7 @@ class JobqService:
     async def unserved(self, jobs: Sequence[Job]) -> list[str]:
         """A sentence for each (queue, type) of `jobs` that no live worker in scope serves: a
         mistyped task name or a queue nobody leases from would otherwise wait silently."""
-        workers = await self.store.workers.all(
-            self.clock.now(), self._defaults.lease_timeout, tenant=scope(caller())
-        )
-        live = [w for w in workers if w.state is WorkerState.ACTIVE]
+        live = await self._live_workers(scope(caller()))
         warnings = []
         for queue, type_ in sorted({(j.queue, j.type) for j in jobs}):
             if not any(
@@ -164,6 +167,20 @@ class JobqService:
                     "the job waits until one does (check the name, the queue and jq-worker)"
                 )
         return warnings
+
+    async def _live_workers(self, tenant: str | None) -> list[WorkerInfo]:
+        """The live workers in `tenant`'s scope, read at most once a second: a unary Submit
+        would otherwise pay a second transaction reading every worker just to warn (ADR 0018).
+        A worker registering, leaving or draining through this server is seen at once; one
+        that does so through another replica, within a second."""
+        now = self.clock.now()
+        seen = self._live.get(tenant)
+        if seen is not None and dt.timedelta(0) <= now - seen[0] < LIVE_WORKERS_FOR:
+            return seen[1]
+        workers = await self.store.workers.all(now, self._defaults.lease_timeout, tenant=tenant)
+        live = [w for w in workers if w.state is WorkerState.ACTIVE]
+        self._live[tenant] = (now, live)
+        return live
 
     async def get(self, job_id: str) -> Job:
         return await self._get(job_id, scope(caller()), cached=True)
@@ -267,6 +284,7 @@ class JobqService:
                 subject=principal.subject,
             )
         )
+        self._live.clear()
         await self.coordination.present(worker.id, self._defaults.lease_timeout)
         return worker, await self._heartbeat_interval(queues, scope(principal))
 
@@ -399,6 +417,7 @@ class JobqService:
         if not may_act_as(principal, worker):
             raise NotFound(f"worker {worker_id} not found")
         await self.store.workers.set_state(worker_id, WorkerState.STOPPED)
+        self._live.clear()
         await self.coordination.gone(worker_id)
 
     @staticmethod
@@ -456,9 +475,11 @@ class JobqService:
 
     async def drain_worker(self, worker_id: str) -> WorkerInfo:
         self._need_worker_id(worker_id)
-        return await self.store.workers.set_state(
+        drained = await self.store.workers.set_state(
             worker_id, WorkerState.DRAINING, tenant=scope(caller())
         )
+        self._live.clear()
+        return drained
 
     async def list_dead(self, queue: str, page_size: int, page_token: str) -> Page:
         flt = JobFilter(queue=queue or None, states=(JobState.DEAD,))
