@@ -105,7 +105,42 @@ async def main(server: PostgresServer, batch: int, singles: int) -> dict[str, An
         per_job = {f"{k}_per_job": round(v / per, 3) for k, v in c.items()}
         figures[name] = {"in_all": c} | per_job
     await store.close()
+    figures["unary Submit RPC (server)"] = await through_server(dsn, singles)
     return figures
+
+
+async def through_server(dsn: str, calls: int) -> dict[str, Any]:
+    """Unary Submit calls through a real in-process jq-server on the same database: what a
+    client's Submit costs, pool checks and Submit's worker check included. The scheduler's
+    loops are slowed to one round an hour, so what is counted is the calls'."""
+    from jobq import AsyncClient
+    from jobq.auth.keys import bootstrap_entry, new_key
+    from jobq.auth.principal import Role
+    from jobq.config import ServerSettings
+    from jobq.server.app import ServerApp
+
+    key = new_key()[2]
+    settings = ServerSettings(
+        grpc_port=0,
+        http_port=0,
+        database_url=dsn,
+        scheduler_interval=dt.timedelta(hours=1),
+        auth_bootstrap_keys=f"[{bootstrap_entry(key, '*', [Role.SUBMITTER], [])}]",
+    )
+    app = ServerApp(settings)
+    await app.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{app.grpc_port}", token=key) as client:
+            await client.submit("noop", None, queue="q")  # pool and queue warm
+
+            async def run() -> None:
+                for _ in range(calls):
+                    await client.submit("noop", None, queue="q")
+
+            c = await counted(dsn, run)
+    finally:
+        await app.stop()
+    return {"in_all": c} | {f"{k}_per_job": round(v / calls, 3) for k, v in c.items()}
 
 
 if __name__ == "__main__":

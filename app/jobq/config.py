@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobq.core import bounds
 from jobq.core.durations import parse_duration
 from jobq.core.errors import InvalidArgument
+from jobq.eventloop import LoopName
 
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
 
@@ -165,6 +166,9 @@ class ServerSettings(KafkaSettings, RedisSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     database_url: str = "sqlite:///.jq/jobq.db"
+    # The event loop: uvloop (the default; asyncio's own where uvloop is not installed) or
+    # asyncio, to rule the loop out when chasing a problem.
+    event_loop: LoopName = "uvloop"
     # For what needs a session (migrations, LISTEN, the leader lock) when database_url
     # goes through PgBouncer in transaction mode; empty: database_url.
     database_direct_url: str = ""
@@ -334,6 +338,9 @@ class WorkerSettings(TlsClientSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8081, ge=0, le=65535, validation_alias="JQ_WORKER_HTTP_PORT")
     report_interval: Duration = dt.timedelta(milliseconds=20)
+    # The event loop: uvloop (the default; asyncio's own where uvloop is not installed) or
+    # asyncio, to rule the loop out when chasing a problem.
+    event_loop: LoopName = "uvloop"
 
 
 class ClientSettings(TlsClientSettings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 import grpc
 import pytest
@@ -44,6 +45,52 @@ async def test_lease_hands_out_a_batch_in_one_call(channel, client) -> None:
     )
     assert [j.state for j in reported.jobs] == [job_pb2.JOB_STATE_SUCCEEDED] * 5
     assert [j.result for j in reported.jobs] == [j.payload for j in leased.jobs]
+
+
+async def test_a_lean_lease_and_report_carry_what_a_worker_uses(channel, client) -> None:
+    """Given jobs with a timeout, when a worker leases and reports with
+    `lean`, then it gets each job's id, type, queue, payload, attempt, timeout and trace
+    fields, and each outcome's job id and new state, in request order."""
+    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+    submitted = await client.submit_many(
+        [{"type": "echo", "payload": {"n": i}, "timeout": "90s"} for i in range(3)]
+    )
+    worker = await register(stub)
+    leased = await stub.LeaseJobs(pb.LeaseJobsRequest(worker_id=worker, max_jobs=3, lean=True))
+    assert not leased.jobs, "a lean answer carries no whole jobs"
+    by_id = {s.job.id: s.job for s in submitted}
+    assert sorted(j.id for j in leased.leased) == sorted(by_id)
+    for j in leased.leased:
+        job = by_id[j.id]
+        assert (j.type, j.queue, j.attempt) == ("echo", "default", 1)
+        assert json.loads(j.payload) == job.payload
+        assert j.timeout_us == 90 * 10**6
+        assert j.correlation_id == job.correlation_id != ""
+    first, second, third = leased.leased
+    outcomes = [
+        pb.Outcome(
+            lease=pb.LeaseRef(job_id=first.id, attempt=1),
+            completed=pb.Outcome.Completed(result="1"),
+        ),
+        pb.Outcome(
+            lease=pb.LeaseRef(job_id=second.id, attempt=1),
+            failed=pb.Outcome.Failed(error="again", retryable=True),
+        ),
+        pb.Outcome(
+            lease=pb.LeaseRef(job_id=third.id, attempt=1),
+            failed=pb.Outcome.Failed(error="never", retryable=False),
+        ),
+    ]
+    reported = await stub.ReportOutcomes(
+        pb.ReportOutcomesRequest(worker_id=worker, outcomes=outcomes, lean=True)
+    )
+    assert not reported.jobs
+    assert [(a.job_id, a.state) for a in reported.acks] == [
+        (first.id, job_pb2.JOB_STATE_SUCCEEDED),
+        (second.id, job_pb2.JOB_STATE_SCHEDULED),
+        (third.id, job_pb2.JOB_STATE_DEAD),
+    ]
+    assert (await client.get(first.id)).result == 1
 
 
 async def test_long_poll_lease_returns_a_job_submitted_while_it_waits(channel, client) -> None:

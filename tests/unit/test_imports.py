@@ -44,6 +44,7 @@ def test_public_names_are_exactly_all() -> None:
         "v1",
         "store",
         "config",
+        "eventloop",
         "server",
         "examples",
         "ctl",

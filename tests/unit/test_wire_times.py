@@ -8,7 +8,14 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobq.wire.times import from_duration, from_timestamp, to_duration, to_timestamp
+from jobq.v1 import job_pb2
+from jobq.wire.times import (
+    from_duration,
+    from_timestamp,
+    set_timestamp,
+    to_duration,
+    to_timestamp,
+)
 
 AWARE = st.datetimes(
     min_value=dt.datetime(1, 1, 1, 0, 0, 1),
@@ -23,6 +30,14 @@ def test_timestamps_match_protobufs_helpers_both_ways(value: dt.datetime) -> Non
     expected.FromDatetime(value)
     assert to_timestamp(value) == expected
     assert from_timestamp(expected) == expected.ToDatetime(tzinfo=dt.UTC) == value
+
+
+@given(st.one_of(AWARE, st.datetimes(min_value=dt.datetime(1, 1, 2))))
+def test_a_timestamp_written_in_place_is_the_one_to_timestamp_builds(value: dt.datetime) -> None:
+    job = job_pb2.Job()
+    set_timestamp(job.run_at, value)
+    assert job.HasField("run_at")
+    assert job.run_at == to_timestamp(value)
 
 
 @given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)))

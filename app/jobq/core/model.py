@@ -111,6 +111,23 @@ class Job:
         return self.attempt - self.attempt_base
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeasedJob:
+    """A leased job as a worker runs it: what the task, its context and the reports read.
+
+    The whole `Job` carries seven times and a dozen fields no worker looks at; building and
+    sending them for every leased job cost the server a fifth of its time (ADR 0018)."""
+
+    id: str
+    queue: str
+    type: str
+    payload: str
+    attempt: int
+    timeout: dt.timedelta | None = None
+    correlation_id: str = ""
+    trace_context: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 class WorkerState(enum.StrEnum):
     ACTIVE = "active"
     DRAINING = "draining"

@@ -23,7 +23,7 @@ from jobq.core.model import (
 from jobq.core.validation import JobSpec
 from jobq.v1 import job_pb2, queue_pb2, worker_pb2, worker_service_pb2
 from jobq.wire.states import STATE_FROM_PB, STATE_TO_PB, WORKER_STATE_TO_PB
-from jobq.wire.times import to_duration, to_timestamp
+from jobq.wire.times import set_timestamp, to_duration, to_timestamp
 
 # Job fields only the server sets; a client that sends one is told so.
 OUTPUT_ONLY_JOB_FIELDS = (
@@ -67,38 +67,66 @@ def from_dur(value: duration_pb2.Duration, field: str) -> dt.timedelta:
 
 
 def job_to_pb(job: Job) -> job_pb2.Job:
-    fields: dict[str, Any] = {
-        "id": job.id,
-        "queue": job.queue,
-        "type": job.type,
-        "payload": job.payload,
-        "priority": job.priority,
-        "max_attempts": job.max_attempts,
-        "run_at": ts(job.run_at),
-        "timeout": dur(job.timeout),
-        "idempotency_key": job.idempotency_key or "",
-        "tenant": job.tenant,
-        "correlation_id": job.correlation_id,
-        "trace_context": job.trace_context,
-        "rate_key": job.rate_key or "",
-        "concurrency_key": job.concurrency_key or "",
-        "state": STATE_TO_PB[job.state],
-        "attempt": job.attempt,
-        "attempt_base": job.attempt_base,
-        "lease_expires_at": ts(job.lease_expires_at),
-        "worker_id": job.worker_id or "",
-        "result": job.result or "",
-        "last_error": job.last_error or "",
-        "progress": job.progress,
-        "progress_message": job.progress_message,
-        "cancel_requested": job.cancel_requested,
-        "created_at": ts(job.created_at),
-        "updated_at": ts(job.updated_at),
-        "started_at": ts(job.started_at),
-        "finished_at": ts(job.finished_at),
-        "expires_at": ts(job.expires_at),
-    }
-    return job_pb2.Job(**{k: v for k, v in fields.items() if v is not None})
+    # Scalars in the constructor, times written in place: building a dict of every field
+    # and a Timestamp per time made this 4x slower, and it runs for every job in a reply.
+    message = job_pb2.Job(
+        id=job.id,
+        queue=job.queue,
+        type=job.type,
+        payload=job.payload,
+        priority=job.priority,
+        max_attempts=job.max_attempts,
+        idempotency_key=job.idempotency_key or "",
+        tenant=job.tenant,
+        correlation_id=job.correlation_id,
+        trace_context=job.trace_context,
+        rate_key=job.rate_key or "",
+        concurrency_key=job.concurrency_key or "",
+        state=STATE_TO_PB[job.state],
+        attempt=job.attempt,
+        attempt_base=job.attempt_base,
+        worker_id=job.worker_id or "",
+        result=job.result or "",
+        last_error=job.last_error or "",
+        progress=job.progress,
+        progress_message=job.progress_message,
+        cancel_requested=job.cancel_requested,
+    )
+    set_timestamp(message.run_at, job.run_at)
+    set_timestamp(message.created_at, job.created_at)
+    set_timestamp(message.updated_at, job.updated_at)
+    if job.lease_expires_at is not None:
+        set_timestamp(message.lease_expires_at, job.lease_expires_at)
+    if job.started_at is not None:
+        set_timestamp(message.started_at, job.started_at)
+    if job.finished_at is not None:
+        set_timestamp(message.finished_at, job.finished_at)
+    if job.expires_at is not None:
+        set_timestamp(message.expires_at, job.expires_at)
+    if job.timeout is not None:
+        message.timeout.CopyFrom(to_duration(job.timeout))
+    return message
+
+
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def leased_to_pb(job: Job) -> worker_service_pb2.LeasedJob:
+    """What a worker needs of a job it leased (LeaseJobs with `lean`)."""
+    return worker_service_pb2.LeasedJob(
+        id=job.id,
+        queue=job.queue,
+        type=job.type,
+        payload=job.payload,
+        attempt=job.attempt,
+        timeout_us=job.timeout // _MICROSECOND if job.timeout else 0,
+        correlation_id=job.correlation_id,
+        trace_context=job.trace_context,
+    )
+
+
+def ack_to_pb(job: Job) -> worker_service_pb2.OutcomeAck:
+    return worker_service_pb2.OutcomeAck(job_id=job.id, state=STATE_TO_PB[job.state])
 
 
 def spec_from_pb(job: job_pb2.Job, field: str = "job") -> JobSpec:

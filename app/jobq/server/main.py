@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 
+from jobq import eventloop
 from jobq.config import ConfigError, ServerSettings, load
 from jobq.core.errors import JobqError
 from jobq.observability.logging import configure_logging
@@ -41,7 +42,7 @@ def serve() -> None:
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format, "jq-server")
     try:
-        asyncio.run(run(settings))
+        eventloop.run(run(settings), settings.event_loop)
     except Exception as exc:
         _fail(exc)
 

@@ -111,6 +111,10 @@ def in_process_coordination(settings: ServerSettings, metrics: ServerMetrics) ->
     return Coordination(guarded, metrics, settings.status_cache_ttl)
 
 
+# How long Submit's "no live worker serves" check trusts its last read of the workers.
+LIVE_WORKERS_FOR = dt.timedelta(seconds=1)
+
+
 class JobqService:
     def __init__(
         self,
@@ -137,6 +141,8 @@ class JobqService:
             tenant_weights=settings.tenant_weight_map(),
             tenant_caps=settings.tenant_cap_map(),
         )
+        # The live workers as last read, for Submit's routing and warnings (_live_workers).
+        self._live: dict[str | None, tuple[dt.datetime, list[WorkerInfo]]] = {}
 
     @property
     def limits(self) -> Limits:
@@ -198,9 +204,20 @@ class JobqService:
 
     async def _live_workers(self) -> list[WorkerInfo]:
         """Every active worker that heartbeats, of every tenant: callers keep those serving
-        their jobs' tenant (its own workers, and ALL_TENANTS ones)."""
-        workers = await self.store.workers.all(self.clock.now(), self._defaults.lease_timeout)
-        return [w for w in workers if w.state is WorkerState.ACTIVE]
+        their jobs' tenant (its own workers, and ALL_TENANTS ones).
+
+        Read at most once a second: a unary Submit would otherwise pay a second transaction
+        reading every worker just to route and warn (ADR 0018). A worker registering, leaving
+        or draining through this server is seen at once; through another replica, within a
+        second."""
+        now = self.clock.now()
+        seen = self._live.get(None)
+        if seen is not None and dt.timedelta(0) <= now - seen[0] < LIVE_WORKERS_FOR:
+            return seen[1]
+        workers = await self.store.workers.all(now, self._defaults.lease_timeout)
+        live = [w for w in workers if w.state is WorkerState.ACTIVE]
+        self._live[None] = (now, live)
+        return live
 
     async def _task_queues(self) -> dict[tuple[str, str], str]:
         """(tenant, task type) -> the queue live workers registered the type on, for a submit
@@ -338,6 +355,7 @@ class JobqService:
                 task_queues=routes,
             )
         )
+        self._live.clear()
         await self.coordination.present(worker.id, self._defaults.lease_timeout)
         return worker, await self._heartbeat_interval(queues, scope(principal))
 
@@ -485,6 +503,7 @@ class JobqService:
         if not may_act_as(principal, worker):
             raise NotFound(f"worker {worker_id} not found")
         await self.store.workers.set_state(worker_id, WorkerState.STOPPED)
+        self._live.clear()
         await self.coordination.gone(worker_id)
 
     @staticmethod
@@ -548,9 +567,11 @@ class JobqService:
 
     async def drain_worker(self, worker_id: str) -> WorkerInfo:
         self._need_worker_id(worker_id)
-        return await self.store.workers.set_state(
+        drained = await self.store.workers.set_state(
             worker_id, WorkerState.DRAINING, tenant=scope(caller())
         )
+        self._live.clear()
+        return drained
 
     async def list_dead(self, queue: str, page_size: int, page_token: str) -> Page:
         flt = JobFilter(queue=queue or None, states=(JobState.DEAD,))

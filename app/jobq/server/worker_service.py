@@ -73,6 +73,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             wait,
             list(request.task_types),
         )
+        if request.lean:
+            return pb.LeaseJobsResponse(leased=[convert.leased_to_pb(j) for j in jobs])
         return pb.LeaseJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def ReportProgress(
@@ -117,6 +119,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             convert.outcome_from_pb(o, f"outcomes[{i}]") for i, o in enumerate(request.outcomes)
         ]
         jobs = await self._service.report(request.worker_id, outcomes)
+        if request.lean:
+            return pb.ReportOutcomesResponse(acks=[convert.ack_to_pb(j) for j in jobs])
         return pb.ReportOutcomesResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def ReleaseJobs(

@@ -9,9 +9,9 @@ from typing import Any
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from jobq.core.durations import parse_duration
-from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo, WorkerState
+from jobq.core.model import Job, LeasedJob, QueueConfig, QueueStats, WorkerInfo, WorkerState
 from jobq.core.states import JobState
-from jobq.v1 import job_pb2, queue_pb2, worker_pb2
+from jobq.v1 import job_pb2, queue_pb2, worker_pb2, worker_service_pb2
 from jobq.wire.states import STATE_FROM_PB, WORKER_STATE_FROM_PB
 from jobq.wire.times import EPOCH, from_duration, from_timestamp, to_duration, to_timestamp
 
@@ -70,6 +70,19 @@ def job_from_pb(job: job_pb2.Job) -> Job:
         trace_context=dict(job.trace_context),
         rate_key=job.rate_key or None,
         concurrency_key=job.concurrency_key or None,
+    )
+
+
+def leased_from_pb(job: worker_service_pb2.LeasedJob) -> LeasedJob:
+    return LeasedJob(
+        id=job.id,
+        queue=job.queue,
+        type=job.type,
+        payload=job.payload,
+        attempt=job.attempt,
+        timeout=dt.timedelta(microseconds=job.timeout_us) if job.timeout_us else None,
+        correlation_id=job.correlation_id,
+        trace_context=dict(job.trace_context),
     )
 
 

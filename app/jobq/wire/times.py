@@ -24,6 +24,16 @@ def to_timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
     )
 
 
+def set_timestamp(field: timestamp_pb2.Timestamp, value: dt.datetime) -> None:
+    """Write `value` into a message's Timestamp field in place, as to_timestamp builds it:
+    no Timestamp is made only to be copied into its parent (a third of job_to_pb's time)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    delta = value - EPOCH
+    field.seconds = delta.days * 86400 + delta.seconds
+    field.nanos = delta.microseconds * 1000
+
+
 def from_timestamp(value: timestamp_pb2.Timestamp) -> dt.datetime:
     """Aware, in UTC; nanoseconds beyond the microsecond are dropped, as `ToDatetime` does."""
     return EPOCH + dt.timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)

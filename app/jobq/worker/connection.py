@@ -9,14 +9,14 @@ from typing import Any, TypeVar
 
 import grpc
 
-from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
+from jobq.core.model import LeasedJob, LeaseRef, Outcome, OutcomeKind
 from jobq.observability import tracing
 from jobq.observability.context import CORRELATION_HEADER
 from jobq.v1 import worker_pb2, worker_service_pb2_grpc, workflow_service_pb2_grpc
 from jobq.v1 import worker_service_pb2 as pb
 from jobq.v1 import workflow_service_pb2 as workflow_pb
 from jobq.wire.channel import Tls, channel_options, open_channel
-from jobq.wire.convert import dur, job_from_pb
+from jobq.wire.convert import dur, leased_from_pb
 from jobq.wire.errors import from_rpc_error
 
 T = TypeVar("T")
@@ -108,18 +108,19 @@ class WorkerConnection:
 
     async def lease(
         self, queues: Sequence[str], max_jobs: int, wait: dt.timedelta, task_types: Sequence[str]
-    ) -> list[Job]:
+    ) -> list[LeasedJob]:
         request = pb.LeaseJobsRequest(
             worker_id=self.worker_id,
             queues=list(queues),
             max_jobs=max_jobs,
             wait=dur(wait),
             task_types=list(task_types),
+            lean=True,
         )
         response = await self._call(
             self._stub.LeaseJobs, request, timeout=wait.total_seconds() + self._timeout
         )
-        return [job_from_pb(j) for j in response.jobs]
+        return [leased_from_pb(j) for j in response.leased]
 
     async def heartbeat(
         self,
@@ -139,8 +140,9 @@ class WorkerConnection:
         return bool(response.cancel_requested)
 
     async def report(self, outcomes: Sequence[Outcome]) -> None:
+        # The worker only needs to know the outcomes were taken: ids and states come back.
         request = pb.ReportOutcomesRequest(
-            worker_id=self.worker_id, outcomes=[_outcome(o) for o in outcomes]
+            worker_id=self.worker_id, outcomes=[_outcome(o) for o in outcomes], lean=True
         )
         await self._call(self._stub.ReportOutcomes, request)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from jobq import eventloop
 from jobq.config import ConfigError, WorkerSettings, load
 from jobq.core.errors import PermissionDenied, Unauthenticated
 from jobq.observability.http import HttpSidePort, build_http_app
@@ -156,7 +157,7 @@ def main_command(
         {t.queue for t in found.values()}
     )
     try:
-        asyncio.run(run_worker(settings, found, names))
+        eventloop.run(run_worker(settings, found, names), settings.event_loop)
     except OSError as exc:  # the side port: the message names the variable that moves it
         typer.echo(f"jq-worker: {_first_line(str(exc))}", err=True)
         raise typer.Exit(1) from None

@@ -31,7 +31,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from jobq.core.errors import FailedPrecondition, InvalidArgument, JobqError, StaleLease, Unavailable
-from jobq.core.model import Job, LeaseRef, Outcome, OutcomeKind
+from jobq.core.model import LeasedJob, LeaseRef, Outcome, OutcomeKind
 from jobq.observability import tracing
 from jobq.observability.context import correlation_id
 from jobq.observability.worker_metrics import WorkerMetrics
@@ -65,7 +65,7 @@ class WorkerOptions:
 
 @dataclasses.dataclass(eq=False)
 class Running:
-    job: Job
+    job: LeasedJob
     ctx: JobContext
     lease: LeaseRef  # the attempt this execution answers for: newer once adopted
     task: asyncio.Task[None] | None = None
@@ -225,7 +225,7 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: LeasedJob) -> None:
         lease = LeaseRef(job.id, job.attempt)
         current = self._running.get(job.id)
         if current is not None and self._executing_here(job.id):
@@ -370,7 +370,7 @@ class Worker:
             child = self._series[key] = self._metrics.processing.labels(queue, job_type, kind.value)
         return child
 
-    async def _invoke(self, task: Task, job: Job, ctx: JobContext) -> Any:
+    async def _invoke(self, task: Task, job: LeasedJob, ctx: JobContext) -> Any:
         payload = json.loads(job.payload) if job.payload else None
         args = (payload, ctx) if task.takes_context else (payload,)
         limit = job.timeout or task.timeout
