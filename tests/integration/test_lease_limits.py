@@ -79,8 +79,10 @@ async def test_per_key_and_queue_caps_hold_even_while_a_worker_vanishes_mid_leas
     ghost = WorkerConnection(f"127.0.0.1:{server.grpc_port}", token=WORKER_KEY)
     await ghost.register("ghost", ["capped"], 1, [])
     (held,) = await ghost.lease(["capped"], 1, dt.timedelta(0), [])
-    assert held.id == doomed.id and held.lease_expires_at is not None
-    ghost_held_until = held.lease_expires_at.timestamp()
+    assert held.id == doomed.id
+    lease_expires_at = (await client.get(held.id)).lease_expires_at
+    assert lease_expires_at is not None
+    ghost_held_until = lease_expires_at.timestamp()
     await ghost.close()
     # And a backlog of 40 jobs over 5 customers
     ids = [doomed.id]
@@ -144,16 +146,19 @@ async def test_tenants_weighted_3_to_1_share_a_worker_pool_3_to_1(tmp_path: Path
         running_server(tmp_path, tenant_weights="big=3,small=1") as app,
         AsyncClient(f"127.0.0.1:{app.grpc_port}", token=OWNER_KEY) as client,
     ):
+        tenant_of: dict[str, str] = {}
         for tenant in ("big", "small"):
-            await client.submit_many(
+            made = await client.submit_many(
                 {"type": "run", "queue": "work", "tenant": tenant} for _ in range(300)
             )
+            tenant_of |= {m.job.id: tenant for m in made}
         # When a worker serving "work" in every tenant leases 200 jobs, one at a time
         worker = WorkerConnection(f"127.0.0.1:{app.grpc_port}", token=WORKER_KEY)
         try:
             await worker.register("", ["work"], 1, [])
             tenants = [
-                (await worker.lease(["work"], 1, dt.timedelta(0), []))[0].tenant for _ in range(200)
+                tenant_of[(await worker.lease(["work"], 1, dt.timedelta(0), []))[0].id]
+                for _ in range(200)
             ]
         finally:
             await worker.close()
@@ -200,8 +205,10 @@ async def test_with_redis_stopped_leasing_goes_on_on_local_rates_and_caps_still_
             await client.create_queue(
                 "keyed", rate_limit=1000.0, rate_burst=100, key_concurrency_limit=1
             )
+            key_of: dict[str, str] = {}
             for key in ("a", "a", "b", "b", "c", "c"):
-                await client.submit("run", None, queue="keyed", concurrency_key=key)
+                job = await client.submit("run", None, queue="keyed", concurrency_key=key)
+                key_of[job.id] = key
             worker = WorkerConnection(f"127.0.0.1:{app.grpc_port}", token=WORKER_KEY)
             try:
                 await worker.register("", ["keyed"], 10, [])
@@ -218,7 +225,7 @@ async def test_with_redis_stopped_leasing_goes_on_on_local_rates_and_caps_still_
                 await worker.close()
             # Then leasing went on from local buckets, said so once, and every key still
             # ran one job at a time: the two keys not yet running got one each, no more
-            assert sorted(j.concurrency_key for j in up + down) == ["a", "b", "c"]
+            assert sorted(key_of[j.id] for j in up + down) == ["a", "b", "c"]
             assert again == []
             assert app.metrics.registry.get_sample_value("jq_rate_limit_local") == 1
             local = [r for r in caplog.records if "local buckets" in r.getMessage()]
