@@ -91,6 +91,9 @@ def _data(stacks: JobqStacks, config: EnvironmentConfig) -> None:
     _ack(data.api_token, "The workers' bootstrap API key has no rotation Lambda: rotation moves the old value to "
          "previous_token, which the server accepts by its hash beside the new token until the workers have "
          "restarted (infra/k8s/workloads.py server_auth; docs/deploy.md 'API keys').", "AwsSolutions-SMG4")
+    _ack(data.console_secret, "The console's session-signing key has no rotation Lambda: rotating it logs every "
+         "console user out once, and Reloader restarts the servers with the new value (docs/deploy.md).",
+         "AwsSolutions-SMG4")
     # The AwsCustomResource singleton that reads MSK's bootstrap brokers.
     for child in data.node.children:
         if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287"):

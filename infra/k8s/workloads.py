@@ -53,6 +53,7 @@ SERVER_AUTH_SECRET = "jq-server-auth"  # the server's JQ_AUTH_BOOTSTRAP_KEYS: ha
 # jobq-<env>/api-token secret (alphanumeric, 48 characters: a valid jq_<id>_<secret> key).
 WORKER_KEY_ID = "00000000000000b1"
 PREVIOUS_WORKER_KEY_ID = "00000000000000b0"
+CONSOLE_SECRET = "jq-console"  # the server's JQ_CONSOLE_SECRET: one key for every replica
 REDIS_SECRET = "jq-redis"  # the server's JQ_REDIS_URL, AUTH token included
 # cert-manager's Secret for jq-server's certificate (tls.crt, tls.key, ca.crt) and where pods mount it.
 SERVER_TLS_SECRET = "jq-server-tls"
@@ -66,6 +67,7 @@ class Endpoints:
     database_secret_name: str  # the master (owner) login: the migrate step's alone
     database_app_secret_name: str  # the application's login (ADR 0019)
     api_token_secret_name: str
+    console_secret_name: str
     kafka_bootstrap: str
     region: str
     # ElastiCache's configuration endpoint (host:port) and its AUTH token's secret.
@@ -191,6 +193,14 @@ def external_secrets(ns: str, endpoints: Endpoints) -> list[Manifest]:
             ["token"],
         ),
         server_auth(ns, endpoints.api_token_secret_name),
+        # Console sessions are cookies signed with this key (ADR 0020); a replica with a key
+        # of its own would refuse every login made through another.
+        external(
+            CONSOLE_SECRET,
+            endpoints.console_secret_name,
+            {"JQ_CONSOLE_SECRET": "{{ .secret }}"},
+            ["secret"],
+        ),
         # Coordination (ADR 0015): a cluster-mode group, TLS required, AUTH by token. The
         # token is alphanumeric (infra/components/cache.py), so it needs no URL escaping.
         external(
@@ -299,7 +309,7 @@ def server(ns: str, cfg: WorkloadConfig, images: Images, *, certificate_arn: str
     container_common = {
         "image": images.server,
         "securityContext": _RESTRICTED_CONTAINER,
-        "envFrom": _env_from(DATABASE_SECRET, SERVER_AUTH_SECRET, REDIS_SECRET),
+        "envFrom": _env_from(DATABASE_SECRET, SERVER_AUTH_SECRET, REDIS_SECRET, CONSOLE_SECRET),
     }
     deployment = {
         "apiVersion": "apps/v1",

@@ -38,6 +38,7 @@ class ApplicationStack(Stack):
             database_secret_name=f"{prefix}/database",
             database_app_secret_name=f"{prefix}/database-app",
             api_token_secret_name=f"{prefix}/api-token",
+            console_secret_name=f"{prefix}/console",
             kafka_bootstrap=data.kafka.bootstrap_brokers,
             region=self.region,
             redis_address=data.cache.address,

@@ -69,6 +69,20 @@ class DataStack(Stack):
         # The workers' bootstrap API key: its `token` is the secret half of jq_<id>_<token>
         # (JQ_TOKEN); the server is given only its SHA-256 in JQ_AUTH_BOOTSTRAP_KEYS
         # (infra/k8s/workloads.py server_auth). Rotation: docs/deploy.md "API keys".
+        # The key that signs console session cookies (ADR 0020): one value for every jq-server
+        # replica, so a login on one is valid on the next behind the load balancer.
+        self.console_secret = secretsmanager.Secret(
+            self,
+            "ConsoleSecret",
+            secret_name=f"{prefix}/console",
+            description="jobq web console session-signing key (JQ_CONSOLE_SECRET), shared by every replica",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template="{}",
+                generate_string_key="secret",
+                exclude_punctuation=True,
+                password_length=64,
+            ),
+        )
         self.api_token = secretsmanager.Secret(
             self,
             "ApiToken",

@@ -160,8 +160,14 @@ class PlatformStack(Stack):
             )
         )
 
-        # External Secrets reads exactly the four jobq secrets, nothing else.
-        for secret in (data.database.secret, data.database.app_secret, data.cache.auth_secret, data.api_token):
+        # External Secrets reads exactly the five jobq secrets, nothing else.
+        for secret in (
+            data.database.secret,
+            data.database.app_secret,
+            data.cache.auth_secret,
+            data.api_token,
+            data.console_secret,
+        ):
             secret.grant_read(self.secrets_account)
 
         issuers = cluster.add_manifest("CertificateIssuers", *certificates.issuers(ns, config.name))

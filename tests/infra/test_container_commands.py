@@ -174,6 +174,7 @@ def _cluster_inputs(
         f"{prefix}/database-app": app_secret,
         f"{prefix}/api-token": {"token": worker_token, "previous_token": "B" * 48},
         f"{prefix}/redis-auth": {"token": REDIS_PASSWORD},
+        f"{prefix}/console": {"secret": "C" * 64},  # the generated key's alphabet and length
     }
     secrets = {
         o["metadata"]["name"]: render_external_secret(o, remote)
