@@ -125,3 +125,12 @@ def workflow_state(states: Sequence[JobState]) -> str:
     if all(s is JobState.SUCCEEDED for s in states):
         return "succeeded"
     return "failed"
+
+
+def parent_keys(record: WorkflowRecord) -> dict[str, list[str]]:
+    """Each node's parents by key (sorted), by the node's job id; a root has none listed."""
+    key_of = {job.id: job.workflow_key or "" for job in record.jobs}
+    parents: dict[str, list[str]] = {}
+    for parent, child in record.edges:
+        parents.setdefault(child, []).append(key_of.get(parent, ""))
+    return {child: sorted(keys) for child, keys in parents.items()}

@@ -344,6 +344,7 @@ class ServerApp:
             http_app,
             self.service,
             self.schedules,
+            self.workflows,
             self.authenticator,
             self.settings.console_secret,
         )

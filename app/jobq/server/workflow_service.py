@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import LeaseRef
-from jobq.core.workflows import FailurePolicy, WorkflowRecord, workflow_state
+from jobq.core.workflows import FailurePolicy, WorkflowRecord, parent_keys, workflow_state
 from jobq.server import convert
 from jobq.server.job_service import with_correlation
 from jobq.server.rpc_context import Context
@@ -43,10 +43,7 @@ def nodes_from_pb(request: pb.SubmitWorkflowRequest) -> list[NodeRequest]:
 
 def workflow_to_pb(record: WorkflowRecord) -> pb.Workflow:
     workflow = record.workflow
-    parents: dict[str, list[str]] = {}
-    key_of = {job.id: job.workflow_key or "" for job in record.jobs}
-    for parent, child in record.edges:
-        parents.setdefault(child, []).append(key_of.get(parent, ""))
+    parents = parent_keys(record)
     return pb.Workflow(
         id=workflow.id,
         name=workflow.name,
@@ -58,7 +55,7 @@ def workflow_to_pb(record: WorkflowRecord) -> pb.Workflow:
             pb.WorkflowNode(
                 key=job.workflow_key or "",
                 job=convert.job_to_pb(job),
-                depends_on=sorted(parents.get(job.id, [])),
+                depends_on=parents.get(job.id, []),
             )
             for job in record.jobs
         ],

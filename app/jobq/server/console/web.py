@@ -39,10 +39,12 @@ from jobq.core.errors import (
 from jobq.core.model import JobFilter
 from jobq.core.schedules import Schedule
 from jobq.core.states import TERMINAL_STATES, JobState
+from jobq.core.workflows import WorkflowRecord, parent_keys, workflow_state
 from jobq.server.authn import authorize
 from jobq.server.console.charts import last_hour
 from jobq.server.schedules import ScheduleService
 from jobq.server.service import JobqService
+from jobq.server.workflows import WorkflowService
 from jobq.store.base import DeadLetterSelector
 
 HERE = Path(__file__).parent
@@ -59,6 +61,7 @@ CSP = (
 _JOBS = "/jobq.v1.JobService/"
 _ADMIN = "/jobq.v1.AdminService/"
 _SCHEDULES = "/jobq.v1.ScheduleService/"
+_WORKFLOWS = "/jobq.v1.WorkflowService/"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,11 +132,13 @@ class Console:
         self,
         service: JobqService,
         schedules: ScheduleService,
+        workflows: WorkflowService,
         authenticator: Authenticator,
         secret: str = "",
     ) -> None:
         self.service = service
         self.schedules = schedules
+        self.workflows = workflows
         self.authenticator = authenticator
         self.sessions = Sessions(secret)
         self.templates = jinja2.Environment(
@@ -406,6 +411,70 @@ class Console:
             return _see_other(f"/jobs/{run.job_id}")
         return _see_other(f"/schedules/{schedule.tenant}/{schedule.name}")
 
+    async def workflows_page(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        # No list: the store has no page of workflows, so one is found by its id (or from
+        # one of its jobs' pages).
+        search = request.query.get("id", "").strip()
+        if search:
+            record = await self.workflows.get(search)  # NotFound: the error page says so
+            return _see_other(f"/workflows/{record.workflow.id}")
+        return self.render("workflows.html", **self._base(session, who))
+
+    async def workflow_page(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.Response:
+        record = await self.workflows.get(request.match_info["id"])
+        return self.render(
+            "workflow.html",
+            **self._base(session, who),
+            **_workflow_view(record),
+            may_cancel=_may(_WORKFLOWS + "CancelWorkflow", who),
+        )
+
+    async def workflow_live(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.Response:
+        record = await self.workflows.get(request.match_info["id"])
+        return self.render("workflow_live.html", **_workflow_view(record))
+
+    async def workflow_cancel(
+        self, request: web.Request, who: Principal, session: Session
+    ) -> web.StreamResponse:
+        record = await self.workflows.get(request.match_info["id"])
+        if (await request.post()).get("confirmed") != "yes":  # say what will stop, and ask
+            return self.render(
+                "workflow_confirm.html",
+                **self._base(session, who),
+                **_workflow_view(record),
+            )
+        await self.workflows.cancel(record.workflow.id, "cancelled from the console")
+        return _see_other(f"/workflows/{record.workflow.id}")
+
+
+def _may(method: str, who: Principal) -> bool:
+    """Whether `who` may call `method`, so a page offers only the actions it may take."""
+    try:
+        authorize(method, who, None)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def _workflow_view(record: WorkflowRecord) -> dict[str, Any]:
+    parents = parent_keys(record)
+    states = [job.state for job in record.jobs]
+    counts = {s.value: n for s in JobState if (n := states.count(s))}
+    return {
+        "workflow": record.workflow,
+        "nodes": [(job, parents.get(job.id, [])) for job in record.jobs],
+        "state": workflow_state(states),
+        "counts": counts,
+        "unfinished": [job for job in record.jobs if job.state not in TERMINAL_STATES],
+        "live": any(s not in TERMINAL_STATES for s in states),
+    }
+
 
 def _calendar(schedule: Schedule) -> str:
     if schedule.cron:
@@ -457,11 +526,12 @@ def add_console(
     app: web.Application,
     service: JobqService,
     schedules: ScheduleService,
+    workflows: WorkflowService,
     authenticator: Authenticator,
     secret: str = "",
 ) -> None:
     """`secret`: JQ_CONSOLE_SECRET, which signs the session cookies."""
-    console = Console(service, schedules, authenticator, secret)
+    console = Console(service, schedules, workflows, authenticator, secret)
     app.middlewares.append(_headers)
     r = app.router
     r.add_get("/", _home)
@@ -503,6 +573,15 @@ def add_console(
             f"/schedules/{{tenant}}/{{name}}/{action}",
             console.page(_SCHEDULES + rpc, action=True)(console.schedule_action),
         )
+    r.add_get("/workflows", console.page(_WORKFLOWS + "GetWorkflow")(console.workflows_page))
+    r.add_get("/workflows/{id}", console.page(_WORKFLOWS + "GetWorkflow")(console.workflow_page))
+    r.add_get(
+        "/workflows/{id}/live", console.page(_WORKFLOWS + "GetWorkflow")(console.workflow_live)
+    )
+    r.add_post(
+        "/workflows/{id}/cancel",
+        console.page(_WORKFLOWS + "CancelWorkflow", action=True)(console.workflow_cancel),
+    )
     r.add_static("/static", HERE / "static", append_version=False)
 
 
