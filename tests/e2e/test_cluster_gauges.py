@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobq import AsyncClient
+from jobq.core.states import TERMINAL_STATES, JobState
 from tests.auth_keys import SUBMITTER_KEY
 from tests.e2e.conftest import wait_until
 from tests.e2e.replicas import Replicas, Server
@@ -80,9 +81,11 @@ def test_only_the_leader_exports_store_wide_gauges_so_a_sum_reads_the_real_depth
         assert samples(texts[leader.name], name), name
         assert not samples(texts[other.name], name), name
         assert f"# TYPE {name} gauge" in texts[other.name]
-    # And depth is only for states a job waits or runs in, each present (0 when empty)
+    # And depth is only for states a job waits or runs in (scheduled, queued, running and a
+    # workflow node's waiting), each present (0 when empty): finished jobs are not depth
     states = {labels["state"] for labels, _ in samples(texts[leader.name], "jq_job_queue_depth")}
-    assert states == {"scheduled", "queued", "running"}
+    assert states == {s.value for s in JobState} - {s.value for s in TERMINAL_STATES}
+    assert {"scheduled", "queued", "running", "waiting"} <= states
     for text in texts.values():
         # No `_created` series: they are timestamps that read like counts
         assert "_created" not in text

@@ -86,7 +86,7 @@ EXPORTED_BY: Final[dict[str, str]] = {
 
 # Label values the contract fixes; other label values are free.
 JOB_STATES: Final = frozenset(
-    {"scheduled", "queued", "running", "succeeded", "dead", "cancelled", "expired"}
+    {"waiting", "scheduled", "queued", "running", "succeeded", "dead", "cancelled", "expired"}
 )
 JOB_STATUSES: Final = frozenset(
     {"submitted", "started", "succeeded", "failed", "retried", "dead", "cancelled", "expired"}
