@@ -54,7 +54,7 @@ from jobq.store.changes import (
     submitted,
 )
 from jobq.store.sql.port import Dialect
-from jobq.store.sql.workflows import follow_up
+from jobq.store.sql.workflows import QUEUE_DEFAULT_COLUMNS, follow_up
 
 QueueKey = tuple[str, str]  # (tenant, name)
 
@@ -202,20 +202,7 @@ class SqlJobs:
 
     async def _submit(self, jobs: Sequence[NewJob], now: dt.datetime) -> list[SubmitResult]:
         keys = sorted({queue_of(j) for j in jobs})
-        defaults = {
-            column: getattr(self._defaults, column)
-            for column in (
-                "paused",
-                "weight",
-                "max_attempts",
-                "backoff_base",
-                "backoff_max",
-                "lease_timeout",
-                "default_ttl",
-                "concurrency_limit",
-                "retention",
-            )
-        }
+        defaults = {c: getattr(self._defaults, c) for c in QUEUE_DEFAULT_COLUMNS}
         async with self._d.tx() as conn:
             rows = await self._d.fetch(
                 conn,

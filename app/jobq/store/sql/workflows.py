@@ -25,6 +25,7 @@ from jobq.store.sql.port import Dialect
 
 S = JobState
 UNREACHABLE_ERROR = "cancelled: an ancestor in its workflow will not succeed"
+# The queue defaults a submit writes for a queue it creates (ENSURE_QUEUES): jobs and workflows.
 QUEUE_DEFAULT_COLUMNS = (
     "paused",
     "weight",
