@@ -181,8 +181,10 @@ class RedisClusterHarness:
     def wait_replicas_in_sync(self, timeout: float = 60.0) -> None:
         """Until every replica's link to its master is up: only then can it take over."""
         deadline = time.monotonic() + timeout
-        masters = set(self.masters())
         while True:
+            # Read again each round: right after --cluster create, gossip may not yet have
+            # told the node asked which of the others became replicas.
+            masters = set(self.masters())
             replicas = [n for n in self.live() if n not in masters]
             if len(replicas) == 3 * self.replicas and all(
                 "master_link_status:up" in cli(n.port, "INFO", "replication") for n in replicas
