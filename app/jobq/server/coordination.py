@@ -82,6 +82,13 @@ class Coordination:
         self._loading[flight] = future
         try:
             job = await load()
+            if job is not None:
+                # Still in flight until the cache holds it: a reader that missed after the
+                # load but before the put would read the store again (a herd per change).
+                value = encode_job(job)
+                await self.guarded.call(
+                    "cache_put", lambda: self.guarded.backend.cache_put(key, value, self._ttl), None
+                )
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: only waiters that exist re-raise it
@@ -89,11 +96,6 @@ class Coordination:
         finally:
             self._loading.pop(flight, None)
         future.set_result(job)
-        if job is not None:
-            value = encode_job(job)
-            await self.guarded.call(
-                "cache_put", lambda: self.guarded.backend.cache_put(key, value, self._ttl), None
-            )
         return job
 
     async def jobs_changed(self, job_ids: Iterable[str]) -> None:
