@@ -8,8 +8,6 @@ then checks the password is PostgreSQL's own behaviour.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import urllib.parse
 import uuid
 from typing import Any
@@ -19,7 +17,6 @@ import pytest
 from psycopg import errors
 
 from jobq.client import AsyncClient
-from jobq.core.clock import FixedClock
 from jobq.core.errors import StoreUnavailable
 from jobq.core.model import QueueConfig
 from jobq.core.states import JobState
@@ -27,10 +24,9 @@ from jobq.store.postgres import PostgresStore
 from jobq.worker.task import Task
 from tests.auth_keys import OWNER_KEY
 
-from ..conftest import T0
-from ..contract.helpers import new_job
 from .backends import running
 from .inprocess import running_worker
+from .test_pg_session import open_store, woken_by_the_others_submit
 from .test_worker_faults import until
 
 APP_ROLE = "jobq_app"
@@ -51,12 +47,6 @@ def owner_url(pg_databases: Any) -> str:
 
 async def grant(owner_url: str, user: str, password: str) -> None:
     await PostgresStore(owner_url, DEFAULTS).grant_app_login(user, password)
-
-
-async def open_store(url: str) -> PostgresStore:
-    store = PostgresStore(url, DEFAULTS, pool_min=1, pool_max=2)
-    await store.open()
-    return store
 
 
 def password_of(owner_url: str, user: str) -> str | None:
@@ -97,26 +87,13 @@ async def test_the_app_login_listens_notifies_and_takes_the_leader_lock(owner_ur
     # Given two replicas' stores logged in as the app role
     app_url = as_login(owner_url, APP_ROLE)
     submitter, listener = await open_store(app_url), await open_store(app_url)
-    listening_started, woken = asyncio.Event(), asyncio.Event()
-
-    def on_work() -> None:
-        # The first call is the catch-up right after LISTEN starts; the next is the NOTIFY.
-        (woken if listening_started.is_set() else listening_started).set()
-
-    listening = asyncio.create_task(listener.listen(on_work))
     try:
-        await asyncio.wait_for(listening_started.wait(), 10)
         # When one submits, the other's LISTEN hears its NOTIFY
-        clock = FixedClock(T0)
-        await submitter.jobs.submit([new_job(clock)], clock.now())
-        await asyncio.wait_for(woken.wait(), 10)
-        # And the leader lock (an advisory lock) is one replica's at a time
-        assert await submitter.leader.try_acquire()
-        assert not await listener.leader.try_acquire()
+        async with woken_by_the_others_submit(submitter, listener):
+            # And the leader lock (an advisory lock) is one replica's at a time
+            assert await submitter.leader.try_acquire()
+            assert not await listener.leader.try_acquire()
     finally:
-        listening.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listening
         await submitter.close()
         await listener.close()
 

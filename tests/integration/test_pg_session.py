@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 from jobq.core.clock import FixedClock
 from jobq.core.model import QueueConfig
@@ -21,9 +22,12 @@ async def open_store(url: str) -> PostgresStore:
     return store
 
 
-async def test_a_submit_on_one_replica_wakes_the_listeners_of_another(pg_databases) -> None:
-    url = pg_databases.create()
-    submitter, listener = await open_store(url), await open_store(url)
+@contextlib.asynccontextmanager
+async def woken_by_the_others_submit(
+    submitter: PostgresStore, listener: PostgresStore
+) -> AsyncIterator[None]:
+    """Asserts on entry that a submit through `submitter` wakes `listener`'s LISTEN; the body
+    runs while it still listens."""
     listening_started, woken = asyncio.Event(), asyncio.Event()
 
     def on_work() -> None:
@@ -36,10 +40,20 @@ async def test_a_submit_on_one_replica_wakes_the_listeners_of_another(pg_databas
         clock = FixedClock(T0)
         await submitter.jobs.submit([new_job(clock)], clock.now())
         await asyncio.wait_for(woken.wait(), 10)
+        yield
     finally:
         listening.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listening
+
+
+async def test_a_submit_on_one_replica_wakes_the_listeners_of_another(pg_databases) -> None:
+    url = pg_databases.create()
+    submitter, listener = await open_store(url), await open_store(url)
+    try:
+        async with woken_by_the_others_submit(submitter, listener):
+            pass
+    finally:
         await submitter.close()
         await listener.close()
 
