@@ -16,12 +16,12 @@ from jobq.store.migrations import apply_migrations, migrations_dir, pending_migr
 from jobq.store.postgres.credentials import DatabaseCredentials, StaticCredentials
 from jobq.store.postgres.db import PgDb
 from jobq.store.postgres.dialect import PgDialect
-from jobq.store.postgres.schedules import PgSchedules
 from jobq.store.postgres.session import PgLeaderLock, connect_direct, listen_for_work
 from jobq.store.sql.events import SqlEventLog
 from jobq.store.sql.jobs import SqlJobs
 from jobq.store.sql.keys import SqlApiKeys
 from jobq.store.sql.queues import SqlQueues
+from jobq.store.sql.schedules import SqlSchedules
 from jobq.store.sql.workers import SqlWorkers
 from jobq.store.sql.workflows import SqlWorkflows
 
@@ -81,7 +81,7 @@ class PostgresStore:
         self.queues = SqlQueues(dialect)
         self.workers = SqlWorkers(dialect)
         self.events = SqlEventLog(dialect)
-        self.schedules = PgSchedules(self._db)
+        self.schedules = SqlSchedules(dialect)
         self.api_keys = SqlApiKeys(dialect)
         self.workflows = SqlWorkflows(dialect, queue_defaults)
         self.leader = PgLeaderLock(self.direct_url, self._credentials)

@@ -75,6 +75,9 @@ class PgDialect:
     def decode_time(self, value: Any) -> Any:
         return value
 
+    def decode_span(self, value: Any) -> Any:
+        return value
+
     # Rows to domain objects: the dialect's own decoders (times, JSON, arrays differ).
     job = staticmethod(job_from_row)
     queue = staticmethod(queue_from_row)

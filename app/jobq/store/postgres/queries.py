@@ -580,3 +580,66 @@ SELECT p.workflow_key AS key, p.result FROM job_dependencies d JOIN jobs p ON p.
 WHERE d.child_id = %(id)s::uuid AND p.state = {succeeded} ORDER BY p.id
 """
 )
+
+# schedules (ADR 0014): a row is written whole (`jobq.store.sql.schedules`).
+_SCHEDULE_VALUES = """%(id)s, %(tenant)s, %(name)s, %(cron)s, %(every)s, %(time_zone)s,
+    %(job_type)s, %(queue)s, %(payload)s, %(priority)s, %(max_attempts)s, %(overlap)s,
+    %(catch_up)s, %(catch_up_window)s, %(jitter)s, %(start_at)s, %(end_at)s, %(paused)s,
+    %(next_fire_at)s, %(buffered_fire_at)s, %(last_job_id)s::uuid, %(created_at)s,
+    %(updated_at)s"""
+INSERT_SCHEDULE = f"""
+INSERT INTO schedules (id, tenant, name, cron, every, time_zone, job_type, queue, payload,
+                       priority, max_attempts, overlap, catch_up, catch_up_window, jitter,
+                       start_at, end_at, paused, next_fire_at, buffered_fire_at, last_job_id,
+                       created_at, updated_at)
+VALUES ({_SCHEDULE_VALUES})
+ON CONFLICT (tenant, name) DO NOTHING
+"""
+UPDATE_SCHEDULE = """
+UPDATE schedules SET cron = %(cron)s, every = %(every)s, time_zone = %(time_zone)s,
+    job_type = %(job_type)s, queue = %(queue)s, payload = %(payload)s,
+    priority = %(priority)s, max_attempts = %(max_attempts)s, overlap = %(overlap)s,
+    catch_up = %(catch_up)s, catch_up_window = %(catch_up_window)s, jitter = %(jitter)s,
+    start_at = %(start_at)s, end_at = %(end_at)s, paused = %(paused)s,
+    next_fire_at = %(next_fire_at)s, buffered_fire_at = %(buffered_fire_at)s,
+    last_job_id = %(last_job_id)s::uuid, updated_at = %(updated_at)s
+WHERE id = %(id)s::uuid
+"""
+SCHEDULE_BY_NAME = "SELECT * FROM schedules WHERE tenant = %(tenant)s AND name = %(name)s"
+SCHEDULE_BY_NAME_LOCKED = SCHEDULE_BY_NAME + " FOR UPDATE"
+SCHEDULES = """
+SELECT * FROM schedules WHERE %(tenant)s::text IS NULL OR tenant = %(tenant)s
+ORDER BY tenant, name
+"""
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE tenant = %(tenant)s AND name = %(name)s"
+DUE_SCHEDULES = """
+SELECT * FROM schedules
+WHERE NOT paused AND (next_fire_at <= %(now)s OR buffered_fire_at IS NOT NULL)
+ORDER BY next_fire_at NULLS LAST, id LIMIT %(limit)s
+"""
+# Compare and set: only a leader that read the row as it still is may advance it.
+ADVANCE_SCHEDULE = """
+UPDATE schedules SET next_fire_at = %(next)s, buffered_fire_at = %(buffered)s,
+                     last_job_id = %(last_job_id)s::uuid
+WHERE id = %(id)s::uuid AND next_fire_at IS NOT DISTINCT FROM %(expected_next)s
+  AND buffered_fire_at IS NOT DISTINCT FROM %(expected_buffered)s
+RETURNING tenant, name, queue
+"""
+INSERT_SCHEDULE_RUN = """
+INSERT INTO schedule_runs (schedule_id, fire_at, manual, outcome, job_id, recorded_at)
+VALUES (%(schedule_id)s::uuid, %(fire_at)s, %(manual)s, %(outcome)s, %(job_id)s::uuid,
+        %(recorded_at)s)
+-- A buffered fire time is recorded again once it is submitted; any other run is kept.
+ON CONFLICT (schedule_id, fire_at, manual) DO UPDATE
+  SET outcome = excluded.outcome, job_id = excluded.job_id, recorded_at = excluded.recorded_at
+  WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome <> 'buffered'
+"""
+PRUNE_SCHEDULE_RUNS = """
+DELETE FROM schedule_runs WHERE schedule_id = %(id)s::uuid AND (fire_at, manual) IN (
+  SELECT fire_at, manual FROM schedule_runs WHERE schedule_id = %(id)s::uuid
+  ORDER BY fire_at DESC, manual DESC OFFSET %(keep)s)
+"""
+SCHEDULE_RUNS = """
+SELECT * FROM schedule_runs WHERE schedule_id = %(id)s::uuid
+ORDER BY fire_at DESC, manual DESC LIMIT %(limit)s
+"""

@@ -98,6 +98,18 @@ class JobQueries(Protocol):
     READY_CHILDREN: Any  # the waiting children of succeeded parents, one parent fewer each
     CANCEL_DESCENDANTS: Any  # every waiting descendant of jobs that will not succeed
     PARENT_RESULTS: Any
+    # schedules (ADR 0014)
+    INSERT_SCHEDULE: Any
+    UPDATE_SCHEDULE: Any
+    SCHEDULE_BY_NAME: Any
+    SCHEDULE_BY_NAME_LOCKED: Any
+    SCHEDULES: Any
+    DELETE_SCHEDULE: Any
+    DUE_SCHEDULES: Any
+    ADVANCE_SCHEDULE: Any  # the row's tenant, name and queue if it still held the expected times
+    INSERT_SCHEDULE_RUN: Any
+    PRUNE_SCHEDULE_RUNS: Any
+    SCHEDULE_RUNS: Any
 
 
 class Dialect(Protocol):
@@ -133,6 +145,10 @@ class Dialect(Protocol):
 
     def decode_time(self, value: Any) -> Any:
         """A time column as read straight from a row, as a datetime."""
+        ...
+
+    def decode_span(self, value: Any) -> Any:
+        """A duration column as read straight from a row, as a timedelta."""
         ...
 
     def job(self, row: Row) -> Job: ...

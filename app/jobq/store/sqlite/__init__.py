@@ -17,12 +17,12 @@ from jobq.store.sql.events import SqlEventLog
 from jobq.store.sql.jobs import SqlJobs
 from jobq.store.sql.keys import SqlApiKeys
 from jobq.store.sql.queues import SqlQueues
+from jobq.store.sql.schedules import SqlSchedules
 from jobq.store.sql.workers import SqlWorkers
 from jobq.store.sql.workflows import SqlWorkflows
 from jobq.store.sqlite.db import SqliteDb
 from jobq.store.sqlite.dialect import SqliteDialect
 from jobq.store.sqlite.lock import FileLock
-from jobq.store.sqlite.schedules import SqliteSchedules
 
 __all__ = ["SqliteStore"]
 
@@ -47,7 +47,7 @@ class SqliteStore:
         self.queues = SqlQueues(dialect)
         self.workers = SqlWorkers(dialect)
         self.events = SqlEventLog(dialect)
-        self.schedules = SqliteSchedules(self._db)
+        self.schedules = SqlSchedules(dialect)
         self.api_keys = SqlApiKeys(dialect)
         self.workflows = SqlWorkflows(dialect, queue_defaults)
         self.leader = AlwaysLeader()

@@ -14,7 +14,7 @@ import aiosqlite
 
 from jobq.store.sql.port import JobQueries, Params, Row
 from jobq.store.sqlite import queries
-from jobq.store.sqlite.db import SqliteDb, from_us, span_us, to_us
+from jobq.store.sqlite.db import SqliteDb, from_us, opt_span, span_us, to_us
 from jobq.store.sqlite.queries import SqliteWrite
 from jobq.store.sqlite.rows import (
     api_key_from_row,
@@ -95,6 +95,9 @@ class SqliteDialect:
 
     def decode_time(self, value: Any) -> Any:
         return None if value is None else from_us(value)
+
+    def decode_span(self, value: Any) -> Any:
+        return opt_span(value)
 
     # Rows to domain objects: the dialect's own decoders (times, JSON, arrays differ).
     job = staticmethod(job_from_row)

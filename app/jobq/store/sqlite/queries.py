@@ -424,3 +424,70 @@ SELECT p.workflow_key AS key, p.result FROM job_dependencies d JOIN jobs p ON p.
 WHERE d.child_id = :id AND p.state = {succeeded} ORDER BY p.id
 """
 )
+
+# schedules (ADR 0014): a row is written whole (`jobq.store.sql.schedules`). Spans are
+# integer microseconds in `*_us` columns, read back under the names the body uses.
+_SCHEDULE_COLUMNS = """id, tenant, name, cron, every_us AS every, time_zone, job_type, queue,
+    payload, priority, max_attempts, overlap, catch_up, catch_up_window_us AS catch_up_window,
+    jitter_us AS jitter, start_at, end_at, paused, next_fire_at, buffered_fire_at, last_job_id,
+    created_at, updated_at"""
+INSERT_SCHEDULE = """
+INSERT INTO schedules (id, tenant, name, cron, every_us, time_zone, job_type, queue, payload,
+                       priority, max_attempts, overlap, catch_up, catch_up_window_us, jitter_us,
+                       start_at, end_at, paused, next_fire_at, buffered_fire_at, last_job_id,
+                       created_at, updated_at)
+VALUES (:id, :tenant, :name, :cron, :every, :time_zone, :job_type, :queue, :payload,
+        :priority, :max_attempts, :overlap, :catch_up, :catch_up_window, :jitter,
+        :start_at, :end_at, :paused, :next_fire_at, :buffered_fire_at, :last_job_id,
+        :created_at, :updated_at)
+ON CONFLICT (tenant, name) DO NOTHING
+"""
+UPDATE_SCHEDULE = """
+UPDATE schedules SET cron = :cron, every_us = :every, time_zone = :time_zone,
+    job_type = :job_type, queue = :queue, payload = :payload, priority = :priority,
+    max_attempts = :max_attempts, overlap = :overlap, catch_up = :catch_up,
+    catch_up_window_us = :catch_up_window, jitter_us = :jitter, start_at = :start_at,
+    end_at = :end_at, paused = :paused, next_fire_at = :next_fire_at,
+    buffered_fire_at = :buffered_fire_at, last_job_id = :last_job_id, updated_at = :updated_at
+WHERE id = :id
+"""
+SCHEDULE_BY_NAME = (
+    f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE tenant = :tenant AND name = :name"
+)
+SCHEDULE_BY_NAME_LOCKED = SCHEDULE_BY_NAME  # the write transaction excludes other writers
+SCHEDULES = f"""
+SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE :tenant IS NULL OR tenant = :tenant
+ORDER BY tenant, name
+"""
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE tenant = :tenant AND name = :name"
+DUE_SCHEDULES = f"""
+SELECT {_SCHEDULE_COLUMNS} FROM schedules
+WHERE paused = 0 AND (next_fire_at <= :now OR buffered_fire_at IS NOT NULL)
+ORDER BY next_fire_at IS NULL, next_fire_at, id LIMIT :limit
+"""
+# Compare and set (see PostgreSQL's); the SELECT answers only if the UPDATE changed the row.
+ADVANCE_SCHEDULE = (
+    """
+UPDATE schedules SET next_fire_at = :next, buffered_fire_at = :buffered,
+                     last_job_id = :last_job_id
+WHERE id = :id AND next_fire_at IS :expected_next AND buffered_fire_at IS :expected_buffered
+""",
+    "SELECT tenant, name, queue FROM schedules WHERE id = :id AND changes() = 1",
+)
+INSERT_SCHEDULE_RUN = """
+INSERT INTO schedule_runs (schedule_id, fire_at, manual, outcome, job_id, recorded_at)
+VALUES (:schedule_id, :fire_at, :manual, :outcome, :job_id, :recorded_at)
+-- A buffered fire time is recorded again once it is submitted; any other run is kept.
+ON CONFLICT (schedule_id, fire_at, manual) DO UPDATE
+  SET outcome = excluded.outcome, job_id = excluded.job_id, recorded_at = excluded.recorded_at
+  WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome <> 'buffered'
+"""
+PRUNE_SCHEDULE_RUNS = """
+DELETE FROM schedule_runs WHERE schedule_id = :id AND (fire_at, manual) IN (
+  SELECT fire_at, manual FROM schedule_runs WHERE schedule_id = :id
+  ORDER BY fire_at DESC, manual DESC LIMIT -1 OFFSET :keep)
+"""
+SCHEDULE_RUNS = """
+SELECT * FROM schedule_runs WHERE schedule_id = :id
+ORDER BY fire_at DESC, manual DESC LIMIT :limit
+"""
