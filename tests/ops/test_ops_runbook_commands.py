@@ -1,13 +1,10 @@
-"""The commands in docs/runbooks match the real CLI and deployment.
+"""The commands in docs/deploy.md and docs/runbooks match the real CLI and deployment.
 
-Every ``jq-ctl ...`` command on a runbook page is run with ``--help`` appended:
-the CLI resolves the subcommand path and parses the options before it prints help,
-so a wrong path ("No such command") or a wrong option ("No such option") exits
-non-zero, and nothing contacts a server. The usage line must name the same path.
-
-``python -m jobq.ctl.main`` would be the natural entry point, but that module has
-no ``__main__`` guard and exits 0 without doing anything; the test calls its
-``main()`` instead, under ``sys.executable``, as the ``jq-ctl`` console script does.
+Every ``jq-ctl ...`` command on those pages is run with ``--help`` appended: the CLI
+resolves the subcommand path and parses the options before it prints help, so a wrong
+path ("No such command") or a wrong option ("No such option") exits non-zero, and nothing
+contacts a server. The usage line must name the same path. That each command also does
+what its page says against a real server is `test_doc_commands_run.py`.
 """
 
 from __future__ import annotations
@@ -16,33 +13,17 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from doc_commands import shown_commands
 
-ROOT = Path(__file__).resolve().parents[2]
-RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
-PAGES = sorted(RUNBOOKS_DIR.glob("*.md"))
 CLI = "import sys; sys.argv[0] = 'jq-ctl'; from jobq.ctl.main import main; main()"
-NAMESPACE = "job-queue-$JQ_ENV"
+# The runbooks set JQ_ENV; docs/deploy.md names the environment <env>.
+NAMESPACES = {"job-queue-$JQ_ENV", "job-queue-<env>"}
 DEPLOYMENTS = {"jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor"}
 
-# A command ends where the shell would start another, or a comment starts.
-_COMMAND_END = re.compile(r"\s(?:#|\||&&|;|>)|`")
-
-
-def _commands(tool: str) -> list[tuple[str, str]]:
-    """(page, command) for every ``tool ...`` invocation in code blocks and inline code."""
-    found: set[tuple[str, str]] = set()
-    for page in PAGES:
-        for match in re.finditer(rf"(?<![\w-]){re.escape(tool)}(?= )[^\n`]*", page.read_text()):
-            command = _COMMAND_END.split(match.group(0), maxsplit=1)[0].strip()
-            found.add((page.name, command))
-    return sorted(found)
-
-
-JQ_CTL = _commands("jq-ctl")
-KUBECTL = _commands("kubectl")
+JQ_CTL = shown_commands("jq-ctl")
+KUBECTL = shown_commands("kubectl")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -94,8 +75,8 @@ def test_jq_ctl_command_exists_with_its_options(page: str, command: str) -> None
 @pytest.mark.parametrize(("page", "command"), KUBECTL, ids=[f"{p}: {c}" for p, c in KUBECTL])
 def test_kubectl_commands_use_the_deployed_namespace_and_labels(page: str, command: str) -> None:
     tokens = shlex.split(command, posix=False)
-    assert "-n" in tokens and tokens[tokens.index("-n") + 1] == NAMESPACE, (
-        f"{page}: `{command}` should run in -n {NAMESPACE} "
+    assert "-n" in tokens and tokens[tokens.index("-n") + 1] in NAMESPACES, (
+        f"{page}: `{command}` should run in -n job-queue-$JQ_ENV "
         "(infra/config.py EnvironmentConfig.namespace)"
     )
     assert not re.search(r"-l\s+'?app[=\s]", command), (
