@@ -3,21 +3,21 @@
 Every ``jq-ctl ...`` command on those pages is run with ``--help`` appended: the CLI
 resolves the subcommand path and parses the options before it prints help, so a wrong
 path ("No such command") or a wrong option ("No such option") exits non-zero, and nothing
-contacts a server. The usage line must name the same path. That each command also does
-what its page says against a real server is `test_doc_commands_run.py`.
+contacts a server. The usage line must name the same path. jq-ctl runs in this process
+(`ctl_runner`). That each command also does what its page says against a real server is
+`test_doc_commands_run.py`.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 
 import pytest
+from click.testing import Result
+from ctl_runner import run_ctl
 from doc_commands import shown_commands
 
-CLI = "import sys; sys.argv[0] = 'jq-ctl'; from jobq.ctl.main import main; main()"
 # The runbooks set JQ_ENV; docs/deploy.md names the environment <env>.
 NAMESPACES = {"job-queue-$JQ_ENV", "job-queue-<env>"}
 DEPLOYMENTS = {"jq-server", "jq-worker", "jq-pgbouncer", "jq-result-processor"}
@@ -26,14 +26,8 @@ JQ_CTL = shown_commands("jq-ctl")
 KUBECTL = shown_commands("kubectl")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NO_COLOR": "1"},
-    )
+def _cli(*args: str) -> Result:
+    return run_ctl(shlex.join(["jq-ctl", *args]))
 
 
 def _path(tokens: list[str]) -> list[str]:
@@ -53,17 +47,17 @@ def test_runbooks_use_jq_ctl_and_kubectl() -> None:
 
 
 def test_a_wrong_command_path_or_option_fails_the_check() -> None:
-    assert _cli("queues", "stats", "--help").returncode == 0
-    assert _cli("queues", "nope", "--help").returncode != 0
-    assert _cli("nope", "--help").returncode != 0
-    assert _cli("dlq", "replay", "--bogus", "--help").returncode != 0
+    assert _cli("queues", "stats", "--help").exit_code == 0
+    assert _cli("queues", "nope", "--help").exit_code != 0
+    assert _cli("nope", "--help").exit_code != 0
+    assert _cli("dlq", "replay", "--bogus", "--help").exit_code != 0
 
 
 @pytest.mark.parametrize(("page", "command"), JQ_CTL, ids=[f"{p}: {c}" for p, c in JQ_CTL])
 def test_jq_ctl_command_exists_with_its_options(page: str, command: str) -> None:
     tokens = shlex.split(command)[1:]
     result = _cli(*tokens, "--help")
-    assert result.returncode == 0, f"{page}: `{command}`\n{result.stdout}{result.stderr}"
+    assert result.exit_code == 0, f"{page}: `{command}`\n{result.stdout}{result.stderr}"
     usage = re.search(r"Usage: jq-ctl ([a-z -]*?)\s*\[OPTIONS\]", result.stdout)
     assert usage, result.stdout
     # Words after the real path are arguments (queue names, ids): the path the CLI
