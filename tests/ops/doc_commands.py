@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = sorted((ROOT / "docs" / "runbooks").glob("*.md"))
+RUNBOOKS_README = ROOT / "docs" / "runbooks" / "README.md"
 DEPLOY = ROOT / "docs" / "deploy.md"
 PAGES = [DEPLOY, *RUNBOOKS]
 
