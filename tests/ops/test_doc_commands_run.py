@@ -230,7 +230,7 @@ async def test_every_jq_ctl_command_on_the_pages_does_what_the_page_says(
         assert d.running in listed and all(job_id in listed for job_id in d.dead)
 
     # JobqDeadLettersRising / DatabaseStorageLow: what died, and why
-    for command in ("jq-ctl dlq list", "jq-ctl dlq list --limit 20", "jq-ctl dlq list --queue q"):
+    for command in ("jq-ctl dlq list --limit 20", "jq-ctl dlq list --queue q"):
         listed = await pages.run(command)
         assert all(job_id in listed for job_id in d.dead) and d.running not in listed
     shown = await pages.run("jq-ctl get <job-id>", d.dead[0])
@@ -294,15 +294,40 @@ def sql_blocks() -> list[tuple[str, str]]:
     return found
 
 
+def inline_sql() -> list[tuple[str, str]]:
+    """(page, statement) for the one-line statements in the text (Fix and Verify steps)."""
+    found = set()
+    for page in RUNBOOKS:
+        for statement in re.findall(r"`((?:SELECT|VACUUM) [^`]*)`", page.read_text()):
+            found.add((page.name, statement))
+    return sorted(found)
+
+
 SQL = sql_blocks()
+INLINE_SQL = inline_sql()
 # docs/runbooks/README.md "Before you start": the read-only role, as the owner makes it.
 [READER_ROLE] = re.findall(r"`(CREATE ROLE (\w+) LOGIN [^`]*)`", RUNBOOKS_README.read_text())
 
 
 def test_the_runbooks_show_sql() -> None:
-    # Guards the extraction: a pattern that found nothing would pass the test below.
+    # Guards the extraction: a pattern that found nothing would pass the tests below.
     assert len(SQL) >= 25
     assert len({page for page, _ in SQL}) >= 10
+    assert len(INLINE_SQL) >= 5
+
+
+def reader_url(owner_url: str) -> str:
+    """A login of the read-only role the pages recommend, made as they say if missing."""
+    create_role, role = READER_ROLE
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        exists = owner.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+        if exists.fetchone() is None:  # roles are the cluster's, shared by every database
+            owner.execute(create_role.replace("<password>", "unused-under-trust-auth"))  # type: ignore[arg-type]
+    return owner_url.replace("postgres@", f"{role}@", 1)
+
+
+def read_only(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True, options="-c default_transaction_read_only=on")
 
 
 @ON_MODULE_LOOP
@@ -312,20 +337,14 @@ async def test_every_runbook_sql_statement_runs_as_a_read_only_role(
     """The pages say "prefer a read-only role for diagnosis", and how to make one: a login in
     PostgreSQL's predefined pg_read_all_data (every table) and pg_monitor (every session in
     pg_stat_activity, pg_stat_statements). Every transaction here is read-only too."""
-    create_role, role = READER_ROLE
     url = deployment.database_url
+    reader = reader_url(url)
     with psycopg.connect(url, autocommit=True) as owner:
-        exists = owner.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-        if exists.fetchone() is None:  # roles are the cluster's, shared by every database
-            owner.execute(create_role.replace("<password>", "not-checked-by-trust-auth"))  # type: ignore[arg-type]
         # DatabaseCpuHigh: "needs CREATE EXTENSION pg_stat_statements once"; the harness
         # preloads the library as RDS does (tests/harness/services.py).
         owner.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    reader = url.replace("postgres@", f"{role}@", 1)
     failures = []
-    with psycopg.connect(
-        reader, autocommit=True, options="-c default_transaction_read_only=on"
-    ) as conn:
+    with read_only(reader) as conn:
         for page, statement in SQL:
             try:
                 cursor = conn.execute(statement)  # type: ignore[arg-type]
@@ -334,3 +353,58 @@ async def test_every_runbook_sql_statement_runs_as_a_read_only_role(
             except (psycopg.Error, AssertionError) as exc:
                 failures.append(f"{page}: {statement}\n  -> {exc}")
     assert not failures, "\n".join(failures)
+
+
+@ON_MODULE_LOOP
+async def test_every_inline_statement_does_what_its_step_says(deployment: Deployment) -> None:
+    """The Fix steps' writes run as the database owner, each on something real: a runaway
+    query to cancel, a transaction to end, a stale replication slot to drop; the Verify
+    steps' reads run as the read-only role."""
+    url = deployment.database_url
+    reader = reader_url(url)
+    with psycopg.connect(url, autocommit=True) as owner:
+        for page, statement in INLINE_SQL:
+            where = f"{page}: {statement}"
+            if "pg_cancel_backend" in statement or "pg_terminate_backend" in statement:
+                ended = await _against_a_runaway_query(url, owner, statement)
+                expected = (
+                    psycopg.errors.QueryCanceled
+                    if "cancel" in statement
+                    else psycopg.OperationalError
+                )
+                assert isinstance(ended, expected), f"{where}: {ended!r}"
+            elif "pg_drop_replication_slot" in statement:
+                owner.execute("SELECT pg_create_physical_replication_slot('nobody_reads_it')")
+                owner.execute(statement.replace("<slot_name>", "nobody_reads_it"))  # type: ignore[arg-type]
+                slots = owner.execute("SELECT slot_name FROM pg_replication_slots").fetchall()
+                assert slots == [], where
+            elif statement.startswith("VACUUM"):
+                owner.execute(statement)  # type: ignore[arg-type]
+            else:
+                assert "<" not in statement, where
+                with read_only(reader) as conn:
+                    assert conn.execute(statement).fetchall(), where  # type: ignore[arg-type]
+
+
+async def _against_a_runaway_query(
+    url: str, owner: psycopg.Connection[Any], statement: str
+) -> BaseException | None:
+    """Run `statement` with <pid> set to a backend busy with a long query; what that query
+    then raised."""
+    with psycopg.connect(url, autocommit=True) as runaway:
+        pid = runaway.info.backend_pid
+        query = asyncio.create_task(asyncio.to_thread(runaway.execute, "SELECT pg_sleep(60)"))
+        probe = "SELECT wait_event FROM pg_stat_activity WHERE pid = %s"
+
+        async def waiting() -> Any:
+            row = owner.execute(probe, [pid]).fetchone()
+            return row[0] if row else None
+
+        await until(waiting, "PgSleep")
+        [[done]] = owner.execute(statement.replace("<pid>", str(pid))).fetchall()  # type: ignore[arg-type]
+        assert done is True, statement
+        try:
+            await asyncio.wait_for(query, 10)
+        except psycopg.Error as exc:
+            return exc
+        return None
