@@ -18,6 +18,8 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import shlex
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +42,7 @@ from tests.integration.inprocess import running_worker
 ON_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the loop of the one server
 
 COMMANDS = shown_commands("jq-ctl")
+CURL = shown_commands("curl")
 BOOTSTRAP = "jq-ctl keys bootstrap --role admin --role operator"
 ON_CALL = "jq-ctl keys create --tenant '*' --role operator --role viewer --description on-call"
 ADMIN_ONLY = {"jq-ctl keys create --tenant acme --role submitter --expires 90d", "jq-ctl keys list"}
@@ -282,6 +285,25 @@ async def test_every_jq_ctl_command_on_the_pages_does_what_the_page_says(
     not_run = {c for _, c in COMMANDS} - pages.ran - set(NOT_RUN)
     assert not not_run, f"commands the pages show that this test does not run: {not_run}"
     assert not set(NOT_RUN) - {c for _, c in COMMANDS}, "NOT_RUN names a command no page shows"
+
+
+@ON_MODULE_LOOP
+async def test_the_side_port_curl_commands_answer(deployment: Deployment) -> None:
+    """JobqTargetDown: `kubectl port-forward pod/<pod> 18080:http`, then curl the side
+    port. kubectl cannot run here: the forward's local end is the server's HTTP port."""
+    assert len(CURL) >= 2, CURL
+    port = deployment.server.http_port
+    for page, command in CURL:
+        argv = shlex.split(command.replace("localhost:18080", f"localhost:{port}"))
+        done = await asyncio.to_thread(
+            subprocess.run, argv, capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, f"{page}: `{command}`: {done.stderr}"
+        if command.endswith("/metrics"):
+            assert "# TYPE jq_job_queue_depth gauge" in done.stdout, done.stdout[:500]
+        else:
+            assert command.endswith("/healthz"), command
+            assert json.loads(done.stdout) == {"status": "ok"}
 
 
 def sql_blocks() -> list[tuple[str, str]]:
