@@ -317,10 +317,12 @@ def sql_blocks() -> list[tuple[str, str]]:
 
 
 def inline_sql() -> list[tuple[str, str]]:
-    """(page, statement) for the one-line statements in the text (Fix and Verify steps)."""
+    """(page, statement) for the one-line statements in the text (Fix and Verify steps): an
+    inline span ending in `;`. A bare name such as `VACUUM FULL` ("never ... under load")
+    is a mention, not a step."""
     found = set()
     for page in RUNBOOKS:
-        for statement in re.findall(r"`((?:SELECT|VACUUM) [^`]*)`", page.read_text()):
+        for statement in re.findall(r"`((?:SELECT|VACUUM) [^`]*;)`", page.read_text()):
             found.add((page.name, statement))
     return sorted(found)
 
