@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import Result
 from ctl_runner import run_ctl
-from doc_commands import shown_commands
+from doc_commands import RUNBOOKS, shown_commands
+from metric_contract import METRICS, base_metric_name
+from promql_names import raw_metric_names
+
+from tests.harness.services import missing
 
 # The runbooks set JQ_ENV; docs/deploy.md names the environment <env>.
 NAMESPACES = {"job-queue-$JQ_ENV", "job-queue-<env>"}
@@ -81,3 +89,29 @@ def test_kubectl_commands_use_the_deployed_namespace_and_labels(page: str, comma
         assert label in DEPLOYMENTS, f"{page}: `{command}`: no Deployment {label}"
     for name in re.findall(r"deployment[/ ]([\w-]+)", command):
         assert name in DEPLOYMENTS | {"<job>"}, f"{page}: `{command}`: no Deployment {name}"
+
+
+PROMQL = [
+    (page.name, query.strip())
+    for page in RUNBOOKS
+    for query in re.findall(r"^ *```promql\n(.*?)^ *```", page.read_text(), re.M | re.S)
+]
+
+
+def test_runbook_queries_read_contract_metrics_and_parse_as_promql(tmp_path: Path) -> None:
+    """A ```promql block of a runbook is pasted into Prometheus as it stands: it must parse
+    and read only metrics jobq exports (tests/ops/metric_contract.py). As for the
+    dashboards, promtool parses each query as a recording rule."""
+    assert len(PROMQL) >= 4, PROMQL
+    for page, query in PROMQL:
+        names = {base_metric_name(name) for name in raw_metric_names(query)}
+        assert names and names <= METRICS.keys(), f"{page}: {query} reads {sorted(names)}"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        missing("promtool (scripts/install-promtool.sh)")
+    rules = [{"record": f"runbook_query_{i}", "expr": q} for i, (_, q) in enumerate(PROMQL)]
+    rule_file = tmp_path / "runbook_queries.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "runbooks", "rules": rules}]}))
+    argv = [str(promtool), "check", "rules", str(rule_file)]
+    checked = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
