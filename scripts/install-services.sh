@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the backing-service binaries the tests start themselves (PostgreSQL 15,
-# PgBouncer) from Debian's packages, without letting the packages start their own
+# PgBouncer) and curl from Debian's packages, without letting the packages start their own
 # daemons: the test harness runs its own on free loopback ports. Idempotent.
 set -euo pipefail
 
 need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+# The runbooks' curl commands against a server's side port (tests/ops).
+command -v curl >/dev/null 2>&1 || need+=(curl)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -124,6 +124,9 @@ class PostgresServer:
                     "max_connections=300",
                     "-c",
                     "synchronous_commit=on",
+                    # As on RDS: the runbooks' pg_stat_statements query needs it loaded.
+                    "-c",
+                    "shared_preload_libraries=pg_stat_statements",
                 ]
             ),
             stdout=log,

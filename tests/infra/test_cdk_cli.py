@@ -63,13 +63,26 @@ def _doc_commands(tool: str) -> list[list[str]]:
     return found
 
 
+def _runbook_commands(tool: str, environments: list[str]) -> list[list[str]]:
+    """The runbooks' `tool ...` commands, once for each environment `$JQ_ENV` may name."""
+    from tests.ops.doc_commands import RUNBOOKS, shown_commands
+
+    return [
+        shlex.split(command.replace("$JQ_ENV", env))
+        for _, command in shown_commands(tool, RUNBOOKS)
+        for env in environments
+    ]
+
+
 def test_the_cdk_commands_in_deploy_md_name_real_environments_stacks_and_context() -> None:
-    """What `cdk deploy` in docs/deploy.md selects exists: the environments infra/config.py
-    defines, the stacks infra/app.py names (the synth above writes them), context keys the
-    app reads. Deploying needs an account, so this is as far as a test here goes."""
+    """What `cdk deploy` in docs/deploy.md and the runbooks selects exists: the environments
+    infra/config.py defines, the stacks infra/app.py names (the synth above writes them),
+    context keys the app reads. Deploying needs an account, so this is as far as a test
+    here goes."""
     from infra.config import ENVIRONMENTS
 
-    commands = _doc_commands("cdk")
+    commands = _doc_commands("cdk") + _runbook_commands("cdk", sorted(ENVIRONMENTS))
+    assert any("jobq-prod-data" in c for c in commands), "the runbooks' cdk commands"
     assert any(c[1] == "deploy" for c in commands), commands
     for command in commands:
         assert command[1] in {"bootstrap", "deploy", "synth", "diff"}, command
@@ -96,3 +109,23 @@ def test_the_venv_deploy_md_sets_up_is_the_one_cdk_json_runs() -> None:
     for command in made:
         target = command[-1] if command[0] == "python3" else command[1]
         assert target.split("/")[0] == shlex.split(app)[0].split("/")[0], command
+
+
+def test_the_image_commands_in_deploy_md_build_and_push_what_the_stacks_pull() -> None:
+    """There is no Docker engine here: the `docker` commands of docs/deploy.md build from
+    Dockerfiles that exist (linted in test_docker.py) and push every image they build, to
+    the ECR repositories the platform stack makes."""
+    from infra.components.registry import IMAGE_NAMES
+
+    commands = [
+        shlex.split(part)
+        for command in _doc_commands("docker")
+        for part in shlex.join(command).split(" '&&' ")
+    ]
+    builds = [c for c in commands if c[1] == "build"]
+    for build in builds:
+        assert (REPO_ROOT / build[build.index("-f") + 1]).is_file(), build
+        assert build[-1] == ".", f"{build}: the Dockerfiles build from the repository root"
+    built = sorted(build[build.index("-t") + 1] for build in builds)
+    assert sorted(c[2] for c in commands if c[1] == "push") == built
+    assert [tag.removeprefix("$REG/").split(":")[0] for tag in built] == sorted(IMAGE_NAMES)

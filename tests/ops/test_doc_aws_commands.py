@@ -7,36 +7,20 @@ then does what the page says needs an account (docs/deploy.md, "What was checked
 
 from __future__ import annotations
 
-import re
 import shlex
-from pathlib import Path
 
 import botocore.session
 import pytest
 from botocore import xform_name
+from doc_commands import shown_commands
 
-ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "docs" / "deploy.md", *sorted((ROOT / "docs" / "runbooks").glob("*.md"))]
 GLOBAL_OPTIONS = {"query", "output", "region", "profile", "no-cli-pager", "endpoint-url"}
 # Commands the CLI adds on top of the API model (awscli customizations), with their options.
 CLI_CUSTOMIZATIONS = {("ecr", "get-login-password"): set[str]()}
 # CLI service names that differ from botocore's.
 SERVICE_NAMES = {"s3api": "s3"}
 
-_END = re.compile(r"\s(?:#|\||&&|;|>|\))|`")
-
-
-def _commands() -> list[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for page in PAGES:
-        text = page.read_text().replace("\\\n", " ")
-        for match in re.finditer(r"(?<![\w-])aws (?=[a-z])[^\n`]*", text):
-            command = _END.split(match.group(0), maxsplit=1)[0].strip()
-            found.add((page.name, re.sub(r"\s+", " ", command)))
-    return sorted(found)
-
-
-COMMANDS = _commands()
+COMMANDS = shown_commands("aws")
 SESSION = botocore.session.get_session()
 
 

@@ -142,6 +142,16 @@ def test_cloudwatch_alarms_share_pages_with_alerts_instead_of_duplicating_them()
         assert page == alarm or page in ALERT_IDS, f"{alarm} -> {page}"
 
 
+def test_a_page_names_only_cloudwatch_alarms_the_index_lists() -> None:
+    # The index's table is what tests/infra checks against the synthesized alarms: an alarm
+    # a page names beside it (say `jobq-<env>-StoreErrors`) would send the reader looking
+    # for one nothing creates.
+    listed = set(cloudwatch_alarm_pages())
+    for path in RUNBOOKS_DIR.glob("*.md"):
+        named = set(re.findall(r"`jobq-<env>-([A-Z][A-Za-z]+)", path.read_text()))  # not topics
+        assert named <= listed, f"{path.name} names alarms no stack makes: {named - listed}"
+
+
 def test_every_alert_has_a_unit_test_where_it_fires_and_one_where_it_does_not() -> None:
     fires: set[str] = set()
     quiet: set[str] = set()

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from jobq.core.durations import format_duration
 from jobq.core.model import Job, QueueConfig, QueueStats, WorkerInfo
+from jobq.core.states import JobState
 
 # Piped output is read by scripts and pagers: do not squeeze tables into 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -80,8 +81,12 @@ def jobs_table(jobs: Sequence[Job], title: str = "") -> None:
     for column in ("ID", "QUEUE", "TYPE", "STATE", "PRI", "ATTEMPT", "CREATED", "DETAIL"):
         table.add_column(column, no_wrap=column in ("ID", "STATE"))
     for job in jobs:
-        dead = job.state.value in ("dead", "scheduled")
-        detail = job.last_error if dead else value_text(job.result)
+        if job.state in (JobState.DEAD, JobState.SCHEDULED):
+            detail = job.last_error
+        elif job.state is JobState.RUNNING:  # the runbooks ask which worker runs it
+            detail = f"on {job.worker_id}"
+        else:
+            detail = value_text(job.result)
         table.add_row(
             job.id,
             job.queue,
