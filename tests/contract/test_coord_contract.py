@@ -4,11 +4,12 @@ a 3-master Redis cluster (a script touching keys of two slots fails there: CROSS
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from jobq.coord.base import Coordinator
+from jobq.coord.base import Coordinator, CoordUnavailable
 from jobq.coord.memory import MemoryCoordinator
 from jobq.coord.redis import RedisCoordinator
 from jobq.core.limits import RateBucket
@@ -193,3 +194,44 @@ async def test_published_job_changes_reach_a_subscriber(coord):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_cluster_client_closing_its_connections_under_calls_fails_them_as_unavailable(
+    redis_cluster,
+) -> None:
+    # Given calls in flight on a RedisCluster client
+    coord = RedisCoordinator.build(redis_cluster.url)
+    surprises: list[BaseException] = []
+    answered = 0
+    until = time.monotonic() + 1.0
+
+    async def caller(n: int) -> None:
+        nonlocal answered
+        while time.monotonic() < until:
+            try:
+                await coord.cache_get(f"job:{n}")
+                answered += 1
+            except CoordUnavailable:
+                pass
+            except Exception as exc:  # what the guard would not catch: INTERNAL to a client
+                surprises.append(exc)
+
+    # When the client closes every node's connections again and again, as redis-py's
+    # RedisCluster does itself on ClusterDownError during a failover (connections other
+    # tasks are using included)
+    async def failing_over() -> None:
+        while time.monotonic() < until:
+            # What RedisCluster.aclose() does first: every node drops its connections.
+            await asyncio.gather(
+                *(n.disconnect() for n in coord._client.get_nodes()), return_exceptions=True
+            )
+            await asyncio.sleep(0.005)
+
+    try:
+        await asyncio.gather(failing_over(), *(caller(n) for n in range(20)))
+    finally:
+        await coord.close()
+    # Then each call either answered or said "unavailable" (the guard's fallback), never
+    # the AttributeError / RuntimeError the torn connections raise inside redis-py
+    assert surprises == []
+    assert answered > 0

@@ -14,7 +14,7 @@ import pytest
 from jobq.client import AsyncClient, Client
 from jobq.core.states import TERMINAL_STATES, JobState
 from tests.auth_keys import SUBMITTER_KEY
-from tests.harness.redis import redis_server
+from tests.harness.redis import redis_cluster, redis_server
 
 from .conftest import Cluster, wait_until
 
@@ -142,3 +142,43 @@ def sum_errors(http_port: int) -> float:
             if sample.name == "jq_redis_errors_total":
                 total += sample.value
     return total
+
+
+# Each wait below has its own generous deadline; on a loaded machine together they may take
+# longer than the default test timeout.
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_killed_cluster_master_fails_over_and_service_continues(cluster: Cluster) -> None:
+    with redis_cluster(replicas=1) as redis:
+        # Given a server on a 3-master/3-replica cluster, and a worker
+        cluster.env["JQ_REDIS_URL"] = redis.url
+        cluster.start_server()
+        cluster.start_worker()
+        with Client(cluster.address, token=SUBMITTER_KEY) as client:
+            ids = [client.submit("echo", {"n": n}).id for n in range(20)]
+            for job_id in ids:
+                client.get(job_id)
+            # When one master is killed, clients keep submitting and reading until its replica
+            # has taken over its slots
+            victim = redis.kill_master()
+            deadline = time.monotonic() + 60
+            while not redis.failed_over(victim):
+                assert time.monotonic() < deadline, "no replica took over the killed master"
+                ids.append(client.submit("echo", {"n": len(ids)}).id)
+                client.get(ids[-1])
+            redis.wait_ok(timeout=30)
+            # Then serving went on throughout, every job ran, and the cache is in use again
+            wait_until(lambda: all_finished(client, ids), timeout=60, what="all jobs")
+            assert {client.get(i).state for i in ids} == {JobState.SUCCEEDED}
+            hits = cluster.metric("jq_status_cache_total", result="hit")
+
+            def cache_used_again() -> bool:
+                client.get(ids[-1])
+                return (
+                    cluster.metric("jq_redis_fallback") == 0
+                    and cluster.metric("jq_status_cache_total", result="hit") > hits
+                )
+
+            wait_until(cache_used_again, timeout=30, interval=0.3, what="cache in use again")
+            assert len(redis.masters()) == 3
+            assert '"rpc failed"' not in cluster.procs[0].output()
