@@ -4,11 +4,12 @@ a 3-master Redis cluster (a script touching keys of two slots fails there: CROSS
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from jobq.coord.base import Coordinator
+from jobq.coord.base import Coordinator, CoordUnavailable
 from jobq.coord.memory import MemoryCoordinator
 from jobq.coord.redis import RedisCoordinator
 from jobq.core.limits import RateBucket
@@ -162,17 +163,34 @@ async def test_presence_expires_unless_marked_again(coord):
 
 
 async def test_cache_put_after_an_invalidation_keeps_the_stale_copy_out(coord):
-    await coord.cache_put("job:1", b"v1", 30)
-    assert await coord.cache_get("job:1") == b"v1"
-    # When the job changes, a reader that read before the change tries to put its copy
-    await coord.cache_invalidate(["job:1", "job:2"], 0.3)
-    await coord.cache_put("job:1", b"stale", 0.3)
-    # Then nobody reads it from the cache; after the tombstone a fresh copy is kept
-    assert await coord.cache_get("job:1") is None
-    await asyncio.sleep(0.5)
-    assert await coord.cache_get("job:1") is None
-    await coord.cache_put("job:1", b"v2", 30)
-    assert await coord.cache_get("job:1") == b"v2"
+    first = await coord.cache_get("job:1")
+    assert first.value is None
+    await coord.cache_put("job:1", b"v1", 30, first.version)
+    assert (await coord.cache_get("job:1")).value == b"v1"
+    # When a reader reads (a miss), the job changes, and the reader puts what it read before
+    # the change
+    await coord.cache_invalidate(["job:1", "job:2"])
+    before = await coord.cache_get("job:1")
+    await coord.cache_invalidate(["job:1"])
+    await coord.cache_put("job:1", b"stale", 30, before.version)
+    # Then nobody reads the stale copy from the cache
+    assert (await coord.cache_get("job:1")).value is None
+
+
+async def test_the_first_fill_after_an_invalidation_serves_every_later_reader(coord):
+    # Given a cached job that then changed (invalidated)
+    await coord.cache_put("job:1", b"v1", 30, (await coord.cache_get("job:1")).version)
+    await coord.cache_invalidate(["job:1"])
+    # When the first reader after the change misses and fills the cache
+    miss = await coord.cache_get("job:1")
+    assert miss.value is None
+    await coord.cache_put("job:1", b"v2", 30, miss.version)
+    # Then the next readers read it from the cache, at once: the change is filled once,
+    # not once per reader until the invalidation ages out
+    assert [(await coord.cache_get("job:1")).value for _ in range(3)] == [b"v2"] * 3
+    # And a second reader's fill from the same version changes nothing it should not
+    await coord.cache_put("job:1", b"v2", 30, miss.version)
+    assert (await coord.cache_get("job:1")).value == b"v2"
 
 
 async def test_published_job_changes_reach_a_subscriber(coord):
@@ -193,3 +211,44 @@ async def test_published_job_changes_reach_a_subscriber(coord):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_cluster_client_closing_its_connections_under_calls_fails_them_as_unavailable(
+    redis_cluster,
+) -> None:
+    # Given calls in flight on a RedisCluster client
+    coord = RedisCoordinator.build(redis_cluster.url)
+    surprises: list[BaseException] = []
+    answered = 0
+    until = time.monotonic() + 1.0
+
+    async def caller(n: int) -> None:
+        nonlocal answered
+        while time.monotonic() < until:
+            try:
+                await coord.cache_get(f"job:{n}")
+                answered += 1
+            except CoordUnavailable:
+                pass
+            except Exception as exc:  # what the guard would not catch: INTERNAL to a client
+                surprises.append(exc)
+
+    # When the client closes every node's connections again and again, as redis-py's
+    # RedisCluster does itself on ClusterDownError during a failover (connections other
+    # tasks are using included)
+    async def failing_over() -> None:
+        while time.monotonic() < until:
+            # What RedisCluster.aclose() does first: every node drops its connections.
+            await asyncio.gather(
+                *(n.disconnect() for n in coord._client.get_nodes()), return_exceptions=True
+            )
+            await asyncio.sleep(0.005)
+
+    try:
+        await asyncio.gather(failing_over(), *(caller(n) for n in range(20)))
+    finally:
+        await coord.close()
+    # Then each call either answered or said "unavailable" (the guard's fallback), never
+    # the AttributeError / RuntimeError the torn connections raise inside redis-py
+    assert surprises == []
+    assert answered > 0

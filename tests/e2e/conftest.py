@@ -30,6 +30,9 @@ from tests.http import is_ready
 BIN = Path(sys.executable).parent
 EXAMPLE_TASKS = "jobq.examples"
 TASKS_DIR = Path(__file__).parent
+# How long a process may take to come up: at load 10 a jq-server took over 20 s to import
+# and print its first line (a failover test run failed there, before any Redis fault).
+STARTUP = 60.0
 
 
 def free_port() -> int:
@@ -140,7 +143,7 @@ class Cluster:
     def start_server(self, **env: str) -> Proc:
         proc = Proc([str(BIN / "jq-server")], self.env | env, self.tmp / "server.log")
         self.procs.append(proc)
-        wait_until(lambda: self._ready(self.http_port), what="jq-server /readyz")
+        wait_until(lambda: self._ready(self.http_port), STARTUP, what="jq-server /readyz")
         return proc
 
     def start_replica(self, name: str) -> Replica:
@@ -149,7 +152,7 @@ class Cluster:
         env = self.env | {"JQ_GRPC_PORT": str(grpc_port), "JQ_HTTP_PORT": str(http_port)}
         proc = Proc([str(BIN / "jq-server")], env, self.tmp / f"{name}.log")
         self.procs.append(proc)
-        wait_until(lambda: self._ready(http_port), what=f"{name} /readyz")
+        wait_until(lambda: self._ready(http_port), STARTUP, what=f"{name} /readyz")
         return Replica(proc, f"127.0.0.1:{grpc_port}", http_port)
 
     @staticmethod
@@ -178,7 +181,9 @@ class Cluster:
             self.tmp / f"{name}-{len(self.procs)}.log",
         )
         self.procs.append(proc)
-        wait_until(lambda: "worker registered" in proc.output(), what=f"{name} to register")
+        wait_until(
+            lambda: "worker registered" in proc.output(), STARTUP, what=f"{name} to register"
+        )
         return proc
 
     def ctl(

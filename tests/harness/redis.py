@@ -105,7 +105,18 @@ class RedisNode:
             self.proc.send_signal(sig)
             self.proc.wait(30)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process hangs with its sockets open, as a stalled node does; calls
+        to it time out rather than being refused."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.resume()  # a paused process would not act on SIGTERM
         self.kill(signal.SIGTERM)
         if self._log is not None:
             self._log.close()

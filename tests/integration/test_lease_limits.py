@@ -24,21 +24,11 @@ from jobq.worker.connection import WorkerConnection
 from jobq.worker.task import Task
 from tests.auth_keys import OWNER_KEY, WORKER_KEY
 from tests.harness.redis import redis_server
+from tests.intervals import most_at_once
 
 from .inprocess import running_server, running_worker
 
 LIVENESS = 60.0  # seconds: work not done by then is stalled, not slow
-
-
-def most_at_once(intervals: list[tuple[float, float]]) -> int:
-    """The largest number of intervals open at one instant (a finish before a start when
-    they touch: one run ending as the next begins is not an overlap)."""
-    edges = sorted([(s, 1) for s, _ in intervals] + [(f, -1) for _, f in intervals])
-    open_now = peak = 0
-    for _, step in edges:
-        open_now += step
-        peak = max(peak, open_now)
-    return peak
 
 
 @pytest.fixture
@@ -51,6 +41,10 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
 async def client(server: ServerApp) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(f"127.0.0.1:{server.grpc_port}", token=OWNER_KEY) as c:
         yield c
+
+
+def slots_in_use(server: ServerApp, queue: str) -> float | None:
+    return server.metrics.registry.get_sample_value("jq_cap_slots_in_use", {"queue": queue})
 
 
 async def wait_all_final(client: AsyncClient, ids: list[str]) -> list[Any]:
@@ -102,6 +96,12 @@ async def test_per_key_and_queue_caps_hold_even_while_a_worker_vanishes_mid_leas
     task = Task("run", run, queue="capped")
     async with running_worker(server, {"run": task}), running_worker(server, {"run": task}):
         await wait_all_final(client, ids)
+        # And once all ran, the slots in use read 0 again (the workers' next leases find
+        # nothing to start and count the queue's running jobs anew)
+        deadline = time.monotonic() + LIVENESS
+        while slots_in_use(server, "capped") != 0:
+            assert time.monotonic() < deadline, slots_in_use(server, "capped")
+            await asyncio.sleep(0.05)
     # Then no customer ever had two jobs running, and the queue never more than 3
     for key in keys:
         assert most_at_once(runs[key]) == 1, key

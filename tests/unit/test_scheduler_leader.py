@@ -128,3 +128,26 @@ async def test_stop_ends_a_loop_whose_work_swallowed_the_cancellation() -> None:
     stopping = asyncio.create_task(made.stop())
     done, _ = await asyncio.wait([stopping], timeout=10)
     assert stopping in done, "stop() waited for the loop's hour-long sleep"
+
+
+async def test_given_it_lost_the_lock_then_its_in_flight_gauges_go_with_the_store_wide_ones() -> (
+    None
+):
+    # Given a replica that led and exported in-flight counters for a queue and a worker
+    made, service = scheduler(Lock([True, False]))
+
+    async def observe() -> None:
+        service.metrics.inflight_queue.labels("emails").set(3)
+        service.metrics.inflight_worker.labels("w-1").set(2)
+
+    service.observe = observe
+    await made._lead_and_tick()
+    await made._observe()
+    registry = service.metrics.registry
+    assert registry.get_sample_value("jq_inflight_jobs", {"queue": "emails"}) == 3
+    # When another replica takes the lock
+    await made._lead_and_tick()
+    await made._observe()
+    # Then it exports neither series any more: the new leader's alone are summed
+    assert registry.get_sample_value("jq_inflight_jobs", {"queue": "emails"}) is None
+    assert registry.get_sample_value("jq_worker_inflight_jobs", {"worker": "w-1"}) is None

@@ -21,7 +21,9 @@ from jobq.core.errors import JobqError
 from jobq.core.limits import RateBucket
 
 __all__ = [
+    "CACHE_VERSION_TTL",
     "CHANNEL_JOBS",
+    "CacheEntry",
     "CoordUnavailable",
     "Coordinator",
     "RateAdmission",
@@ -35,6 +37,18 @@ CHANNEL_JOBS = "jq:jobs-changed"
 
 class CoordUnavailable(JobqError):
     """The coordination backend did not answer (down, failing over, refused our login)."""
+
+
+# How long a key's version outlives its last change or fill. Versions are unique tokens, so
+# one that expired fails the puts of readers holding it (never lets a stale one in): this
+# bounds a load's time to fill the cache, not correctness.
+CACHE_VERSION_TTL = 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheEntry:
+    value: bytes | None
+    version: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,14 +143,19 @@ class Coordinator(Protocol):
         """Ids of workers whose presence has not expired."""
         ...
 
-    async def cache_get(self, key: str) -> bytes | None: ...
-
-    async def cache_put(self, key: str, value: bytes, ttl: float) -> None:
-        """Store unless `key` was invalidated within the last `ttl` seconds: a reader that
-        read before a change must not put its stale copy back after the invalidation."""
+    async def cache_get(self, key: str) -> CacheEntry:
+        """The cached value (None on a miss) and the key's version now, for cache_put."""
         ...
 
-    async def cache_invalidate(self, keys: Sequence[str], ttl: float) -> None: ...
+    async def cache_put(self, key: str, value: bytes, ttl: float, version: str) -> None:
+        """Store for `ttl` seconds unless `key` was invalidated since the cache_get that
+        returned `version`: a reader that read the store before a change must not put its
+        stale copy back after the invalidation, and the first reader after it may."""
+        ...
+
+    async def cache_invalidate(self, keys: Sequence[str]) -> None:
+        """Drop the keys' values and give each a new version."""
+        ...
 
     async def publish_jobs_changed(self, job_ids: Sequence[str]) -> None:
         """Tell every replica's subscriber (including this one's) these jobs changed."""

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
 
-from jobq.coord.base import JobsChanged, RateAdmission, RateDecision, SlotGrant
+from jobq.coord.base import (
+    CACHE_VERSION_TTL,
+    CacheEntry,
+    JobsChanged,
+    RateAdmission,
+    RateDecision,
+    SlotGrant,
+)
 from jobq.core.limits import RateBucket
 
 __all__ = ["MemoryCoordinator"]
-
-_TOMBSTONE = b""
 
 
 class MemoryCoordinator:
@@ -28,6 +34,8 @@ class MemoryCoordinator:
         self._slots: dict[str, dict[str, float]] = {}
         self._presence: dict[str, float] = {}
         self._cache: dict[str, tuple[bytes, float]] = {}
+        self._versions: dict[str, tuple[str, float]] = {}  # key -> (version, expiry)
+        self._tokens = itertools.count(1)
         self._subscribers: list[asyncio.Queue[list[str]]] = []
 
     async def rate_acquire(self, key: str, rate: float, burst: int, n: int) -> RateDecision:
@@ -118,22 +126,30 @@ class MemoryCoordinator:
         now = self._clock()
         return {w for w, expiry in self._presence.items() if expiry > now}
 
-    async def cache_get(self, key: str) -> bytes | None:
+    async def cache_get(self, key: str) -> CacheEntry:
+        now = self._clock()
+        version = self._versions.get(key)
+        if version is None or version[1] <= now:
+            version = (str(next(self._tokens)), now + CACHE_VERSION_TTL)
+            self._versions[key] = version
         entry = self._cache.get(key)
-        if entry is None or entry[1] <= self._clock() or entry[0] == _TOMBSTONE:
-            return None
-        return entry[0]
+        if entry is None or entry[1] <= now:
+            return CacheEntry(None, version[0])
+        return CacheEntry(entry[0], version[0])
 
-    async def cache_put(self, key: str, value: bytes, ttl: float) -> None:
-        entry = self._cache.get(key)
-        if entry is not None and entry[1] > self._clock():
-            return  # present (set NX) or invalidated lately: keep what is there
-        self._cache[key] = (value, self._clock() + ttl)
+    async def cache_put(self, key: str, value: bytes, ttl: float, version: str) -> None:
+        now = self._clock()
+        current = self._versions.get(key)
+        if current is None or current[1] <= now or current[0] != version:
+            return  # invalidated since that read (or its version expired): keep out
+        self._versions[key] = (version, max(current[1], now + CACHE_VERSION_TTL))
+        self._cache[key] = (value, now + ttl)
 
-    async def cache_invalidate(self, keys: Sequence[str], ttl: float) -> None:
-        expiry = self._clock() + ttl
+    async def cache_invalidate(self, keys: Sequence[str]) -> None:
+        expiry = self._clock() + CACHE_VERSION_TTL
         for key in keys:
-            self._cache[key] = (_TOMBSTONE, expiry)
+            self._cache.pop(key, None)
+            self._versions[key] = (str(next(self._tokens)), expiry)
 
     async def publish_jobs_changed(self, job_ids: Sequence[str]) -> None:
         for queue in self._subscribers:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from jobq.coord.base import (
+    CACHE_VERSION_TTL,
     CHANNEL_JOBS,
+    CacheEntry,
     CoordUnavailable,
     JobsChanged,
     RateAdmission,
@@ -196,7 +199,30 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 
 _PRESENCE_LIVE = _RECLAIM + "return redis.call('ZRANGE', KEYS[1], 0, -1)"
 
-_TOMBSTONE = b""
+# The status cache (ADR 0015): a value, and a version that every invalidation replaces with
+# a new unique token. A fill carries the version its reader saw before reading the store
+# and lands only if that is still the version: so the first reader after a change fills the
+# cache for all (once per change, not once per watcher until a tombstone expires), and a
+# reader that read before the change cannot put its stale copy back.
+_CACHE_GET = """
+local v = redis.call('GET', KEYS[2])
+if not v then
+  v = ARGV[1]
+  redis.call('SET', KEYS[2], v, 'PX', ARGV[2])
+end
+return {redis.call('GET', KEYS[1]), v}
+"""
+
+_CACHE_PUT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class SecretCredentialProvider:
@@ -218,12 +244,16 @@ class SecretCredentialProvider:
         return login["user"], login["password"]
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    """What redis-py raises when it cannot answer. RedisClusterException ("no reachable
-    node") is not a RedisError; TimeoutError covers a socket_timeout."""
-    from redis.exceptions import RedisClusterException, RedisError
-
-    return (RedisError, RedisClusterException, OSError, TimeoutError)
+# What redis-py raises when it cannot answer: any Exception, not only its own.
+# RedisClusterException ("no reachable node") is not a RedisError, and a cluster failover
+# surfaces errors that are not redis-py's at all: on ClusterDownError the cluster client
+# closes every node's connections (RedisCluster.aclose()), also those other tasks are using
+# at that moment, which then fail with AttributeError ('NoneType' object has no attribute
+# 'writelines') or, on uvloop, RuntimeError ("the handler is closed"). Those escaped the
+# guard and failed GetJob and LeaseJobs with INTERNAL during a failover. A bug of ours in a
+# call lands here too, and still shows: in jq_redis_errors_total, and in the contract suite,
+# which calls the adapter unguarded. Cancellation is no Exception and passes through.
+_DRIVER_ERRORS = (Exception,)
 
 
 def _tag(name: str) -> str:
@@ -266,6 +296,8 @@ class RedisCoordinator:
                 "count": _SLOTS_COUNT,
                 "mark": _PRESENCE_MARK,
                 "live": _PRESENCE_LIVE,
+                "cache_get": _CACHE_GET,
+                "cache_put": _CACHE_PUT,
             }.items()
         }
 
@@ -327,9 +359,15 @@ class RedisCoordinator:
 
     async def _call(self, what: str, coro: Any) -> Any:
         try:
-            await self._initialize()
+            try:
+                await self._initialize()
+            except BaseException:
+                coro.close()  # never to be awaited: closed, or Python warns of it
+                raise
             return await coro
-        except _driver_errors() as exc:
+        except CoordUnavailable:
+            raise  # the AUTH secret could not be read
+        except _DRIVER_ERRORS as exc:
             raise CoordUnavailable(f"redis {what}: {type(exc).__name__}: {exc}") from exc
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -419,28 +457,38 @@ class RedisCoordinator:
         return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
 
     @staticmethod
-    def _cache_key(key: str) -> str:
-        return f"{_PREFIX}cache:{_tag(key)}"
+    def _cache_keys(key: str) -> list[str]:
+        """The value's key and its version's: one hash tag, so one slot for a script."""
+        data = f"{_PREFIX}cache:{_tag(key)}"
+        return [data, f"{data}:v"]
 
-    async def cache_get(self, key: str) -> bytes | None:
-        value = await self._call("cache_get", self._client.get(self._cache_key(key)))
-        if value is None or value == _TOMBSTONE:
-            return None
-        return bytes(value)
+    async def cache_get(self, key: str) -> CacheEntry:
+        value, version = await self._script(
+            "cache_get", self._cache_keys(key), [uuid.uuid4().hex, self._ms(CACHE_VERSION_TTL)]
+        )
+        # b"": the tombstone servers before versions wrote (one rolling deploy mixes both).
+        return CacheEntry(bytes(value) if value else None, _text(version))
 
-    async def cache_put(self, key: str, value: bytes, ttl: float) -> None:
-        # NX: an invalidation's tombstone (or a fresher copy) stays.
-        await self._call(
-            "cache_put", self._client.set(self._cache_key(key), value, nx=True, px=self._ms(ttl))
+    async def cache_put(self, key: str, value: bytes, ttl: float, version: str) -> None:
+        await self._script(
+            "cache_put",
+            self._cache_keys(key),
+            [value, version, self._ms(ttl), self._ms(CACHE_VERSION_TTL)],
         )
 
-    async def cache_invalidate(self, keys: Sequence[str], ttl: float) -> None:
+    async def cache_invalidate(self, keys: Sequence[str]) -> None:
         if not keys:
             return
-        # Keys of many slots: the cluster pipeline sends each node its own.
+        # A new version first, then the value goes: a put between the two is refused, and a
+        # read between them still sees the copy from before the change (which the change's
+        # RPC has not yet returned). Keys of many slots: the cluster pipeline sends each
+        # node its own, in order.
+        version = uuid.uuid4().hex  # unique per key too: one per call suffices
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
-            pipe.set(self._cache_key(key), _TOMBSTONE, px=self._ms(ttl))
+            data, versioned = self._cache_keys(key)
+            pipe.set(versioned, version, px=self._ms(CACHE_VERSION_TTL))
+            pipe.delete(data)
         await self._call("cache_invalidate", pipe.execute())
 
     async def publish_jobs_changed(self, job_ids: Sequence[str]) -> None:
@@ -463,10 +511,12 @@ class RedisCoordinator:
                     outcome = on_change([i for i in text.split(",") if i])
                     if inspect.isawaitable(outcome):
                         await outcome
-            except _driver_errors() as exc:
+            except CoordUnavailable:
+                raise
+            except _DRIVER_ERRORS as exc:
                 raise CoordUnavailable(f"redis subscribe: {type(exc).__name__}: {exc}") from exc
         finally:
-            with contextlib.suppress(*_driver_errors()):
+            with contextlib.suppress(*_DRIVER_ERRORS):
                 await pubsub.aclose()
 
     async def ping(self) -> None:

@@ -204,3 +204,12 @@ class ServerMetrics:
         self.cluster.publish(
             snapshot(stats, workers_active, outbox if self.relay_enabled else None, now)
         )
+
+    def withdraw_leader_gauges(self) -> None:
+        """A replica that is not (or no longer) the leader exports none of what the leader
+        alone observes: the store-wide gauges and the in-flight counters. A series left from
+        its last spell as leader would stay at its last value, and sum() would count it
+        beside the new leader's."""
+        self.cluster.withdraw()
+        self.inflight_queue.clear()
+        self.inflight_worker.clear()

@@ -67,8 +67,8 @@ class Coordination:
             self._metrics.status_cache.labels("bypass").inc()
             return await load()
         backend = self.guarded.backend
-        raw = await self.guarded.call("cache_get", lambda: backend.cache_get(key), None)
-        job = decode_job(raw) if raw is not None else None
+        entry = await self.guarded.call("cache_get", lambda: backend.cache_get(key), None)
+        job = decode_job(entry.value) if entry is not None and entry.value is not None else None
         if job is not None:
             self._metrics.status_cache.labels("hit").inc()
             # The cache is shared by every tenant: its copy is served only in the job's own.
@@ -82,12 +82,16 @@ class Coordination:
         self._loading[flight] = future
         try:
             job = await load()
-            if job is not None:
+            if job is not None and entry is not None:
                 # Still in flight until the cache holds it: a reader that missed after the
                 # load but before the put would read the store again (a herd per change).
-                value = encode_job(job)
+                # The put carries the version read before the load: refused if the job
+                # changed since, kept (for every other reader) otherwise.
+                value, version = encode_job(job), entry.version
                 await self.guarded.call(
-                    "cache_put", lambda: self.guarded.backend.cache_put(key, value, self._ttl), None
+                    "cache_put",
+                    lambda: backend.cache_put(key, value, self._ttl, version),
+                    None,
                 )
         except BaseException as exc:
             future.set_exception(exc)
@@ -105,9 +109,7 @@ class Coordination:
             return
         keys = [f"job:{i}" for i in ids]
         backend = self.guarded.backend
-        await self.guarded.call(
-            "cache_invalidate", lambda: backend.cache_invalidate(keys, self._ttl), None
-        )
+        await self.guarded.call("cache_invalidate", lambda: backend.cache_invalidate(keys), None)
         if self.guarded.shared:
             await self.guarded.call("publish", lambda: backend.publish_jobs_changed(ids), None)
 

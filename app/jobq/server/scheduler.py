@@ -97,12 +97,13 @@ class Scheduler:
             await self._schedules.fire_due()
 
     async def _observe(self) -> None:
-        """The store-wide gauges come from the leader alone; a replica that is not (or no
-        longer) the leader withdraws its samples, so sum() over replicas counts them once."""
+        """The store-wide gauges and in-flight counters come from the leader alone; a
+        replica that is not (or no longer) the leader withdraws its samples, so sum() over
+        replicas counts them once."""
         if self._leader:
             await self._service.observe()
         else:
-            self._service.metrics.cluster.withdraw()
+            self._service.metrics.withdraw_leader_gauges()
 
     async def _retain(self) -> None:
         """Delete finished jobs and old job events past retention in small batches,

@@ -410,7 +410,10 @@ class SqlJobs:
                           queue.name, r["rate_key"], r["concurrency_key"])
                 for r in rows
             ]  # fmt: skip
-            if (queue.tenant, queue.name) in capped and found:
+            # Counted even when nothing waits (given a dispatcher to report to): the slots
+            # in use must show their fall to 0, not the count of the last lease that started
+            # something.
+            if (queue.tenant, queue.name) in capped and (found or limits is not None):
                 counted = await self._d.fetch(
                     conn, self._q.RUNNING_BY_KEY, {"tenant": queue.tenant, "queue": queue.name}
                 )
@@ -433,6 +436,9 @@ class SqlJobs:
                 if not (queue.rate_limit or (queue.key_rate_limit and candidate.rate_key)):
                     certain += 1
         if not candidates:
+            if limits is not None:
+                for key, before in held.items():
+                    limits.running(key[1], before)
             return []
         if limits is None:
             chosen = list(range(min(max_jobs, len(candidates))))
