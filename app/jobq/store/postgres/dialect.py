@@ -1,12 +1,15 @@
-"""The dialect port on PostgreSQL: arrays for batches, row locks, advisory locks, NOTIFY."""
+"""The dialect port on PostgreSQL: JSON row sets for batches, row locks, advisory locks,
+NOTIFY."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 
 from jobq.core.bounds import is_job_id
@@ -28,6 +31,25 @@ def _value(value: Any) -> Any:
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"))
     return value
+
+
+def _json_default(value: Any) -> Any:
+    # What orjson does not encode itself (it does datetimes, UUIDs, enums): an interval
+    # as PostgreSQL's input syntax, exact to the microsecond.
+    if isinstance(value, dt.timedelta):
+        return f"{value // _MICROSECOND} microseconds"
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def rows_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A table's rows as one JSON array of objects: one C call for the whole batch, where a
+    list parameter per column costs psycopg a Python call (and an escape) per element."""
+    return orjson.dumps(
+        rows if isinstance(rows, list) else list(rows), default=_json_default
+    ).decode()
 
 
 class PgDialect:
@@ -56,10 +78,8 @@ class PgDialect:
         self, conn: Conn, query: PgWrite, params: Params, **tables: Sequence[Mapping[str, Any]]
     ) -> None:
         values = dict(params) | {"origin": self._db.origin}
-        for table, columns in query.tables.items():
-            rows = tables.get(table, ())
-            for column in columns:
-                values[f"{table}_{column}"] = [_value(row[column]) for row in rows]
+        for table in query.tables:
+            values[table] = rows_json(tables.get(table, ()))
         await conn.execute(query.sql, values)
 
     async def lock_queue(self, conn: Conn, tenant: str, name: str) -> None:

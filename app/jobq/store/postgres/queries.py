@@ -1,9 +1,10 @@
 """The job repository's SQL on PostgreSQL, by name.
 
-Batches go in as one array per column (`unnest`), so a batch of any size is one
-statement; a write that touches jobs, job_events and the NOTIFY channel is one statement
-of data-modifying CTEs. `{queued}` and the like are the states' values
-(`jobq.store.changes.STATE_SQL`), filled in once at import.
+A write's rows go in as one JSON document per table, read by `json_to_recordset` (ADR
+0021: psycopg dumps a list parameter element by element in Python, a JSON document is one
+C call), so a batch of any size is one statement; a write that touches jobs, job_events
+and the NOTIFY channel is one statement of data-modifying CTEs. `{queued}` and the like
+are the states' values (`jobq.store.changes.STATE_SQL`), filled in once at import.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ WORK_CHANNEL = "jobq_work"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PgWrite:
-    """One statement over arrays: table name -> its columns, as `%(<table>_<column>)s`."""
+    """One statement over JSON row sets: table name -> its columns; the rows of a table go
+    in as one parameter, `%(<table>)s`, a JSON array of objects."""
 
     sql: str
     tables: Mapping[str, Sequence[str]]
@@ -42,7 +44,7 @@ JOB_COLUMNS = (
     ("expires_at", "timestamptz"),
     ("idempotency_key", "text"),
     ("correlation_id", "text"),
-    ("trace_context", "text"),
+    ("trace_context", "jsonb"),
     ("rate_key", "text"),
     ("concurrency_key", "text"),
 )
@@ -56,7 +58,7 @@ EVENT_COLUMNS = (
     ("to_state", "text"),
     ("attempt", "int"),
     ("at", "timestamptz"),
-    ("details", "text"),
+    ("details", "jsonb"),
 )
 END_TYPES = {
     "state": "text",
@@ -70,9 +72,10 @@ END_TYPES = {
 ENDED_COLUMNS = (("id", "uuid"), *((c, END_TYPES[c]) for c in END_COLUMNS))
 
 
-def _unnest(table: str, columns: Sequence[tuple[str, str]]) -> str:
-    arrays = ", ".join(f"%({table}_{name})s::{kind}[]" for name, kind in columns)
-    return f"unnest({arrays}) AS {table}({', '.join(name for name, _ in columns)})"
+def _rows(table: str, columns: Sequence[tuple[str, str]], alias: str = "") -> str:
+    """The rows of `table` (one JSON parameter) as a relation with typed columns."""
+    fields = ", ".join(f"{name} {kind}" for name, kind in columns)
+    return f"json_to_recordset(%({table})s::json) AS {alias or table}({fields})"
 
 
 def _names(columns: Sequence[tuple[str, str]]) -> list[str]:
@@ -82,15 +85,15 @@ def _names(columns: Sequence[tuple[str, str]]) -> list[str]:
 INSERT_EVENTS = f"""
 INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
                         details)
-SELECT id, job_id, queue, tenant, kind, from_state, to_state, attempt, at, details::jsonb
-FROM {_unnest("events", EVENT_COLUMNS)}
+SELECT id, job_id, queue, tenant, kind, from_state, to_state, attempt, at, details
+FROM {_rows("events", EVENT_COLUMNS)}
 """
 
 # After the CTEs: one NOTIFY per queue with new leasable work, sent at commit. The payload
 # names the sending server first, so that its own listener can tell its echo apart.
 NOTIFY = f"""
 SELECT pg_notify('{WORK_CHANNEL}', %(origin)s || ' ' || queue)
-FROM unnest(%(wake_queue)s::text[]) AS wake(queue)
+FROM {_rows("wake", (("queue", "text"),))}
 """
 
 SUBMIT = PgWrite(
@@ -100,9 +103,9 @@ WITH new_jobs AS (
                       timeout, expires_at, idempotency_key, correlation_id, trace_context,
                       rate_key, concurrency_key, created_at, updated_at)
     SELECT id, queue, tenant, type, payload, state, priority, max_attempts, run_at, timeout,
-           expires_at, idempotency_key, correlation_id, trace_context::jsonb,
+           expires_at, idempotency_key, correlation_id, trace_context,
            rate_key, concurrency_key, %(now)s, %(now)s
-    FROM {_unnest("jobs", JOB_COLUMNS)}
+    FROM {_rows("jobs", JOB_COLUMNS)}
 ), new_events AS ({INSERT_EVENTS})
 {NOTIFY}
 """,
@@ -122,11 +125,11 @@ WITH done AS (
     UPDATE jobs j
     SET {", ".join(f"{c} = ended.{c}" for c in END_COLUMNS)},
         worker_id = NULL, lease_expires_at = NULL, updated_at = %(now)s
-    FROM {_unnest("ended", ENDED_COLUMNS)}
+    FROM {_rows("jobs", ENDED_COLUMNS, "ended")}
     WHERE j.id = ended.id
 ), new_events AS ({INSERT_EVENTS})
 {NOTIFY}
-""".replace("%(ended_", "%(jobs_"),
+""",
     {"jobs": _names(ENDED_COLUMNS), "events": _names(EVENT_COLUMNS), "wake": ["queue"]},
 )
 
@@ -485,12 +488,12 @@ WITH new_jobs AS (
                       timeout, expires_at, idempotency_key, correlation_id, trace_context,
                       workflow_id, workflow_key, waiting_on, created_at, updated_at)
     SELECT id, queue, tenant, type, payload, state, priority, max_attempts, run_at, timeout,
-           expires_at, idempotency_key, correlation_id, trace_context::jsonb,
+           expires_at, idempotency_key, correlation_id, trace_context,
            workflow_id, workflow_key, waiting_on, %(now)s, %(now)s
-    FROM {_unnest("jobs", NODE_COLUMNS)}
+    FROM {_rows("jobs", NODE_COLUMNS)}
 ), new_edges AS (
     INSERT INTO job_dependencies (tenant, workflow_id, parent_id, child_id)
-    SELECT tenant, workflow_id, parent, child FROM {_unnest("edges", EDGE_COLUMNS)}
+    SELECT tenant, workflow_id, parent, child FROM {_rows("edges", EDGE_COLUMNS)}
 ), new_events AS ({INSERT_EVENTS})
 {NOTIFY}
 """,

@@ -10,8 +10,8 @@ file, so nothing to notify.
 A named query is dialect-private data: the body passes it back to the dialect that
 gave it, with its parameters in domain types (datetimes, timedeltas, dicts, lists).
 A *write* is a set of rows for one or more tables (`jobs`, `events`, `wake`) applied
-in one go: PostgreSQL as one statement over `unnest`ed arrays, SQLite as one
-`executemany` per table.
+in one go: PostgreSQL as one statement over one JSON document per table (ADR 0021),
+SQLite as one `executemany` per table.
 """
 
 from __future__ import annotations
