@@ -66,8 +66,10 @@ class GroupSubmit:
         try:
             results = await self._store_submit([job for job, _, _ in batch], now)
         except Exception as exc:
-            if len(batch) > 1 and isinstance(exc, JobqError) and not isinstance(
-                exc, StoreUnavailable
+            if (
+                len(batch) > 1
+                and isinstance(exc, JobqError)
+                and not isinstance(exc, StoreUnavailable)
             ):
                 # One job's refusal must not become the others': each alone, with its own
                 # answer.

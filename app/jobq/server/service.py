@@ -187,10 +187,12 @@ class JobqService:
             try:
                 new_jobs.append(
                     validate_job(
-                        dataclasses.replace(spec, tenant=tenant, queue=queue),
+                        spec,
                         now=now,
                         limits=self._limits,
                         new_id=new_id,
+                        tenant=tenant,
+                        queue=queue,
                     )
                 )
             except InvalidArgument as exc:
