@@ -108,6 +108,32 @@ def job_to_pb(job: Job) -> job_pb2.Job:
     return message
 
 
+def submitted_to_pb(job: Job, sent: job_pb2.Job) -> job_pb2.Job:
+    """A new job in a lean SubmitBatch reply: what the server decided, without what it kept
+    as `sent` had it (the payload, above all); the SDK merges the two (ADR 0025)."""
+    message = job_pb2.Job(
+        id=job.id,
+        state=STATE_TO_PB[job.state],
+        queue=job.queue,
+        tenant=job.tenant,
+        max_attempts=job.max_attempts,
+        correlation_id=job.correlation_id,
+    )
+    # Kept as sent, save the server's defaults ("null" for no payload).
+    if job.payload != sent.payload:
+        message.payload = job.payload
+    if not sent.trace_context:
+        message.trace_context.update(job.trace_context)
+    set_timestamp(message.run_at, job.run_at)
+    set_timestamp(message.created_at, job.created_at)
+    set_timestamp(message.updated_at, job.updated_at)
+    if job.expires_at is not None:
+        set_timestamp(message.expires_at, job.expires_at)
+    if job.timeout is not None:
+        message.timeout.CopyFrom(to_duration(job.timeout))
+    return message
+
+
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 

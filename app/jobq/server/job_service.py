@@ -49,13 +49,22 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         ]
         results = await self._service.submit(specs, field="jobs")
         warnings = await self._service.unserved([r.job for r in results])
-        return job_service_pb2.SubmitBatchResponse(
-            results=[
+        if request.lean:
+            replies = [
+                job_service_pb2.SubmitResponse(
+                    job=convert.submitted_to_pb(r.job, sent)
+                    if r.created
+                    else convert.job_to_pb(r.job),
+                    created=r.created,
+                )
+                for r, sent in zip(results, request.jobs, strict=True)
+            ]
+        else:
+            replies = [
                 job_service_pb2.SubmitResponse(job=convert.job_to_pb(r.job), created=r.created)
                 for r in results
-            ],
-            warnings=warnings,
-        )
+            ]
+        return job_service_pb2.SubmitBatchResponse(results=replies, warnings=warnings)
 
     async def GetJob(self, request: job_service_pb2.GetJobRequest, context: Context) -> job_pb2.Job:
         return convert.job_to_pb(await self._service.get(request.id))
