@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from jobq.core.bounds import is_job_id
 from jobq.core.clock import FixedClock
 from jobq.core.errors import (
     AlreadyExists,
@@ -20,7 +21,7 @@ from jobq.store.base import DeadLetterSelector, Store
 
 from .helpers import lease_of, new_job, register, seconds, submit
 
-S = JobState
+S, E = JobState, EventKind
 
 
 async def lease_one(store: Store, clock: FixedClock, worker: str = "w1", queue: str = "default"):
@@ -703,6 +704,31 @@ async def test_purge_cancels_pending_jobs_only(store, clock) -> None:
     assert stats.by_state["cancelled"] == 2
     assert stats.by_state["running"] == 1
     assert (await store.jobs.get(running.id)).state is S.RUNNING
+
+
+async def test_purge_writes_a_cancelled_event_per_job_in_its_transaction(store, clock) -> None:
+    # Given a queued job with a correlation id and trace context, and a scheduled one
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    queued = await submit(store, clock, queue="q", correlation_id="c-1", trace_context=trace)
+    later = await submit(store, clock, queue="q", delay=seconds(60))
+    clock.advance(1)
+    # When the queue is purged
+    assert await store.queues.purge("q", clock.now()) == 2
+    # Then each job's history ends in the cancellation, from the state it was in
+    for job, was, details in (
+        (queued, S.QUEUED, {"correlation_id": "c-1", "trace_context": trace}),
+        (later, S.SCHEDULED, {}),
+    ):
+        stored = await store.jobs.get(job.id)
+        assert stored.state is S.CANCELLED and stored.finished_at == clock.now()
+        *_, last = await store.jobs.events(job.id)
+        assert (last.kind, last.from_state, last.to_state) == (E.CANCELLED, was, S.CANCELLED)
+        assert last.at == clock.now() and last.attempt == 0
+        assert last.details == details | {"reason": "queue purged"}
+        assert is_job_id(last.id) and last.id != job.id
+    # And the outbox holds the events, to publish
+    unpublished = [e.job_id for e in await store.events.unpublished(100)]
+    assert unpublished.count(queued.id) == 2 and unpublished.count(later.id) == 2
 
 
 async def test_stats_count_jobs_by_state_and_age(store, clock) -> None:

@@ -178,6 +178,15 @@ async def test_cancelling_a_waiting_nodes_parent_cancels_the_node(store, clock) 
     assert await states(store, nodes) == {"a": S.CANCELLED, "b": S.CANCELLED}
 
 
+async def test_purging_a_waiting_nodes_queue_cancels_the_node(store, clock) -> None:
+    # The child waits in another queue: only the purge's follow-up reaches it.
+    nodes = await submit_dag(
+        store, clock, {"a": (), "b": ("a",)}, per_node={"b": {"queue": "later"}}
+    )
+    assert await store.queues.purge("default", clock.now()) == 1
+    assert await states(store, nodes) == {"a": S.CANCELLED, "b": S.CANCELLED}
+
+
 async def test_get_is_tenant_scoped_and_lists_nodes_and_edges(store, clock) -> None:
     nodes = await submit_dag(store, clock, DIAMOND, tenant="acme")
     workflow_id = nodes["a"].workflow_id or ""

@@ -66,17 +66,26 @@ def _non_negative(value: dt.timedelta | None, field: str) -> dt.timedelta | None
 
 
 def validate_job(
-    spec: JobSpec, *, now: dt.datetime, limits: Limits, new_id: Callable[[], str]
+    spec: JobSpec,
+    *,
+    now: dt.datetime,
+    limits: Limits,
+    new_id: Callable[[], str],
+    tenant: str | None = None,
+    queue: str | None = None,
 ) -> NewJob:
-    """Turn a client's JobSpec into a NewJob with absolute times, or raise InvalidArgument."""
+    """Turn a client's JobSpec into a NewJob with absolute times, or raise InvalidArgument.
+
+    `tenant`, `queue`: in place of the spec's (the server's resolved ones), without the cost
+    of a copy of the spec per job."""
     if not spec.type:
         raise InvalidArgument("type", "must not be empty")
     if not TASK_TYPE.fullmatch(spec.type):
         raise InvalidArgument(
             "type", f"{spec.type!r} is not a task name (letters, digits, . _ : -)"
         )
-    queue = validate_queue_name(spec.queue or DEFAULT_QUEUE)
-    tenant = spec.tenant or DEFAULT_TENANT
+    queue = validate_queue_name((spec.queue if queue is None else queue) or DEFAULT_QUEUE)
+    tenant = (spec.tenant if tenant is None else tenant) or DEFAULT_TENANT
     if not TENANT.fullmatch(tenant):
         raise InvalidArgument("tenant", f"{tenant!r} is not a tenant name")
     payload = validate_json(spec.payload or "null", "payload", limits)

@@ -108,6 +108,32 @@ def job_to_pb(job: Job) -> job_pb2.Job:
     return message
 
 
+def submitted_to_pb(job: Job, sent: job_pb2.Job) -> job_pb2.Job:
+    """A new job in a lean SubmitBatch reply: what the server decided, without what it kept
+    as `sent` had it (the payload, above all); the SDK merges the two (ADR 0025)."""
+    message = job_pb2.Job(
+        id=job.id,
+        state=STATE_TO_PB[job.state],
+        queue=job.queue,
+        tenant=job.tenant,
+        max_attempts=job.max_attempts,
+        correlation_id=job.correlation_id,
+    )
+    # Kept as sent, save the server's defaults ("null" for no payload).
+    if job.payload != sent.payload:
+        message.payload = job.payload
+    if not sent.trace_context:
+        message.trace_context.update(job.trace_context)
+    set_timestamp(message.run_at, job.run_at)
+    set_timestamp(message.created_at, job.created_at)
+    set_timestamp(message.updated_at, job.updated_at)
+    if job.expires_at is not None:
+        set_timestamp(message.expires_at, job.expires_at)
+    if job.timeout is not None:
+        message.timeout.CopyFrom(to_duration(job.timeout))
+    return message
+
+
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
@@ -129,34 +155,47 @@ def ack_to_pb(job: Job) -> worker_service_pb2.OutcomeAck:
     return worker_service_pb2.OutcomeAck(job_id=job.id, state=STATE_TO_PB[job.state])
 
 
-def spec_from_pb(job: job_pb2.Job, field: str = "job") -> JobSpec:
-    for name in OUTPUT_ONLY_JOB_FIELDS:
-        if _is_set(job, name):
-            raise InvalidArgument(f"{field}.{name}", "is set by the server and must be left empty")
+_OUTPUT_ONLY = frozenset(OUTPUT_ONLY_JOB_FIELDS)
+
+
+def spec_from_pb(
+    job: job_pb2.Job,
+    field: str = "job",
+    *,
+    correlation_id: str = "",
+    trace_context: dict[str, str] | None = None,
+) -> JobSpec:
+    """`correlation_id` and `trace_context`: the job's where the client set none of its own.
+
+    One pass over the fields that are set (ListFields): a batch of 1,000 jobs paid ~30 us
+    a job reading and testing each field by name."""
+    present = {descriptor.name: value for descriptor, value in job.ListFields()}
+    if not _OUTPUT_ONLY.isdisjoint(present):
+        for name in OUTPUT_ONLY_JOB_FIELDS:
+            if name in present:
+                raise InvalidArgument(
+                    f"{field}.{name}", "is set by the server and must be left empty"
+                )
+    get = present.get
+    run_at, delay, timeout, ttl = get("run_at"), get("delay"), get("timeout"), get("ttl")
+    context = get("trace_context")
     return JobSpec(
-        type=job.type,
-        payload=job.payload or "null",
-        queue=job.queue,
-        priority=job.priority,
-        max_attempts=job.max_attempts,
-        run_at=from_ts(job.run_at, f"{field}.run_at") if job.HasField("run_at") else None,
-        delay=from_dur(job.delay, f"{field}.delay") if job.HasField("delay") else None,
-        timeout=from_dur(job.timeout, f"{field}.timeout") if job.HasField("timeout") else None,
-        ttl=from_dur(job.ttl, f"{field}.ttl") if job.HasField("ttl") else None,
-        idempotency_key=job.idempotency_key,
-        tenant=job.tenant,
-        correlation_id=job.correlation_id,
-        trace_context=dict(job.trace_context),
-        rate_key=job.rate_key,
-        concurrency_key=job.concurrency_key,
+        type=get("type", ""),
+        payload=get("payload") or "null",
+        queue=get("queue", ""),
+        priority=get("priority", 0),
+        max_attempts=get("max_attempts", 0),
+        run_at=None if run_at is None else from_ts(run_at, f"{field}.run_at"),
+        delay=None if delay is None else from_dur(delay, f"{field}.delay"),
+        timeout=None if timeout is None else from_dur(timeout, f"{field}.timeout"),
+        ttl=None if ttl is None else from_dur(ttl, f"{field}.ttl"),
+        idempotency_key=get("idempotency_key", ""),
+        tenant=get("tenant", ""),
+        rate_key=get("rate_key", ""),
+        concurrency_key=get("concurrency_key", ""),
+        correlation_id=get("correlation_id") or correlation_id,
+        trace_context=dict(context) if context else dict(trace_context or {}),
     )
-
-
-def _is_set(message: Any, name: str) -> bool:
-    value = getattr(message, name)
-    if hasattr(value, "ByteSize"):
-        return bool(message.HasField(name))
-    return bool(value)
 
 
 def queue_to_pb(queue: QueueConfig) -> queue_pb2.Queue:

@@ -51,6 +51,7 @@ from jobq.server.caller import (
 )
 from jobq.server.coordination import Coordination
 from jobq.server.dispatch import Dispatcher
+from jobq.server.group_submit import GroupSubmit
 from jobq.server.notify import Notifier
 from jobq.store.base import DeadLetterSelector, Page, Store, Tenant
 
@@ -141,6 +142,11 @@ class JobqService:
             tenant_weights=settings.tenant_weight_map(),
             tenant_caps=settings.tenant_cap_map(),
         )
+        # Concurrent single submits share a transaction (group_submit): at most a batch's
+        # worth, so one write stays within what SubmitBatch may send.
+        self._group_submit = GroupSubmit(
+            lambda jobs, now: self.store.jobs.submit(jobs, now), max_batch=self._limits.max_batch
+        )
         # The live workers as last read, for Submit's routing and warnings (_live_workers).
         self._live: dict[str | None, tuple[dt.datetime, list[WorkerInfo]]] = {}
 
@@ -181,10 +187,12 @@ class JobqService:
             try:
                 new_jobs.append(
                     validate_job(
-                        dataclasses.replace(spec, tenant=tenant, queue=queue),
+                        spec,
                         now=now,
                         limits=self._limits,
                         new_id=new_id,
+                        tenant=tenant,
+                        queue=queue,
                     )
                 )
             except InvalidArgument as exc:
@@ -193,7 +201,10 @@ class JobqService:
             for tenant, name in sorted({(j.tenant, j.queue) for j in new_jobs}):
                 if await self.store.queues.get(name, tenant=tenant) is None:
                     raise NotFound(f"queue {name!r} not found (JQ_AUTO_CREATE_QUEUES is off)")
-        results = await self.store.jobs.submit(new_jobs, now)
+        if len(new_jobs) == 1 and not new_jobs[0].idempotency_key:
+            results = [await self._group_submit.submit(new_jobs[0], now)]
+        else:
+            results = await self.store.jobs.submit(new_jobs, now)
         created = [r.job for r in results if r.created]
         for job in created:
             self.metrics.job_transition(job.queue, "submitted")

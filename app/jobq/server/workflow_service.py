@@ -8,7 +8,7 @@ from jobq.core.errors import InvalidArgument
 from jobq.core.model import LeaseRef
 from jobq.core.workflows import FailurePolicy, WorkflowRecord, parent_keys, workflow_state
 from jobq.server import convert
-from jobq.server.job_service import with_correlation
+from jobq.server.job_service import submit_context
 from jobq.server.rpc_context import Context
 from jobq.server.workflows import NodeRequest, WorkflowService
 from jobq.v1 import workflow_service_pb2 as pb
@@ -31,10 +31,11 @@ PB_OF_STATE = {
 
 
 def nodes_from_pb(request: pb.SubmitWorkflowRequest) -> list[NodeRequest]:
+    context = submit_context()
     return [
         NodeRequest(
             key=node.key,
-            spec=with_correlation(convert.spec_from_pb(node.job, f"nodes[{i}].job")),
+            spec=convert.spec_from_pb(node.job, f"nodes[{i}].job", **context),
             depends_on=tuple(node.depends_on),
         )
         for i, node in enumerate(request.nodes)

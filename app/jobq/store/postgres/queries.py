@@ -462,6 +462,40 @@ PURGE = _sql(
     "UPDATE jobs SET state = {cancelled}, finished_at = %(now)s, updated_at = %(now)s"
     " WHERE id = ANY(%(ids)s::uuid[])"
 )
+# One chunk of a purge in one statement: the pending jobs locked, cancelled and their
+# `cancelled` events written (the event the store's PURGE move writes, details as
+# transitions.job_event builds them), with nothing passing through Python but the ids of
+# workflow jobs, whose descendants follow_up cancels. Event ids are UUIDv7 like new_id's:
+# the millisecond clock over the first 48 bits of a random UUID, version nibble 7.
+PURGE_CHUNK = _sql(
+    """
+WITH doomed AS (
+    SELECT id, state AS was FROM jobs
+    WHERE tenant = %(tenant)s AND queue = %(queue)s AND state IN ({pending_states})
+    ORDER BY id LIMIT %(limit)s FOR UPDATE
+), purged AS (
+    UPDATE jobs j SET state = {cancelled}, finished_at = %(now)s, updated_at = %(now)s
+    FROM doomed WHERE j.id = doomed.id
+    RETURNING j.id, j.queue, j.tenant, j.attempt, j.correlation_id, j.trace_context,
+              j.workflow_id, doomed.was
+), new_events AS (
+    INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                            details)
+    SELECT encode(set_byte(overlay(uuid_send(gen_random_uuid()) PLACING
+                   substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                   FROM 3) FROM 1 FOR 6), 6, (get_byte(uuid_send(gen_random_uuid()), 6) & 15)
+                   | 112), 'hex')::uuid,
+           id, queue, tenant, 'cancelled', was, {cancelled}, attempt, %(now)s,
+           jsonb_strip_nulls(jsonb_build_object(
+               'correlation_id', NULLIF(correlation_id, ''),
+               'trace_context', NULLIF(trace_context, '{{}}'::jsonb),
+               'workflow_id', workflow_id,
+               'reason', %(reason)s::text))
+    FROM purged
+)
+SELECT id::text AS id, workflow_id::text AS workflow_id FROM purged
+"""
+)
 
 
 # -- workflows (ADR 0016) --------------------------------------------------------------

@@ -80,6 +80,7 @@ class JobQueries(Protocol):
     UNFINISHED_COUNTS: Any
     PURGEABLE: Any
     PURGE: Any
+    PURGE_CHUNK: Any  # None: the dialect purges the rows as read (PURGEABLE, PURGE)
     # API keys
     INSERT_KEY: Any
     KEY_BY_ID: Any

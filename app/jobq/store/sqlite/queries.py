@@ -345,6 +345,8 @@ PURGE = _sql(
     "UPDATE jobs SET state = {cancelled}, finished_at = :now, updated_at = :now"
     f" WHERE id IN {_ids('ids')}"
 )
+# No set-based purge here (no UUIDv7 in SQLite's SQL): jobs are purged as read.
+PURGE_CHUNK = None
 
 
 # -- workflows (ADR 0016) --------------------------------------------------------------
