@@ -252,3 +252,20 @@ async def test_a_cluster_client_closing_its_connections_under_calls_fails_them_a
     # the AttributeError / RuntimeError the torn connections raise inside redis-py
     assert surprises == []
     assert answered > 0
+
+
+async def test_one_invalidation_of_a_batch_reaches_every_job_of_it(coord):
+    # Given 200 cached jobs, whose keys fall in every bucket of the cache
+    keys = [f"job:{i}" for i in range(200)]
+    for key in keys:
+        await coord.cache_put(key, b"old", 30, (await coord.cache_get(key)).version)
+    read_before = {key: (await coord.cache_get(key)).version for key in keys[:150]}
+    # When one call invalidates the 150 of them that a batch changed
+    await coord.cache_invalidate(keys[:150])
+    # Then each of those is gone, and a fill from a read before the change is refused
+    for key in keys[:150]:
+        assert (await coord.cache_get(key)).value is None
+        await coord.cache_put(key, b"stale", 30, read_before[key])
+        assert (await coord.cache_get(key)).value is None
+    # And the other 50 are still cached
+    assert [(await coord.cache_get(k)).value for k in keys[150:]] == [b"old"] * 50

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import uuid
+import zlib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +32,11 @@ from jobq.core.limits import RateBucket
 __all__ = ["RedisCoordinator", "SecretCredentialProvider", "connect_url", "is_cluster_url"]
 
 _PREFIX = "jq:"
+# Status-cache keys are spread over this many hash tags (slots), so that one lease or
+# outcome batch invalidates its jobs with one script per bucket: 4 cost 7 us per job where
+# 16 cost 17 (each script call is ~0.2-0.5 ms of redis-py), and a cache of entries that
+# live 2 s needs no more shards than that.
+CACHE_BUCKETS = 4
 
 # GCRA over one key holding the theoretical arrival time (seconds, server clock).
 _RATE = """
@@ -213,6 +219,18 @@ end
 return {redis.call('GET', KEYS[1]), v}
 """
 
+# A batch's invalidations, for the keys of one bucket: KEYS are (value, version) pairs.
+# A new version first, then the value goes: a put between the two is refused, and a read
+# between them still sees the copy from before the change (which the change's RPC has not
+# yet returned).
+_CACHE_INVALIDATE = """
+for i = 1, #KEYS, 2 do
+  redis.call('SET', KEYS[i + 1], ARGV[1], 'PX', ARGV[2])
+  redis.call('DEL', KEYS[i])
+end
+return #KEYS / 2
+"""
+
 _CACHE_PUT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
@@ -298,6 +316,7 @@ class RedisCoordinator:
                 "live": _PRESENCE_LIVE,
                 "cache_get": _CACHE_GET,
                 "cache_put": _CACHE_PUT,
+                "cache_invalidate": _CACHE_INVALIDATE,
             }.items()
         }
 
@@ -457,9 +476,14 @@ class RedisCoordinator:
         return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
 
     @staticmethod
-    def _cache_keys(key: str) -> list[str]:
-        """The value's key and its version's: one hash tag, so one slot for a script."""
-        data = f"{_PREFIX}cache:{_tag(key)}"
+    def _cache_bucket(key: str) -> str:
+        return f"{_PREFIX}cache:{{c{zlib.crc32(key.encode()) % CACHE_BUCKETS}}}"
+
+    @classmethod
+    def _cache_keys(cls, key: str) -> list[str]:
+        """The value's key and its version's, under the bucket's hash tag: one slot for a
+        script, and a batch's invalidations one script per bucket."""
+        data = f"{cls._cache_bucket(key)}:{key}"
         return [data, f"{data}:v"]
 
     async def cache_get(self, key: str) -> CacheEntry:
@@ -477,19 +501,19 @@ class RedisCoordinator:
         )
 
     async def cache_invalidate(self, keys: Sequence[str]) -> None:
-        if not keys:
-            return
-        # A new version first, then the value goes: a put between the two is refused, and a
-        # read between them still sees the copy from before the change (which the change's
-        # RPC has not yet returned). Keys of many slots: the cluster pipeline sends each
-        # node its own, in order.
-        version = uuid.uuid4().hex  # unique per key too: one per call suffices
-        pipe = self._client.pipeline(transaction=False)
+        # One script per bucket, not two commands per key: redis-py builds each command in
+        # Python, ~35 us apiece, which made a 500-job batch's invalidation 40 ms of the
+        # server's CPU. The buckets' scripts run at once, each on its own shard.
+        by_bucket: dict[str, list[str]] = {}
         for key in keys:
-            data, versioned = self._cache_keys(key)
-            pipe.set(versioned, version, px=self._ms(CACHE_VERSION_TTL))
-            pipe.delete(data)
-        await self._call("cache_invalidate", pipe.execute())
+            by_bucket.setdefault(self._cache_bucket(key), []).extend(self._cache_keys(key))
+        if not by_bucket:
+            return
+        version = uuid.uuid4().hex  # unique per key too: one per call suffices
+        args = [version, self._ms(CACHE_VERSION_TTL)]
+        await asyncio.gather(
+            *(self._script("cache_invalidate", pairs, args) for pairs in by_bucket.values())
+        )
 
     async def publish_jobs_changed(self, job_ids: Sequence[str]) -> None:
         if job_ids:
