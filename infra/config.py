@@ -132,8 +132,6 @@ class ObservabilityConfig:
     log_retention: RetentionDays
     # Who is paged. Production refuses to synthesize without one (infra/app.py).
     pagers: tuple[Pager, ...]
-    queue_depth_alarm_threshold: int
-    outbox_backlog_alarm_threshold: int
 
 
 @dataclass(frozen=True)
@@ -199,7 +197,6 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         observability=ObservabilityConfig(
             log_retention=RetentionDays.TWO_WEEKS,
             pagers=(Pager("email", "jobq-dev-alerts@example.com"),),
-            queue_depth_alarm_threshold=5_000, outbox_backlog_alarm_threshold=5_000,
         ),
         dns=DnsConfig(zone_id="Z00000000000000000DEV", zone_name="dev.internal.example.com"),
         ecr_immutable_tags=False,
@@ -237,7 +234,6 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         observability=ObservabilityConfig(
             log_retention=RetentionDays.ONE_MONTH,
             pagers=(Pager("email", "jobq-staging-alerts@example.com"),),
-            queue_depth_alarm_threshold=10_000, outbox_backlog_alarm_threshold=10_000,
         ),
         dns=DnsConfig(zone_id="Z0000000000000000STG", zone_name="staging.internal.example.com"),
         ecr_immutable_tags=True,
@@ -281,7 +277,6 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             # The on-call rotation; an incident tool's SNS URL is a Pager("https", ...)
             # (docs/deploy.md "Who is paged").
             pagers=(Pager("email", "jobq-oncall@example.com"),),
-            queue_depth_alarm_threshold=20_000, outbox_backlog_alarm_threshold=10_000,
         ),
         dns=DnsConfig(zone_id="Z000000000000000PROD", zone_name="prod.internal.example.com"),
         ecr_immutable_tags=True,
