@@ -25,7 +25,7 @@ from jobq.wire.convert import (
     worker_from_pb,
 )
 from jobq.wire.states import STATE_FROM_PB, STATE_TO_PB
-from jobq.wire.times import EPOCH, from_timestamp
+from jobq.wire.times import EPOCH, from_duration, from_timestamp
 from jobq.worker.task import Task
 
 __all__ = [
@@ -138,40 +138,50 @@ def submitted_from_pb(sent: job_pb2.Job, reply: job_pb2.Job, times: Times) -> Jo
     in (a field set in `reply` wins), without building that merged message. A whole reply
     (a server that predates `lean`) comes out as it was.
 
-    `sent` is a submit's request (`job_request`): it sets none of a job's output fields, so
-    those are the reply's alone."""
+    The set fields of each are read in one call (`ListFields`), not ~45 fields by name;
+    `sent` is a submit's request (`job_request`), which sets no timestamp but run_at."""
+    got = {fd.name: value for fd, value in sent.ListFields()}
+    got.pop("timeout", None)
+    context = got.get("trace_context")
+    got.update({fd.name: value for fd, value in reply.ListFields()})
+    get = got.get
+    if context:
+        context = dict(context) | dict(get("trace_context", {}))
+    else:
+        context = dict(get("trace_context", {}))
+    run_at, created, updated = get("run_at"), get("created_at"), get("updated_at")
+    expires, lease_expires = get("expires_at"), get("lease_expires_at")
+    started, finished, timeout = get("started_at"), get("finished_at"), get("timeout")
     return Job(
-        id=reply.id or sent.id,
-        queue=reply.queue or sent.queue,
-        type=reply.type or sent.type,
-        payload=decode(reply.payload or sent.payload),
-        state=STATE_FROM_PB.get(reply.state or sent.state, JobState.QUEUED),
-        priority=reply.priority or sent.priority,
-        attempt=reply.attempt,
-        attempt_base=reply.attempt_base,
-        max_attempts=reply.max_attempts or sent.max_attempts,
-        run_at=times.opt(reply, "run_at") or times.opt(sent, "run_at") or EPOCH,
-        created_at=times.opt(reply, "created_at") or EPOCH,
-        updated_at=times.opt(reply, "updated_at") or EPOCH,
-        tenant=reply.tenant or sent.tenant,
-        timeout=opt_td(reply, "timeout"),
-        expires_at=times.opt(reply, "expires_at"),
-        lease_expires_at=times.opt(reply, "lease_expires_at"),
-        worker_id=reply.worker_id or None,
-        idempotency_key=reply.idempotency_key or sent.idempotency_key or None,
-        result=decode(reply.result),
-        last_error=reply.last_error or None,
-        progress=reply.progress,
-        progress_message=reply.progress_message,
-        cancel_requested=reply.cancel_requested,
-        started_at=times.opt(reply, "started_at"),
-        finished_at=times.opt(reply, "finished_at"),
-        correlation_id=reply.correlation_id or sent.correlation_id,
-        trace_context=dict(sent.trace_context) | dict(reply.trace_context)
-        if sent.trace_context
-        else dict(reply.trace_context),
-        rate_key=reply.rate_key or sent.rate_key or None,
-        concurrency_key=reply.concurrency_key or sent.concurrency_key or None,
+        id=get("id", ""),
+        queue=get("queue", ""),
+        type=get("type", ""),
+        payload=decode(get("payload", "")),
+        state=STATE_FROM_PB.get(get("state", 0), JobState.QUEUED),
+        priority=get("priority", 0),
+        attempt=get("attempt", 0),
+        attempt_base=get("attempt_base", 0),
+        max_attempts=get("max_attempts", 0),
+        run_at=EPOCH if run_at is None else times(run_at),
+        created_at=EPOCH if created is None else times(created),
+        updated_at=EPOCH if updated is None else times(updated),
+        tenant=get("tenant", ""),
+        timeout=None if timeout is None else from_duration(timeout),
+        expires_at=None if expires is None else times(expires),
+        lease_expires_at=None if lease_expires is None else times(lease_expires),
+        worker_id=get("worker_id") or None,
+        idempotency_key=get("idempotency_key") or None,
+        result=decode(get("result", "")),
+        last_error=get("last_error") or None,
+        progress=get("progress", 0.0),
+        progress_message=get("progress_message", ""),
+        cancel_requested=get("cancel_requested", False),
+        started_at=None if started is None else times(started),
+        finished_at=None if finished is None else times(finished),
+        correlation_id=get("correlation_id", ""),
+        trace_context=context,
+        rate_key=get("rate_key") or None,
+        concurrency_key=get("concurrency_key") or None,
     )
 
 
