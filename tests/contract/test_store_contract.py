@@ -604,6 +604,36 @@ async def test_every_transition_appends_an_event_in_order(store, clock) -> None:
     assert [e.id for e in await store.events.unpublished(10)] == [e.id for e in events]
 
 
+async def test_a_batch_submit_writes_each_jobs_submitted_event_in_batch_order(store, clock) -> None:
+    # Given a batch of a job with a correlation id and trace context, a scheduled one and a
+    # plain one
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    batch = [
+        new_job(clock, correlation_id="c-1", trace_context=trace),
+        new_job(clock, "later", delay=seconds(60)),
+        new_job(clock, "plain"),
+    ]
+    # When it is submitted in one call
+    results = await store.jobs.submit(batch, clock.now())
+    # Then each job has its submitted event, with what it was submitted with and no more
+    expected = [
+        (S.QUEUED, {"type": "echo", "correlation_id": "c-1", "trace_context": trace}),
+        (S.SCHEDULED, {"type": "later"}),
+        (S.QUEUED, {"type": "plain"}),
+    ]
+    for result, (state, details) in zip(results, expected, strict=True):
+        (event,) = await store.jobs.events(result.job.id)
+        assert (event.kind, event.from_state, event.to_state) == (E.SUBMITTED, None, state)
+        assert (event.queue, event.tenant) == (result.job.queue, result.job.tenant)
+        assert event.at == clock.now() and event.attempt == 0 and event.details == details
+        # UUIDv7 ids drawn after the job's, so they sort after it
+        assert is_job_id(event.id) and event.id > result.job.id
+    # And the outbox holds them in the batch's order
+    outbox = await store.events.unpublished(10)
+    assert [e.job_id for e in outbox] == [r.job.id for r in results]
+    assert sorted(e.id for e in outbox) == [e.id for e in outbox]
+
+
 async def test_published_events_leave_the_outbox(store, clock) -> None:
     await submit(store, clock)
     await submit(store, clock)

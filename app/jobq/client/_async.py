@@ -97,17 +97,6 @@ class Submitted:
     warnings: tuple[str, ...] = ()
 
 
-def _whole(sent: Any, reply: Any) -> Any:
-    """A lean SubmitBatch reply's job completed from the request's (a full reply, from a
-    server that predates `lean`, comes out as it was). The request's timeout is cleared: the
-    server's stands for it, and is absent where none applies."""
-    job = type(sent)()
-    job.CopyFrom(sent)
-    job.ClearField("timeout")
-    job.MergeFrom(reply.job)
-    return job
-
-
 def default_address() -> str:
     """JQ_SERVER_ADDRESS, else 127.0.0.1:50051: where jq-ctl and jq-worker look too."""
     from jobq.config import ClientSettings, load  # settings are read when a client is built
@@ -294,9 +283,14 @@ class AsyncClient:
             finally:
                 slots.release()
             warnings = _warn(response.warnings)
+            times = cv.Times()
             sent[index] = [
                 Submitted(
-                    cv.job_from_pb(_whole(job, r) if r.created else r.job), r.created, warnings
+                    cv.submitted_from_pb(job, r.job, times)
+                    if r.created
+                    else cv.job_from_pb(r.job, times),
+                    r.created,
+                    warnings,
                 )
                 for job, r in zip(batch, response.results, strict=True)
             ]

@@ -210,7 +210,8 @@ def later(start: dt.datetime, delta: dt.timedelta, field: str) -> dt.datetime:
 
 def json_text(value: str, field: str, limits: Limits) -> str:
     """`value` if it is JSON within the size and depth limits, else InvalidArgument."""
-    size = len(value.encode())
+    # An ASCII text is its own length in bytes (isascii is a flag read, encode a copy).
+    size = len(value) if value.isascii() else len(value.encode())
     if size > limits.max_payload_bytes:
         raise InvalidArgument(
             field, f"{size} bytes is over the limit of {limits.max_payload_bytes}"
@@ -231,6 +232,8 @@ def _too_deep(value: str, depth: int) -> bool:
 
     Each pass removes the innermost pairs at C speed; the parser itself would recurse once
     per level and hit Python's recursion limit near 1,000 levels."""
+    if value.count("[") + value.count("{") <= depth:
+        return False  # not even that many brackets open, in strings or out
     skeleton = _NOT_BRACKET.sub("", _JSON_STRING.sub("", value))
     for _ in range(depth):
         inner = skeleton.replace("[]", "").replace("{}", "")

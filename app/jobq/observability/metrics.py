@@ -162,8 +162,8 @@ class ServerMetrics:
             registry=r,
         )
 
-    def job_transition(self, queue: str, status: str) -> None:
-        self.job_total.labels(queue, status).inc()
+    def job_transition(self, queue: str, status: str, count: int = 1) -> None:
+        self.job_total.labels(queue, status).inc(count)
 
     def job_started(self, job: Job, now: dt.datetime) -> None:
         self.job_transition(job.queue, "started")

@@ -108,9 +108,27 @@ def job_to_pb(job: Job) -> job_pb2.Job:
     return message
 
 
-def submitted_to_pb(job: Job, sent: job_pb2.Job) -> job_pb2.Job:
+class Stamps:
+    """Datetimes as Timestamp messages, the last one remembered: a batch's new jobs share
+    the submit's time (created_at, updated_at, and run_at unless delayed), so it is
+    converted once a batch, and each message takes it as a keyword (ADR 0023)."""
+
+    __slots__ = ("_at", "_stamp")
+
+    def __init__(self) -> None:
+        self._at: dt.datetime | None = None
+        self._stamp = timestamp_pb2.Timestamp()
+
+    def __call__(self, value: dt.datetime) -> timestamp_pb2.Timestamp:
+        if value != self._at:
+            self._at, self._stamp = value, to_timestamp(value)
+        return self._stamp
+
+
+def submitted_to_pb(job: Job, sent: job_pb2.Job, stamps: Stamps | None = None) -> job_pb2.Job:
     """A new job in a lean SubmitBatch reply: what the server decided, without what it kept
     as `sent` had it (the payload, above all); the SDK merges the two (ADR 0025)."""
+    stamp = stamps or Stamps()
     message = job_pb2.Job(
         id=job.id,
         state=STATE_TO_PB[job.state],
@@ -118,15 +136,15 @@ def submitted_to_pb(job: Job, sent: job_pb2.Job) -> job_pb2.Job:
         tenant=job.tenant,
         max_attempts=job.max_attempts,
         correlation_id=job.correlation_id,
+        run_at=stamp(job.run_at),
+        created_at=stamp(job.created_at),
+        updated_at=stamp(job.updated_at),
     )
     # Kept as sent, save the server's defaults ("null" for no payload).
     if job.payload != sent.payload:
         message.payload = job.payload
     if not sent.trace_context:
         message.trace_context.update(job.trace_context)
-    set_timestamp(message.run_at, job.run_at)
-    set_timestamp(message.created_at, job.created_at)
-    set_timestamp(message.updated_at, job.updated_at)
     if job.expires_at is not None:
         set_timestamp(message.expires_at, job.expires_at)
     if job.timeout is not None:

@@ -53,27 +53,56 @@ def check_request(request: Any, limits: bounds.Limits) -> None:
     check_message(request, limits)
 
 
+# What check_message does with a field, decided once per field descriptor: reading the
+# descriptor's options and type and formatting the field's path for every field of every
+# job cost SubmitBatch ~4 us a job (ADR 0023). The path is formatted only for an error.
+_TRACE, _MAP, _TEXT, _MESSAGE, _OTHER = range(5)
+
+
+def _plan(fd: FieldDescriptor) -> tuple[int, bool, int | None]:
+    """(kind, repeated, the string bound from TEXT_MAX, None for none)."""
+    if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+        return (_TRACE if fd.name == "trace_context" else _MAP), False, None
+    if fd.type == FieldDescriptor.TYPE_STRING:
+        return _TEXT, fd.is_repeated, bounds.TEXT_MAX[fd.name]
+    if fd.type == FieldDescriptor.TYPE_MESSAGE:
+        return _MESSAGE, fd.is_repeated, None
+    return _OTHER, fd.is_repeated, None
+
+
+_PLANS: dict[FieldDescriptor, tuple[int, bool, int | None]] = {}
+
+
 def check_message(message: Message, limits: bounds.Limits, path: str = "") -> None:
     for fd, value in message.ListFields():
-        where = f"{path}{fd.name}"
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            if fd.name == "trace_context":
-                bounds.trace_context(dict(value), where)
-            else:
-                bounds.items(len(value), where, bounds.TRACE_CONTEXT_ENTRIES)
-        elif fd.is_repeated:
-            bounds.items(len(value), where, limits.items_max(fd.name))
-            for index, item in enumerate(value):
-                _check_one(fd, item, f"{where}[{index}]", limits)
-        else:
-            _check_one(fd, value, where, limits)
+        plan = _PLANS.get(fd)
+        if plan is None:
+            plan = _PLANS[fd] = _plan(fd)
+        kind, repeated, bound = plan
+        if kind == _TRACE:
+            bounds.trace_context(dict(value), f"{path}{fd.name}")
+        elif kind == _MAP:
+            bounds.items(len(value), f"{path}{fd.name}", bounds.TRACE_CONTEXT_ENTRIES)
+        elif repeated:
+            if len(value) > limits.items_max(fd.name):
+                bounds.items(len(value), f"{path}{fd.name}", limits.items_max(fd.name))
+            if kind == _TEXT:
+                for index, item in enumerate(value):
+                    _check_text(item, bound, path, fd.name, index)
+            elif kind == _MESSAGE:
+                for index, item in enumerate(value):
+                    check_message(item, limits, f"{path}{fd.name}[{index}].")
+        elif kind == _TEXT:
+            _check_text(value, bound, path, fd.name)
+        elif kind == _MESSAGE:
+            check_message(value, limits, f"{path}{fd.name}.")
 
 
-def _check_one(fd: FieldDescriptor, value: Any, where: str, limits: bounds.Limits) -> None:
-    if fd.type == FieldDescriptor.TYPE_STRING:
-        bounds.field_text(value, where, fd.name)
-    elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-        check_message(value, limits, f"{where}.")
+def _check_text(value: str, bound: int | None, path: str, name: str, index: int = -1) -> None:
+    """bounds.field_text, its error raised by bounds.text only once the value fails."""
+    if bound is not None and (len(value) > bound or "\x00" in value):
+        where = f"{path}{name}" if index < 0 else f"{path}{name}[{index}]"
+        bounds.text(value, where, bound)
 
 
 class RequestGuard(ServerInterceptor):

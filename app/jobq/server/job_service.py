@@ -50,9 +50,10 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         results = await self._service.submit(specs, field="jobs")
         warnings = await self._service.unserved([r.job for r in results])
         if request.lean:
+            stamps = convert.Stamps()
             replies = [
                 job_service_pb2.SubmitResponse(
-                    job=convert.submitted_to_pb(r.job, sent)
+                    job=convert.submitted_to_pb(r.job, sent, stamps)
                     if r.created
                     else convert.job_to_pb(r.job),
                     created=r.created,

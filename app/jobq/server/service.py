@@ -206,8 +206,9 @@ class JobqService:
         else:
             results = await self.store.jobs.submit(new_jobs, now)
         created = [r.job for r in results if r.created]
-        for job in created:
-            self.metrics.job_transition(job.queue, "submitted")
+        # Counted per queue, not per job: a batch's jobs mostly share one.
+        for queue_name, count in collections.Counter(j.queue for j in created).items():
+            self.metrics.job_transition(queue_name, "submitted", count)
         queued = collections.Counter(j.queue for j in created if j.state is JobState.QUEUED)
         if queued:
             self.notifier.work_available(queued)

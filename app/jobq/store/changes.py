@@ -110,11 +110,13 @@ def ended(job: Job, change: Change, now: dt.datetime) -> Job:
     )
 
 
-def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, JobEvent]:
-    """A new job as it is stored (so that it need not be read back) and its first event."""
+def submitted_job(new: NewJob, queue: QueueConfig, now: dt.datetime) -> Job:
+    """A new job as it is stored, so that it need not be read back. Its `submitted` event
+    is the store's to derive from it (`submitted` here, or the submit's SQL: ADR 0023),
+    once `check_submitted` allowed its state."""
     state = JobState.WAITING if new.parents else initial_state(new.run_at, now)
     ttl = new.ttl if new.ttl is not None else queue.default_ttl
-    job = Job(
+    return Job(
         id=new.id,
         queue=new.queue,
         tenant=new.tenant,
@@ -138,6 +140,19 @@ def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, J
         workflow_id=new.workflow_id,
         workflow_key=new.workflow_key,
     )
+
+
+def check_submitted(jobs: Sequence[Job]) -> None:
+    """Raise IllegalTransition unless the lifecycle table lets a job be submitted into each
+    of `jobs`' states: once per state of a batch, for a store that writes the events in SQL."""
+    for state in {job.state for job in jobs}:
+        check_transition(None, state, E.SUBMITTED)
+
+
+def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, JobEvent]:
+    """A new job as it is stored and its first event."""
+    job = submitted_job(new, queue, now)
+    state = job.state
     event = transition_event(
         job_id=new.id,
         queue=new.queue,

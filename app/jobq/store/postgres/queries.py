@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from jobq.core.states import EventKind
 from jobq.store.changes import END_COLUMNS, STATE_SQL
 
 WORK_CHANNEL = "jobq_work"
@@ -96,20 +97,37 @@ SELECT pg_notify('{WORK_CHANNEL}', %(origin)s || ' ' || queue)
 FROM {_rows("wake", (("queue", "text"),))}
 """
 
+# Each new job's `submitted` event is derived here from its row (ADR 0023), as
+# `changes.submitted` writes it for workflows: no event row is built in Python, and none
+# crosses the wire. `details` drops what is empty, as `transitions.transition_event` does.
+# The rows are read once, in order, so events take their seq in the order of the batch.
 SUBMIT = PgWrite(
-    f"""
-WITH new_jobs AS (
+    _sql(
+        f"""
+WITH submit AS MATERIALIZED (
+    SELECT * FROM {_rows("jobs", (*JOB_COLUMNS, ("event_id", "uuid")))}
+), new_jobs AS (
     INSERT INTO jobs (id, queue, tenant, type, payload, state, priority, max_attempts, run_at,
                       timeout, expires_at, idempotency_key, correlation_id, trace_context,
                       rate_key, concurrency_key, created_at, updated_at)
     SELECT id, queue, tenant, type, payload, state, priority, max_attempts, run_at, timeout,
            expires_at, idempotency_key, correlation_id, trace_context,
            rate_key, concurrency_key, %(now)s, %(now)s
-    FROM {_rows("jobs", JOB_COLUMNS)}
-), new_events AS ({INSERT_EVENTS})
+    FROM submit
+), new_events AS (
+    INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                            details)
+    SELECT event_id, id, queue, tenant, '{EventKind.SUBMITTED.value}', NULL, state, 0, %(now)s,
+           jsonb_strip_nulls(jsonb_build_object(
+               'type', type,
+               'correlation_id', NULLIF(correlation_id, ''),
+               'trace_context', NULLIF(trace_context, '{{{{}}}}'::jsonb)))
+    FROM submit
+)
 {NOTIFY}
-""",
-    {"jobs": _names(JOB_COLUMNS), "events": _names(EVENT_COLUMNS), "wake": ["queue"]},
+"""
+    ),
+    {"jobs": [*_names(JOB_COLUMNS), "event_id"], "wake": ["queue"]},
 )
 
 EVENTS = PgWrite(

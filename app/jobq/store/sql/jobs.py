@@ -31,6 +31,7 @@ from jobq.core.model import (
 )
 from jobq.core.scheduling import weighted_order
 from jobq.core.states import JobState
+from jobq.ids import new_id
 from jobq.store.base import DeadLetterSelector, Page, Tenant
 from jobq.store.changes import (
     DISCARD,
@@ -41,6 +42,7 @@ from jobq.store.changes import (
     Change,
     batch_duplicate,
     cancel_change,
+    check_submitted,
     checked_dead_letters,
     ended,
     idempotent_match,
@@ -51,7 +53,7 @@ from jobq.store.changes import (
     release_change,
     replay_change,
     stale_reason,
-    submitted,
+    submitted_job,
 )
 from jobq.store.sql.port import Dialect
 from jobq.store.sql.workflows import QUEUE_DEFAULT_COLUMNS, follow_up
@@ -105,6 +107,15 @@ def job_row(job: Job) -> dict[str, Any]:
         "rate_key": job.rate_key,
         "concurrency_key": job.concurrency_key,
     }
+
+
+def submit_row(job: Job) -> dict[str, Any]:
+    """A new job's row and the id of its `submitted` event, which the submit's SQL derives
+    from the row (ADR 0023). The id is drawn here, after the job's, as the event's always
+    was: UUIDv7 from the process's monotonic generator."""
+    row = job_row(job)
+    row["event_id"] = new_id()
+    return row
 
 
 def end_row(job: Job) -> dict[str, Any]:
@@ -218,7 +229,6 @@ class SqlJobs:
                 queues = await self._queues(conn, keys)
             results: list[SubmitResult] = []
             fresh: list[Job] = []
-            events: list[JobEvent] = []
             seen: dict[tuple[str, str, str], NewJob] = {}
             for index, new in enumerate(jobs):
                 existing = await self._match_idempotent(conn, new, index, seen)
@@ -227,17 +237,16 @@ class SqlJobs:
                     continue
                 if new.idempotency_key:
                     seen[(new.tenant, new.queue, new.idempotency_key)] = new
-                job, event = submitted(new, queues[queue_of(new)], now)
+                job = submitted_job(new, queues[queue_of(new)], now)
                 fresh.append(job)
-                events.append(event)
                 results.append(SubmitResult(job, created=True))
             if fresh:
+                check_submitted(fresh)
                 await self._d.write(
                     conn,
                     self._q.SUBMIT,
                     {"now": now},
-                    jobs=[job_row(j) for j in fresh],
-                    events=[event_row(e) for e in events],
+                    jobs=[submit_row(j) for j in fresh],
                     wake=_wake(j for j in fresh if j.state is JobState.QUEUED),
                 )
         return results

@@ -40,7 +40,7 @@ class JobQueries(Protocol):
     PAGE: str  # with {where}
     FILTERS: dict[str, str]
     AFTER: str
-    SUBMIT: Any  # write: jobs, events, wake
+    SUBMIT: Any  # write: jobs (+ event_id: each job's submitted event derived in SQL), wake
     LEASE: Any
     LEASE_CANDIDATES: Any
     LEASE_IDS: Any

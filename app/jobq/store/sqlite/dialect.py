@@ -82,10 +82,12 @@ class SqliteDialect:
         **tables: Sequence[Mapping[str, Any]],
     ) -> None:
         common = _encode(params)
+        encoded: dict[str, list[dict[str, Any]]] = {}  # a table two steps read, encoded once
         for table, statement in query.steps:
-            rows = tables.get(table, ())
-            if rows:
-                await conn.executemany(statement, [_encode(row) | common for row in rows])
+            if table not in encoded:
+                encoded[table] = [_encode(row) | common for row in tables.get(table, ())]
+            if encoded[table]:
+                await conn.executemany(statement, encoded[table])
 
     async def lock_queue(self, conn: aiosqlite.Connection, tenant: str, name: str) -> None:
         return None  # the write transaction already excludes every other writer

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from jobq.core.states import EventKind
 from jobq.store.changes import END_COLUMNS, STATE_SQL
 
 
@@ -44,6 +45,19 @@ INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, a
 VALUES (:id, :job_id, :queue, :tenant, :kind, :from_state, :to_state, :attempt, :at, :details)
 """
 
+# A new job's `submitted` event, derived from its row as PostgreSQL's SUBMIT does (ADR
+# 0023); json_patch drops the null members, as `transitions.transition_event` drops None.
+INSERT_SUBMITTED_EVENT = f"""
+INSERT INTO job_events (id, job_id, queue, tenant, kind, from_state, to_state, attempt, at,
+                        details)
+VALUES (:event_id, :id, :queue, :tenant, '{EventKind.SUBMITTED.value}', NULL, :state, 0, :now,
+        json_patch('{{}}', json_object(
+            'type', :type,
+            'correlation_id', NULLIF(:correlation_id, ''),
+            'trace_context', CASE WHEN :trace_context = '{{}}' THEN NULL
+                                  ELSE json(:trace_context) END)))
+"""
+
 END_LEASE = f"""
 UPDATE jobs SET {", ".join(f"{c} = :{c}" for c in END_COLUMNS)},
     worker_id = NULL, lease_expires_at = NULL, updated_at = :now
@@ -51,7 +65,7 @@ WHERE id = :id
 """
 
 # One server per file: nobody else to wake (the in-process notifier does it here).
-SUBMIT = SqliteWrite((("jobs", INSERT_JOB), ("events", INSERT_EVENT)))
+SUBMIT = SqliteWrite((("jobs", INSERT_JOB), ("jobs", INSERT_SUBMITTED_EVENT)))
 EVENTS = SqliteWrite((("events", INSERT_EVENT),))
 END_LEASES = SqliteWrite((("jobs", END_LEASE), ("events", INSERT_EVENT)))
 
