@@ -24,7 +24,7 @@ import psycopg
 
 from jobq import AsyncClient, JobqError
 from tests.auth_keys import BOOTSTRAP_KEYS, OPERATOR_KEY, SUBMITTER_KEY, WORKER_KEY
-from tests.e2e.conftest import BIN, Proc, free_port, wait_until
+from tests.e2e.conftest import BIN, STARTUP, Proc, free_port, wait_until
 from tests.e2e.fault_tasks import LOG_VARIABLE
 from tests.http import http_get
 
@@ -80,7 +80,7 @@ class FaultCluster:
         )
         self.procs.append(proc)
         self.server = proc
-        wait_until(self.ready, timeout=30, what="jq-server /readyz")
+        wait_until(self.ready, STARTUP, what="jq-server /readyz")
         return proc
 
     def kill_server(self) -> None:
@@ -105,7 +105,9 @@ class FaultCluster:
         self.procs.append(proc)
         self.workers.append(proc)
         if wait:
-            wait_until(lambda: "worker registered" in proc.output(), what="a worker to register")
+            wait_until(
+                lambda: "worker registered" in proc.output(), STARTUP, what="a worker to register"
+            )
         return proc
 
     def kill_worker(self, proc: Proc) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.auth_keys import BOOTSTRAP_KEYS, WORKER_KEY
-from tests.e2e.conftest import BIN, Proc, free_port, wait_until
+from tests.e2e.conftest import BIN, STARTUP, Proc, free_port, wait_until
 from tests.http import http_get
 
 TASKS = "replica_tasks"
@@ -88,7 +88,7 @@ class Replicas:
         )
         server = Server(name, proc, grpc_port, http_port)
         self.servers.append(server)
-        wait_until(lambda: server.ready_status() == 200, timeout=30, what=f"{name} /readyz")
+        wait_until(lambda: server.ready_status() == 200, STARTUP, what=f"{name} /readyz")
         return server
 
     def start_worker(self, server: Server, *args: str, name: str = "", **env: str) -> Proc:
@@ -100,7 +100,9 @@ class Replicas:
             self.tmp / f"{name}.log",
         )
         self.workers.append(proc)
-        wait_until(lambda: "worker registered" in proc.output(), what=f"{name} to register")
+        wait_until(
+            lambda: "worker registered" in proc.output(), STARTUP, what=f"{name} to register"
+        )
         return proc
 
     def leaders(self) -> list[Server]:

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import STARTUP, wait_until
 from tests.e2e.faults import (
     Audit,
     BatchSubmitter,
@@ -137,7 +137,7 @@ class Faults:
         self.pg.kill(signal.SIGQUIT)  # what `pg_ctl stop -m immediate` sends
         time.sleep(PG_DOWN_FOR)
         self.pg.launch()
-        wait_until(self.cluster.ready, timeout=30, what="jq-server /readyz after PostgreSQL")
+        wait_until(self.cluster.ready, STARTUP, what="jq-server /readyz after PostgreSQL")
         self.done.append(
             f"PostgreSQL stopped, server ready again after {time.monotonic() - stopped:.1f}s"
         )

@@ -25,7 +25,7 @@ from typing import IO
 
 import pytest
 
-from tests.harness.services import free_port, missing, wait_for_port
+from tests.harness.services import delete_later, free_port, missing, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LIBS = Path(os.environ.get("JQ_TEST_KAFKA_LIBS", ROOT / ".cache" / "kafka-libs"))
@@ -205,7 +205,7 @@ def kafka_broker_running() -> Iterator[KafkaBroker]:
         # Its data is deleted next: no controlled shutdown to wait for (took 2-7 s).
         broker.kill()
         broker.stop()  # closes the log
-        shutil.rmtree(root, ignore_errors=True)
+        delete_later(root)
 
 
 @pytest.fixture(scope="session")
