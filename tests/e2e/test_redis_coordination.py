@@ -74,11 +74,7 @@ def all_finished(client: Client, ids: list[str]) -> bool:
     return all(client.get(i).state in TERMINAL_STATES for i in ids)
 
 
-# Issue 12 says 60 s. Every timer the outage must outlast is 4 s at most (the Redis call timeout
-# 0.5 s, the fallback's retry 1 s, the status cache's TTL 2 s, the lease and so a cap slot's TTL
-# 4 s), so 30 s is still over 7 of the longest: each kill's job reruns, and its slot lapses, well
-# inside the outage, as at 60 s, for 30 s less of CI.
-OUTAGE = 30.0
+OUTAGE = 60.0  # the issue's figure
 QUEUE = "capped"
 QUEUE_CAP, KEY_CAP = 3, 1
 KEYS = ("cust-0", "cust-1", "cust-2", "cust-3")
@@ -112,7 +108,7 @@ def log_lines(replica: Replica, text: str) -> list[str]:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
-def test_redis_stopped_30_s_under_load_costs_no_client_error_no_job_and_no_cap(
+def test_redis_stopped_60_s_under_load_costs_no_client_error_no_job_and_no_cap(
     cluster: Cluster,
 ) -> None:
     with redis_server() as redis:
@@ -180,17 +176,17 @@ def test_redis_stopped_30_s_under_load_costs_no_client_error_no_job_and_no_cap(
         local_during: list[float] = []
         try:
             # When clients submit and read through both replicas throughout, Redis is stopped
-            # (SIGSTOP: calls hang, as on a stalled node) for 30 s, and meanwhile (at a third
-            # and two thirds of it) a worker on each replica is SIGKILLed while it runs a job
+            # (SIGSTOP: calls hang, as on a stalled node) for 60 s, and meanwhile a worker on
+            # each replica is SIGKILLed while it runs a job
             submitter.start()
             script = [
                 (3.0, redis.pause),
-                (3.0 + OUTAGE / 3, lambda: kill_worker(a)),
-                (3.0 + OUTAGE / 2, lambda: local_during.extend(
+                (3.0 + 20, lambda: kill_worker(a)),
+                (3.0 + 30, lambda: local_during.extend(
                     cluster.metric(m, r.http_port)
                     for m in ("jq_rate_limit_local", "jq_redis_fallback") for r in (a, b)
                 )),
-                (3.0 + OUTAGE * 2 / 3, lambda: kill_worker(b)),
+                (3.0 + 40, lambda: kill_worker(b)),
                 (3.0 + OUTAGE, redis.resume),
                 (3.0 + OUTAGE + 5, stop.set),
             ]  # fmt: skip
