@@ -15,7 +15,7 @@ from jobq.core.errors import (
     NotFound,
     StaleLease,
 )
-from jobq.core.model import JobFilter, Outcome, OutcomeKind, WorkerState
+from jobq.core.model import JobFilter, LeasedJob, Outcome, OutcomeKind, WorkerState
 from jobq.core.states import TERMINAL_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Store
 
@@ -118,6 +118,37 @@ async def test_lease_order_is_priority_then_run_at_then_submission(store, clock)
     high_early = await submit(store, clock, priority=9, run_at=clock.now() - seconds(10))
     leased = await store.jobs.lease("w1", ["default"], 10, clock.now())
     assert [j.id for j in leased] == [high_early.id, high_late.id, low.id, low_later.id]
+
+
+async def test_a_lean_lease_is_the_whole_lease_in_fewer_fields(store, clock) -> None:
+    # Given jobs with a trace context, a correlation id, a timeout and priorities, two of
+    # them leased whole
+    await register(store, clock)
+    fields = {"trace_context": {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+              "correlation_id": "c-1", "timeout": seconds(7)}  # fmt: skip
+    ids = [(await submit(store, clock, priority=p, payload=f"{p}", **fields)).id for p in (1, 5, 3)]
+    whole = await store.jobs.lease("w1", ["default"], 2, clock.now())
+    lean = await store.jobs.lease("w1", ["default"], 10, clock.now(), lean=True)
+    # When the rest is leased lean
+    # Then it is handed out as a LeasedJob that says what the stored job does
+    assert [j.id for j in whole] == [ids[1], ids[2]]
+    (only,) = lean
+    assert isinstance(only, LeasedJob)
+    got = await store.jobs.get(only.id)
+    assert got is not None and got.state is S.RUNNING and got.worker_id == "w1"
+    assert (only.id, only.queue, only.tenant, only.type, only.payload, only.attempt,
+            only.timeout, only.correlation_id, only.trace_context, only.priority, only.run_at,
+            only.lease_expires_at, only.workflow_id) == (
+        got.id, got.queue, got.tenant, got.type, got.payload, got.attempt, got.timeout,
+        got.correlation_id, got.trace_context, got.priority, got.run_at, got.lease_expires_at,
+        got.workflow_id)  # fmt: skip
+    # And its start event is the one a whole lease writes
+    (_, started_whole) = await store.jobs.events(whole[0].id)
+    (_, started_lean) = await store.jobs.events(only.id)
+    assert started_lean.kind is EventKind.STARTED and started_lean.from_state is S.QUEUED
+    assert started_lean.details == started_whole.details
+    assert started_lean.details["due_at"] == got.run_at.isoformat()
+    assert started_lean.details["worker_id"] == "w1"
 
 
 async def test_lease_hands_out_at_most_max_jobs_and_marks_them_running(store, clock) -> None:

@@ -13,6 +13,7 @@ from jobq.core.errors import InvalidArgument
 from jobq.core.model import (
     Job,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     Outcome,
     OutcomeKind,
@@ -137,7 +138,7 @@ def submitted_to_pb(job: Job, sent: job_pb2.Job) -> job_pb2.Job:
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def leased_to_pb(job: Job) -> worker_service_pb2.LeasedJob:
+def leased_to_pb(job: Job | LeasedJob) -> worker_service_pb2.LeasedJob:
     """What a worker needs of a job it leased (LeaseJobs with `lean`)."""
     return worker_service_pb2.LeasedJob(
         id=job.id,

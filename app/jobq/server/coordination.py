@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from jobq.coord.base import CoordUnavailable
 from jobq.coord.guard import GuardedCoordinator
 from jobq.coord.jobs import decode_job, encode_job
-from jobq.core.model import Job, LeaseRef, WorkerInfo, WorkerState
+from jobq.core.model import Job, LeasedJob, LeaseRef, WorkerInfo, WorkerState
 from jobq.observability.metrics import ServerMetrics
 from jobq.server.notify import Notifier
 from jobq.store.base import Tenant
@@ -166,7 +166,9 @@ class Coordination:
 
     # --- in-flight counters: slots without a limit, expiring with their lease ------------
 
-    async def leased(self, worker_id: str, jobs: Sequence[Job], now: dt.datetime) -> None:
+    async def leased(
+        self, worker_id: str, jobs: Sequence[Job | LeasedJob], now: dt.datetime
+    ) -> None:
         by_key: dict[str, list[str]] = {}
         ttl = 0.0
         for job in jobs:

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from jobq.auth.principal import ALL_TENANTS
 from jobq.config import ServerSettings
@@ -19,6 +19,7 @@ from jobq.core.model import (
     Job,
     JobEvent,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     Outcome,
     QueueConfig,
@@ -403,6 +404,18 @@ class JobqService:
         )  # fmt: skip
         return result
 
+    @overload
+    async def lease(
+        self, worker_id: str, queues: Sequence[str], max_jobs: int, wait: dt.timedelta,
+        task_types: Sequence[str], *, lean: Literal[False] = False,
+    ) -> Sequence[Job]: ...  # fmt: skip
+
+    @overload
+    async def lease(
+        self, worker_id: str, queues: Sequence[str], max_jobs: int, wait: dt.timedelta,
+        task_types: Sequence[str], *, lean: Literal[True],
+    ) -> Sequence[LeasedJob]: ...  # fmt: skip
+
     async def lease(
         self,
         worker_id: str,
@@ -410,7 +423,10 @@ class JobqService:
         max_jobs: int,
         wait: dt.timedelta,
         task_types: Sequence[str],
-    ) -> list[Job]:
+        *,
+        lean: bool = False,
+    ) -> Sequence[Job] | Sequence[LeasedJob]:
+        """`lean`: LeasedJobs (what jq-worker asks for), else whole jobs."""
         self._need_worker_id(worker_id)
         if not 1 <= max_jobs <= self._limits.max_batch:
             raise InvalidArgument("max_jobs", f"must be in 1..{self._limits.max_batch}")
@@ -425,13 +441,19 @@ class JobqService:
         deadline = self.clock.now() + wait
         while True:
             now = self.clock.now()
-            jobs = await self.store.jobs.lease(
-                worker_id, queues, max_jobs, now, task_types, tenant=tenant,
-                limits=self.dispatcher,
-            )  # fmt: skip
+            jobs: Sequence[Job] | Sequence[LeasedJob]
+            if lean:
+                jobs = await self.store.jobs.lease(
+                    worker_id, queues, max_jobs, now, task_types, tenant=tenant,
+                    limits=self.dispatcher, lean=True,
+                )  # fmt: skip
+            else:
+                jobs = await self.store.jobs.lease(
+                    worker_id, queues, max_jobs, now, task_types, tenant=tenant,
+                    limits=self.dispatcher,
+                )  # fmt: skip
             if jobs:
-                for job in jobs:
-                    self.metrics.job_started(job, now)
+                self.metrics.jobs_started(jobs, now)
                 await self._jobs_changed(j.id for j in jobs)
                 await self.coordination.leased(worker_id, jobs, now)
                 return jobs

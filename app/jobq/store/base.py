@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from jobq.auth.keys import ApiKey
 from jobq.core.limits import LeaseLimits
@@ -27,6 +27,7 @@ from jobq.core.model import (
     Job,
     JobEvent,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     NewJob,
     Outcome,
@@ -79,6 +80,7 @@ class JobRepository(Protocol):
         Another tenant's job: NotFound."""
         ...
 
+    @overload
     async def lease(
         self,
         worker_id: str,
@@ -89,11 +91,41 @@ class JobRepository(Protocol):
         *,
         tenant: Tenant = None,
         limits: LeaseLimits | None = None,
-    ) -> list[Job]:
+        lean: Literal[False] = False,
+    ) -> list[Job]: ...
+
+    @overload
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: Literal[True],
+    ) -> list[LeasedJob]: ...
+
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: bool = False,
+    ) -> list[Job] | list[LeasedJob]:
         """Lease from the queues so named in `tenant` (None: in every tenant).
 
         A queue's concurrency caps are counted by the store itself, exactly; its rates are
         asked of `limits` once for the whole batch (None: rates not applied). ADR 0017.
+        `lean`: the leases as `LeasedJob`s (what a worker runs, ADR 0024) instead of whole
+        jobs, in the same order, with the same effects.
 
         The worker-protocol calls below act on leases held by one worker id, which the
         service lets only its registering principal use; their `tenant` is that worker's

@@ -17,6 +17,7 @@ from jobq.core.lifecycle import decide_failure, initial_state
 from jobq.core.model import (
     Job,
     JobEvent,
+    LeasedJob,
     LeaseRef,
     NewJob,
     Outcome,
@@ -34,6 +35,7 @@ from jobq.core.states import (
     JobState,
     check_transition,
 )
+from jobq.ids import new_id
 from jobq.store.transitions import job_event, transition_event
 
 S, E = JobState, EventKind
@@ -82,6 +84,48 @@ PURGE = Move(E.CANCELLED, (S.SCHEDULED, S.QUEUED), S.CANCELLED)
 READY = Move(E.READY, (S.WAITING,), S.QUEUED)
 READY_LATER = Move(E.READY, (S.WAITING,), S.SCHEDULED)
 UNREACHABLE = Move(E.CANCELLED, (S.WAITING,), S.CANCELLED)
+
+# START's event as column values; the row builder below relies on this being its move.
+_STARTED = (START.kind.value, S.QUEUED.value, S.RUNNING.value)
+assert START.from_states == (S.QUEUED,) and START.to_state is S.RUNNING
+
+
+def started_rows(
+    leased: Sequence[LeasedJob], at: dt.datetime, worker_id: str
+) -> list[dict[str, Any]]:
+    """The job_events rows of a lease, as `START.event` builds them for whole jobs (the
+    same details, in the same order), straight from the leased rows: a lease of 500 jobs
+    built 500 `JobEvent`s and their dicts, a fifth of its time. START was checked against
+    the lifecycle table when this module loaded; every row here makes that one move."""
+    kind, before, after = _STARTED
+    rows = []
+    for job in leased:
+        details: dict[str, Any] = {}
+        if job.correlation_id:
+            details["correlation_id"] = job.correlation_id
+        if job.trace_context:
+            details["trace_context"] = job.trace_context
+        if job.workflow_id is not None:
+            details["workflow_id"] = job.workflow_id
+        assert job.run_at is not None, "a leased row names when it became due"
+        details["due_at"] = job.run_at.isoformat()
+        details["worker_id"] = worker_id
+        rows.append(
+            {
+                "id": new_id(),
+                "job_id": job.id,
+                "queue": job.queue,
+                "tenant": job.tenant,
+                "kind": kind,
+                "from_state": before,
+                "to_state": after,
+                "attempt": job.attempt,
+                "at": at,
+                "details": details,
+            }
+        )
+    return rows
+
 
 # What the statements of a store may name as states, for formatting its named queries:
 # {queued} in a query is the quoted value of JobState.QUEUED, so no state is spelled twice.

@@ -27,7 +27,7 @@ class PgWrite:
 
 
 def _sql(text: str) -> str:
-    return text.format(**STATE_SQL)
+    return text.format(**STATE_SQL, leased=LEASED)
 
 
 JOB_COLUMNS = (
@@ -186,6 +186,13 @@ FILTERS = {
 }
 AFTER = "id < %(after)s::uuid"
 
+# What a lease returns: what the worker runs and the server's start event, metrics and
+# order need (rows.leased_from_row), not the whole row (ADR 0024).
+LEASED = (
+    "j.id, j.queue, j.tenant, j.type, j.payload, j.attempt, j.timeout, j.correlation_id,"
+    " j.trace_context, j.priority, j.run_at, j.workflow_id"
+)
+
 # SKIP LOCKED: replicas leasing at once take different rows instead of queueing on locks.
 LEASE = _sql(
     """
@@ -203,7 +210,7 @@ SET state = {running}, attempt = j.attempt + 1, worker_id = %(worker)s,
     lease_expires_at = %(lease_until)s, started_at = %(now)s, updated_at = %(now)s,
     cancel_requested = false, progress = 0, progress_message = ''
 FROM picked WHERE j.id = picked.id
-RETURNING j.*
+RETURNING {leased}
 """
 )
 
@@ -227,7 +234,7 @@ SET state = {running}, attempt = j.attempt + 1, worker_id = %(worker)s,
     lease_expires_at = %(lease_until)s, started_at = %(now)s, updated_at = %(now)s,
     cancel_requested = false, progress = 0, progress_message = ''
 WHERE j.id = ANY(%(ids)s::uuid[]) AND j.state = {queued}
-RETURNING j.*
+RETURNING {leased}
 """
 )
 

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import random
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound, StaleLease
 from jobq.core.limits import Candidate, LeaseLimits, within_caps
@@ -21,6 +21,7 @@ from jobq.core.model import (
     Job,
     JobEvent,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     NewJob,
     Outcome,
@@ -37,7 +38,6 @@ from jobq.store.changes import (
     END_COLUMNS,
     EXPIRE,
     PROMOTE,
-    START,
     Change,
     batch_duplicate,
     cancel_change,
@@ -51,6 +51,7 @@ from jobq.store.changes import (
     release_change,
     replay_change,
     stale_reason,
+    started_rows,
     submitted,
 )
 from jobq.store.sql.port import Dialect
@@ -66,8 +67,13 @@ KEYED_SCAN_MAX = 1000
 TENANT_LOCK = "*"
 
 
-def queue_of(job: Job | NewJob) -> QueueKey:
+def queue_of(job: Job | NewJob | LeasedJob) -> QueueKey:
     return (job.tenant, job.queue)
+
+
+def _order(job: LeasedJob) -> tuple[int, dt.datetime | None, str]:
+    """A lease's jobs in the order the queue hands them out."""
+    return (-job.priority, job.run_at, job.id)
 
 
 def event_row(event: JobEvent) -> dict[str, Any]:
@@ -288,6 +294,7 @@ class SqlJobs:
 
     # -- the worker protocol ---------------------------------------------------------
 
+    @overload
     async def lease(
         self,
         worker_id: str,
@@ -298,7 +305,35 @@ class SqlJobs:
         *,
         tenant: Tenant = None,
         limits: LeaseLimits | None = None,
-    ) -> list[Job]:
+        lean: Literal[False] = False,
+    ) -> list[Job]: ...
+
+    @overload
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: Literal[True],
+    ) -> list[LeasedJob]: ...
+
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: bool = False,
+    ) -> list[Job] | list[LeasedJob]:
         async with self._d.tx() as conn:
             rows = await self._d.fetch(
                 conn, self._q.QUEUES_NAMED, {"names": sorted(set(queues)), "tenant": tenant}
@@ -330,23 +365,24 @@ class SqlJobs:
                     rows = await self._d.fetch(conn, self._q.LEASE, params)
                     if not rows:
                         empty.add((queue.tenant, queue.name))
-                    started.extend(
-                        sorted(map(self._d.job, rows), key=lambda j: (-j.priority, j.run_at, j.id))
-                    )
+                    until = params["lease_until"]
+                    started.extend(sorted((self._d.leased(r, until) for r in rows), key=_order))
             if limits is not None:
                 counts: dict[QueueKey, int] = {}
                 for job in started:
                     counts[queue_of(job)] = counts.get(queue_of(job), 0) + 1
                 limits.started(order, counts, empty)
-            if started:
-                events = [
-                    START.event(j, now, was=START.from_states[0], worker_id=worker_id)
-                    for j in started
-                ]
-                await self._d.write(
-                    conn, self._q.EVENTS, {}, events=[event_row(e) for e in events], wake=[]
-                )
-            return started
+            if not started:
+                return []
+            await self._d.write(
+                conn, self._q.EVENTS, {}, events=started_rows(started, now, worker_id), wake=[]
+            )
+            if lean:
+                return started
+            # A caller that wants whole jobs (an older worker, jq-ctl, tests) reads them in
+            # the lease's transaction: as the lease left them, in the lease's order.
+            whole = await self._jobs(conn, (j.id for j in started))
+            return [whole[j.id] for j in started]
 
     @staticmethod
     def _lease_params(
@@ -373,7 +409,7 @@ class SqlJobs:
         limits: LeaseLimits | None,
         empty: set[QueueKey],
         tenant_caps: dict[str, int],
-    ) -> list[Job]:
+    ) -> list[LeasedJob]:
         """Candidates (locked), minus those over a cap (counted here, exactly), minus those
         the rate limiter holds back (one call for the whole batch); then only the rest are
         claimed. Rows not claimed stay QUEUED and unlocked at commit (ADR 0017)."""
@@ -448,15 +484,15 @@ class SqlJobs:
         for index in chosen:
             candidate, queue = candidates[index]
             by_queue.setdefault((queue.tenant, queue.name), (queue, []))[1].append(candidate.job_id)
-        started: list[Job] = []
+        started: list[LeasedJob] = []
         for queue, ids in by_queue.values():
             params = self._lease_params(queue, worker_id, now, len(ids), task_types)
             rows = await self._d.fetch(conn, self._q.LEASE_IDS, params | {"ids": ids})
-            started.extend(map(self._d.job, rows))
+            started.extend(self._d.leased(r, params["lease_until"]) for r in rows)
         if limits is not None:
             for key, before in held.items():
                 limits.running(key[1], before + sum(queue_of(j) == key for j in started))
-        return sorted(started, key=lambda j: (-j.priority, j.run_at, j.id))
+        return sorted(started, key=_order)
 
     async def _held(
         self, conn: Any, worker_id: str, leases: Sequence[LeaseRef], tenant: Tenant

@@ -17,11 +17,12 @@ SQLite as one `executemany` per table.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from jobq.auth.keys import ApiKey
-from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo
+from jobq.core.model import Job, JobEvent, LeasedJob, QueueConfig, WorkerInfo
 
 Row = Any  # a dict (psycopg) or sqlite3.Row: both read by column name
 Params = Mapping[str, Any]
@@ -153,6 +154,11 @@ class Dialect(Protocol):
         ...
 
     def job(self, row: Row) -> Job: ...
+
+    def leased(self, row: Row, lease_expires_at: dt.datetime) -> LeasedJob:
+        """A row of the lease statements (LEASE, LEASE_IDS), which return only what a
+        lease needs."""
+        ...
 
     def queue(self, row: Row) -> QueueConfig: ...
 

@@ -20,6 +20,7 @@ from jobq.store.sqlite.rows import (
     api_key_from_row,
     event_from_row,
     job_from_row,
+    leased_from_row,
     queue_from_row,
     worker_from_row,
 )
@@ -101,6 +102,7 @@ class SqliteDialect:
 
     # Rows to domain objects: the dialect's own decoders (times, JSON, arrays differ).
     job = staticmethod(job_from_row)
+    leased = staticmethod(leased_from_row)
     queue = staticmethod(queue_from_row)
     event = staticmethod(event_from_row)
     worker = staticmethod(worker_from_row)

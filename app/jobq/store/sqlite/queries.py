@@ -103,6 +103,12 @@ FILTERS = {
 }
 AFTER = "id < :after"
 
+# What a lease returns (rows.leased_from_row), not the whole row (ADR 0024).
+LEASED = (
+    "id, queue, tenant, type, payload, attempt, timeout_us, correlation_id, trace_context,"
+    " priority, run_at, workflow_id"
+)
+
 LEASE = _sql(
     f"""
 UPDATE jobs
@@ -116,7 +122,7 @@ WHERE id IN (
       AND (json_array_length(:types) = 0 OR type IN {_ids("types")})
     ORDER BY priority DESC, run_at, id
     LIMIT :limit)
-RETURNING *
+RETURNING {LEASED}
 """
 )
 
@@ -140,7 +146,7 @@ SET state = {{running}}, attempt = attempt + 1, worker_id = :worker,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
     cancel_requested = 0, progress = 0, progress_message = ''
 WHERE id IN {_ids("ids")} AND state = {{queued}}
-RETURNING *
+RETURNING {LEASED}
 """
 )
 
