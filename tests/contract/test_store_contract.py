@@ -15,7 +15,7 @@ from jobq.core.errors import (
     NotFound,
     StaleLease,
 )
-from jobq.core.model import JobFilter, LeasedJob, Outcome, OutcomeKind, WorkerState
+from jobq.core.model import Ended, JobFilter, LeasedJob, Outcome, OutcomeKind, WorkerState
 from jobq.core.states import TERMINAL_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Store
 
@@ -379,6 +379,47 @@ async def test_completion_stores_the_result(store, clock) -> None:
         clock.now(),
         None,
     )
+
+
+async def test_a_lean_report_ends_the_leases_as_a_whole_one_does(store, clock) -> None:
+    # Given six running jobs (a concurrency key on one), three reported whole and three lean:
+    # a completion, a retryable failure and a failure after a cancel request each
+    await register(store, clock)
+    for n in range(6):
+        await submit(store, clock, correlation_id=f"c{n}", concurrency_key="k" if n == 3 else "")
+    jobs = await store.jobs.lease("w1", ["default"], 6, clock.now())
+    await store.jobs.cancel(jobs[2].id, clock.now(), "stop")
+    await store.jobs.cancel(jobs[5].id, clock.now(), "stop")
+    clock.advance(2)
+
+    def outcomes(a, b, c):
+        return [completed(a, '{"n": 1}'), failed(b), failed(c, retryable=False)]
+
+    whole = await store.jobs.report("w1", outcomes(*jobs[:3]), clock.now())
+    # When the other three are reported lean
+    lean = await store.jobs.report("w1", outcomes(*jobs[3:]), clock.now(), lean=True)
+    # Then each is acknowledged with its id, queue and new state, in the outcomes' order
+    assert all(isinstance(e, Ended) for e in lean)
+    assert [(e.id, e.queue, e.tenant, e.state) for e in lean] == [
+        (j.id, "default", j.tenant, state)
+        for j, state in zip(jobs[3:], (S.SUCCEEDED, S.SCHEDULED, S.CANCELLED), strict=True)
+    ]
+    assert lean[0].concurrency_key == "k"
+    # And the stored jobs and their events are as a whole report leaves them
+    for before, after in zip(whole, lean, strict=True):
+        stored = await store.jobs.get(after.id)
+        assert stored is not None and stored.worker_id is None
+        assert stored.lease_expires_at is None and stored.updated_at == clock.now()
+        assert (stored.state, stored.result, stored.last_error, stored.progress,
+                stored.finished_at, stored.attempt_base) == (
+            before.state, before.result, before.last_error, before.progress,
+            before.finished_at, before.attempt_base)  # fmt: skip
+        ended_whole = (await store.jobs.events(before.id))[-1]
+        ended_lean = (await store.jobs.events(after.id))[-1]
+        assert (ended_lean.kind, ended_lean.from_state, ended_lean.to_state) == (
+            ended_whole.kind, ended_whole.from_state, ended_whole.to_state)  # fmt: skip
+        assert ended_lean.details.keys() == ended_whole.details.keys()
+        assert ended_lean.details["correlation_id"] == stored.correlation_id
 
 
 async def test_stale_completion_is_rejected_and_changes_nothing(store, clock) -> None:

@@ -137,6 +137,50 @@ class LeasedJob:
     workflow_id: str | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeldJob:
+    """A running job as an outcome report reads it, locked: what the fencing check, the
+    retry decision, the event and the columns the end of a lease rewrites need. Not the
+    payload, type, or a dozen more that no outcome looks at (ADR 0024)."""
+
+    id: str
+    queue: str
+    tenant: str
+    state: JobState
+    attempt: int
+    attempt_base: int
+    max_attempts: int
+    run_at: dt.datetime
+    worker_id: str | None
+    cancel_requested: bool
+    result: str | None
+    last_error: str | None
+    progress: float
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    correlation_id: str
+    trace_context: dict[str, str]
+    workflow_id: str | None
+    concurrency_key: str | None
+
+    @property
+    def attempts_used(self) -> int:
+        return self.attempt - self.attempt_base
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ended:
+    """A job whose lease an outcome ended, as the service and the worker need it next: its
+    new state, and what metrics, workflows and concurrency slots are keyed by."""
+
+    id: str
+    queue: str
+    tenant: str
+    state: JobState
+    workflow_id: str | None = None
+    concurrency_key: str | None = None
+
+
 class WorkerState(enum.StrEnum):
     ACTIVE = "active"
     DRAINING = "draining"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from jobq.core.model import Job, LeasedJob, QueueStats
+from jobq.core.model import Ended, Job, LeasedJob, QueueStats
 from jobq.core.states import JobState
 from jobq.observability.cluster_gauges import ClusterGauges, snapshot
 
@@ -182,17 +182,26 @@ class ServerMetrics:
             for waited in waits:
                 histogram.observe(max(0.0, waited))
 
-    def job_finished(self, job: Job) -> None:
-        status = _FINISHED_STATUS.get(job.state)
-        if status is None:
-            return
-        self.job_transition(job.queue, status)
-        if job.state in (JobState.SCHEDULED, JobState.DEAD):
-            self.job_transition(job.queue, "failed")
-        if job.state is JobState.SCHEDULED:
-            self.retries_total.labels(job.queue).inc()
-        if job.state is JobState.DEAD:
-            self.dead_letters_total.labels(job.queue).inc()
+    def job_finished(self, job: Job | Ended) -> None:
+        self.jobs_finished([job])
+
+    def jobs_finished(self, jobs: Iterable[Job | Ended]) -> None:
+        """One report's jobs, counted per (queue, state) and each series incremented once."""
+        counts: dict[tuple[str, JobState], int] = {}
+        for job in jobs:
+            key = (job.queue, job.state)
+            counts[key] = counts.get(key, 0) + 1
+        for (queue, state), n in counts.items():
+            status = _FINISHED_STATUS.get(state)
+            if status is None:
+                continue
+            self.job_total.labels(queue, status).inc(n)
+            if state in (JobState.SCHEDULED, JobState.DEAD):
+                self.job_total.labels(queue, "failed").inc(n)
+            if state is JobState.SCHEDULED:
+                self.retries_total.labels(queue).inc(n)
+            if state is JobState.DEAD:
+                self.dead_letters_total.labels(queue).inc(n)
 
     def lease_expired(self, job: Job) -> None:
         self.lease_expired_total.labels(job.queue).inc()

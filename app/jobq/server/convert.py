@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from jobq.core import bounds
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import (
+    Ended,
     Job,
     JobFilter,
     LeasedJob,
@@ -152,7 +153,7 @@ def leased_to_pb(job: Job | LeasedJob) -> worker_service_pb2.LeasedJob:
     )
 
 
-def ack_to_pb(job: Job) -> worker_service_pb2.OutcomeAck:
+def ack_to_pb(job: Job | Ended) -> worker_service_pb2.OutcomeAck:
     return worker_service_pb2.OutcomeAck(job_id=job.id, state=STATE_TO_PB[job.state])
 
 

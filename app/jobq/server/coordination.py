@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from jobq.coord.base import CoordUnavailable
 from jobq.coord.guard import GuardedCoordinator
 from jobq.coord.jobs import decode_job, encode_job
-from jobq.core.model import Job, LeasedJob, LeaseRef, WorkerInfo, WorkerState
+from jobq.core.model import Ended, Job, LeasedJob, LeaseRef, WorkerInfo, WorkerState
 from jobq.observability.metrics import ServerMetrics
 from jobq.server.notify import Notifier
 from jobq.store.base import Tenant
@@ -197,7 +197,7 @@ class Coordination:
 
             await self.guarded.call("slots_renew", renew, 0)
 
-    async def finished(self, worker_id: str, jobs: Sequence[tuple[LeaseRef, Job]]) -> None:
+    async def finished(self, worker_id: str, jobs: Sequence[tuple[LeaseRef, Job | Ended]]) -> None:
         by_key: dict[str, list[str]] = {}
         for lease, job in jobs:
             holder = _holder(lease.job_id, lease.attempt)

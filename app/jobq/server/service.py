@@ -15,6 +15,7 @@ from jobq.core import bounds
 from jobq.core.clock import Clock
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.model import (
+    Ended,
     HeartbeatResult,
     Job,
     JobEvent,
@@ -478,7 +479,20 @@ class JobqService:
         await self._jobs_changed([job.id])
         return job
 
-    async def report(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Job]:
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], *, lean: Literal[False] = False
+    ) -> Sequence[Job]: ...
+
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], *, lean: Literal[True]
+    ) -> Sequence[Ended]: ...
+
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], *, lean: bool = False
+    ) -> Sequence[Job] | Sequence[Ended]:
+        """`lean`: what the worker's ReportOutcomes answer carries (ids and states)."""
         self._need_worker_id(worker_id)
         if not outcomes:
             return []
@@ -489,11 +503,16 @@ class JobqService:
             validate_outcome(outcome, f"outcomes[{index}]", self._limits)
             for index, outcome in enumerate(outcomes)
         ]
-        jobs = await self.store.jobs.report(
-            worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker)
-        )
-        for job in jobs:
-            self.metrics.job_finished(job)
+        jobs: Sequence[Job] | Sequence[Ended]
+        if lean:
+            jobs = await self.store.jobs.report(
+                worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker), lean=True
+            )
+        else:
+            jobs = await self.store.jobs.report(
+                worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker)
+            )
+        self.metrics.jobs_finished(jobs)
         if any(j.workflow_id and j.state is JobState.SUCCEEDED for j in jobs):
             # Their children readied in the same transaction (ADR 0016): uncounted, since
             # which queues got work is the store's to know.

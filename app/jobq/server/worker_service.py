@@ -120,9 +120,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         outcomes = [
             convert.outcome_from_pb(o, f"outcomes[{i}]") for i, o in enumerate(request.outcomes)
         ]
-        jobs = await self._service.report(request.worker_id, outcomes)
         if request.lean:
-            return pb.ReportOutcomesResponse(acks=[convert.ack_to_pb(j) for j in jobs])
+            ended = await self._service.report(request.worker_id, outcomes, lean=True)
+            return pb.ReportOutcomesResponse(acks=[convert.ack_to_pb(e) for e in ended])
+        jobs = await self._service.report(request.worker_id, outcomes)
         return pb.ReportOutcomesResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def ReleaseJobs(

@@ -23,6 +23,7 @@ from jobq.auth.keys import ApiKey
 from jobq.core.limits import LeaseLimits
 from jobq.core.model import (
     DEFAULT_TENANT,
+    Ended,
     HeartbeatResult,
     Job,
     JobEvent,
@@ -153,6 +154,18 @@ class JobRepository(Protocol):
         tenant: Tenant = None,
     ) -> Job: ...
 
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[False] = False,
+    ) -> list[Job]: ...  # fmt: skip
+
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[True],
+    ) -> list[Ended]: ...  # fmt: skip
+
     async def report(
         self,
         worker_id: str,
@@ -160,8 +173,10 @@ class JobRepository(Protocol):
         now: dt.datetime,
         *,
         tenant: Tenant = None,
-    ) -> list[Job]:
-        """Apply completions, failures and cancellations, all or none."""
+        lean: bool = False,
+    ) -> list[Job] | list[Ended]:
+        """Apply completions, failures and cancellations, all or none; the jobs as they now
+        are, in the outcomes' order (`lean`: as `Ended`, their id, queue and new state)."""
         ...
 
     async def release(

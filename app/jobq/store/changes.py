@@ -15,6 +15,8 @@ from typing import Any
 from jobq.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.lifecycle import decide_failure, initial_state
 from jobq.core.model import (
+    Ended,
+    HeldJob,
     Job,
     JobEvent,
     LeasedJob,
@@ -154,6 +156,27 @@ def ended(job: Job, change: Change, now: dt.datetime) -> Job:
     )
 
 
+def end_columns(job: Job | HeldJob, change: Change) -> dict[str, Any]:
+    """The END_COLUMNS row that `change` writes over `job`, its lease gone: the columns it
+    does not set keep the values read."""
+    fields = change.fields
+    row = {column: fields[column] if column in fields else getattr(job, column)
+           for column in END_COLUMNS}  # fmt: skip
+    row["id"] = job.id
+    return row
+
+
+def ended_as(job: Job | HeldJob, change: Change) -> Ended:
+    return Ended(
+        job.id,
+        job.queue,
+        job.tenant,
+        JobState(change.fields["state"]),
+        job.workflow_id,
+        job.concurrency_key,
+    )
+
+
 def submitted(new: NewJob, queue: QueueConfig, now: dt.datetime) -> tuple[Job, JobEvent]:
     """A new job as it is stored (so that it need not be read back) and its first event."""
     state = JobState.WAITING if new.parents else initial_state(new.run_at, now)
@@ -225,7 +248,7 @@ def replay_change(job: Job, now: dt.datetime) -> Change:
     )
 
 
-def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:
+def stale_reason(job: Job | HeldJob | None, worker_id: str, lease: LeaseRef) -> str | None:
     """Why `worker_id` does not hold `lease` (the fencing check), or None when it does."""
     if job is None:
         return "no such job"
@@ -265,7 +288,7 @@ def partition_leases(
 
 
 def outcome_change(
-    job: Job, queue: QueueConfig, outcome: Outcome, now: dt.datetime, rng: Random
+    job: Job | HeldJob, queue: QueueConfig, outcome: Outcome, now: dt.datetime, rng: Random
 ) -> Change:
     """A worker's report on a running job: success, cancellation, retry or dead letter."""
     if outcome.kind is OutcomeKind.COMPLETED:

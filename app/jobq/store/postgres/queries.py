@@ -172,6 +172,14 @@ JOBS_BY_ID = "SELECT * FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
 # In id order, so that two transactions locking overlapping batches cannot deadlock.
 JOBS_BY_ID_LOCKED = JOBS_BY_ID + " ORDER BY id FOR UPDATE"
 
+# What an outcome reads of the jobs it ends (rows.held_from_row): no payload.
+HELD_LOCKED = (
+    "SELECT id, queue, tenant, state, attempt, attempt_base, max_attempts, run_at, worker_id,"
+    " cancel_requested, result, last_error, progress, started_at, finished_at, correlation_id,"
+    " trace_context, workflow_id, concurrency_key FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
+    " ORDER BY id FOR UPDATE"
+)
+
 EVENTS_OF_JOB = "SELECT * FROM job_events WHERE job_id = %(id)s::uuid ORDER BY seq"
 
 PAGE = "SELECT * FROM jobs {where} ORDER BY id DESC LIMIT %(limit)s"

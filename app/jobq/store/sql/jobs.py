@@ -17,7 +17,9 @@ from typing import Any, Literal, overload
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound, StaleLease
 from jobq.core.limits import Candidate, LeaseLimits, within_caps
 from jobq.core.model import (
+    Ended,
     HeartbeatResult,
+    HeldJob,
     Job,
     JobEvent,
     JobFilter,
@@ -42,7 +44,9 @@ from jobq.store.changes import (
     batch_duplicate,
     cancel_change,
     checked_dead_letters,
+    end_columns,
     ended,
+    ended_as,
     idempotent_match,
     lease_expiry_change,
     no_repeated_jobs,
@@ -67,7 +71,7 @@ KEYED_SCAN_MAX = 1000
 TENANT_LOCK = "*"
 
 
-def queue_of(job: Job | NewJob | LeasedJob) -> QueueKey:
+def queue_of(job: Job | NewJob | LeasedJob | HeldJob) -> QueueKey:
     return (job.tenant, job.queue)
 
 
@@ -591,6 +595,18 @@ class SqlJobs:
             await follow_up(self._d, conn, after, now)
         return after
 
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[False] = False,
+    ) -> list[Job]: ...  # fmt: skip
+
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[True],
+    ) -> list[Ended]: ...  # fmt: skip
+
     async def report(
         self,
         worker_id: str,
@@ -598,17 +614,51 @@ class SqlJobs:
         now: dt.datetime,
         *,
         tenant: Tenant = None,
-    ) -> list[Job]:
+        lean: bool = False,
+    ) -> list[Job] | list[Ended]:
+        leases = [o.lease for o in outcomes]
+        no_repeated_jobs(leases)
+        ids = sorted({le.job_id for le in leases if self._d.valid_id(le.job_id)})
         async with self._d.tx() as conn:
-            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes], tenant)
-            queues = await self._queues(conn, (queue_of(j) for j in jobs.values()))
-            pairs = []
+            # Only what the fencing check, the decision and the end of the lease read
+            # (HeldJob), and no Job is built or copied per outcome: whole rows and their
+            # dataclasses.replace were a third of ReportOutcomes (ADR 0024).
+            rows = await self._d.fetch(conn, self._q.HELD_LOCKED, {"ids": ids}) if ids else []
+            held = {
+                job.id: job
+                for job in map(self._d.held, rows)
+                if tenant is None or job.tenant == tenant
+            }
+            stale = {
+                lease.job_id: why
+                for lease in leases
+                if (why := stale_reason(held.get(lease.job_id), worker_id, lease)) is not None
+            }
+            if stale:
+                raise StaleLease(stale)
+            queues = await self._queues(conn, (queue_of(j) for j in held.values()))
+            columns, events, ended = [], [], []
             for outcome in outcomes:
-                job = jobs[outcome.lease.job_id]
-                pairs.append(
-                    (job, outcome_change(job, queues[queue_of(job)], outcome, now, self._rng))
+                job = held[outcome.lease.job_id]
+                change = outcome_change(job, queues[queue_of(job)], outcome, now, self._rng)
+                columns.append(end_columns(job, change))
+                events.append(event_row(change.event))
+                ended.append(ended_as(job, change))
+            if ended:
+                await self._d.write(
+                    conn,
+                    self._q.END_LEASES,
+                    {"now": now},
+                    jobs=columns,
+                    events=events,
+                    wake=_wake(e for e in ended if e.state is JobState.QUEUED),
                 )
-            return await self._end(conn, pairs, now)
+                await follow_up(self._d, conn, ended, now)
+            if lean:
+                return ended
+            # Whole jobs (CompleteJob, FailJob, an older worker): as this transaction left them.
+            whole = await self._jobs(conn, (e.id for e in ended))
+            return [whole[e.id] for e in ended]
 
     async def release(
         self,
@@ -716,6 +766,6 @@ class SqlJobs:
             return len(dead)
 
 
-def _wake(jobs: Iterable[Job]) -> list[dict[str, str]]:
+def _wake(jobs: Iterable[Job | Ended]) -> list[dict[str, str]]:
     """One wake-up row per queue that has new leasable work."""
     return [{"queue": q} for q in sorted({j.queue for j in jobs})]

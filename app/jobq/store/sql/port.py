@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from jobq.auth.keys import ApiKey
-from jobq.core.model import Job, JobEvent, LeasedJob, QueueConfig, WorkerInfo
+from jobq.core.model import HeldJob, Job, JobEvent, LeasedJob, QueueConfig, WorkerInfo
 
 Row = Any  # a dict (psycopg) or sqlite3.Row: both read by column name
 Params = Mapping[str, Any]
@@ -37,6 +37,7 @@ class JobQueries(Protocol):
     JOB_BY_KEY: Any
     JOBS_BY_ID: Any
     JOBS_BY_ID_LOCKED: Any
+    HELD_LOCKED: Any  # JOBS_BY_ID_LOCKED with only the columns of a HeldJob
     EVENTS_OF_JOB: Any
     PAGE: str  # with {where}
     FILTERS: dict[str, str]
@@ -158,6 +159,10 @@ class Dialect(Protocol):
     def leased(self, row: Row, lease_expires_at: dt.datetime) -> LeasedJob:
         """A row of the lease statements (LEASE, LEASE_IDS), which return only what a
         lease needs."""
+        ...
+
+    def held(self, row: Row) -> HeldJob:
+        """A row of HELD_LOCKED: a running job as an outcome needs it."""
         ...
 
     def queue(self, row: Row) -> QueueConfig: ...

@@ -89,6 +89,13 @@ JOBS_BY_ID = f"SELECT * FROM jobs WHERE id IN {_ids('ids')}"
 # The single writer is the lock: a write transaction (BEGIN IMMEDIATE) excludes the rest.
 JOBS_BY_ID_LOCKED = JOBS_BY_ID
 
+# What an outcome reads of the jobs it ends (rows.held_from_row): no payload.
+HELD_LOCKED = (
+    "SELECT id, queue, tenant, state, attempt, attempt_base, max_attempts, run_at, worker_id,"
+    " cancel_requested, result, last_error, progress, started_at, finished_at, correlation_id,"
+    f" trace_context, workflow_id, concurrency_key FROM jobs WHERE id IN {_ids('ids')}"
+)
+
 EVENTS_OF_JOB = "SELECT * FROM job_events WHERE job_id = :id ORDER BY seq"
 
 PAGE = "SELECT * FROM jobs {where} ORDER BY id DESC LIMIT :limit"
