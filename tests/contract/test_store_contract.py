@@ -359,6 +359,46 @@ async def test_heartbeat_reports_cancellation_and_drain(store, clock) -> None:
     assert result.drain is True
 
 
+async def test_a_heartbeat_of_many_leases_names_each_cancel_and_stale_one(store, clock) -> None:
+    # Given four leases: two with a cancel requested, one completed meanwhile
+    await register(store, clock)
+    for _ in range(4):
+        await submit(store, clock)
+    a, b, c, d = await store.jobs.lease("w1", ["default"], 4, clock.now())
+    await store.jobs.cancel(a.id, clock.now(), "stop")
+    await store.jobs.cancel(c.id, clock.now(), "stop")
+    await store.jobs.report("w1", [completed(d)], clock.now())
+    clock.advance(20)
+    # When the worker heartbeats all four
+    result = await store.jobs.heartbeat("w1", [lease_of(j) for j in (a, b, c, d)], clock.now())
+    # Then the live three are extended, the cancels named, and the completed one is stale
+    assert sorted(result.cancel_job_ids) == sorted([a.id, c.id])
+    assert [s.lease for s in result.stale] == [lease_of(d)]
+    assert result.lease_expires_at == clock.now() + seconds(30)
+    assert result.drain is False
+    for job in (a, b, c):
+        assert (await store.jobs.get(job.id)).lease_expires_at == clock.now() + seconds(30)
+
+
+async def test_a_heartbeat_from_an_unknown_worker_extends_nothing(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    with pytest.raises(FailedPrecondition):
+        await store.jobs.heartbeat("nobody", [lease_of(job)], clock.now() + seconds(20))
+    assert (await store.jobs.get(job.id)).lease_expires_at == clock.now() + seconds(30)
+
+
+async def test_a_worker_read_without_its_jobs_counted(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    await lease_one(store, clock)
+    counted = await store.workers.get("w1")
+    bare = await store.workers.get("w1", count_jobs=False)
+    assert counted is not None and counted.in_flight == 1
+    assert bare == dataclasses.replace(counted, in_flight=0)
+
+
 async def test_heartbeat_from_an_unknown_worker_fails(store, clock) -> None:
     with pytest.raises(FailedPrecondition):
         await store.jobs.heartbeat("nobody", [], clock.now())

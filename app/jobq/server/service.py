@@ -386,7 +386,7 @@ class JobqService:
         nothing about whose the id is."""
         self._need_worker_id(worker_id)
         principal = caller()
-        worker = await self.store.workers.get(worker_id, tenant=scope(principal))
+        worker = await self.store.workers.get(worker_id, tenant=scope(principal), count_jobs=False)
         if worker is None or not may_act_as(principal, worker):
             raise FailedPrecondition(f"worker {worker_id} is not registered")
         return worker

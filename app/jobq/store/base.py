@@ -260,7 +260,12 @@ class WorkerRepository(Protocol):
         (subject '') may be claimed."""
         ...
 
-    async def get(self, worker_id: str, *, tenant: Tenant = None) -> WorkerInfo | None: ...
+    async def get(
+        self, worker_id: str, *, tenant: Tenant = None, count_jobs: bool = True
+    ) -> WorkerInfo | None:
+        """`count_jobs=False`: `in_flight` is left 0, and the jobs table is not read (the
+        checks of every worker call need the worker only)."""
+        ...
 
     async def all(
         self, now: dt.datetime, lost_after: dt.timedelta, *, tenant: Tenant = None

@@ -256,19 +256,19 @@ RUNNING_BY_KEY = _sql(
     " AND queue = %(queue)s AND state = {running} GROUP BY concurrency_key"
 )
 
-TOUCH_WORKER = _sql(
+# A heartbeat in one statement: the worker touched, every lease named that it still holds
+# extended, and one summary row (the worker's state, how many were extended, the earliest
+# expiry) followed by a row per extended job whose cancel was requested, usually none: a
+# beat of 500 leases that changes nothing returns one row (ADR 0024). No worker row: no
+# summary state, and the caller refuses the beat (its transaction rolls back).
+HEARTBEAT = _sql(
     """
-UPDATE workers SET last_heartbeat = %(now)s,
-    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
-WHERE id = %(worker)s
-RETURNING state
-"""
-)
-
-# Every lease named that the worker still holds, extended in one statement.
-EXTEND_LEASES = _sql(
-    """
-WITH held AS (
+WITH touched AS (
+    UPDATE workers SET last_heartbeat = %(now)s,
+        state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
+    WHERE id = %(worker)s
+    RETURNING state
+), held AS (
     SELECT j.id, q.lease_timeout
     FROM jobs j
     JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS l(id, attempt)
@@ -278,10 +278,16 @@ WITH held AS (
       AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
     ORDER BY j.id
     FOR UPDATE OF j
+), extended AS (
+    UPDATE jobs j SET lease_expires_at = %(now)s + held.lease_timeout
+    FROM held WHERE j.id = held.id
+    RETURNING j.id, j.cancel_requested, j.lease_expires_at
 )
-UPDATE jobs j SET lease_expires_at = %(now)s + held.lease_timeout
-FROM held WHERE j.id = held.id
-RETURNING j.id, j.cancel_requested, j.lease_expires_at
+SELECT NULL::uuid AS cancel, (SELECT state FROM touched) AS worker_state,
+       count(*) AS extended, min(lease_expires_at) AS until
+FROM extended
+UNION ALL
+SELECT id, NULL, NULL, NULL FROM extended WHERE cancel_requested
 """
 )
 
@@ -379,6 +385,11 @@ FROM workers w
 WORKER_BY_ID = (
     _WORKERS + " WHERE w.id = %(id)s AND (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s)"
 )
+# The worker alone, for the checks of every worker call: its jobs are not counted.
+WORKER_ROW_BY_ID = """
+SELECT w.*, 0 AS in_flight FROM workers w
+WHERE w.id = %(id)s AND (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s)
+"""
 WORKERS = (
     _WORKERS + " WHERE (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s) ORDER BY w.started_at"
 )

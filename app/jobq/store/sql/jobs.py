@@ -524,16 +524,13 @@ class SqlJobs:
         no_repeated_jobs(leases)
         valid = [lease for lease in leases if self._d.valid_id(lease.job_id)]
         async with self._d.tx() as conn:
-            touched = await self._d.fetch(
-                conn, self._q.TOUCH_WORKER, {"worker": worker_id, "now": now}
-            )
-            if not touched:
-                raise FailedPrecondition(f"worker {worker_id} is not registered")
-            # One statement extends every lease still held; the rest are reported, so a
-            # lease that went stale a moment ago never stops the others.
-            extended = await self._d.fetch(
+            # One statement touches the worker and extends every lease it still holds, and
+            # answers in one row unless a cancel was requested; only when some lease was not
+            # extended are the named jobs read, to say why each one is stale, so a lease that
+            # went stale a moment ago never stops the others.
+            rows = await self._d.fetch(
                 conn,
-                self._q.EXTEND_LEASES,
+                self._q.HEARTBEAT,
                 {
                     "ids": [lease.job_id for lease in valid],
                     "attempts": [lease.attempt for lease in valid],
@@ -542,17 +539,19 @@ class SqlJobs:
                     "now": now,
                 },
             )
-            live = {str(r["id"]) for r in extended}
+            # The summary is the row with a count (UNION ALL promises no order).
+            summary = next(r for r in rows if r["extended"] is not None)
+            cancels = [r["cancel"] for r in rows if r["extended"] is None]
+            if summary["worker_state"] is None:
+                raise FailedPrecondition(f"worker {worker_id} is not registered")
             stale: tuple[Any, ...] = ()
-            if len(live) < len(leases):
-                missing = [lease for lease in leases if lease.job_id not in live]
-                jobs = _scoped(await self._jobs(conn, (le.job_id for le in missing)), tenant)
-                _, stale = partition_leases(jobs, worker_id, missing)
-        expiries = [self._d.decode_time(r["lease_expires_at"]) for r in extended]
+            if summary["extended"] < len(leases):
+                jobs = _scoped(await self._jobs(conn, (le.job_id for le in leases)), tenant)
+                _, stale = partition_leases(jobs, worker_id, leases)
         return HeartbeatResult(
-            cancel_job_ids=tuple(str(r["id"]) for r in extended if r["cancel_requested"]),
-            drain=touched[0]["state"] == WorkerState.DRAINING.value,
-            lease_expires_at=min(expiries, default=None),
+            cancel_job_ids=tuple(map(str, cancels)),
+            drain=summary["worker_state"] == WorkerState.DRAINING.value,
+            lease_expires_at=self._d.decode_time(summary["until"]),
             stale=stale,
         )
 

@@ -49,8 +49,7 @@ class JobQueries(Protocol):
     RUNNING_BY_KEY: Any
     RUNNING_IN_TENANT: Any
     EVENTS: Any  # write: events, wake
-    TOUCH_WORKER: Any
-    EXTEND_LEASES: Any
+    HEARTBEAT: Any  # a summary row (worker_state, extended, until), then one per cancel
     PROGRESS: Any
     END_LEASES: Any  # write: jobs (END_COLUMNS), events, wake
     SET_CANCEL: Any
@@ -65,6 +64,7 @@ class JobQueries(Protocol):
     # workers
     UPSERT_WORKER: Any
     WORKER_BY_ID: Any
+    WORKER_ROW_BY_ID: Any  # WORKER_BY_ID without counting its running jobs (in_flight 0)
     WORKERS: Any
     SET_WORKER_STATE: Any
     # the outbox

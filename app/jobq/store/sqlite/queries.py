@@ -166,26 +166,40 @@ RUNNING_BY_KEY = _sql(
     " AND state = {running} GROUP BY concurrency_key"
 )
 
-TOUCH_WORKER = _sql(
-    """
-UPDATE workers SET last_heartbeat = :now,
-    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
-WHERE id = :worker
-RETURNING state
-"""
-)
-
-EXTEND_LEASES = _sql(
-    f"""
-UPDATE jobs
-SET lease_expires_at = :now + (SELECT q.lease_timeout_us FROM queues q
-                               WHERE q.tenant = jobs.tenant AND q.name = jobs.queue)
+# A heartbeat as one script: the worker touched, the leases it still holds extended, then
+# one summary row (the worker's state, how many are held, the earliest expiry) and a row
+# per held job whose cancel was requested (PostgreSQL's HEARTBEAT returns the same rows).
+_HELD = f"""
 WHERE id IN {_ids("ids")}
   AND state = {{running}} AND worker_id = :worker AND (:tenant IS NULL OR tenant = :tenant)
   AND EXISTS (SELECT 1 FROM json_each(:ids) i JOIN json_each(:attempts) a ON a.key = i.key
               WHERE i.value = jobs.id AND a.value = jobs.attempt)
-RETURNING id, cancel_requested, lease_expires_at
 """
+HEARTBEAT = (
+    _sql(
+        """
+UPDATE workers SET last_heartbeat = :now,
+    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
+WHERE id = :worker
+"""
+    ),
+    _sql(
+        f"""
+UPDATE jobs
+SET lease_expires_at = :now + (SELECT q.lease_timeout_us FROM queues q
+                               WHERE q.tenant = jobs.tenant AND q.name = jobs.queue)
+{_HELD}
+"""
+    ),
+    _sql(
+        f"""
+SELECT NULL AS cancel, (SELECT state FROM workers WHERE id = :worker) AS worker_state,
+       count(*) AS extended, min(lease_expires_at) AS until
+FROM jobs {_HELD}
+UNION ALL
+SELECT id, NULL, NULL, NULL FROM jobs {_HELD} AND cancel_requested
+"""
+    ),
 )
 
 PROGRESS = """
@@ -270,6 +284,11 @@ FROM workers w
 """
 )
 WORKER_BY_ID = _WORKERS + " WHERE w.id = :id AND (:tenant IS NULL OR w.tenant = :tenant)"
+# The worker alone, for the checks of every worker call: its jobs are not counted.
+WORKER_ROW_BY_ID = (
+    "SELECT w.*, 0 AS in_flight FROM workers w"
+    " WHERE w.id = :id AND (:tenant IS NULL OR w.tenant = :tenant)"
+)
 WORKERS = _WORKERS + " WHERE (:tenant IS NULL OR w.tenant = :tenant) ORDER BY w.started_at"
 SET_WORKER_STATE = """
 UPDATE workers SET state = :state WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)
