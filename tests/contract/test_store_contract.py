@@ -15,7 +15,7 @@ from jobq.core.errors import (
     NotFound,
     StaleLease,
 )
-from jobq.core.model import JobFilter, Outcome, OutcomeKind, WorkerState
+from jobq.core.model import Ended, JobFilter, LeasedJob, Outcome, OutcomeKind, WorkerState
 from jobq.core.states import TERMINAL_STATES, EventKind, JobState
 from jobq.store.base import DeadLetterSelector, Store
 
@@ -118,6 +118,37 @@ async def test_lease_order_is_priority_then_run_at_then_submission(store, clock)
     high_early = await submit(store, clock, priority=9, run_at=clock.now() - seconds(10))
     leased = await store.jobs.lease("w1", ["default"], 10, clock.now())
     assert [j.id for j in leased] == [high_early.id, high_late.id, low.id, low_later.id]
+
+
+async def test_a_lean_lease_is_the_whole_lease_in_fewer_fields(store, clock) -> None:
+    # Given jobs with a trace context, a correlation id, a timeout and priorities, two of
+    # them leased whole
+    await register(store, clock)
+    fields = {"trace_context": {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+              "correlation_id": "c-1", "timeout": seconds(7)}  # fmt: skip
+    ids = [(await submit(store, clock, priority=p, payload=f"{p}", **fields)).id for p in (1, 5, 3)]
+    whole = await store.jobs.lease("w1", ["default"], 2, clock.now())
+    lean = await store.jobs.lease("w1", ["default"], 10, clock.now(), lean=True)
+    # When the rest is leased lean
+    # Then it is handed out as a LeasedJob that says what the stored job does
+    assert [j.id for j in whole] == [ids[1], ids[2]]
+    (only,) = lean
+    assert isinstance(only, LeasedJob)
+    got = await store.jobs.get(only.id)
+    assert got is not None and got.state is S.RUNNING and got.worker_id == "w1"
+    assert (only.id, only.queue, only.tenant, only.type, only.payload, only.attempt,
+            only.timeout, only.correlation_id, only.trace_context, only.priority, only.run_at,
+            only.lease_expires_at, only.workflow_id) == (
+        got.id, got.queue, got.tenant, got.type, got.payload, got.attempt, got.timeout,
+        got.correlation_id, got.trace_context, got.priority, got.run_at, got.lease_expires_at,
+        got.workflow_id)  # fmt: skip
+    # And its start event is the one a whole lease writes
+    (_, started_whole) = await store.jobs.events(whole[0].id)
+    (_, started_lean) = await store.jobs.events(only.id)
+    assert started_lean.kind is EventKind.STARTED and started_lean.from_state is S.QUEUED
+    assert started_lean.details == started_whole.details
+    assert started_lean.details["due_at"] == got.run_at.isoformat()
+    assert started_lean.details["worker_id"] == "w1"
 
 
 async def test_lease_hands_out_at_most_max_jobs_and_marks_them_running(store, clock) -> None:
@@ -328,6 +359,46 @@ async def test_heartbeat_reports_cancellation_and_drain(store, clock) -> None:
     assert result.drain is True
 
 
+async def test_a_heartbeat_of_many_leases_names_each_cancel_and_stale_one(store, clock) -> None:
+    # Given four leases: two with a cancel requested, one completed meanwhile
+    await register(store, clock)
+    for _ in range(4):
+        await submit(store, clock)
+    a, b, c, d = await store.jobs.lease("w1", ["default"], 4, clock.now())
+    await store.jobs.cancel(a.id, clock.now(), "stop")
+    await store.jobs.cancel(c.id, clock.now(), "stop")
+    await store.jobs.report("w1", [completed(d)], clock.now())
+    clock.advance(20)
+    # When the worker heartbeats all four
+    result = await store.jobs.heartbeat("w1", [lease_of(j) for j in (a, b, c, d)], clock.now())
+    # Then the live three are extended, the cancels named, and the completed one is stale
+    assert sorted(result.cancel_job_ids) == sorted([a.id, c.id])
+    assert [s.lease for s in result.stale] == [lease_of(d)]
+    assert result.lease_expires_at == clock.now() + seconds(30)
+    assert result.drain is False
+    for job in (a, b, c):
+        assert (await store.jobs.get(job.id)).lease_expires_at == clock.now() + seconds(30)
+
+
+async def test_a_heartbeat_from_an_unknown_worker_extends_nothing(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    job = await lease_one(store, clock)
+    with pytest.raises(FailedPrecondition):
+        await store.jobs.heartbeat("nobody", [lease_of(job)], clock.now() + seconds(20))
+    assert (await store.jobs.get(job.id)).lease_expires_at == clock.now() + seconds(30)
+
+
+async def test_a_worker_read_without_its_jobs_counted(store, clock) -> None:
+    await register(store, clock)
+    await submit(store, clock)
+    await lease_one(store, clock)
+    counted = await store.workers.get("w1")
+    bare = await store.workers.get("w1", count_jobs=False)
+    assert counted is not None and counted.in_flight == 1
+    assert bare == dataclasses.replace(counted, in_flight=0)
+
+
 async def test_heartbeat_from_an_unknown_worker_fails(store, clock) -> None:
     with pytest.raises(FailedPrecondition):
         await store.jobs.heartbeat("nobody", [], clock.now())
@@ -348,6 +419,47 @@ async def test_completion_stores_the_result(store, clock) -> None:
         clock.now(),
         None,
     )
+
+
+async def test_a_lean_report_ends_the_leases_as_a_whole_one_does(store, clock) -> None:
+    # Given six running jobs (a concurrency key on one), three reported whole and three lean:
+    # a completion, a retryable failure and a failure after a cancel request each
+    await register(store, clock)
+    for n in range(6):
+        await submit(store, clock, correlation_id=f"c{n}", concurrency_key="k" if n == 3 else "")
+    jobs = await store.jobs.lease("w1", ["default"], 6, clock.now())
+    await store.jobs.cancel(jobs[2].id, clock.now(), "stop")
+    await store.jobs.cancel(jobs[5].id, clock.now(), "stop")
+    clock.advance(2)
+
+    def outcomes(a, b, c):
+        return [completed(a, '{"n": 1}'), failed(b), failed(c, retryable=False)]
+
+    whole = await store.jobs.report("w1", outcomes(*jobs[:3]), clock.now())
+    # When the other three are reported lean
+    lean = await store.jobs.report("w1", outcomes(*jobs[3:]), clock.now(), lean=True)
+    # Then each is acknowledged with its id, queue and new state, in the outcomes' order
+    assert all(isinstance(e, Ended) for e in lean)
+    assert [(e.id, e.queue, e.tenant, e.state) for e in lean] == [
+        (j.id, "default", j.tenant, state)
+        for j, state in zip(jobs[3:], (S.SUCCEEDED, S.SCHEDULED, S.CANCELLED), strict=True)
+    ]
+    assert lean[0].concurrency_key == "k"
+    # And the stored jobs and their events are as a whole report leaves them
+    for before, after in zip(whole, lean, strict=True):
+        stored = await store.jobs.get(after.id)
+        assert stored is not None and stored.worker_id is None
+        assert stored.lease_expires_at is None and stored.updated_at == clock.now()
+        assert (stored.state, stored.result, stored.last_error, stored.progress,
+                stored.finished_at, stored.attempt_base) == (
+            before.state, before.result, before.last_error, before.progress,
+            before.finished_at, before.attempt_base)  # fmt: skip
+        ended_whole = (await store.jobs.events(before.id))[-1]
+        ended_lean = (await store.jobs.events(after.id))[-1]
+        assert (ended_lean.kind, ended_lean.from_state, ended_lean.to_state) == (
+            ended_whole.kind, ended_whole.from_state, ended_whole.to_state)  # fmt: skip
+        assert ended_lean.details.keys() == ended_whole.details.keys()
+        assert ended_lean.details["correlation_id"] == stored.correlation_id
 
 
 async def test_stale_completion_is_rejected_and_changes_nothing(store, clock) -> None:

@@ -385,6 +385,8 @@ async def test_a_worker_holding_more_leases_than_a_call_carries_splits_its_calls
     running = await start(server, tasks(hold=hold), concurrency=1200)
     await server.leases.put([job(n, "hold") for n in range(1200)])
     await until(lambda: running.worker.in_flight == 1200)
+    registry = running.worker._metrics.registry
+    assert registry.get_sample_value("jq_worker_jobs_in_flight") == 1200, "read when scraped"
     # When it heartbeats, Then every lease is sent, none in a call over the limit
     assert await running.worker._heartbeat()
     beats = server.beats[-3:]
@@ -393,4 +395,5 @@ async def test_a_worker_holding_more_leases_than_a_call_carries_splits_its_calls
     assert max(asked) <= 1000, "a lease call asks for no more than the server grants"
     release.set()
     await until(lambda: len(server.acknowledged) == 1200)
+    assert registry.get_sample_value("jq_worker_jobs_in_flight") == 0
     await stop(running)

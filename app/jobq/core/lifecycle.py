@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from jobq.core.model import Job, QueueConfig
+from jobq.core.model import HeldJob, Job, QueueConfig
 from jobq.core.retry import Random, backoff_delay
 from jobq.core.states import EventKind, JobState
 
@@ -18,7 +18,7 @@ class FailureDecision:
 
 
 def decide_failure(
-    job: Job,
+    job: Job | HeldJob,
     queue: QueueConfig,
     now: dt.datetime,
     *,

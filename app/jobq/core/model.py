@@ -116,7 +116,9 @@ class LeasedJob:
     """A leased job as a worker runs it: what the task, its context and the reports read.
 
     The whole `Job` carries seven times and a dozen fields no worker looks at; building and
-    sending them for every leased job cost the server a fifth of its time (ADR 0018)."""
+    sending them for every leased job cost the server a fifth of its time (ADR 0018), and
+    building it from the leased row another tenth (ADR 0024): the store's lean lease
+    returns these instead."""
 
     id: str
     queue: str
@@ -126,6 +128,57 @@ class LeasedJob:
     timeout: dt.timedelta | None = None
     correlation_id: str = ""
     trace_context: dict[str, str] = dataclasses.field(default_factory=dict)
+    # What the server reads of a lease it grants (its order, metrics, the start event,
+    # coordination) and the wire does not carry to the worker: unset on the worker's side.
+    tenant: str = DEFAULT_TENANT
+    priority: int = 0
+    run_at: dt.datetime | None = None
+    lease_expires_at: dt.datetime | None = None
+    workflow_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeldJob:
+    """A running job as an outcome report reads it, locked: what the fencing check, the
+    retry decision, the event and the columns the end of a lease rewrites need. Not the
+    payload, type, or a dozen more that no outcome looks at (ADR 0024)."""
+
+    id: str
+    queue: str
+    tenant: str
+    state: JobState
+    attempt: int
+    attempt_base: int
+    max_attempts: int
+    run_at: dt.datetime
+    worker_id: str | None
+    cancel_requested: bool
+    result: str | None
+    last_error: str | None
+    progress: float
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    correlation_id: str
+    trace_context: dict[str, str]
+    workflow_id: str | None
+    concurrency_key: str | None
+
+    @property
+    def attempts_used(self) -> int:
+        return self.attempt - self.attempt_base
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ended:
+    """A job whose lease an outcome ended, as the service and the worker need it next: its
+    new state, and what metrics, workflows and concurrency slots are keyed by."""
+
+    id: str
+    queue: str
+    tenant: str
+    state: JobState
+    workflow_id: str | None = None
+    concurrency_key: str | None = None
 
 
 class WorkerState(enum.StrEnum):

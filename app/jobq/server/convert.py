@@ -11,8 +11,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from jobq.core import bounds
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import (
+    Ended,
     Job,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     Outcome,
     OutcomeKind,
@@ -155,7 +157,7 @@ def submitted_to_pb(job: Job, sent: job_pb2.Job, stamps: Stamps | None = None) -
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def leased_to_pb(job: Job) -> worker_service_pb2.LeasedJob:
+def leased_to_pb(job: Job | LeasedJob) -> worker_service_pb2.LeasedJob:
     """What a worker needs of a job it leased (LeaseJobs with `lean`)."""
     return worker_service_pb2.LeasedJob(
         id=job.id,
@@ -169,7 +171,7 @@ def leased_to_pb(job: Job) -> worker_service_pb2.LeasedJob:
     )
 
 
-def ack_to_pb(job: Job) -> worker_service_pb2.OutcomeAck:
+def ack_to_pb(job: Job | Ended) -> worker_service_pb2.OutcomeAck:
     return worker_service_pb2.OutcomeAck(job_id=job.id, state=STATE_TO_PB[job.state])
 
 

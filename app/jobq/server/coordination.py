@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from jobq.coord.base import CoordUnavailable
 from jobq.coord.guard import GuardedCoordinator
 from jobq.coord.jobs import decode_job, encode_job
-from jobq.core.model import Job, LeaseRef, WorkerInfo, WorkerState
+from jobq.core.model import Ended, Job, LeasedJob, LeaseRef, WorkerInfo, WorkerState
 from jobq.observability.metrics import ServerMetrics
 from jobq.server.notify import Notifier
 from jobq.store.base import Tenant
@@ -166,7 +166,9 @@ class Coordination:
 
     # --- in-flight counters: slots without a limit, expiring with their lease ------------
 
-    async def leased(self, worker_id: str, jobs: Sequence[Job], now: dt.datetime) -> None:
+    async def leased(
+        self, worker_id: str, jobs: Sequence[Job | LeasedJob], now: dt.datetime
+    ) -> None:
         by_key: dict[str, list[str]] = {}
         ttl = 0.0
         for job in jobs:
@@ -195,7 +197,7 @@ class Coordination:
 
             await self.guarded.call("slots_renew", renew, 0)
 
-    async def finished(self, worker_id: str, jobs: Sequence[tuple[LeaseRef, Job]]) -> None:
+    async def finished(self, worker_id: str, jobs: Sequence[tuple[LeaseRef, Job | Ended]]) -> None:
         by_key: dict[str, list[str]] = {}
         for lease, job in jobs:
             holder = _holder(lease.job_id, lease.attempt)

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from jobq.auth.principal import ALL_TENANTS
 from jobq.config import ServerSettings
@@ -15,10 +15,12 @@ from jobq.core import bounds
 from jobq.core.clock import Clock
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.model import (
+    Ended,
     HeartbeatResult,
     Job,
     JobEvent,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     Outcome,
     QueueConfig,
@@ -385,7 +387,7 @@ class JobqService:
         nothing about whose the id is."""
         self._need_worker_id(worker_id)
         principal = caller()
-        worker = await self.store.workers.get(worker_id, tenant=scope(principal))
+        worker = await self.store.workers.get(worker_id, tenant=scope(principal), count_jobs=False)
         if worker is None or not may_act_as(principal, worker):
             raise FailedPrecondition(f"worker {worker_id} is not registered")
         return worker
@@ -404,6 +406,18 @@ class JobqService:
         )  # fmt: skip
         return result
 
+    @overload
+    async def lease(
+        self, worker_id: str, queues: Sequence[str], max_jobs: int, wait: dt.timedelta,
+        task_types: Sequence[str], *, lean: Literal[False] = False,
+    ) -> Sequence[Job]: ...  # fmt: skip
+
+    @overload
+    async def lease(
+        self, worker_id: str, queues: Sequence[str], max_jobs: int, wait: dt.timedelta,
+        task_types: Sequence[str], *, lean: Literal[True],
+    ) -> Sequence[LeasedJob]: ...  # fmt: skip
+
     async def lease(
         self,
         worker_id: str,
@@ -411,7 +425,10 @@ class JobqService:
         max_jobs: int,
         wait: dt.timedelta,
         task_types: Sequence[str],
-    ) -> list[Job]:
+        *,
+        lean: bool = False,
+    ) -> Sequence[Job] | Sequence[LeasedJob]:
+        """`lean`: LeasedJobs (what jq-worker asks for), else whole jobs."""
         self._need_worker_id(worker_id)
         if not 1 <= max_jobs <= self._limits.max_batch:
             raise InvalidArgument("max_jobs", f"must be in 1..{self._limits.max_batch}")
@@ -426,13 +443,19 @@ class JobqService:
         deadline = self.clock.now() + wait
         while True:
             now = self.clock.now()
-            jobs = await self.store.jobs.lease(
-                worker_id, queues, max_jobs, now, task_types, tenant=tenant,
-                limits=self.dispatcher,
-            )  # fmt: skip
+            jobs: Sequence[Job] | Sequence[LeasedJob]
+            if lean:
+                jobs = await self.store.jobs.lease(
+                    worker_id, queues, max_jobs, now, task_types, tenant=tenant,
+                    limits=self.dispatcher, lean=True,
+                )  # fmt: skip
+            else:
+                jobs = await self.store.jobs.lease(
+                    worker_id, queues, max_jobs, now, task_types, tenant=tenant,
+                    limits=self.dispatcher,
+                )  # fmt: skip
             if jobs:
-                for job in jobs:
-                    self.metrics.job_started(job, now)
+                self.metrics.jobs_started(jobs, now)
                 await self._jobs_changed(j.id for j in jobs)
                 await self.coordination.leased(worker_id, jobs, now)
                 return jobs
@@ -457,7 +480,20 @@ class JobqService:
         await self._jobs_changed([job.id])
         return job
 
-    async def report(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Job]:
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], *, lean: Literal[False] = False
+    ) -> Sequence[Job]: ...
+
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], *, lean: Literal[True]
+    ) -> Sequence[Ended]: ...
+
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], *, lean: bool = False
+    ) -> Sequence[Job] | Sequence[Ended]:
+        """`lean`: what the worker's ReportOutcomes answer carries (ids and states)."""
         self._need_worker_id(worker_id)
         if not outcomes:
             return []
@@ -468,11 +504,16 @@ class JobqService:
             validate_outcome(outcome, f"outcomes[{index}]", self._limits)
             for index, outcome in enumerate(outcomes)
         ]
-        jobs = await self.store.jobs.report(
-            worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker)
-        )
-        for job in jobs:
-            self.metrics.job_finished(job)
+        jobs: Sequence[Job] | Sequence[Ended]
+        if lean:
+            jobs = await self.store.jobs.report(
+                worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker), lean=True
+            )
+        else:
+            jobs = await self.store.jobs.report(
+                worker_id, outcomes, self.clock.now(), tenant=worker_scope(worker)
+            )
+        self.metrics.jobs_finished(jobs)
         if any(j.workflow_id and j.state is JobState.SUCCEEDED for j in jobs):
             # Their children readied in the same transaction (ADR 0016): uncounted, since
             # which queues got work is the store's to know.

@@ -66,7 +66,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             # Answer before the client's deadline, so a lease is never granted to a caller
             # that has already given up.
             wait = min(wait, dt.timedelta(seconds=max(0.0, remaining - 0.5)))
-        jobs = await self._service.lease(
+        args = (
             request.worker_id,
             list(request.queues),
             request.max_jobs or 1,
@@ -74,7 +74,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             list(request.task_types),
         )
         if request.lean:
-            return pb.LeaseJobsResponse(leased=[convert.leased_to_pb(j) for j in jobs])
+            leased = await self._service.lease(*args, lean=True)
+            return pb.LeaseJobsResponse(leased=[convert.leased_to_pb(j) for j in leased])
+        jobs = await self._service.lease(*args)
         return pb.LeaseJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def ReportProgress(
@@ -118,9 +120,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         outcomes = [
             convert.outcome_from_pb(o, f"outcomes[{i}]") for i, o in enumerate(request.outcomes)
         ]
-        jobs = await self._service.report(request.worker_id, outcomes)
         if request.lean:
-            return pb.ReportOutcomesResponse(acks=[convert.ack_to_pb(j) for j in jobs])
+            ended = await self._service.report(request.worker_id, outcomes, lean=True)
+            return pb.ReportOutcomesResponse(acks=[convert.ack_to_pb(e) for e in ended])
+        jobs = await self._service.report(request.worker_id, outcomes)
         return pb.ReportOutcomesResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def ReleaseJobs(

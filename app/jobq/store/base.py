@@ -17,16 +17,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from jobq.auth.keys import ApiKey
 from jobq.core.limits import LeaseLimits
 from jobq.core.model import (
     DEFAULT_TENANT,
+    Ended,
     HeartbeatResult,
     Job,
     JobEvent,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     NewJob,
     Outcome,
@@ -79,6 +81,7 @@ class JobRepository(Protocol):
         Another tenant's job: NotFound."""
         ...
 
+    @overload
     async def lease(
         self,
         worker_id: str,
@@ -89,11 +92,41 @@ class JobRepository(Protocol):
         *,
         tenant: Tenant = None,
         limits: LeaseLimits | None = None,
-    ) -> list[Job]:
+        lean: Literal[False] = False,
+    ) -> list[Job]: ...
+
+    @overload
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: Literal[True],
+    ) -> list[LeasedJob]: ...
+
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: bool = False,
+    ) -> list[Job] | list[LeasedJob]:
         """Lease from the queues so named in `tenant` (None: in every tenant).
 
         A queue's concurrency caps are counted by the store itself, exactly; its rates are
         asked of `limits` once for the whole batch (None: rates not applied). ADR 0017.
+        `lean`: the leases as `LeasedJob`s (what a worker runs, ADR 0024) instead of whole
+        jobs, in the same order, with the same effects.
 
         The worker-protocol calls below act on leases held by one worker id, which the
         service lets only its registering principal use; their `tenant` is that worker's
@@ -121,6 +154,18 @@ class JobRepository(Protocol):
         tenant: Tenant = None,
     ) -> Job: ...
 
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[False] = False,
+    ) -> list[Job]: ...  # fmt: skip
+
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[True],
+    ) -> list[Ended]: ...  # fmt: skip
+
     async def report(
         self,
         worker_id: str,
@@ -128,8 +173,10 @@ class JobRepository(Protocol):
         now: dt.datetime,
         *,
         tenant: Tenant = None,
-    ) -> list[Job]:
-        """Apply completions, failures and cancellations, all or none."""
+        lean: bool = False,
+    ) -> list[Job] | list[Ended]:
+        """Apply completions, failures and cancellations, all or none; the jobs as they now
+        are, in the outcomes' order (`lean`: as `Ended`, their id, queue and new state)."""
         ...
 
     async def release(
@@ -213,7 +260,12 @@ class WorkerRepository(Protocol):
         (subject '') may be claimed."""
         ...
 
-    async def get(self, worker_id: str, *, tenant: Tenant = None) -> WorkerInfo | None: ...
+    async def get(
+        self, worker_id: str, *, tenant: Tenant = None, count_jobs: bool = True
+    ) -> WorkerInfo | None:
+        """`count_jobs=False`: `in_flight` is left 0, and the jobs table is not read (the
+        checks of every worker call need the worker only)."""
+        ...
 
     async def all(
         self, now: dt.datetime, lost_after: dt.timedelta, *, tenant: Tenant = None

@@ -15,8 +15,11 @@ from typing import Any
 from jobq.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from jobq.core.lifecycle import decide_failure, initial_state
 from jobq.core.model import (
+    Ended,
+    HeldJob,
     Job,
     JobEvent,
+    LeasedJob,
     LeaseRef,
     NewJob,
     Outcome,
@@ -34,6 +37,7 @@ from jobq.core.states import (
     JobState,
     check_transition,
 )
+from jobq.ids import new_id
 from jobq.store.transitions import job_event, transition_event
 
 S, E = JobState, EventKind
@@ -83,6 +87,48 @@ READY = Move(E.READY, (S.WAITING,), S.QUEUED)
 READY_LATER = Move(E.READY, (S.WAITING,), S.SCHEDULED)
 UNREACHABLE = Move(E.CANCELLED, (S.WAITING,), S.CANCELLED)
 
+# START's event as column values; the row builder below relies on this being its move.
+_STARTED = (START.kind.value, S.QUEUED.value, S.RUNNING.value)
+assert START.from_states == (S.QUEUED,) and START.to_state is S.RUNNING
+
+
+def started_rows(
+    leased: Sequence[LeasedJob], at: dt.datetime, worker_id: str
+) -> list[dict[str, Any]]:
+    """The job_events rows of a lease, as `START.event` builds them for whole jobs (the
+    same details, in the same order), straight from the leased rows: a lease of 500 jobs
+    built 500 `JobEvent`s and their dicts, a fifth of its time. START was checked against
+    the lifecycle table when this module loaded; every row here makes that one move."""
+    kind, before, after = _STARTED
+    rows = []
+    for job in leased:
+        details: dict[str, Any] = {}
+        if job.correlation_id:
+            details["correlation_id"] = job.correlation_id
+        if job.trace_context:
+            details["trace_context"] = job.trace_context
+        if job.workflow_id is not None:
+            details["workflow_id"] = job.workflow_id
+        assert job.run_at is not None, "a leased row names when it became due"
+        details["due_at"] = job.run_at.isoformat()
+        details["worker_id"] = worker_id
+        rows.append(
+            {
+                "id": new_id(),
+                "job_id": job.id,
+                "queue": job.queue,
+                "tenant": job.tenant,
+                "kind": kind,
+                "from_state": before,
+                "to_state": after,
+                "attempt": job.attempt,
+                "at": at,
+                "details": details,
+            }
+        )
+    return rows
+
+
 # What the statements of a store may name as states, for formatting its named queries:
 # {queued} in a query is the quoted value of JobState.QUEUED, so no state is spelled twice.
 STATE_SQL: dict[str, str] = {state.name.lower(): f"'{state.value}'" for state in JobState} | {
@@ -107,6 +153,27 @@ def ended(job: Job, change: Change, now: dt.datetime) -> Job:
         worker_id=None,
         lease_expires_at=None,
         updated_at=now,
+    )
+
+
+def end_columns(job: Job | HeldJob, change: Change) -> dict[str, Any]:
+    """The END_COLUMNS row that `change` writes over `job`, its lease gone: the columns it
+    does not set keep the values read."""
+    fields = change.fields
+    row = {column: fields[column] if column in fields else getattr(job, column)
+           for column in END_COLUMNS}  # fmt: skip
+    row["id"] = job.id
+    return row
+
+
+def ended_as(job: Job | HeldJob, change: Change) -> Ended:
+    return Ended(
+        job.id,
+        job.queue,
+        job.tenant,
+        JobState(change.fields["state"]),
+        job.workflow_id,
+        job.concurrency_key,
     )
 
 
@@ -196,7 +263,7 @@ def replay_change(job: Job, now: dt.datetime) -> Change:
     )
 
 
-def stale_reason(job: Job | None, worker_id: str, lease: LeaseRef) -> str | None:
+def stale_reason(job: Job | HeldJob | None, worker_id: str, lease: LeaseRef) -> str | None:
     """Why `worker_id` does not hold `lease` (the fencing check), or None when it does."""
     if job is None:
         return "no such job"
@@ -236,7 +303,7 @@ def partition_leases(
 
 
 def outcome_change(
-    job: Job, queue: QueueConfig, outcome: Outcome, now: dt.datetime, rng: Random
+    job: Job | HeldJob, queue: QueueConfig, outcome: Outcome, now: dt.datetime, rng: Random
 ) -> Change:
     """A worker's report on a running job: success, cancellation, retry or dead letter."""
     if outcome.kind is OutcomeKind.COMPLETED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jobq.core.model import Job, JobEvent
+from jobq.core.model import HeldJob, Job, JobEvent
 from jobq.core.states import EventKind, JobState, check_transition
 from jobq.ids import new_id
 
@@ -39,7 +39,7 @@ def transition_event(
 
 
 def job_event(
-    job: Job,
+    job: Job | HeldJob,
     kind: EventKind,
     to_state: JobState | None,
     at: dt.datetime,
@@ -68,7 +68,7 @@ def job_event(
     )
 
 
-def attempt_times(job: Job, kind: EventKind, before: JobState | None) -> dict[str, str]:
+def attempt_times(job: Job | HeldJob, kind: EventKind, before: JobState | None) -> dict[str, str]:
     """What a consumer needs to time a job from its events alone (jq-metrics-aggregator):
     a start names when the job became due, the end of an attempt when that attempt began."""
     if kind is EventKind.STARTED:

@@ -76,6 +76,8 @@ class Running:
 
     def to_send(self) -> Outcome:
         assert self.outcome is not None
+        if self.outcome.lease is self.lease:  # not adopted since: no copy per outcome
+            return self.outcome
         return dataclasses.replace(self.outcome, lease=self.lease)
 
 
@@ -111,6 +113,8 @@ class Worker:
         )
         self.registered = asyncio.Event()
         self._metrics.capacity.set(options.concurrency)
+        # Read when scraped, not set twice per job (a lock and a call each time).
+        self._metrics.in_flight.set_function(lambda: self._executing)
 
     @property
     def in_flight(self) -> int:
@@ -252,7 +256,6 @@ class Worker:
         self._held[lease] = running
         self._running[job.id] = running
         self._executing += 1
-        self._metrics.in_flight.set(self._executing)
         running.task = asyncio.create_task(self._execute(running))
 
     def _executing_here(self, job_id: str) -> bool:
@@ -356,7 +359,6 @@ class Worker:
             outcome = _failure(running.lease, f"{type(exc).__name__}: {exc}", retryable=True)
         finally:
             self._executing -= 1
-            self._metrics.in_flight.set(self._executing)
             self._slot_freed.set()
         self._processing(job.queue, job.type, outcome.kind).observe(time.perf_counter() - started)
         return outcome

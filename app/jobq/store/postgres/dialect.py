@@ -19,7 +19,9 @@ from jobq.store.postgres.queries import PgWrite
 from jobq.store.postgres.rows import (
     api_key_from_row,
     event_from_row,
+    held_from_row,
     job_from_row,
+    leased_from_row,
     queue_from_row,
     worker_from_row,
 )
@@ -100,6 +102,8 @@ class PgDialect:
 
     # Rows to domain objects: the dialect's own decoders (times, JSON, arrays differ).
     job = staticmethod(job_from_row)
+    leased = staticmethod(leased_from_row)
+    held = staticmethod(held_from_row)
     queue = staticmethod(queue_from_row)
     event = staticmethod(event_from_row)
     worker = staticmethod(worker_from_row)

@@ -28,7 +28,7 @@ class PgWrite:
 
 
 def _sql(text: str) -> str:
-    return text.format(**STATE_SQL)
+    return text.format(**STATE_SQL, leased=LEASED)
 
 
 JOB_COLUMNS = (
@@ -190,6 +190,14 @@ JOBS_BY_ID = "SELECT * FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
 # In id order, so that two transactions locking overlapping batches cannot deadlock.
 JOBS_BY_ID_LOCKED = JOBS_BY_ID + " ORDER BY id FOR UPDATE"
 
+# What an outcome reads of the jobs it ends (rows.held_from_row): no payload.
+HELD_LOCKED = (
+    "SELECT id, queue, tenant, state, attempt, attempt_base, max_attempts, run_at, worker_id,"
+    " cancel_requested, result, last_error, progress, started_at, finished_at, correlation_id,"
+    " trace_context, workflow_id, concurrency_key FROM jobs WHERE id = ANY(%(ids)s::uuid[])"
+    " ORDER BY id FOR UPDATE"
+)
+
 EVENTS_OF_JOB = "SELECT * FROM job_events WHERE job_id = %(id)s::uuid ORDER BY seq"
 
 PAGE = "SELECT * FROM jobs {where} ORDER BY id DESC LIMIT %(limit)s"
@@ -203,6 +211,13 @@ FILTERS = {
     "scope": "tenant = %(scope)s",
 }
 AFTER = "id < %(after)s::uuid"
+
+# What a lease returns: what the worker runs and the server's start event, metrics and
+# order need (rows.leased_from_row), not the whole row (ADR 0024).
+LEASED = (
+    "j.id, j.queue, j.tenant, j.type, j.payload, j.attempt, j.timeout, j.correlation_id,"
+    " j.trace_context, j.priority, j.run_at, j.workflow_id"
+)
 
 # SKIP LOCKED: replicas leasing at once take different rows instead of queueing on locks.
 LEASE = _sql(
@@ -221,7 +236,7 @@ SET state = {running}, attempt = j.attempt + 1, worker_id = %(worker)s,
     lease_expires_at = %(lease_until)s, started_at = %(now)s, updated_at = %(now)s,
     cancel_requested = false, progress = 0, progress_message = ''
 FROM picked WHERE j.id = picked.id
-RETURNING j.*
+RETURNING {leased}
 """
 )
 
@@ -245,7 +260,7 @@ SET state = {running}, attempt = j.attempt + 1, worker_id = %(worker)s,
     lease_expires_at = %(lease_until)s, started_at = %(now)s, updated_at = %(now)s,
     cancel_requested = false, progress = 0, progress_message = ''
 WHERE j.id = ANY(%(ids)s::uuid[]) AND j.state = {queued}
-RETURNING j.*
+RETURNING {leased}
 """
 )
 
@@ -259,19 +274,19 @@ RUNNING_BY_KEY = _sql(
     " AND queue = %(queue)s AND state = {running} GROUP BY concurrency_key"
 )
 
-TOUCH_WORKER = _sql(
+# A heartbeat in one statement: the worker touched, every lease named that it still holds
+# extended, and one summary row (the worker's state, how many were extended, the earliest
+# expiry) followed by a row per extended job whose cancel was requested, usually none: a
+# beat of 500 leases that changes nothing returns one row (ADR 0024). No worker row: no
+# summary state, and the caller refuses the beat (its transaction rolls back).
+HEARTBEAT = _sql(
     """
-UPDATE workers SET last_heartbeat = %(now)s,
-    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
-WHERE id = %(worker)s
-RETURNING state
-"""
-)
-
-# Every lease named that the worker still holds, extended in one statement.
-EXTEND_LEASES = _sql(
-    """
-WITH held AS (
+WITH touched AS (
+    UPDATE workers SET last_heartbeat = %(now)s,
+        state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
+    WHERE id = %(worker)s
+    RETURNING state
+), held AS (
     SELECT j.id, q.lease_timeout
     FROM jobs j
     JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS l(id, attempt)
@@ -281,10 +296,16 @@ WITH held AS (
       AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
     ORDER BY j.id
     FOR UPDATE OF j
+), extended AS (
+    UPDATE jobs j SET lease_expires_at = %(now)s + held.lease_timeout
+    FROM held WHERE j.id = held.id
+    RETURNING j.id, j.cancel_requested, j.lease_expires_at
 )
-UPDATE jobs j SET lease_expires_at = %(now)s + held.lease_timeout
-FROM held WHERE j.id = held.id
-RETURNING j.id, j.cancel_requested, j.lease_expires_at
+SELECT NULL::uuid AS cancel, (SELECT state FROM touched) AS worker_state,
+       count(*) AS extended, min(lease_expires_at) AS until
+FROM extended
+UNION ALL
+SELECT id, NULL, NULL, NULL FROM extended WHERE cancel_requested
 """
 )
 
@@ -382,6 +403,11 @@ FROM workers w
 WORKER_BY_ID = (
     _WORKERS + " WHERE w.id = %(id)s AND (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s)"
 )
+# The worker alone, for the checks of every worker call: its jobs are not counted.
+WORKER_ROW_BY_ID = """
+SELECT w.*, 0 AS in_flight FROM workers w
+WHERE w.id = %(id)s AND (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s)
+"""
 WORKERS = (
     _WORKERS + " WHERE (%(tenant)s::text IS NULL OR w.tenant = %(tenant)s) ORDER BY w.started_at"
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from jobq.auth.keys import ApiKey
 from jobq.auth.principal import Role
-from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo, WorkerState
+from jobq.core.model import HeldJob, Job, JobEvent, LeasedJob, QueueConfig, WorkerInfo, WorkerState
 from jobq.core.states import EventKind, JobState
 
 Row = dict[str, Any]
@@ -66,6 +66,50 @@ def job_from_row(row: Row) -> Job:
         finished_at=row["finished_at"],
         workflow_id=None if row["workflow_id"] is None else str(row["workflow_id"]),
         workflow_key=row["workflow_key"],
+    )
+
+
+def held_from_row(row: Row) -> HeldJob:
+    """A row of `queries.HELD_LOCKED`."""
+    return HeldJob(
+        row["id"],
+        row["queue"],
+        row["tenant"],
+        JobState(row["state"]),
+        row["attempt"],
+        row["attempt_base"],
+        row["max_attempts"],
+        row["run_at"],
+        row["worker_id"],
+        row["cancel_requested"],
+        row["result"],
+        row["last_error"],
+        row["progress"],
+        row["started_at"],
+        row["finished_at"],
+        row["correlation_id"],
+        row["trace_context"] or {},
+        row["workflow_id"],
+        row["concurrency_key"],
+    )
+
+
+def leased_from_row(row: Row, lease_expires_at: dt.datetime) -> LeasedJob:
+    """A row of `queries.LEASED`; the lease's expiry is the statement's parameter."""
+    return LeasedJob(
+        row["id"],
+        row["queue"],
+        row["type"],
+        row["payload"],
+        row["attempt"],
+        row["timeout"],
+        row["correlation_id"],
+        row["trace_context"] or {},
+        row["tenant"],
+        row["priority"],
+        row["run_at"],
+        lease_expires_at,
+        row["workflow_id"],
     )
 
 

@@ -12,15 +12,18 @@ import dataclasses
 import datetime as dt
 import random
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from jobq.core.errors import FailedPrecondition, InvalidArgument, NotFound, StaleLease
 from jobq.core.limits import Candidate, LeaseLimits, within_caps
 from jobq.core.model import (
+    Ended,
     HeartbeatResult,
+    HeldJob,
     Job,
     JobEvent,
     JobFilter,
+    LeasedJob,
     LeaseRef,
     NewJob,
     Outcome,
@@ -38,13 +41,14 @@ from jobq.store.changes import (
     END_COLUMNS,
     EXPIRE,
     PROMOTE,
-    START,
     Change,
     batch_duplicate,
     cancel_change,
     check_submitted,
     checked_dead_letters,
+    end_columns,
     ended,
+    ended_as,
     idempotent_match,
     lease_expiry_change,
     no_repeated_jobs,
@@ -53,6 +57,7 @@ from jobq.store.changes import (
     release_change,
     replay_change,
     stale_reason,
+    started_rows,
     submitted_job,
 )
 from jobq.store.sql.port import Dialect
@@ -68,8 +73,13 @@ KEYED_SCAN_MAX = 1000
 TENANT_LOCK = "*"
 
 
-def queue_of(job: Job | NewJob) -> QueueKey:
+def queue_of(job: Job | NewJob | LeasedJob | HeldJob) -> QueueKey:
     return (job.tenant, job.queue)
+
+
+def _order(job: LeasedJob) -> tuple[int, dt.datetime | None, str]:
+    """A lease's jobs in the order the queue hands them out."""
+    return (-job.priority, job.run_at, job.id)
 
 
 def event_row(event: JobEvent) -> dict[str, Any]:
@@ -297,6 +307,7 @@ class SqlJobs:
 
     # -- the worker protocol ---------------------------------------------------------
 
+    @overload
     async def lease(
         self,
         worker_id: str,
@@ -307,7 +318,35 @@ class SqlJobs:
         *,
         tenant: Tenant = None,
         limits: LeaseLimits | None = None,
-    ) -> list[Job]:
+        lean: Literal[False] = False,
+    ) -> list[Job]: ...
+
+    @overload
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: Literal[True],
+    ) -> list[LeasedJob]: ...
+
+    async def lease(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        max_jobs: int,
+        now: dt.datetime,
+        task_types: Sequence[str] = (),
+        *,
+        tenant: Tenant = None,
+        limits: LeaseLimits | None = None,
+        lean: bool = False,
+    ) -> list[Job] | list[LeasedJob]:
         async with self._d.tx() as conn:
             rows = await self._d.fetch(
                 conn, self._q.QUEUES_NAMED, {"names": sorted(set(queues)), "tenant": tenant}
@@ -339,23 +378,24 @@ class SqlJobs:
                     rows = await self._d.fetch(conn, self._q.LEASE, params)
                     if not rows:
                         empty.add((queue.tenant, queue.name))
-                    started.extend(
-                        sorted(map(self._d.job, rows), key=lambda j: (-j.priority, j.run_at, j.id))
-                    )
+                    until = params["lease_until"]
+                    started.extend(sorted((self._d.leased(r, until) for r in rows), key=_order))
             if limits is not None:
                 counts: dict[QueueKey, int] = {}
                 for job in started:
                     counts[queue_of(job)] = counts.get(queue_of(job), 0) + 1
                 limits.started(order, counts, empty)
-            if started:
-                events = [
-                    START.event(j, now, was=START.from_states[0], worker_id=worker_id)
-                    for j in started
-                ]
-                await self._d.write(
-                    conn, self._q.EVENTS, {}, events=[event_row(e) for e in events], wake=[]
-                )
-            return started
+            if not started:
+                return []
+            await self._d.write(
+                conn, self._q.EVENTS, {}, events=started_rows(started, now, worker_id), wake=[]
+            )
+            if lean:
+                return started
+            # A caller that wants whole jobs (an older worker, jq-ctl, tests) reads them in
+            # the lease's transaction: as the lease left them, in the lease's order.
+            whole = await self._jobs(conn, (j.id for j in started))
+            return [whole[j.id] for j in started]
 
     @staticmethod
     def _lease_params(
@@ -382,7 +422,7 @@ class SqlJobs:
         limits: LeaseLimits | None,
         empty: set[QueueKey],
         tenant_caps: dict[str, int],
-    ) -> list[Job]:
+    ) -> list[LeasedJob]:
         """Candidates (locked), minus those over a cap (counted here, exactly), minus those
         the rate limiter holds back (one call for the whole batch); then only the rest are
         claimed. Rows not claimed stay QUEUED and unlocked at commit (ADR 0017)."""
@@ -457,15 +497,15 @@ class SqlJobs:
         for index in chosen:
             candidate, queue = candidates[index]
             by_queue.setdefault((queue.tenant, queue.name), (queue, []))[1].append(candidate.job_id)
-        started: list[Job] = []
+        started: list[LeasedJob] = []
         for queue, ids in by_queue.values():
             params = self._lease_params(queue, worker_id, now, len(ids), task_types)
             rows = await self._d.fetch(conn, self._q.LEASE_IDS, params | {"ids": ids})
-            started.extend(map(self._d.job, rows))
+            started.extend(self._d.leased(r, params["lease_until"]) for r in rows)
         if limits is not None:
             for key, before in held.items():
                 limits.running(key[1], before + sum(queue_of(j) == key for j in started))
-        return sorted(started, key=lambda j: (-j.priority, j.run_at, j.id))
+        return sorted(started, key=_order)
 
     async def _held(
         self, conn: Any, worker_id: str, leases: Sequence[LeaseRef], tenant: Tenant
@@ -493,16 +533,13 @@ class SqlJobs:
         no_repeated_jobs(leases)
         valid = [lease for lease in leases if self._d.valid_id(lease.job_id)]
         async with self._d.tx() as conn:
-            touched = await self._d.fetch(
-                conn, self._q.TOUCH_WORKER, {"worker": worker_id, "now": now}
-            )
-            if not touched:
-                raise FailedPrecondition(f"worker {worker_id} is not registered")
-            # One statement extends every lease still held; the rest are reported, so a
-            # lease that went stale a moment ago never stops the others.
-            extended = await self._d.fetch(
+            # One statement touches the worker and extends every lease it still holds, and
+            # answers in one row unless a cancel was requested; only when some lease was not
+            # extended are the named jobs read, to say why each one is stale, so a lease that
+            # went stale a moment ago never stops the others.
+            rows = await self._d.fetch(
                 conn,
-                self._q.EXTEND_LEASES,
+                self._q.HEARTBEAT,
                 {
                     "ids": [lease.job_id for lease in valid],
                     "attempts": [lease.attempt for lease in valid],
@@ -511,17 +548,19 @@ class SqlJobs:
                     "now": now,
                 },
             )
-            live = {str(r["id"]) for r in extended}
+            # The summary is the row with a count (UNION ALL promises no order).
+            summary = next(r for r in rows if r["extended"] is not None)
+            cancels = [r["cancel"] for r in rows if r["extended"] is None]
+            if summary["worker_state"] is None:
+                raise FailedPrecondition(f"worker {worker_id} is not registered")
             stale: tuple[Any, ...] = ()
-            if len(live) < len(leases):
-                missing = [lease for lease in leases if lease.job_id not in live]
-                jobs = _scoped(await self._jobs(conn, (le.job_id for le in missing)), tenant)
-                _, stale = partition_leases(jobs, worker_id, missing)
-        expiries = [self._d.decode_time(r["lease_expires_at"]) for r in extended]
+            if summary["extended"] < len(leases):
+                jobs = _scoped(await self._jobs(conn, (le.job_id for le in leases)), tenant)
+                _, stale = partition_leases(jobs, worker_id, leases)
         return HeartbeatResult(
-            cancel_job_ids=tuple(str(r["id"]) for r in extended if r["cancel_requested"]),
-            drain=touched[0]["state"] == WorkerState.DRAINING.value,
-            lease_expires_at=min(expiries, default=None),
+            cancel_job_ids=tuple(map(str, cancels)),
+            drain=summary["worker_state"] == WorkerState.DRAINING.value,
+            lease_expires_at=self._d.decode_time(summary["until"]),
             stale=stale,
         )
 
@@ -564,6 +603,18 @@ class SqlJobs:
             await follow_up(self._d, conn, after, now)
         return after
 
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[False] = False,
+    ) -> list[Job]: ...  # fmt: skip
+
+    @overload
+    async def report(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: dt.datetime, *,
+        tenant: Tenant = None, lean: Literal[True],
+    ) -> list[Ended]: ...  # fmt: skip
+
     async def report(
         self,
         worker_id: str,
@@ -571,17 +622,51 @@ class SqlJobs:
         now: dt.datetime,
         *,
         tenant: Tenant = None,
-    ) -> list[Job]:
+        lean: bool = False,
+    ) -> list[Job] | list[Ended]:
+        leases = [o.lease for o in outcomes]
+        no_repeated_jobs(leases)
+        ids = sorted({le.job_id for le in leases if self._d.valid_id(le.job_id)})
         async with self._d.tx() as conn:
-            jobs = await self._held(conn, worker_id, [o.lease for o in outcomes], tenant)
-            queues = await self._queues(conn, (queue_of(j) for j in jobs.values()))
-            pairs = []
+            # Only what the fencing check, the decision and the end of the lease read
+            # (HeldJob), and no Job is built or copied per outcome: whole rows and their
+            # dataclasses.replace were a third of ReportOutcomes (ADR 0024).
+            rows = await self._d.fetch(conn, self._q.HELD_LOCKED, {"ids": ids}) if ids else []
+            held = {
+                job.id: job
+                for job in map(self._d.held, rows)
+                if tenant is None or job.tenant == tenant
+            }
+            stale = {
+                lease.job_id: why
+                for lease in leases
+                if (why := stale_reason(held.get(lease.job_id), worker_id, lease)) is not None
+            }
+            if stale:
+                raise StaleLease(stale)
+            queues = await self._queues(conn, (queue_of(j) for j in held.values()))
+            columns, events, ended = [], [], []
             for outcome in outcomes:
-                job = jobs[outcome.lease.job_id]
-                pairs.append(
-                    (job, outcome_change(job, queues[queue_of(job)], outcome, now, self._rng))
+                job = held[outcome.lease.job_id]
+                change = outcome_change(job, queues[queue_of(job)], outcome, now, self._rng)
+                columns.append(end_columns(job, change))
+                events.append(event_row(change.event))
+                ended.append(ended_as(job, change))
+            if ended:
+                await self._d.write(
+                    conn,
+                    self._q.END_LEASES,
+                    {"now": now},
+                    jobs=columns,
+                    events=events,
+                    wake=_wake(e for e in ended if e.state is JobState.QUEUED),
                 )
-            return await self._end(conn, pairs, now)
+                await follow_up(self._d, conn, ended, now)
+            if lean:
+                return ended
+            # Whole jobs (CompleteJob, FailJob, an older worker): as this transaction left them.
+            whole = await self._jobs(conn, (e.id for e in ended))
+            return [whole[e.id] for e in ended]
 
     async def release(
         self,
@@ -689,6 +774,6 @@ class SqlJobs:
             return len(dead)
 
 
-def _wake(jobs: Iterable[Job]) -> list[dict[str, str]]:
+def _wake(jobs: Iterable[Job | Ended]) -> list[dict[str, str]]:
     """One wake-up row per queue that has new leasable work."""
     return [{"queue": q} for q in sorted({j.queue for j in jobs})]

@@ -17,11 +17,12 @@ SQLite as one `executemany` per table.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from jobq.auth.keys import ApiKey
-from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo
+from jobq.core.model import HeldJob, Job, JobEvent, LeasedJob, QueueConfig, WorkerInfo
 
 Row = Any  # a dict (psycopg) or sqlite3.Row: both read by column name
 Params = Mapping[str, Any]
@@ -36,6 +37,7 @@ class JobQueries(Protocol):
     JOB_BY_KEY: Any
     JOBS_BY_ID: Any
     JOBS_BY_ID_LOCKED: Any
+    HELD_LOCKED: Any  # JOBS_BY_ID_LOCKED with only the columns of a HeldJob
     EVENTS_OF_JOB: Any
     PAGE: str  # with {where}
     FILTERS: dict[str, str]
@@ -47,8 +49,7 @@ class JobQueries(Protocol):
     RUNNING_BY_KEY: Any
     RUNNING_IN_TENANT: Any
     EVENTS: Any  # write: events, wake
-    TOUCH_WORKER: Any
-    EXTEND_LEASES: Any
+    HEARTBEAT: Any  # a summary row (worker_state, extended, until), then one per cancel
     PROGRESS: Any
     END_LEASES: Any  # write: jobs (END_COLUMNS), events, wake
     SET_CANCEL: Any
@@ -63,6 +64,7 @@ class JobQueries(Protocol):
     # workers
     UPSERT_WORKER: Any
     WORKER_BY_ID: Any
+    WORKER_ROW_BY_ID: Any  # WORKER_BY_ID without counting its running jobs (in_flight 0)
     WORKERS: Any
     SET_WORKER_STATE: Any
     # the outbox
@@ -153,6 +155,15 @@ class Dialect(Protocol):
         ...
 
     def job(self, row: Row) -> Job: ...
+
+    def leased(self, row: Row, lease_expires_at: dt.datetime) -> LeasedJob:
+        """A row of the lease statements (LEASE, LEASE_IDS), which return only what a
+        lease needs."""
+        ...
+
+    def held(self, row: Row) -> HeldJob:
+        """A row of HELD_LOCKED: a running job as an outcome needs it."""
+        ...
 
     def queue(self, row: Row) -> QueueConfig: ...
 

@@ -35,11 +35,12 @@ class SqlWorkers:
                 raise AlreadyExists(f"worker id {worker.id} is registered by another principal")
         return worker
 
-    async def get(self, worker_id: str, *, tenant: Tenant = None) -> WorkerInfo | None:
+    async def get(
+        self, worker_id: str, *, tenant: Tenant = None, count_jobs: bool = True
+    ) -> WorkerInfo | None:
+        query = self._q.WORKER_BY_ID if count_jobs else self._q.WORKER_ROW_BY_ID
         async with self._d.read() as conn:
-            rows = await self._d.fetch(
-                conn, self._q.WORKER_BY_ID, {"id": worker_id, "tenant": tenant}
-            )
+            rows = await self._d.fetch(conn, query, {"id": worker_id, "tenant": tenant})
         return self._d.worker(rows[0]) if rows else None
 
     async def all(

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jobq.core.errors import NotFound
-from jobq.core.model import Job, JobEvent, NewJob, QueueConfig
+from jobq.core.model import Ended, Job, JobEvent, NewJob, QueueConfig
 from jobq.core.states import JobState
 from jobq.core.workflows import FailurePolicy, Workflow, WorkflowRecord
 from jobq.store.base import Tenant
@@ -203,7 +203,9 @@ class SqlWorkflows:
         )
 
 
-async def follow_up(d: Dialect, conn: Any, ended: Sequence[Job], now: dt.datetime) -> list[Job]:
+async def follow_up(
+    d: Dialect, conn: Any, ended: Sequence[Job | Ended], now: dt.datetime
+) -> list[Job]:
     """What the end of workflow jobs does to their descendants, in the caller's transaction:
     the jobs it changed, as they now are. Nothing (and no statement) for other jobs."""
     nodes = [j for j in ended if j.workflow_id is not None]

@@ -103,6 +103,13 @@ JOBS_BY_ID = f"SELECT * FROM jobs WHERE id IN {_ids('ids')}"
 # The single writer is the lock: a write transaction (BEGIN IMMEDIATE) excludes the rest.
 JOBS_BY_ID_LOCKED = JOBS_BY_ID
 
+# What an outcome reads of the jobs it ends (rows.held_from_row): no payload.
+HELD_LOCKED = (
+    "SELECT id, queue, tenant, state, attempt, attempt_base, max_attempts, run_at, worker_id,"
+    " cancel_requested, result, last_error, progress, started_at, finished_at, correlation_id,"
+    f" trace_context, workflow_id, concurrency_key FROM jobs WHERE id IN {_ids('ids')}"
+)
+
 EVENTS_OF_JOB = "SELECT * FROM job_events WHERE job_id = :id ORDER BY seq"
 
 PAGE = "SELECT * FROM jobs {where} ORDER BY id DESC LIMIT :limit"
@@ -117,6 +124,12 @@ FILTERS = {
 }
 AFTER = "id < :after"
 
+# What a lease returns (rows.leased_from_row), not the whole row (ADR 0024).
+LEASED = (
+    "id, queue, tenant, type, payload, attempt, timeout_us, correlation_id, trace_context,"
+    " priority, run_at, workflow_id"
+)
+
 LEASE = _sql(
     f"""
 UPDATE jobs
@@ -130,7 +143,7 @@ WHERE id IN (
       AND (json_array_length(:types) = 0 OR type IN {_ids("types")})
     ORDER BY priority DESC, run_at, id
     LIMIT :limit)
-RETURNING *
+RETURNING {LEASED}
 """
 )
 
@@ -154,7 +167,7 @@ SET state = {{running}}, attempt = attempt + 1, worker_id = :worker,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
     cancel_requested = 0, progress = 0, progress_message = ''
 WHERE id IN {_ids("ids")} AND state = {{queued}}
-RETURNING *
+RETURNING {LEASED}
 """
 )
 
@@ -167,26 +180,40 @@ RUNNING_BY_KEY = _sql(
     " AND state = {running} GROUP BY concurrency_key"
 )
 
-TOUCH_WORKER = _sql(
-    """
-UPDATE workers SET last_heartbeat = :now,
-    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
-WHERE id = :worker
-RETURNING state
-"""
-)
-
-EXTEND_LEASES = _sql(
-    f"""
-UPDATE jobs
-SET lease_expires_at = :now + (SELECT q.lease_timeout_us FROM queues q
-                               WHERE q.tenant = jobs.tenant AND q.name = jobs.queue)
+# A heartbeat as one script: the worker touched, the leases it still holds extended, then
+# one summary row (the worker's state, how many are held, the earliest expiry) and a row
+# per held job whose cancel was requested (PostgreSQL's HEARTBEAT returns the same rows).
+_HELD = f"""
 WHERE id IN {_ids("ids")}
   AND state = {{running}} AND worker_id = :worker AND (:tenant IS NULL OR tenant = :tenant)
   AND EXISTS (SELECT 1 FROM json_each(:ids) i JOIN json_each(:attempts) a ON a.key = i.key
               WHERE i.value = jobs.id AND a.value = jobs.attempt)
-RETURNING id, cancel_requested, lease_expires_at
 """
+HEARTBEAT = (
+    _sql(
+        """
+UPDATE workers SET last_heartbeat = :now,
+    state = CASE WHEN state = {worker_lost} THEN {worker_active} ELSE state END
+WHERE id = :worker
+"""
+    ),
+    _sql(
+        f"""
+UPDATE jobs
+SET lease_expires_at = :now + (SELECT q.lease_timeout_us FROM queues q
+                               WHERE q.tenant = jobs.tenant AND q.name = jobs.queue)
+{_HELD}
+"""
+    ),
+    _sql(
+        f"""
+SELECT NULL AS cancel, (SELECT state FROM workers WHERE id = :worker) AS worker_state,
+       count(*) AS extended, min(lease_expires_at) AS until
+FROM jobs {_HELD}
+UNION ALL
+SELECT id, NULL, NULL, NULL FROM jobs {_HELD} AND cancel_requested
+"""
+    ),
 )
 
 PROGRESS = """
@@ -271,6 +298,11 @@ FROM workers w
 """
 )
 WORKER_BY_ID = _WORKERS + " WHERE w.id = :id AND (:tenant IS NULL OR w.tenant = :tenant)"
+# The worker alone, for the checks of every worker call: its jobs are not counted.
+WORKER_ROW_BY_ID = (
+    "SELECT w.*, 0 AS in_flight FROM workers w"
+    " WHERE w.id = :id AND (:tenant IS NULL OR w.tenant = :tenant)"
+)
 WORKERS = _WORKERS + " WHERE (:tenant IS NULL OR w.tenant = :tenant) ORDER BY w.started_at"
 SET_WORKER_STATE = """
 UPDATE workers SET state = :state WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)

@@ -8,7 +8,7 @@ import sqlite3
 
 from jobq.auth.keys import ApiKey
 from jobq.auth.principal import Role
-from jobq.core.model import Job, JobEvent, QueueConfig, WorkerInfo, WorkerState
+from jobq.core.model import HeldJob, Job, JobEvent, LeasedJob, QueueConfig, WorkerInfo, WorkerState
 from jobq.core.states import EventKind, JobState
 from jobq.store.sqlite.db import (
     MICRO,
@@ -51,6 +51,50 @@ def job_from_row(row: sqlite3.Row) -> Job:
         finished_at=opt_from_us(row["finished_at"]),
         workflow_id=row["workflow_id"],
         workflow_key=row["workflow_key"],
+    )
+
+
+def held_from_row(row: sqlite3.Row) -> HeldJob:
+    """A row of `queries.HELD_LOCKED`."""
+    return HeldJob(
+        row["id"],
+        row["queue"],
+        row["tenant"],
+        JobState(row["state"]),
+        row["attempt"],
+        row["attempt_base"],
+        row["max_attempts"],
+        from_us(row["run_at"]),
+        row["worker_id"],
+        bool(row["cancel_requested"]),
+        row["result"],
+        row["last_error"],
+        row["progress"],
+        opt_from_us(row["started_at"]),
+        opt_from_us(row["finished_at"]),
+        row["correlation_id"],
+        json.loads(row["trace_context"]),
+        row["workflow_id"],
+        row["concurrency_key"],
+    )
+
+
+def leased_from_row(row: sqlite3.Row, lease_expires_at: dt.datetime) -> LeasedJob:
+    """A row of `queries.LEASED`; the lease's expiry is the statement's parameter."""
+    return LeasedJob(
+        row["id"],
+        row["queue"],
+        row["type"],
+        row["payload"],
+        row["attempt"],
+        opt_span(row["timeout_us"]),
+        row["correlation_id"],
+        json.loads(row["trace_context"]),
+        row["tenant"],
+        row["priority"],
+        from_us(row["run_at"]),
+        lease_expires_at,
+        row["workflow_id"],
     )
 
 
