@@ -27,6 +27,14 @@ class PgWrite:
     tables: Mapping[str, Sequence[str]]
 
 
+# What a lease returns: what the worker runs and the server's start event, metrics and
+# order need (rows.leased_from_row), not the whole row (ADR 0024).
+LEASED = (
+    "j.id, j.queue, j.tenant, j.type, j.payload, j.attempt, j.timeout, j.correlation_id,"
+    " j.trace_context, j.priority, j.run_at, j.workflow_id"
+)
+
+
 def _sql(text: str) -> str:
     return text.format(**STATE_SQL, leased=LEASED)
 
@@ -212,12 +220,6 @@ FILTERS = {
 }
 AFTER = "id < %(after)s::uuid"
 
-# What a lease returns: what the worker runs and the server's start event, metrics and
-# order need (rows.leased_from_row), not the whole row (ADR 0024).
-LEASED = (
-    "j.id, j.queue, j.tenant, j.type, j.payload, j.attempt, j.timeout, j.correlation_id,"
-    " j.trace_context, j.priority, j.run_at, j.workflow_id"
-)
 
 # SKIP LOCKED: replicas leasing at once take different rows instead of queueing on locks.
 LEASE = _sql(
