@@ -52,6 +52,7 @@ from jobq.server.caller import (
 from jobq.server.coordination import Coordination
 from jobq.server.dispatch import Dispatcher
 from jobq.server.group_submit import GroupSubmit
+from jobq.server.live_workers import LiveWorkers
 from jobq.server.notify import Notifier
 from jobq.store.base import DeadLetterSelector, Page, Store, Tenant
 
@@ -112,10 +113,6 @@ def in_process_coordination(settings: ServerSettings, metrics: ServerMetrics) ->
     return Coordination(guarded, metrics, settings.status_cache_ttl)
 
 
-# How long Submit's "no live worker serves" check trusts its last read of the workers.
-LIVE_WORKERS_FOR = dt.timedelta(seconds=1)
-
-
 class JobqService:
     def __init__(
         self,
@@ -148,7 +145,7 @@ class JobqService:
             lambda jobs, now: self.store.jobs.submit(jobs, now), max_batch=self._limits.max_batch
         )
         # The live workers as last read, for Submit's routing and warnings (_live_workers).
-        self._live: dict[str | None, tuple[dt.datetime, list[WorkerInfo]]] = {}
+        self._live = LiveWorkers(self._read_live_workers, clock)
 
     @property
     def limits(self) -> Limits:
@@ -217,18 +214,15 @@ class JobqService:
         """Every active worker that heartbeats, of every tenant: callers keep those serving
         their jobs' tenant (its own workers, and ALL_TENANTS ones).
 
-        Read at most once a second: a unary Submit would otherwise pay a second transaction
-        reading every worker just to route and warn (ADR 0018). A worker registering, leaving
-        or draining through this server is seen at once; through another replica, within a
-        second."""
-        now = self.clock.now()
-        seen = self._live.get(None)
-        if seen is not None and dt.timedelta(0) <= now - seen[0] < LIVE_WORKERS_FOR:
-            return seen[1]
+        Read at most once a second, one read for all callers (live_workers): a unary Submit
+        would otherwise pay a second transaction reading every worker just to route and
+        warn (ADR 0018, 0026). A worker registering, leaving or draining through this server
+        is seen at once; through another replica, within a second."""
+        return await self._live.get()
+
+    async def _read_live_workers(self, now: dt.datetime) -> list[WorkerInfo]:
         workers = await self.store.workers.all(now, self._defaults.lease_timeout)
-        live = [w for w in workers if w.state is WorkerState.ACTIVE]
-        self._live[None] = (now, live)
-        return live
+        return [w for w in workers if w.state is WorkerState.ACTIVE]
 
     async def _task_queues(self) -> dict[tuple[str, str], str]:
         """(tenant, task type) -> the queue live workers registered the type on, for a submit
@@ -366,7 +360,7 @@ class JobqService:
                 task_queues=routes,
             )
         )
-        self._live.clear()
+        self._live.forget()
         await self.coordination.present(worker.id, self._defaults.lease_timeout)
         return worker, await self._heartbeat_interval(queues, scope(principal))
 
@@ -514,7 +508,7 @@ class JobqService:
         if not may_act_as(principal, worker):
             raise NotFound(f"worker {worker_id} not found")
         await self.store.workers.set_state(worker_id, WorkerState.STOPPED)
-        self._live.clear()
+        self._live.forget()
         await self.coordination.gone(worker_id)
 
     @staticmethod
@@ -581,7 +575,7 @@ class JobqService:
         drained = await self.store.workers.set_state(
             worker_id, WorkerState.DRAINING, tenant=scope(caller())
         )
-        self._live.clear()
+        self._live.forget()
         return drained
 
     async def list_dead(self, queue: str, page_size: int, page_token: str) -> Page:
