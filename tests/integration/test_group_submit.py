@@ -80,6 +80,27 @@ async def test_submits_arriving_during_a_write_share_the_next_one(store: Store) 
         assert stored is not None and stored.payload == job.payload
 
 
+async def test_by_default_one_write_is_in_flight_and_the_rest_wait_for_the_next(
+    store: Store,
+) -> None:
+    # Given the group as the server builds it, its first write held at the gate
+    gated = GatedStore(store)
+    group = GroupSubmit(gated.submit, max_batch=100)
+    jobs = [new_job(CLOCK, payload=str(i)) for i in range(30)]
+    calls = [asyncio.create_task(group.submit(jobs[0], CLOCK.now()))]
+    await written(gated, 1)
+    # When 29 more arrive meanwhile
+    calls += [asyncio.create_task(group.submit(job, CLOCK.now())) for job in jobs[1:]]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # Then no second write starts beside it (it would take only what gathered so far)
+    assert gated.batches == [1]
+    gated.gate.set()
+    results = await asyncio.gather(*calls)
+    assert gated.batches == [1, 29]
+    assert [r.job.id for r in results] == [j.id for j in jobs]
+
+
 async def test_a_batch_the_store_refuses_is_written_job_by_job(store: Store) -> None:
     # Given a store that refuses a batch holding one particular job
     bad = new_job(CLOCK, payload='"bad"')

@@ -17,6 +17,7 @@ from jobq.client import _convert as cv
 from jobq.client._convert import DurationLike, Job
 from jobq.client._retry import RetryPolicy
 from jobq.client._schedules import AsyncSchedules
+from jobq.client._warnings import WarningLog
 from jobq.client._workflows import Canvas, Node, Workflow, as_nodes, workflow_from_pb
 from jobq.core.errors import InvalidArgument
 from jobq.core.model import QueueConfig, QueueStats, WorkerInfo
@@ -104,12 +105,6 @@ def default_address() -> str:
     return load(ClientSettings).server_address or DEFAULT_ADDRESS
 
 
-def _warn(warnings: Sequence[str]) -> tuple[str, ...]:
-    for warning in warnings:
-        log.warning("jobq: %s", warning)
-    return tuple(warnings)
-
-
 class AsyncClient:
     """`async with AsyncClient("host:50051") as client: await client.submit("echo", {...})`.
 
@@ -136,6 +131,8 @@ class AsyncClient:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._correlation_id = correlation_id
+        # The server's submit warnings, each logged once a minute by this client (_warnings).
+        self._warn = WarningLog()
         self._channel = open_channel(address, tls, channel_options())
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
@@ -254,7 +251,9 @@ class AsyncClient:
         )
         request = job_pb.SubmitRequest(job=job)
         response = await self._call(self._jobs.Submit, request, idempotent=bool(idempotency_key))
-        return Submitted(cv.job_from_pb(response.job), response.created, _warn(response.warnings))
+        return Submitted(
+            cv.job_from_pb(response.job), response.created, self._warn(response.warnings)
+        )
 
     async def submit_many(
         self,
@@ -282,7 +281,7 @@ class AsyncClient:
                 response = await self._call(self._jobs.SubmitBatch, request, idempotent=keyed)
             finally:
                 slots.release()
-            warnings = _warn(response.warnings)
+            warnings = self._warn(response.warnings)
             times = cv.Times()
             sent[index] = [
                 Submitted(

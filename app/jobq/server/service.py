@@ -22,6 +22,7 @@ from jobq.core.model import (
     JobFilter,
     LeasedJob,
     LeaseRef,
+    NewJob,
     Outcome,
     QueueConfig,
     QueueStats,
@@ -54,6 +55,7 @@ from jobq.server.caller import (
 from jobq.server.coordination import Coordination
 from jobq.server.dispatch import Dispatcher
 from jobq.server.group_submit import GroupSubmit
+from jobq.server.live_workers import LiveWorkers
 from jobq.server.notify import Notifier
 from jobq.store.base import DeadLetterSelector, Page, Store, Tenant
 
@@ -114,10 +116,6 @@ def in_process_coordination(settings: ServerSettings, metrics: ServerMetrics) ->
     return Coordination(guarded, metrics, settings.status_cache_ttl)
 
 
-# How long Submit's "no live worker serves" check trusts its last read of the workers.
-LIVE_WORKERS_FOR = dt.timedelta(seconds=1)
-
-
 class JobqService:
     def __init__(
         self,
@@ -146,11 +144,9 @@ class JobqService:
         )
         # Concurrent single submits share a transaction (group_submit): at most a batch's
         # worth, so one write stays within what SubmitBatch may send.
-        self._group_submit = GroupSubmit(
-            lambda jobs, now: self.store.jobs.submit(jobs, now), max_batch=self._limits.max_batch
-        )
+        self._group_submit = GroupSubmit(self._write_submits, max_batch=self._limits.max_batch)
         # The live workers as last read, for Submit's routing and warnings (_live_workers).
-        self._live: dict[str | None, tuple[dt.datetime, list[WorkerInfo]]] = {}
+        self._live = LiveWorkers(self._read_live_workers, clock)
 
     @property
     def limits(self) -> Limits:
@@ -204,9 +200,16 @@ class JobqService:
                 if await self.store.queues.get(name, tenant=tenant) is None:
                     raise NotFound(f"queue {name!r} not found (JQ_AUTO_CREATE_QUEUES is off)")
         if len(new_jobs) == 1 and not new_jobs[0].idempotency_key:
-            results = [await self._group_submit.submit(new_jobs[0], now)]
-        else:
-            results = await self.store.jobs.submit(new_jobs, now)
+            return [await self._group_submit.submit(new_jobs[0], now)]
+        return await self._write_submits(new_jobs, now)
+
+    async def _write_submits(self, jobs: Sequence[NewJob], now: dt.datetime) -> list[SubmitResult]:
+        """The store's submit, then the wake-up of a waiting lease per queued job.
+
+        The group write calls this too: its callers' answers wait until it returns, so the
+        lease is woken first and starts its transaction while they are answered (one pass
+        of the event loop sooner at light load), and a batch wakes once, with its count."""
+        results = await self.store.jobs.submit(jobs, now)
         created = [r.job for r in results if r.created]
         # Counted per queue, not per job: a batch's jobs mostly share one.
         for queue_name, count in collections.Counter(j.queue for j in created).items():
@@ -220,18 +223,15 @@ class JobqService:
         """Every active worker that heartbeats, of every tenant: callers keep those serving
         their jobs' tenant (its own workers, and ALL_TENANTS ones).
 
-        Read at most once a second: a unary Submit would otherwise pay a second transaction
-        reading every worker just to route and warn (ADR 0018). A worker registering, leaving
-        or draining through this server is seen at once; through another replica, within a
-        second."""
-        now = self.clock.now()
-        seen = self._live.get(None)
-        if seen is not None and dt.timedelta(0) <= now - seen[0] < LIVE_WORKERS_FOR:
-            return seen[1]
+        Read at most once a second, one read for all callers (live_workers): a unary Submit
+        would otherwise pay a second transaction reading every worker just to route and
+        warn (ADR 0018, 0026). A worker registering, leaving or draining through this server
+        is seen at once; through another replica, within a second."""
+        return await self._live.get()
+
+    async def _read_live_workers(self, now: dt.datetime) -> list[WorkerInfo]:
         workers = await self.store.workers.all(now, self._defaults.lease_timeout)
-        live = [w for w in workers if w.state is WorkerState.ACTIVE]
-        self._live[None] = (now, live)
-        return live
+        return [w for w in workers if w.state is WorkerState.ACTIVE]
 
     async def _task_queues(self) -> dict[tuple[str, str], str]:
         """(tenant, task type) -> the queue live workers registered the type on, for a submit
@@ -369,7 +369,7 @@ class JobqService:
                 task_queues=routes,
             )
         )
-        self._live.clear()
+        self._live.forget()
         await self.coordination.present(worker.id, self._defaults.lease_timeout)
         return worker, await self._heartbeat_interval(queues, scope(principal))
 
@@ -556,7 +556,7 @@ class JobqService:
         if not may_act_as(principal, worker):
             raise NotFound(f"worker {worker_id} not found")
         await self.store.workers.set_state(worker_id, WorkerState.STOPPED)
-        self._live.clear()
+        self._live.forget()
         await self.coordination.gone(worker_id)
 
     @staticmethod
@@ -623,7 +623,7 @@ class JobqService:
         drained = await self.store.workers.set_state(
             worker_id, WorkerState.DRAINING, tenant=scope(caller())
         )
-        self._live.clear()
+        self._live.forget()
         return drained
 
     async def list_dead(self, queue: str, page_size: int, page_token: str) -> Page:
