@@ -33,7 +33,7 @@ run: $(STAMP) $(GENERATED)
 
 ## test: every test suite (installs what it needs first)
 test: $(STAMP) $(INFRA_STAMP) $(GENERATED)
-	scripts/test.sh -q --durations=40
+	scripts/test.sh -q --durations=40 -n 2 --dist loadscope --no-loadscope-reorder
 
 ## test-fast: unit and contract tests only
 test-fast: $(STAMP) $(GENERATED)

@@ -45,6 +45,9 @@ def make_run(tmp_path: Path) -> Iterator[RunScript]:
         run.stop_all()
 
 
+# Every README command in turn, some starting processes of their own: 40 s alone on a quiet
+# machine, 80 s and more while the other xdist worker runs a heavy unit beside it.
+@pytest.mark.timeout(240)
 def test_the_readme_examples_run_as_written(make_run: RunScript, tmp_path: Path) -> None:
     blocks = readme_blocks()
     assert any(tag.startswith("file=") for _, tag, _ in blocks)

@@ -489,7 +489,7 @@ FROM jobs j JOIN unnest(%(tenants)s::text[], %(names)s::text[]) AS k(tenant, nam
   ON j.tenant = k.tenant AND j.queue = k.name
 GROUP BY j.tenant, j.queue, j.state
 """
-# Unfinished states only: read through jobs_state (state, queue), so it costs the backlog,
+# Unfinished states only: read through jobs_state, which holds only those (and dead) jobs,
 # not the history that finished jobs leave in the table.
 UNFINISHED_COUNTS = _sql(
     """
